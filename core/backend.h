@@ -1,0 +1,71 @@
+/* The compute backend interface: the operations model code is written in.
+ *
+ * Model code (teacher/dense.c, teacher/deepseek.c) calls these through a backend table and never
+ * branches on which backend runs; the CPU backend (backend_cpu.c, fp32 with OpenMP) is the
+ * readable reference the CUDA backend is checked against. Activations are float32 arrays in the
+ * backend's memory; weights are `weight` views of checkpoint tensors in their stored dtype, so a
+ * memory-mapped bf16 or FP8 checkpoint is never copied whole.
+ *
+ * Conventions (after llm.c): outputs first, then inputs, weights, sizes. Row-major throughout;
+ * a linear weight is [out, in] as PyTorch stores it. */
+#ifndef R1_CORE_BACKEND_H
+#define R1_CORE_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "core/rope.h"
+#include "core/weight.h"
+
+/* Where each token of a forward batch sits: the KV-cache slot of its sequence and its position
+ * there. Tokens of one sequence are consecutive and in position order. */
+typedef struct {
+    int n;            /* tokens in the batch */
+    const int *slot;  /* [n] */
+    const int *pos;   /* [n] */
+} token_layout;
+
+typedef struct backend backend;
+struct backend {
+    const char *name;
+    void *(*alloc)(backend *be, size_t bytes);
+    void (*release)(backend *be, void *p);
+
+    /* out[n, w->cols] = rows ids[i] of the embedding table w */
+    void (*embed)(backend *be, float *out, const weight *w, const int *ids, int n);
+    /* out[n, d] = x / sqrt(mean(x^2) + eps) * g */
+    void (*rmsnorm)(backend *be, float *out, const float *x, const weight *g, int n, int d,
+                    float eps);
+    /* y[n, w->rows] = x[n, w->cols] @ w^T (+ bias[w->rows] if bias). Each output element is
+     * computed in the same order whatever n is, so a token's result does not depend on what else
+     * is in the batch. */
+    void (*linear)(backend *be, float *y, const float *x, const weight *w, const weight *bias,
+                   int n);
+    /* Rotates, for each token i, n_heads vectors (stride head_stride, starting at off) in
+     * x[i * row_stride ...] at position pos[i]. */
+    void (*rope)(backend *be, float *x, const rope_table *r, const int *pos, int n, int row_stride,
+                 int n_heads, int head_stride, int off);
+    /* out[n, d] = silu(gate) * up, with gate and up rows of width d at stride `stride`. */
+    void (*swiglu)(backend *be, float *out, const float *gate, const float *up, int n, int d,
+                   int stride);
+    /* cache[slot[i]][pos[i]][0..width) = src[i * width ...] for each token of the batch; the
+     * cache has max_seq rows of `width` floats per slot. */
+    void (*kv_store)(backend *be, float *cache, const float *src, const token_layout *tl, int width,
+                     int max_seq);
+    /* x[i] += y[i] */
+    void (*add)(backend *be, float *x, const float *y, size_t n);
+    /* Grouped-query causal attention of the batch's tokens against the KV cache.
+     * q: [n, n_heads, head_dim]; k_cache/v_cache: [slots][max_seq][n_kv_heads * head_dim] where
+     * the batch's own keys and values are already stored. Token i attends to positions 0..pos[i]
+     * of its slot. out: [n, n_heads, v_dim]. */
+    void (*attention)(backend *be, float *out, const float *q, const float *k_cache,
+                      const float *v_cache, const token_layout *tl, int max_seq, int n_heads,
+                      int n_kv_heads, int head_dim, int v_dim, float scale);
+};
+
+/* The CPU backend (OpenBLAS is used by the trainer; inference kernels here are OpenMP loops
+ * with a fixed summation order). */
+backend *backend_cpu(void);
+
+#endif

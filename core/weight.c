@@ -1,0 +1,80 @@
+#include "core/weight.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+
+void weight_rows_to_f32(float *dst, const weight *w, int64_t r0, int64_t nr) {
+    const size_t cols = (size_t)w->cols;
+    if (w->dt != DTYPE_F8_E4M3) {
+        const uint8_t *src = (const uint8_t *)w->data + (size_t)r0 * cols * dtype_size(w->dt);
+        dtype_to_f32(dst, src, w->dt, (size_t)nr * cols);
+        return;
+    }
+    /* FP8 with 2-D block scales (DeepSeek-V3 weight_dequant): scale per (row block, col block) */
+    const int64_t scale_cols = (w->cols + w->block_cols - 1) / w->block_cols;
+    for (int64_t r = 0; r < nr; r++) {
+        const uint8_t *src = (const uint8_t *)w->data + (size_t)(r0 + r) * cols;
+        const float *srow = w->scale_inv + ((r0 + r) / w->block_rows) * scale_cols;
+        float *d = dst + (size_t)r * cols;
+        for (int64_t c = 0; c < w->cols; c++) d[c] = fp8_e4m3_table[src[c]] * srow[c / w->block_cols];
+    }
+}
+
+float weight_get(const weight *w, int64_t r, int64_t c) {
+    float v;
+    if (w->dt == DTYPE_F8_E4M3) {
+        const int64_t scale_cols = (w->cols + w->block_cols - 1) / w->block_cols;
+        const uint8_t *p = (const uint8_t *)w->data + r * w->cols + c;
+        return fp8_e4m3_table[*p] * w->scale_inv[(r / w->block_rows) * scale_cols + c / w->block_cols];
+    }
+    const uint8_t *p = (const uint8_t *)w->data + (size_t)(r * w->cols + c) * dtype_size(w->dt);
+    dtype_to_f32(&v, p, w->dt, 1);
+    return v;
+}
+
+int weight_load(weight *w, const safetensors *st, const char *name, int64_t rows, int64_t cols,
+                const int *fp8_block, const char *why) {
+    memset(w, 0, sizeof *w);
+    int64_t shape[2] = {rows, cols};
+    const st_tensor *t = rows == 0 ? safetensors_need_shape(st, name, 1, &cols, why)
+                                   : safetensors_need_shape(st, name, 2, shape, why);
+    if (!t) return R1_EINPUT;
+    if (!dtype_is_float(t->dt))
+        return err_fail(R1_EINPUT, safetensors_shard_path(st, t),
+                        "tensor \"%s\" has dtype %s; weights must be F32, F16, BF16 or F8_E4M3",
+                        name, dtype_name(t->dt));
+    w->dt = t->dt;
+    w->rows = rows == 0 ? 1 : rows;
+    w->cols = cols;
+    w->data = t->data;
+    if (t->dt != DTYPE_F8_E4M3) return R1_OK;
+    if (!fp8_block) {
+        err_fail(R1_EINPUT, safetensors_shard_path(st, t),
+                 "tensor \"%s\" is F8_E4M3 but config.json has no fp8 quantization_config", name);
+        return err_hint("FP8 checkpoints declare quantization_config {\"quant_method\": \"fp8\", "
+                        "\"weight_block_size\": [128, 128]}");
+    }
+    char sname[512];
+    snprintf(sname, sizeof sname, "%s_scale_inv", name);
+    int64_t sshape[2] = {(w->rows + fp8_block[0] - 1) / fp8_block[0],
+                         (cols + fp8_block[1] - 1) / fp8_block[1]};
+    const st_tensor *s = safetensors_find(st, sname);
+    if (!s) {
+        err_fail(R1_EINPUT, safetensors_shard_path(st, t),
+                 "FP8 tensor \"%s\" has no block scales \"%s\"", name, sname);
+        return err_hint("every F8_E4M3 weight needs its weight_scale_inv tensor (any shard)");
+    }
+    char swhy[256];
+    snprintf(swhy, sizeof swhy, "weight_block_size [%d, %d] on a [%lld, %lld] weight",
+             fp8_block[0], fp8_block[1], (long long)w->rows, (long long)cols);
+    if (!safetensors_need_shape(st, sname, 2, sshape, swhy)) return R1_EINPUT;
+    if (s->dt != DTYPE_F32)
+        return err_fail(R1_EINPUT, safetensors_shard_path(st, s),
+                        "block scales \"%s\" must be F32, not %s", sname, dtype_name(s->dt));
+    w->scale_inv = s->data;
+    w->block_rows = fp8_block[0];
+    w->block_cols = fp8_block[1];
+    return R1_OK;
+}

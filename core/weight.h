@@ -1,0 +1,38 @@
+/* Weights: views of checkpoint tensors in their stored dtype, checked against the config.
+ *
+ * A `weight` never owns its data: it points into a memory-mapped safetensors shard (or GGUF
+ * file, or device memory), so loading a model maps files and builds views; nothing is copied
+ * until an operation dequantizes the rows it is about to use. */
+#ifndef R1_CORE_WEIGHT_H
+#define R1_CORE_WEIGHT_H
+
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "core/safetensors.h"
+
+/* A 2-D weight [rows, cols] (or a 1-D vector with rows == 1) as stored in the checkpoint. */
+typedef struct {
+    dtype dt;               /* F32, F16, BF16 or F8_E4M3 */
+    int64_t rows, cols;
+    const void *data;
+    /* F8_E4M3 only: float32 scale_inv [ceil(rows/block_rows), ceil(cols/block_cols)];
+     * element (i, j) is fp8[i, j] * scale_inv[i / block_rows, j / block_cols]. */
+    const float *scale_inv;
+    int block_rows, block_cols;
+} weight;
+
+/* Dequantizes rows [r0, r0 + nr) of w into dst ([nr, cols] float32). */
+void weight_rows_to_f32(float *dst, const weight *w, int64_t r0, int64_t nr);
+/* One element of a weight, dequantized. */
+float weight_get(const weight *w, int64_t r, int64_t c);
+
+/* Builds a view of tensor `name`, checking that it exists, is a float type and has shape
+ * [rows, cols] (or [cols] when rows == 0, for vectors; then w->rows = 1). An F8_E4M3 tensor
+ * needs its "<name>_scale_inv" companion of shape [ceil(rows/block[0]), ceil(cols/block[1])];
+ * fp8_block may be NULL when the checkpoint has no FP8 weights. `why` names what implies the
+ * shape, for the message. Errors name the tensor and its shard (R1_EINPUT). */
+int weight_load(weight *w, const safetensors *st, const char *name, int64_t rows, int64_t cols,
+                const int *fp8_block, const char *why);
+
+#endif

@@ -1,0 +1,48 @@
+/* teacher/: inference. A loaded model (qwen2, llama or deepseek_v3), its KV cache, and the
+ * commands that run it (logits, inspect, generate).
+ *
+ * One forward call runs a ragged batch: any number of tokens from any number of sequences, each
+ * token with the cache slot of its sequence and its position. Prefill is one sequence's prompt
+ * as one batch; a decode step is one token from each sequence in flight. A token's logits do
+ * not depend on what else is in the batch. */
+#ifndef R1_TEACHER_TEACHER_H
+#define R1_TEACHER_TEACHER_H
+
+#include "core/backend.h"
+#include "core/config.h"
+
+typedef struct teacher_model teacher_model;
+
+struct teacher_model {
+    model_config cfg;
+    char *path;
+    backend *be;
+    int cache_slots;    /* sequences the cache holds */
+    int cache_len;      /* positions per sequence */
+
+    /* Runs the batch; writes logits [n_out, vocab] for the batch rows listed in out_rows. */
+    int (*forward)(teacher_model *m, const int *tokens, const token_layout *tl,
+                   const int *out_rows, int n_out, float *logits);
+    /* (Re)allocates the cache for `slots` sequences of up to `len` positions. */
+    int (*cache_init)(teacher_model *m, int slots, int len);
+    /* Bytes of cache per token (all layers), as this backend stores it. */
+    size_t (*cache_bytes_per_token)(const teacher_model *m);
+    void (*destroy)(teacher_model *m);
+};
+
+/* Opens a model directory (config.json + safetensors) of any supported architecture. */
+int teacher_open(teacher_model **out, const char *path, backend *be);
+void teacher_close(teacher_model *m);
+
+/* Architecture constructors, dispatched by teacher_open on model_type. */
+int dense_open(teacher_model **out, const char *path, const model_config *cfg, backend *be);
+int deepseek_open(teacher_model **out, const char *path, const model_config *cfg, backend *be);
+
+/* Runs a whole prompt (positions 0..n-1, slot 0) and returns logits for every position
+ * ([n, vocab], caller frees). Sizes the cache to n. */
+int teacher_logits_all(teacher_model *m, const int *tokens, int n, float **logits);
+
+/* Commands. */
+int cmd_logits(int argc, char **argv);
+
+#endif

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs the test suite: unit binaries from $BUILD/tests and end-to-end scripts in tests/e2e.
+#   tests/run.sh        everything
+#   tests/run.sh unit   unit binaries only
+#   tests/run.sh san    the sanitizer pass: unit binaries and the e2e scripts marked "# san"
+# Each e2e script gets BIN (the binary), ROOT (the checkout) and a fresh TMP directory; it passes
+# by exiting 0. The runner exits 1 if anything failed.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+BIN=${BIN:-./r1-distill}
+MODE=${1:-all}
+cd "$ROOT"
+case "$BIN" in /*) ;; *) BIN="$ROOT/${BIN#./}" ;; esac
+export BIN ROOT
+pass=0; fail=0; failed=()
+run() {  # name, command...
+    local name=$1; shift
+    local start=$SECONDS log
+    log=$(mktemp)
+    if "$@" >"$log" 2>&1; then
+        pass=$((pass + 1)); printf '  ok    %-44s %3ds\n' "$name" $((SECONDS - start))
+    else
+        fail=$((fail + 1)); failed+=("$name")
+        printf '  FAIL  %-44s %3ds\n' "$name" $((SECONDS - start)); sed 's/^/        | /' "$log" | tail -n 60
+    fi
+    rm -f "$log"
+}
+echo "tests ($MODE, $BUILD):"
+for t in "$BUILD"/tests/test_*; do
+    [ -x "$t" ] || continue
+    run "unit/$(basename "$t")" "$t"
+done
+if [ "$MODE" != unit ]; then
+    for s in tests/e2e/*.sh; do
+        [ -f "$s" ] || continue
+        if [ "$MODE" = san ] && ! grep -q '^# san' "$s"; then continue; fi
+        tmp=$(mktemp -d "${TMPDIR:-/tmp}/r1test.XXXXXX")
+        run "e2e/$(basename "$s" .sh)" env TMP="$tmp" bash "$s"
+        rm -rf "$tmp"
+    done
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ] || { printf 'failed: %s\n' "${failed[@]}"; exit 1; }
