@@ -30,10 +30,13 @@ PKGS := openblas libcjson libarchive libpcre2-8 libutf8proc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ifeq ($(PKG_LIBS)$(filter deps clean,$(MAKECMDGOALS)),)
-$(error missing build dependencies: run `sudo make deps` (apt-get install $(DEB_PKGS)) or see README.md)
+$(error missing build dependencies: run `make deps` (apt-get install $(DEB_PKGS)) or see README.md)
 endif
+# node + npm run the reference peers in tests (llama.cpp via node-llama-cpp, transformers.js);
+# Debian's are installed only when none is on the PATH.
 DEB_PKGS := build-essential pkg-config libopenblas-dev libcjson-dev libarchive-dev libpcre2-dev \
-            libutf8proc-dev libarchive-tools zstd nodejs npm
+            libutf8proc-dev libarchive-tools zstd python3 clang \
+            $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 
 # ---- optional parts, probed -----------------------------------------------------------------
 HAVE_OPENMP := $(shell [ "$(NO_OPENMP)" != 1 ] && echo 'int main(void){return 0;}' | \
@@ -122,10 +125,13 @@ fuzz:
 bench: all
 	@bench/run.sh
 
+# Installs the Debian packages the build and tests need (uses sudo when not root).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 deps:
-	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PKGS)
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PKGS)
 
 clean:
 	rm -rf build build-san build-fuzz $(BIN)
 
--include $(OBJ:.o=.d) $(BUILD)/distill/main.d
+-include $(OBJ:.o=.d) $(BUILD)/distill/main.d $(UNIT_BIN:=.d)
