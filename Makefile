@@ -68,6 +68,12 @@ CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
 NVFLAGS  := -std=c++17 -O3 -I. -gencode=arch=compute_90a,code=sm_90a -lineinfo \
             -Xcompiler -Wall,-Wno-unused-parameter -DR1_HAVE_CUDA
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lcublas -lstdc++
+HAVE_NCCL := $(shell [ -f $(CUDA_HOME)/include/nccl.h ] && echo 1)
+ifeq ($(HAVE_NCCL),1)
+CFLAGS   += -DR1_HAVE_NCCL
+NVFLAGS  += -DR1_HAVE_NCCL
+LDLIBS   += -lnccl
+endif
 endif
 LIB      := $(BUILD)/libr1.a
 BIN      := r1-distill
@@ -77,6 +83,9 @@ endif
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# CUDA checks (run on a GPU machine): tests/cuda/test_*.cu, each compared with the CPU reference
+CUDA_TEST_SRC := $(wildcard tests/cuda/test_*.cu)
+CUDA_TEST_BIN := $(CUDA_TEST_SRC:tests/cuda/%.cu=$(BUILD)/tests-cuda/%)
 
 .PHONY: all test test-unit test-san test-cuda bench fuzz demo demo-teacher deps clean info
 all: info $(BIN)
@@ -84,6 +93,7 @@ all: info $(BIN)
 info:
 	@echo "r1-distill $(VERSION): cc=$(CC) openmp=$(if $(HAVE_OPENMP),yes,no) \
 cuda=$(if $(HAVE_CUDA),yes ($(NVCC)),no$(if $(filter 1,$(NO_CUDA)), (NO_CUDA=1),)) \
+nccl=$(if $(HAVE_NCCL),yes,no) \
 build=$(BUILD)"
 
 $(BIN): $(BUILD)/distill/main.o $(LIB)
@@ -113,6 +123,14 @@ test: all $(UNIT_BIN)
 
 test-unit: all $(UNIT_BIN)
 	@BUILD=$(BUILD) BIN=./$(BIN) tests/run.sh unit
+
+$(BUILD)/tests-cuda/%: tests/cuda/%.cu $(LIB)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -o $@ $< $(LIB) $(filter-out -fopenmp,$(LDLIBS)) -Xcompiler -fopenmp
+
+test-cuda: all $(CUDA_TEST_BIN)
+	@[ -n "$(HAVE_CUDA)" ] || { echo "test-cuda needs nvcc (and a GPU to run)"; exit 2; }
+	@BUILD=$(BUILD) BIN=./$(BIN) tests/run.sh cuda
 
 test-san:
 	@$(MAKE) --no-print-directory SAN=1 NO_CUDA=1 build-san/r1-distill \
