@@ -65,7 +65,7 @@ CU_SRC   := $(foreach d,$(DIRS),$(wildcard $(d)/cuda/*.cu))
 ifeq ($(HAVE_CUDA),1)
 CFLAGS   += -DR1_HAVE_CUDA -I$(CUDA_HOME)/include
 CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
-NVFLAGS  := -std=c++17 -O3 -I. -gencode=arch=compute_90a,code=sm_90a -lineinfo \
+NVFLAGS  := -std=c++17 -O3 -I. -gencode=arch=compute_90a,code=sm_90a -lineinfo -MMD -MP \
             -Xcompiler -Wall,-Wno-unused-parameter -DR1_HAVE_CUDA
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lcublas -lstdc++
 HAVE_NCCL := $(shell [ -f $(CUDA_HOME)/include/nccl.h ] && echo 1)
@@ -124,9 +124,14 @@ test: all $(UNIT_BIN)
 test-unit: all $(UNIT_BIN)
 	@BUILD=$(BUILD) BIN=./$(BIN) tests/run.sh unit
 
-$(BUILD)/tests-cuda/%: tests/cuda/%.cu $(LIB)
+# compiled by nvcc, linked by $(CC) like the main binary (nvcc rejects -Wl, options)
+.PRECIOUS: $(BUILD)/tests-cuda/%.o
+$(BUILD)/tests-cuda/%.o: tests/cuda/%.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -o $@ $< $(LIB) $(filter-out -fopenmp,$(LDLIBS)) -Xcompiler -fopenmp
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+$(BUILD)/tests-cuda/%: $(BUILD)/tests-cuda/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 test-cuda: all $(CUDA_TEST_BIN)
 	@[ -n "$(HAVE_CUDA)" ] || { echo "test-cuda needs nvcc (and a GPU to run)"; exit 2; }
@@ -152,4 +157,5 @@ deps:
 clean:
 	rm -rf build build-san build-fuzz $(BIN)
 
--include $(OBJ:.o=.d) $(BUILD)/distill/main.d $(UNIT_BIN:=.d)
+-include $(OBJ:.o=.d) $(BUILD)/distill/main.d $(UNIT_BIN:=.d) $(CU_OBJ:.o=.d) \
+         $(CUDA_TEST_BIN:=.d)

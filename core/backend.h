@@ -2,12 +2,17 @@
  *
  * Model code (teacher/dense.c, teacher/deepseek.c) calls these through a backend table and never
  * branches on which backend runs; the CPU backend (backend_cpu.c, fp32 with OpenMP) is the
- * readable reference the CUDA backend is checked against. Activations are float32 arrays in the
- * backend's memory; weights are `weight` views of checkpoint tensors in their stored dtype, so a
- * memory-mapped bf16 or FP8 checkpoint is never copied whole.
+ * readable reference the CUDA backend (core/cuda/, core/backend_cuda.h) is checked against.
+ * Activations are float32 arrays in the backend's memory (host memory for the CPU, device memory
+ * for CUDA); so are the integer index arrays ops take (embed's ids, gather's rows, rope's pos,
+ * token_layout's slot and pos): model code copies them there with `write`. Weights are `weight`
+ * views of checkpoint tensors: the CPU reads them where they are mapped, in their stored dtype,
+ * so a memory-mapped bf16 or FP8 checkpoint is never copied whole; a device backend copies each
+ * one to its memory once, in `upload`.
  *
  * Conventions (after llm.c): outputs first, then inputs, weights, sizes. Row-major throughout;
- * a linear weight is [out, in] as PyTorch stores it. */
+ * a linear weight is [out, in] as PyTorch stores it. A backend runs one forward pass at a time;
+ * its ops are queued in order, and `read` (or `sync`) waits for them. */
 #ifndef R1_CORE_BACKEND_H
 #define R1_CORE_BACKEND_H
 
@@ -19,7 +24,8 @@
 #include "core/weight.h"
 
 /* Where each token of a forward batch sits: the KV-cache slot of its sequence and its position
- * there. Tokens of one sequence are consecutive and in position order. */
+ * there. Tokens of one sequence are consecutive and in position order. The arrays are in backend
+ * memory (see above). */
 typedef struct {
     int n;            /* tokens in the batch */
     const int *slot;  /* [n] */
@@ -37,9 +43,10 @@ struct backend {
     /* out[n, d] = x / sqrt(mean(x^2) + eps) * g */
     void (*rmsnorm)(backend *be, float *out, const float *x, const weight *g, int n, int d,
                     float eps);
-    /* y[n, w->rows] = x[n, w->cols] @ w^T (+ bias[w->rows] if bias). Each output element is
-     * computed in the same order whatever n is, so a token's result does not depend on what else
-     * is in the batch. */
+    /* y[n, w->rows] = x[n, w->cols] @ w^T (+ bias[w->rows] if bias). On the CPU each output
+     * element is computed in the same order whatever n is, so a token's result does not depend
+     * on what else is in the batch; CUDA keeps that for n <= 4 (its GEMV) and otherwise only up
+     * to rounding (cuBLASLt picks its kernel by shape). */
     void (*linear)(backend *be, float *y, const float *x, const weight *w, const weight *bias,
                    int n);
     /* Rotates, for each token i, n_heads vectors (stride head_stride, starting at off) in
@@ -50,18 +57,60 @@ struct backend {
     void (*swiglu)(backend *be, float *out, const float *gate, const float *up, int n, int d,
                    int stride);
     /* cache[slot[i]][pos[i]][0..width) = src[i * width ...] for each token of the batch; the
-     * cache has max_seq rows of `width` floats per slot. */
-    void (*kv_store)(backend *be, float *cache, const float *src, const token_layout *tl, int width,
+     * cache has max_seq rows of `width` elements of cache_dtype per slot. */
+    void (*kv_store)(backend *be, void *cache, const float *src, const token_layout *tl, int width,
                      int max_seq);
     /* x[i] += y[i] */
     void (*add)(backend *be, float *x, const float *y, size_t n);
     /* Grouped-query causal attention of the batch's tokens against the KV cache.
-     * q: [n, n_heads, head_dim]; k_cache/v_cache: [slots][max_seq][n_kv_heads * head_dim] where
-     * the batch's own keys and values are already stored. Token i attends to positions 0..pos[i]
-     * of its slot. out: [n, n_heads, v_dim]. */
-    void (*attention)(backend *be, float *out, const float *q, const float *k_cache,
-                      const float *v_cache, const token_layout *tl, int max_seq, int n_heads,
+     * q: [n, n_heads, head_dim]; k_cache/v_cache: [slots][max_seq][n_kv_heads * head_dim] (and
+     * n_kv_heads * v_dim) of cache_dtype, where the batch's own keys and values are already
+     * stored. Token i attends to positions 0..pos[i] of its slot. out: [n, n_heads, v_dim]. */
+    void (*attention)(backend *be, float *out, const float *q, const void *k_cache,
+                      const void *v_cache, const token_layout *tl, int max_seq, int n_heads,
                       int n_kv_heads, int head_dim, int v_dim, float scale);
+
+    /* ---- Added for device backends (CUDA). Every backend implements every field. ---- */
+
+    /* Element type of KV caches (kv_store, attention): F32 on the CPU and in CUDA's fp32 mode,
+     * BF16 in CUDA's bf16 mode. Model code sizes and offsets caches with dtype_size(). */
+    dtype cache_dtype;
+    /* Makes a weight view usable by this backend's ops, once, after weight_load. CUDA copies it
+     * to device memory in its storage type (fp32 mode: F32; bf16 mode: BF16 matrices, F8_E4M3
+     * kept with its block scales; 1-D vectors such as norms and biases always F32), repoints
+     * *w there and sets w->device. CPU: nothing to do. R1_ERUNTIME (recorded) when out of
+     * memory. */
+    int (*upload)(backend *be, weight *w);
+    /* Frees what upload allocated (CPU: nothing). A tied copy of an uploaded view must not be
+     * unloaded twice. */
+    void (*unload)(backend *be, weight *w);
+    /* Copies bytes from the host to backend memory; src may be reused as soon as it returns. */
+    void (*write)(backend *be, void *dst, const void *src, size_t bytes);
+    /* Copies bytes from backend memory to the host once all queued work is done. */
+    void (*read)(backend *be, void *dst, const void *src, size_t bytes);
+    /* Waits until all queued work is done. */
+    void (*sync)(backend *be);
+    /* Recording and replaying a forward pass (CUDA graphs). `key` names the pass's shape: two
+     * passes with the same nonzero key make the same op calls with the same pointers and sizes,
+     * and differ only in the contents of memory (tokens and positions written with `write`
+     * before graph_begin, the caches, the activations). graph_begin returns 1 when it has
+     * replayed the recording of `key`: the caller then skips its op calls and graph_end.
+     * Otherwise it returns 0, the caller makes its op calls and then calls graph_end (the backend
+     * may be recording them; they run at graph_end at the latest). Key 0 never records. The CPU
+     * always returns 0. */
+    int (*graph_begin)(backend *be, uint64_t key);
+    void (*graph_end)(backend *be);
+    /* y[n, w->rows] += x[n, w->cols] @ w^T (+ bias): linear added into y (the residual stream),
+     * the same value as linear into a temporary and then add. */
+    void (*linear_add)(backend *be, float *y, const float *x, const weight *w, const weight *bias,
+                       int n);
+    /* out[i, 0..d) = x[rows[i], 0..d) for i < n (rows in backend memory). */
+    void (*gather)(backend *be, float *out, const float *x, const int *rows, int n, int d);
+    /* out[i] = the index of the largest of x[i, 0..d), the lowest among equals (NaN never wins);
+     * out in backend memory. Greedy decoding without copying logits to the host. */
+    void (*argmax)(backend *be, int *out, const float *x, int n, int d);
+    /* Frees the backend (CPU: nothing; its table is static). */
+    void (*destroy)(backend *be);
 };
 
 /* The CPU backend (OpenBLAS is used by the trainer; inference kernels here are OpenMP loops
