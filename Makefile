@@ -3,6 +3,7 @@
 #   make            build ./r1-distill (prints which optional parts it found)
 #   make test       CPU test suite (unit, reference, end-to-end) plus the ASan/UBSan pass
 #   make test-cuda  CUDA checks against the CPU reference (needs a GPU)
+#   make bench-cuda decode throughput on one GPU beside transformers (needs a GPU + PyTorch)
 #   make bench      benchmarks beside their peers (reports, never fails)
 #   make fuzz       libFuzzer targets for every parser (clang)
 #   make demo       the whole pipeline on the embedded tiny teacher
@@ -87,7 +88,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 CUDA_TEST_SRC := $(wildcard tests/cuda/test_*.cu)
 CUDA_TEST_BIN := $(CUDA_TEST_SRC:tests/cuda/%.cu=$(BUILD)/tests-cuda/%)
 
-.PHONY: all test test-unit test-san test-cuda bench fuzz demo demo-teacher deps clean info
+.PHONY: all test test-unit test-san test-cuda bench bench-cuda fuzz demo demo-teacher deps clean info
 all: info $(BIN)
 
 info:
@@ -148,6 +149,15 @@ fuzz:
 bench: all
 	@bench/run.sh
 
+# Benchmark drivers: bench/<name>.c linked against the library.
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+bench-cuda: all $(BUILD)/bench/decode
+	@[ -n "$(HAVE_CUDA)" ] || { echo "bench-cuda needs nvcc (and a GPU to run)"; exit 2; }
+	@BUILD=$(BUILD) bench/cuda_generate.sh
+
 # Installs the Debian packages the build and tests need (uses sudo when not root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 deps:
@@ -158,4 +168,4 @@ clean:
 	rm -rf build build-san build-fuzz $(BIN)
 
 -include $(OBJ:.o=.d) $(BUILD)/distill/main.d $(UNIT_BIN:=.d) $(CU_OBJ:.o=.d) \
-         $(CUDA_TEST_BIN:=.d)
+         $(CUDA_TEST_BIN:=.d) $(BUILD)/bench/decode.d

@@ -117,4 +117,9 @@ struct backend {
  * with a fixed summation order). */
 backend *backend_cpu(void);
 
+/* The backend a --device option names: "cpu"; "cuda" (bf16 on GPU 0) or "cuda-fp32" (exact),
+ * either with ":N" for GPU N; "auto" (cuda when a GPU is usable, else cpu). R1_EINPUT for an
+ * unknown name, R1_ERUNTIME (recorded) when the GPU cannot be used. Free with be->destroy. */
+int backend_open(backend **out, const char *device);
+
 #endif
