@@ -104,6 +104,12 @@ struct backend {
      * the same value as linear into a temporary and then add. */
     void (*linear_add)(backend *be, float *y, const float *x, const weight *w, const weight *bias,
                        int n);
+    /* Several linears of one input x: y[j][n, w[j]->rows] = x @ w[j]^T (+ bias[j]) for j < k
+     * (bias, or any bias[j], may be NULL; the outputs are distinct and none is x). The same
+     * values as k calls of linear; a device backend runs them as one launch where it can (q, k
+     * and v; gate and up). k <= 4. */
+    void (*linear_multi)(backend *be, int k, float *const *y, const float *x,
+                         const weight *const *w, const weight *const *bias, int n);
     /* out[i, 0..d) = x[rows[i], 0..d) for i < n (rows in backend memory). */
     void (*gather)(backend *be, float *out, const float *x, const int *rows, int n, int d);
     /* out[i] = the index of the largest of x[i, 0..d), the lowest among equals (NaN never wins);

@@ -101,6 +101,11 @@ static void cpu_linear_add(backend *be, float *y, const float *x, const weight *
     linear_into(y, x, w, bias, n, 1);
 }
 
+static void cpu_linear_multi(backend *be, int k, float *const *y, const float *x,
+                             const weight *const *w, const weight *const *bias, int n) {
+    for (int j = 0; j < k; j++) linear_into(y[j], x, w[j], bias ? bias[j] : NULL, n, 0);
+}
+
 static void cpu_rope(backend *be, float *x, const rope_table *r, const int *pos, int n,
                      int row_stride, int n_heads, int head_stride, int off) {
 #pragma omp parallel for schedule(static)
@@ -216,6 +221,7 @@ static backend cpu_backend = {
     .graph_begin = cpu_graph_begin,
     .graph_end = cpu_graph_end,
     .linear_add = cpu_linear_add,
+    .linear_multi = cpu_linear_multi,
     .gather = cpu_gather,
     .argmax = cpu_argmax,
     .destroy = cpu_destroy,

@@ -196,9 +196,12 @@ static int dense_forward(teacher_model *tm, const int *tokens, const token_layou
             const dense_layer *L = &m->layers[l];
             void *kc = (char *)m->k_cache + l * layer_cache, *vc = (char *)m->v_cache + l * layer_cache;
             be->rmsnorm(be, h, x, &L->attn_norm, n, d, eps);
-            be->linear(be, q, h, &L->wq, c->attention_bias ? &L->bq : NULL, n);
-            be->linear(be, k, h, &L->wk, c->attention_bias ? &L->bk : NULL, n);
-            be->linear(be, v, h, &L->wv, c->attention_bias ? &L->bv : NULL, n);
+            {   /* q, k, v = h Wq^T + bq, h Wk^T + bk, h Wv^T + bv */
+                float *const ys[] = {q, k, v};
+                const weight *const ws[] = {&L->wq, &L->wk, &L->wv};
+                const weight *const bs[] = {&L->bq, &L->bk, &L->bv};
+                be->linear_multi(be, 3, ys, h, ws, c->attention_bias ? bs : NULL, n);
+            }
             be->rope(be, q, &m->rope, btl.pos, n, qd, H, hd, 0);
             be->rope(be, k, &m->rope, btl.pos, n, kvd, KV, hd, 0);
             be->kv_store(be, kc, k, &btl, kvd, tm->cache_len);
@@ -206,8 +209,11 @@ static int dense_forward(teacher_model *tm, const int *tokens, const token_layou
             be->attention(be, att, q, kc, vc, &btl, tm->cache_len, H, KV, hd, hd, scale);
             be->linear_add(be, x, att, &L->wo, NULL, n);       /* x += o_proj(att) */
             be->rmsnorm(be, h, x, &L->mlp_norm, n, d, eps);
-            be->linear(be, g, h, &L->wg, NULL, n);
-            be->linear(be, u, h, &L->wu, NULL, n);
+            {   /* g, u = h Wg^T, h Wu^T */
+                float *const ys[] = {g, u};
+                const weight *const ws[] = {&L->wg, &L->wu};
+                be->linear_multi(be, 2, ys, h, ws, NULL, n);
+            }
             be->swiglu(be, g, g, u, n, ff, ff);
             be->linear_add(be, x, g, &L->wd, NULL, n);         /* x += down_proj(mlp) */
         }

@@ -644,6 +644,7 @@ extern "C" backend *backend_cuda(int device, int mode) {
     be->graph_begin = cu_graph_begin;
     be->graph_end = cu_graph_end;
     be->linear_add = cu_linear_add;
+    be->linear_multi = cu_linear_multi;
     be->gather = cu_gather;
     be->argmax = cu_argmax;
     be->destroy = cu_destroy;

@@ -129,6 +129,8 @@ void cu_linear_free(cuda_backend *cu);
 void cu_linear(backend *be, float *y, const float *x, const weight *w, const weight *bias, int n);
 void cu_linear_add(backend *be, float *y, const float *x, const weight *w, const weight *bias,
                    int n);
+void cu_linear_multi(backend *be, int k, float *const *y, const float *x, const weight *const *w,
+                     const weight *const *bias, int n);
 /* Converts n elements of weight data from src_dt (F32, F16, BF16, or F8_E4M3 with block
  * scales) to dst_dt (F32 or BF16) on the stream. */
 void cu_convert_weight(cuda_backend *cu, void *dst, dtype dst_dt, const void *src, dtype src_dt,

@@ -177,16 +177,34 @@ __device__ __forceinline__ void gemv_step(float (&acc)[R][N], const uint4 (&wv)[
     }
 }
 
-/* Block b computes rows [8b, 8b + 8) for all N tokens. Thread t takes 16-byte column chunks
- * t, t + 128, ...; per step it loads the chunks c and c + 128 of all 8 rows before using them
- * (16 loads in flight). Partial sums go through warp shuffles and then shared memory, always
- * in the same order. Rows past the end are clamped for loading and not written. */
+/* Up to GEMV_MULTI matrices of one input in one launch (q, k and v; gate and up): block b
+ * belongs to the matrix j with first_block[j] <= b < first_block[j + 1]. */
+enum { GEMV_MULTI = 4 };
+struct gemv_args {
+    const void *w[GEMV_MULTI];
+    float *y[GEMV_MULTI];
+    const float *bias[GEMV_MULTI];
+    int64_t rows[GEMV_MULTI];
+    unsigned first_block[GEMV_MULTI + 1];
+    int k;
+};
+
+/* Block b computes rows [8b, 8b + 8) of its matrix for all N tokens. Thread t takes 16-byte
+ * column chunks t, t + 128, ...; per step it loads the chunks c and c + 128 of all 8 rows
+ * before using them (16 loads in flight). Partial sums go through warp shuffles and then shared
+ * memory, always in the same order, so a row's value is the same whichever launch computed it.
+ * Rows past the end are clamped for loading and not written. */
 template <typename T, int N>
 __global__ void __launch_bounds__(GEMV_THREADS)
-    gemv_kernel(float *__restrict__ y, const float *__restrict__ x, const T *__restrict__ w,
-                const float *__restrict__ bias, int64_t rows, int64_t cols, int accumulate) {
+    gemv_kernel(gemv_args a, const float *__restrict__ x, int64_t cols, int accumulate) {
     constexpr int R = GEMV_ROWS, VEC = 16 / sizeof(T);
-    const int64_t r0 = (int64_t)blockIdx.x * R, nchunk = cols / VEC;
+    int j = 0;
+#pragma unroll
+    for (int m = 1; m < GEMV_MULTI; m++)
+        if (m < a.k && blockIdx.x >= a.first_block[m]) j = m;
+    const T *__restrict__ w = (const T *)a.w[j];
+    const int64_t rows = a.rows[j];
+    const int64_t r0 = (int64_t)(blockIdx.x - a.first_block[j]) * R, nchunk = cols / VEC;
     const uint4 *wr[R];
 #pragma unroll
     for (int r = 0; r < R; r++)
@@ -195,7 +213,7 @@ __global__ void __launch_bounds__(GEMV_THREADS)
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
-        for (int j = 0; j < N; j++) acc[r][j] = 0.0f;
+        for (int t = 0; t < N; t++) acc[r][t] = 0.0f;
 
     for (int64_t c = threadIdx.x; c < nchunk; c += 2 * GEMV_THREADS) {
         const int64_t c2 = c + GEMV_THREADS;
@@ -215,20 +233,20 @@ __global__ void __launch_bounds__(GEMV_THREADS)
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
-        for (int j = 0; j < N; j++) {
-            const float v = warp_sum(acc[r][j]);
-            if (lane == 0) red[wid][r * N + j] = v;
+        for (int t = 0; t < N; t++) {
+            const float v = warp_sum(acc[r][t]);
+            if (lane == 0) red[wid][r * N + t] = v;
         }
     __syncthreads();
     if (threadIdx.x < R * N) {
-        const int r = threadIdx.x / N, j = threadIdx.x % N;
+        const int r = threadIdx.x / N, t = threadIdx.x % N;
         const int64_t row = r0 + r;
         if (row < rows) {
             float v = red[0][threadIdx.x];
 #pragma unroll
             for (int k = 1; k < GEMV_THREADS / 32; k++) v += red[k][threadIdx.x];
-            if (bias) v += bias[row];
-            float *out = y + j * rows + row;
+            if (a.bias[j]) v += a.bias[j][row];
+            float *out = a.y[j] + t * rows + row;
             *out = accumulate ? *out + v : v;
         }
     }
@@ -255,14 +273,13 @@ __global__ void gemv_generic_kernel(float *y, const float *x, wview w, const flo
 }
 
 template <typename T>
-static void launch_gemv(cuda_backend *cu, float *y, const float *x, const T *w, const float *bias,
-                        int64_t rows, int64_t cols, int n, int acc) {
-    const unsigned blocks = (unsigned)((rows + GEMV_ROWS - 1) / GEMV_ROWS);
+static void launch_gemv(cuda_backend *cu, const gemv_args &a, const float *x, int64_t cols, int n,
+                        int acc) {
+    const unsigned blocks = a.first_block[a.k];
     switch (n) {
 #define CASE(N)                                                                              \
     case N:                                                                                  \
-        gemv_kernel<T, N><<<blocks, GEMV_THREADS, 0, cu->stream>>>(y, x, w, bias, rows, cols, \
-                                                                   acc);                     \
+        gemv_kernel<T, N><<<blocks, GEMV_THREADS, 0, cu->stream>>>(a, x, cols, acc);         \
         break;
         CASE(1)
         CASE(2)
@@ -361,16 +378,28 @@ static void lt_matmul(cuda_backend *cu, float *y, const void *x, const void *w, 
                                 p->c, &p->algo, cu->lin->ws, LT_WORKSPACE, cu->stream));
 }
 
-/* ---- the op ------------------------------------------------------------------------------ */
+/* ---- the ops ------------------------------------------------------------------------------ */
 
-static void linear_impl(backend *be, float *y, const float *x, const weight *w,
-                        const weight *bias, int n, int acc) {
-    cuda_backend *cu = cu_of(be);
+static void check_linear(const weight *w, const weight *bias) {
     CU_REQUIRE(w->device, "linear: weight [%lld, %lld] was not uploaded (call backend->upload "
                           "after weight_load)",
                (long long)w->rows, (long long)w->cols);
     CU_REQUIRE(!bias || (bias->device && bias->dt == DTYPE_F32 && bias->cols == w->rows),
                "linear: bias must be an uploaded F32 vector of %lld", (long long)w->rows);
+}
+
+/* The GEMV kernel takes the weight when its rows are whole 16-byte chunks and x and W are
+ * 16-byte aligned. */
+static int gemv_fits(const void *wd, int wt, int64_t cols, const float *x) {
+    const int vec = wt == DTYPE_F32 ? 4 : 8;
+    return (wt == DTYPE_F32 || wt == DTYPE_BF16) && cols % vec == 0 &&
+           ((uintptr_t)wd & 15) == 0 && ((uintptr_t)x & 15) == 0;
+}
+
+static void linear_impl(backend *be, float *y, const float *x, const weight *w,
+                        const weight *bias, int n, int acc) {
+    cuda_backend *cu = cu_of(be);
+    check_linear(w, bias);
     const int64_t rows = w->rows, cols = w->cols;
     const float *bp = bias ? (const float *)bias->data : NULL;
     if (n <= 0) return;
@@ -383,22 +412,20 @@ static void linear_impl(backend *be, float *y, const float *x, const weight *w,
         wd = deq;
         wt = DTYPE_BF16;
     }
-    if (n <= cu->gemv_max) {
-        const int vec = wt == DTYPE_F32 ? 4 : 8;
-        const int aligned = cols % vec == 0 && ((uintptr_t)wd & 15) == 0 &&
-                            ((uintptr_t)x & 15) == 0;
-        if (aligned && wt == DTYPE_BF16)
-            launch_gemv(cu, y, x, (const __nv_bfloat16 *)wd, bp, rows, cols, n, acc);
-        else if (aligned)
-            launch_gemv(cu, y, x, (const float *)wd, bp, rows, cols, n, acc);
-        else {
-            wview v;
-            v.data = wd, v.scale = NULL, v.dt = wt, v.cols = cols, v.br = v.bc = 1;
-            v.scale_cols = cols;
-            gemv_generic_kernel<<<dim3((unsigned)rows, n), 128, 0, cu->stream>>>(y, x, v, bp, rows,
-                                                                               cols, acc);
-            LAUNCH_CHECK();
-        }
+    if (n <= cu->gemv_max && gemv_fits(wd, wt, cols, x)) {
+        gemv_args a;
+        memset(&a, 0, sizeof a);
+        a.k = 1, a.w[0] = wd, a.y[0] = y, a.bias[0] = bp, a.rows[0] = rows;
+        a.first_block[1] = (unsigned)((rows + GEMV_ROWS - 1) / GEMV_ROWS);
+        if (wt == DTYPE_BF16) launch_gemv<__nv_bfloat16>(cu, a, x, cols, n, acc);
+        else launch_gemv<float>(cu, a, x, cols, n, acc);
+    } else if (n <= cu->gemv_max) {
+        wview v;
+        v.data = wd, v.scale = NULL, v.dt = wt, v.cols = cols, v.br = v.bc = 1;
+        v.scale_cols = cols;
+        gemv_generic_kernel<<<dim3((unsigned)rows, n), 128, 0, cu->stream>>>(y, x, v, bp, rows,
+                                                                           cols, acc);
+        LAUNCH_CHECK();
     } else if (wt == DTYPE_F32) {
         lt_matmul(cu, y, x, wd, DTYPE_F32, bp, rows, n, cols, acc);
     } else {
@@ -415,4 +442,37 @@ void cu_linear(backend *be, float *y, const float *x, const weight *w, const wei
 void cu_linear_add(backend *be, float *y, const float *x, const weight *w, const weight *bias,
                    int n) {
     linear_impl(be, y, x, w, bias, n, 1);
+}
+
+/* Several weights of one input: one GEMV launch when they share a type and width and the GEMV
+ * applies (the rows are computed exactly as by separate launches); otherwise one linear each
+ * (cuBLASLt then converts x to bf16 once for all). */
+void cu_linear_multi(backend *be, int k, float *const *y, const float *x, const weight *const *w,
+                     const weight *const *bias, int n) {
+    cuda_backend *cu = cu_of(be);
+    CU_REQUIRE(k >= 1, "linear_multi of %d weights", k);
+    int fused = n >= 1 && n <= cu->gemv_max && k <= GEMV_MULTI;
+    for (int j = 0; j < k; j++) {
+        check_linear(w[j], bias ? bias[j] : NULL);
+        fused = fused && w[j]->dt == w[0]->dt && w[j]->cols == w[0]->cols &&
+                gemv_fits(w[j]->data, (int)w[j]->dt, w[j]->cols, x);
+        CU_REQUIRE((const float *)y[j] != x, "linear_multi: output %d is the input", j);
+        for (int i = 0; i < j; i++)
+            CU_REQUIRE(y[i] != y[j], "linear_multi: outputs %d and %d are the same buffer", i, j);
+    }
+    if (!fused) {
+        for (int j = 0; j < k; j++) linear_impl(be, y[j], x, w[j], bias ? bias[j] : NULL, n, 0);
+        return;
+    }
+    gemv_args a;
+    memset(&a, 0, sizeof a);
+    a.k = k;
+    for (int j = 0; j < k; j++) {
+        a.w[j] = w[j]->data, a.y[j] = y[j], a.rows[j] = w[j]->rows;
+        a.bias[j] = bias && bias[j] ? (const float *)bias[j]->data : NULL;
+        a.first_block[j + 1] = a.first_block[j] + (unsigned)((w[j]->rows + GEMV_ROWS - 1) / GEMV_ROWS);
+    }
+    if (w[0]->dt == DTYPE_BF16) launch_gemv<__nv_bfloat16>(cu, a, x, w[0]->cols, n, 0);
+    else launch_gemv<float>(cu, a, x, w[0]->cols, n, 0);
+    for (int j = 0; j < k; j++) cu_touch(cu, y[j], sizeof(float) * (size_t)n * w[j]->rows);
 }

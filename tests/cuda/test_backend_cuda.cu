@@ -285,6 +285,63 @@ static void test_linear(void) {
     }
 }
 
+/* q, k, v-like weights of one input in one call: the CPU's values, and bit for bit the values
+ * of separate linear calls on the GPU. */
+static void test_linear_multi(void) {
+    const int64_t rows[3] = {96, 32, 40};
+    for (int mode = 0; mode < 2; mode++) {
+        backend *g = gpus[mode];
+        for (int n : {1, 3, 4, 5, 9}) {
+            for (dtype dt : {DTYPE_BF16, DTYPE_F32}) {
+                const int64_t cols = 64;
+                host_weight hw[3] = {make_weight(rows[0], cols, dt, 0.125f),
+                                     make_weight(rows[1], cols, dt, 0.125f),
+                                     make_weight(rows[2], cols, dt, 0.125f)};
+                host_weight hb[2] = {make_weight(1, rows[0], DTYPE_F32, 0.5f),
+                                     make_weight(1, rows[2], DTYPE_F32, 0.5f)};
+                weight gw[3] = {upload(g, hw[0]), upload(g, hw[1]), upload(g, hw[2])};
+                weight gb[2] = {upload(g, hb[0]), upload(g, hb[1])};
+                std::vector<float> x = randn((size_t)n * cols, 1.0f);
+                std::vector<float> want[3];
+                float *hy[3];
+                for (int j = 0; j < 3; j++) {
+                    want[j].resize((size_t)n * rows[j]);
+                    hy[j] = want[j].data();
+                }
+                const weight *hws[3] = {&hw[0].w, &hw[1].w, &hw[2].w};
+                const weight *hbs[3] = {&hb[0].w, NULL, &hb[1].w}; /* k without bias */
+                cpu->linear_multi(cpu, 3, hy, x.data(), hws, hbs, n);
+                float *dx = dev_floats(g, x), *dy[3], *ds[3];
+                for (int j = 0; j < 3; j++) {
+                    dy[j] = dev_poisoned(g, want[j].size());
+                    ds[j] = dev_poisoned(g, want[j].size());
+                }
+                const weight *gws[3] = {&gw[0], &gw[1], &gw[2]};
+                const weight *gbs[3] = {&gb[0], NULL, &gb[1]};
+                g->linear_multi(g, 3, dy, dx, gws, gbs, n);
+                for (int j = 0; j < 3; j++) g->linear(g, ds[j], dx, gws[j], gbs[j], n);
+                for (int j = 0; j < 3; j++) {
+                    std::vector<float> got = dev_get(g, dy[j], want[j].size());
+                    std::vector<float> sep = dev_get(g, ds[j], want[j].size());
+                    char shape[96];
+                    snprintf(shape, sizeof shape, "matrix %d of 3: [%lld x 64] %s, n %d", j,
+                             (long long)rows[j], dtype_name(dt), n);
+                    const double tol = mode == 0 ? 1e-5 : (n > 4 || dt != DTYPE_BF16) ? 1e-2 : 1e-5;
+                    check_close(mode, "linear_multi", shape, got.data(), want[j].data(),
+                                want[j].size(), tol);
+                    EXPECT_MSG(memcmp(got.data(), sep.data(), sizeof(float) * got.size()) == 0,
+                               "linear_multi [%s] %s: differs from a separate linear call",
+                               mode_names[mode], shape);
+                }
+                g->release(g, dx);
+                for (int j = 0; j < 3; j++) g->release(g, dy[j]), g->release(g, ds[j]);
+                for (int j = 0; j < 3; j++) g->unload(g, &gw[j]);
+                for (int j = 0; j < 2; j++) g->unload(g, &gb[j]);
+            }
+        }
+    }
+}
+
 static void test_rope(void) {
     rope_config def = {};
     def.type = ROPE_DEFAULT;
@@ -798,6 +855,7 @@ int main(void) {
     RUN(test_argmax);
     RUN(test_kv_store);
     RUN(test_linear);
+    RUN(test_linear_multi);
     RUN(test_attention);
     RUN(test_forward_vs_cpu);
     RUN(test_incremental);
