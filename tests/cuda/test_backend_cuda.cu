@@ -832,6 +832,13 @@ static void test_graphs(void) {
     fixture_free(&ref);
 }
 
+/* The name first, so that a fatal CUDA error (which exits) shows which test it was in. */
+#define RUN_NAMED(fn)                                                                        \
+    do {                                                                                     \
+        fprintf(stderr, "  ... %s\n", #fn);                                                  \
+        RUN(fn);                                                                             \
+    } while (0)
+
 int main(void) {
     const char *seed = getenv("R1_TEST_SEED");
     rng_state = seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
@@ -846,21 +853,21 @@ int main(void) {
             return 1;
         }
     }
-    RUN(test_transfers);
-    RUN(test_embed);
-    RUN(test_rmsnorm);
-    RUN(test_rope);
-    RUN(test_swiglu);
-    RUN(test_add_gather);
-    RUN(test_argmax);
-    RUN(test_kv_store);
-    RUN(test_linear);
-    RUN(test_linear_multi);
-    RUN(test_attention);
-    RUN(test_forward_vs_cpu);
-    RUN(test_incremental);
-    RUN(test_greedy);
-    RUN(test_graphs);
+    RUN_NAMED(test_transfers);
+    RUN_NAMED(test_embed);
+    RUN_NAMED(test_rmsnorm);
+    RUN_NAMED(test_rope);
+    RUN_NAMED(test_swiglu);
+    RUN_NAMED(test_add_gather);
+    RUN_NAMED(test_argmax);
+    RUN_NAMED(test_kv_store);
+    RUN_NAMED(test_linear);
+    RUN_NAMED(test_linear_multi);
+    RUN_NAMED(test_attention);
+    RUN_NAMED(test_forward_vs_cpu);
+    RUN_NAMED(test_incremental);
+    RUN_NAMED(test_greedy);
+    RUN_NAMED(test_graphs);
     fprintf(stderr, "  worst relative L2 error per op (fp32 mode / bf16 mode):\n");
     for (int k = 0; k < n_worst; k++)
         fprintf(stderr, "    %-12s %.3g / %.3g\n", worst_name[k], worst_seen[0][k],
