@@ -28,8 +28,12 @@ endif
 
 # ---- required Debian packages: OpenBLAS, cJSON, libarchive, PCRE2, utf8proc ----------------
 PKGS := openblas libcjson libarchive libpcre2-8 libutf8proc
+# PKG_CFLAGS / PKG_LIBS from the environment replace pkg-config (tests/cuda/gpu_deps.sh sets them
+# on a GPU machine without the -dev packages).
+ifndef PKG_LIBS
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+endif
 ifeq ($(PKG_LIBS)$(filter deps clean,$(MAKECMDGOALS)),)
 $(error missing build dependencies: run `make deps` (apt-get install $(DEB_PKGS)) or see README.md)
 endif
@@ -66,8 +70,8 @@ CU_SRC   := $(foreach d,$(DIRS),$(wildcard $(d)/cuda/*.cu))
 ifeq ($(HAVE_CUDA),1)
 CFLAGS   += -DR1_HAVE_CUDA -I$(CUDA_HOME)/include
 CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
-NVFLAGS  := -std=c++17 -O3 -I. -gencode=arch=compute_90a,code=sm_90a -lineinfo -MMD -MP \
-            -Xcompiler -Wall,-Wno-unused-parameter -DR1_HAVE_CUDA
+NVFLAGS  := -std=c++17 -O3 -I. $(PKG_CFLAGS) -gencode=arch=compute_90a,code=sm_90a -lineinfo \
+            -MMD -MP -Xcompiler -Wall,-Wno-unused-parameter -DR1_HAVE_CUDA
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lcublas -lstdc++
 HAVE_NCCL := $(shell [ -f $(CUDA_HOME)/include/nccl.h ] && echo 1)
 ifeq ($(HAVE_NCCL),1)
