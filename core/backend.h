@@ -75,6 +75,9 @@ struct backend {
     /* Element type of KV caches (kv_store, attention): F32 on the CPU and in CUDA's fp32 mode,
      * BF16 in CUDA's bf16 mode. Model code sizes and offsets caches with dtype_size(). */
     dtype cache_dtype;
+    /* 1 when backend memory is host memory (the CPU): model code may then compute straight
+     * into the caller's host arrays instead of going through `read`. */
+    int host_memory;
     /* Makes a weight view usable by this backend's ops, once, after weight_load. CUDA copies it
      * to device memory in its storage type (fp32 mode: F32; bf16 mode: BF16 matrices, F8_E4M3
      * kept with its block scales; 1-D vectors such as norms and biases always F32), repoints

@@ -213,6 +213,7 @@ static backend cpu_backend = {
     .add = cpu_add,
     .attention = cpu_attention,
     .cache_dtype = DTYPE_F32,
+    .host_memory = 1,
     .upload = cpu_upload,
     .unload = cpu_unload,
     .write = cpu_copy,

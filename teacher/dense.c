@@ -42,13 +42,14 @@ typedef struct {
     /* Per-forward buffers in backend memory, kept between passes (and grown when a pass needs
      * more) so that a pass of the same shape uses the same addresses and a device backend can
      * replay its recording (backend.h graph_begin). */
-    int cap_n, cap_out;       /* tokens and output rows they hold */
+    int cap_n;                /* rows the buffers below hold (tokens and output rows) */
+    int cap_out;              /* rows of `logits` */
     float *x, *h;             /* [cap_n, d] residual stream, normed input */
     float *q, *att;           /* [cap_n, H*hd] */
     float *k, *v;             /* [cap_n, KV*hd] */
     float *g, *u;             /* [cap_n, ff] */
     float *logits;            /* [cap_out, vocab] */
-    int *idx;                 /* [3 * cap_n + cap_out]: tokens, slots, positions, output rows */
+    int *idx;                 /* [4 * cap_n]: tokens, slots, positions, output rows */
     int *host_idx;            /* host staging for idx */
 } dense_model;
 
@@ -112,15 +113,19 @@ static void release_buffers(dense_model *m) {
     m->cap_n = m->cap_out = 0;
 }
 
-/* Makes the per-forward buffers hold n tokens and n_out output rows (rounded up to powers of
- * two, so that growing batches reallocate rarely). */
-static void reserve_buffers(dense_model *m, int n, int n_out) {
-    if (n <= m->cap_n && n_out <= m->cap_out) return;
+static int pow2_at_least(int have, int want) {
+    int c = have > 1 ? have : 1;
+    while (c < want) c *= 2;
+    return c;
+}
+
+/* Makes the per-forward buffers hold n rows (tokens, and output rows), rounded up to a power
+ * of two so that growing batches reallocate rarely. */
+static void reserve_buffers(dense_model *m, int n) {
+    if (n <= m->cap_n) return;
     const model_config *c = &m->base.cfg;
     backend *be = m->base.be;
-    int cn = m->cap_n > n ? m->cap_n : 1, co = m->cap_out > n_out ? m->cap_out : 1;
-    while (cn < n) cn *= 2;
-    while (co < n_out) co *= 2;
+    const int cn = pow2_at_least(m->cap_n, n);
     release_buffers(m);
     const size_t f = sizeof(float), N = (size_t)cn, qd = (size_t)c->num_heads * c->head_dim,
                  kvd = (size_t)c->num_kv_heads * c->head_dim;
@@ -132,10 +137,18 @@ static void reserve_buffers(dense_model *m, int n, int n_out) {
     m->v = be->alloc(be, f * N * kvd);
     m->g = be->alloc(be, f * N * c->intermediate_size);
     m->u = be->alloc(be, f * N * c->intermediate_size);
-    m->logits = be->alloc(be, f * (size_t)co * (size_t)c->vocab_size);
-    m->idx = be->alloc(be, sizeof(int) * (3 * N + (size_t)co));
-    m->host_idx = xmalloc(sizeof(int) * (3 * N + (size_t)co));
+    m->idx = be->alloc(be, sizeof(int) * 4 * N);
+    m->host_idx = xmalloc(sizeof(int) * 4 * N);
     m->cap_n = cn;
+}
+
+/* The logits buffer for n_out rows (only when they cannot go straight to the caller). */
+static void reserve_logits(dense_model *m, int n_out) {
+    if (n_out <= m->cap_out) return;
+    backend *be = m->base.be;
+    const int co = pow2_at_least(m->cap_out, n_out);
+    if (m->logits) be->release(be, m->logits);
+    m->logits = be->alloc(be, sizeof(float) * (size_t)co * (size_t)m->base.cfg.vocab_size);
     m->cap_out = co;
 }
 
@@ -171,7 +184,10 @@ static int dense_forward(teacher_model *tm, const int *tokens, const token_layou
         if (out_rows[i] < 0 || out_rows[i] >= n)
             return err_fail(R1_EINPUT, "tokens", "output row %d is outside the batch of %d",
                             out_rows[i], n);
-    reserve_buffers(m, n > n_out ? n : n_out, n_out); /* x and h also hold the output rows */
+    reserve_buffers(m, n > n_out ? n : n_out); /* x and h also hold the output rows */
+    /* The head writes straight into the caller's array when that is backend memory too. */
+    if (!(logits && be->host_memory)) reserve_logits(m, n_out);
+    float *out = logits && be->host_memory ? logits : m->logits;
     /* Token ids, slots, positions and output rows go to backend memory in one copy. */
     int *hi = m->host_idx;
     memcpy(hi, tokens, sizeof(int) * (size_t)n);
@@ -183,7 +199,7 @@ static int dense_forward(teacher_model *tm, const int *tokens, const token_layou
     const token_layout btl = {.n = n, .slot = m->idx + n, .pos = m->idx + 2 * n};
 
     uint64_t key = mix64(mix64(mix64(0, (uintptr_t)m), (uint64_t)n), (uint64_t)n_out);
-    key = mix64(mix64(key, (uintptr_t)m->x), (uintptr_t)m->k_cache);
+    key = mix64(mix64(mix64(key, (uintptr_t)m->x), (uintptr_t)m->k_cache), (uintptr_t)out);
     key = mix64(mix64(key, (uint64_t)tm->cache_slots), (uint64_t)tm->cache_len);
     if (!be->graph_begin(be, key ? key : 1)) {
         float *x = m->x, *h = m->h, *q = m->q, *k = m->k, *v = m->v, *att = m->att, *g = m->g,
@@ -220,11 +236,12 @@ static int dense_forward(teacher_model *tm, const int *tokens, const token_layou
         /* Only the requested rows reach the head: a decode step needs one row per sequence. */
         be->gather(be, h, x, rows, n_out, d);
         be->rmsnorm(be, x, h, &m->final_norm, n_out, d, eps);
-        be->linear(be, m->logits, x, &m->lm_head, NULL, n_out);
+        be->linear(be, out, x, &m->lm_head, NULL, n_out);
         be->graph_end(be);
     }
-    tm->logits = m->logits;
-    if (logits) be->read(be, logits, m->logits, sizeof(float) * (size_t)n_out * c->vocab_size);
+    tm->logits = out;
+    if (logits && out != logits)
+        be->read(be, logits, out, sizeof(float) * (size_t)n_out * c->vocab_size);
     return R1_OK;
 }
 
