@@ -73,7 +73,8 @@ def make_model(shape, out_dir):
             model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
         except TypeError:
             model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16)
-    model.eval()
+    model = model.to("cuda").eval()
+    assert next(model.parameters()).is_cuda
     # exactly --new tokens: no end-of-sequence stop
     model.generation_config.eos_token_id = None
     model.generation_config.pad_token_id = 0
