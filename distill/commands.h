@@ -3,5 +3,6 @@
 #define R1_DISTILL_COMMANDS_H
 
 #include "teacher/teacher.h"
+#include "eval/eval.h"
 
 #endif

@@ -14,6 +14,7 @@ typedef struct {
 
 static const command commands[] = {
     {"logits", cmd_logits, "run a model over token ids; write all logits, print the top ids"},
+    {"verify", cmd_verify, "extract final answers from responses and judge them against gold"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 
