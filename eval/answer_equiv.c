@@ -306,37 +306,40 @@ static shape *shape_parse_stripped(const char *s, int depth) {
 
 /* ---- scalars ---------------------------------------------------------------------------------- */
 
-/* Exact comparison of two decimal literals as written ("3.50" = "3.5", "-0" = "0", "007" = "7"),
- * so that long integers never meet floating point. */
+/* Canonical text of a decimal literal: no sign for zero, no leading zeros in the integer part,
+ * no trailing zeros in the fraction ("-007.50" -> "-7.5", ".5" -> "0.5", "-0.0" -> "0"). */
+static char *decimal_canon(const char *s) {
+    int neg = s[0] == '-';
+    if (s[0] == '-' || s[0] == '+') s++;
+    const char *dot = strchr(s, '.');
+    size_t int_len = dot ? (size_t)(dot - s) : strlen(s);
+    const char *frac = dot ? dot + 1 : "";
+    size_t frac_len = strlen(frac);
+    while (int_len > 0 && s[0] == '0') s++, int_len--;
+    while (frac_len > 0 && frac[frac_len - 1] == '0') frac_len--;
+    if (int_len == 0 && frac_len == 0) return xstrdup("0");
+    return xasprintf("%s%.*s%s%s%.*s", neg ? "-" : "", (int)int_len, s, int_len ? "" : "0",
+                     frac_len ? "." : "", (int)frac_len, frac);
+}
+
+/* Exact comparison of two decimal literals as written, so long integers never meet floating
+ * point. */
 static int decimal_equal(const char *a, const char *b) {
-    char *x[2] = {xstrdup(a), xstrdup(b)};
-    int neg[2];
-    for (int k = 0; k < 2; k++) {
-        char *s = x[k];
-        neg[k] = s[0] == '-';
-        if (s[0] == '-' || s[0] == '+') memmove(s, s + 1, strlen(s));
-        char *dot = strchr(s, '.');
-        if (dot) { /* trailing zeros of the fraction, then a bare dot */
-            size_t m = strlen(s);
-            while (m > 0 && s[m - 1] == '0' && s + m - 1 > dot) s[--m] = 0;
-            if (s[m - 1] == '.') s[--m] = 0;
-        }
-        size_t z = 0;
-        while (s[z] == '0' && s[z + 1] && s[z + 1] != '.') z++;
-        memmove(s, s + z, strlen(s + z) + 1);
-        if (s[0] == '.') { /* ".5" -> "0.5" */
-            memmove(s + 1, s, strlen(s) + 1);
-            s[0] = '0';
-        }
-        if (strcmp(s, "0") == 0 || s[0] == 0) neg[k] = 0;
-    }
-    int eq = neg[0] == neg[1] && strcmp(x[0], x[1]) == 0;
-    free(x[0]);
-    free(x[1]);
+    char *x = decimal_canon(a), *y = decimal_canon(b);
+    int eq = strcmp(x, y) == 0;
+    free(x);
+    free(y);
     return eq;
 }
 
-static int has_math_operator(const char *s) { return strpbrk(s, "+-*/^=<>\\{}|") != NULL; }
+/* Text that may be compared by its text key when it is not an expression: words, not math, and
+ * not digits alone ("1 000" must not become "1000" by losing its space). */
+static int wordish(const char *s) {
+    if (strpbrk(s, "+-*/^=<>\\{}|")) return 0;
+    for (; *s; s++)
+        if (isalpha((unsigned char)*s)) return 1;
+    return 0;
+}
 
 static int text_equal(const char *a, const char *b) {
     char *ka = text_key(a), *kb = text_key(b);
@@ -374,7 +377,7 @@ static int scalar_equal(const char *a, const char *b) {
             free(py);
         }
         /* neither side is an expression: "4:30 p.m." and "4:30 pm" */
-        if (r < 0) r = !has_math_operator(a) && !has_math_operator(b) && text_equal(a, b);
+        if (r < 0) r = wordish(a) && wordish(b) && text_equal(a, b);
     }
     free(x);
     free(y);

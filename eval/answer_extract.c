@@ -12,6 +12,7 @@
  * For a multiple-choice gold, the answer is a letter A..J: from the last box, else from the
  * answer phrases, else from a last line that is only a letter ("(B)", "**B**"). */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,26 +44,39 @@ static const char *last_exact(const char *hay, size_t n, const char *needle) {
     return NULL;
 }
 
+/* For every '{' of t, the index of its matching '}' (or SIZE_MAX), in one pass: scanning forward
+ * from each \boxed separately would be quadratic in a response full of unclosed boxes.
+ * A backslash escapes the next character ("\{" and "\}" are not braces). */
+static size_t *match_braces(const char *t, size_t n) {
+    size_t *close_of = xmalloc(sizeof(size_t) * (n ? n : 1));
+    size_t *stack = xmalloc(sizeof(size_t) * (n ? n : 1));
+    size_t depth = 0;
+    for (size_t i = 0; i < n; i++) {
+        close_of[i] = SIZE_MAX;
+        if (t[i] == '\\' && i + 1 < n) {
+            close_of[++i] = SIZE_MAX;
+        } else if (t[i] == '{') {
+            stack[depth++] = i;
+        } else if (t[i] == '}' && depth > 0) {
+            close_of[stack[--depth]] = i;
+        }
+    }
+    free(stack);
+    return close_of;
+}
+
 /* Parses a box whose command starts at t[i] ("\boxed" or "\fbox", of length cmd_len). */
-static int parse_box(const char *t, size_t n, size_t i, size_t cmd_len, box *b) {
+static int parse_box(const char *t, size_t n, const size_t *close_of, size_t i, size_t cmd_len,
+                     box *b) {
     size_t k = i + cmd_len;
     if (k < n && isalpha((unsigned char)t[k])) return 0; /* "\boxedfoo" is another command */
     while (k < n && (t[k] == ' ' || t[k] == '\t')) k++;
     if (k >= n) return 0;
     if (t[k] == '{') {
-        int depth = 0;
-        for (size_t j = k; j < n; j++) {
-            if (t[j] == '\\' && j + 1 < n) {
-                j++;
-                continue;
-            }
-            if (t[j] == '{') depth++;
-            if (t[j] == '}' && --depth == 0) {
-                *b = (box){i, j + 1, k + 1, j};
-                return 1;
-            }
-        }
-        return 0; /* unbalanced: the response was cut inside the box */
+        size_t j = close_of[k];
+        if (j == SIZE_MAX) return 0; /* unbalanced: the response was cut inside the box */
+        *b = (box){i, j + 1, k + 1, j};
+        return 1;
     }
     /* "\boxed 5": one token */
     size_t j = k;
@@ -103,17 +117,20 @@ static int box_gap(const char *t, size_t a, size_t b) {
 static char *last_boxed(const char *t, size_t n) {
     box ring[MAX_BOX_JOIN];
     int count = 0; /* boxes seen, ring holds the last MAX_BOX_JOIN */
+    if (!strstr(t, "\\boxed") && !strstr(t, "\\fbox")) return NULL;
+    size_t *close_of = match_braces(t, n);
     for (size_t i = 0; i + 5 <= n; i++) {
         if (t[i] != '\\') continue;
         box b;
         int ok = 0;
-        if (strncmp(t + i, "\\boxed", 6) == 0) ok = parse_box(t, n, i, 6, &b);
-        else if (strncmp(t + i, "\\fbox", 5) == 0) ok = parse_box(t, n, i, 5, &b);
+        if (strncmp(t + i, "\\boxed", 6) == 0) ok = parse_box(t, n, close_of, i, 6, &b);
+        else if (strncmp(t + i, "\\fbox", 5) == 0) ok = parse_box(t, n, close_of, i, 5, &b);
         if (!ok) continue;
         ring[count % MAX_BOX_JOIN] = b;
         count++;
         i = b.end - 1; /* boxes inside a box belong to it */
     }
+    free(close_of);
     if (count == 0) return NULL;
     int first = count - 1; /* the run of side-by-side boxes ending with the last one */
     while (first > 0 && count - first < MAX_BOX_JOIN) {
@@ -125,8 +142,8 @@ static char *last_boxed(const char *t, size_t n) {
     for (int k = first; k < count; k++) {
         const box *b = &ring[k % MAX_BOX_JOIN];
         char *item = xstrndup(t + b->inner, b->inner_end - b->inner);
-        /* the same answer boxed twice in a row, or in two equal forms ("15\\frac{39}{40}, or
-         * \\frac{639}{40}"), is one answer */
+        /* the same answer boxed twice in a row, or in two equal forms ("15\frac{39}{40}, or
+         * \frac{639}{40}"), is one answer */
         int dup = 0;
         for (int j = first; j < k && !dup; j++) {
             const box *o = &ring[j % MAX_BOX_JOIN];
@@ -173,9 +190,7 @@ static char *answer_after(const char *p, const char *end) {
     const char *e = p;
     while (e < end && *e != '\n') {
         /* a sentence ends at ". " or a final '.', but not inside a number ("3.5") */
-        if (*e == '.' && (e + 1 == end || e[1] == ' ' || e[1] == '\n') &&
-            !(e + 1 < end && isdigit((unsigned char)e[1])))
-            break;
+        if (*e == '.' && (e + 1 == end || e[1] == ' ' || e[1] == '\n')) break;
         e++;
     }
     char *r = trim_copy(p, (size_t)(e - p));

@@ -27,7 +27,10 @@ answer_kind answer_gold_kind(const char *gold);
 
 /* Finds the final answer in a response. Returns 1 and a fresh string in *out (the answer as
  * written, LaTeX kept; for ANSWER_CHOICE the upper-case letter), or 0 with *out = NULL when the
- * response gives no answer (including a response whose <think> is never closed). */
+ * response gives no answer (including a response whose <think> is never closed).
+ * A response with neither tag is read whole. When the chat template prefilled "<think>\n"
+ * (the R1 template does), pass the response with that prefix, so that reasoning cut off by the
+ * token limit, which then has no "</think>", yields no answer instead of an intermediate one. */
 int answer_extract(char **out, const char *response, answer_kind kind);
 
 /* 1 if the predicted answer equals the gold one, else 0. Symmetric in its arguments. */

@@ -321,6 +321,11 @@ static size_t arg_end(const char *s, size_t n, size_t i, span *wrap, int *n_wrap
     return e;
 }
 
+static int span_cmp(const void *a, const void *b) {
+    size_t x = ((const span *)a)->start, y = ((const span *)b)->start;
+    return x < y ? -1 : x > y;
+}
+
 static char *pass_args(const char *s) {
     size_t n = strlen(s);
     int max_wrap = (int)(n / 2 + 4), n_wrap = 0;
@@ -345,12 +350,7 @@ static char *pass_args(const char *s) {
         }
     }
     /* The spans are disjoint, but not sorted when arguments nest ("\frac{\frac12}3"). */
-    for (int a = 1; a < n_wrap; a++)
-        for (int b = a; b > 0 && wrap[b - 1].start > wrap[b].start; b--) {
-            span t = wrap[b];
-            wrap[b] = wrap[b - 1];
-            wrap[b - 1] = t;
-        }
+    qsort(wrap, (size_t)n_wrap, sizeof *wrap, span_cmp);
     sbuf out = {0};
     size_t at = 0;
     for (int k = 0; k < n_wrap; k++) {
@@ -497,7 +497,7 @@ char *scalar_canon(const char *src) {
     size_t n = strlen(s);
     while (n > 0 && is_space(s[n - 1])) s[--n] = 0;
     /* trailing unit words, only after something numeric: "5 cm", "10 square units",
-     * "2\\sqrt{3} cm^2", "5cm" */
+     * "2\sqrt{3} cm^2", "5cm" */
     for (;;) {
         size_t e = n;
         while (e > 0 && is_space(s[e - 1])) e--;
@@ -512,7 +512,7 @@ char *scalar_canon(const char *src) {
         char last = s[p - 1];
         int ok = isdigit((unsigned char)last) || last == '}' || last == ')' || last == '%';
         if (!ok && isalpha((unsigned char)last) && p < b) {
-            /* a word before the unit: another unit ("square units") or a command ("2\\pi") */
+            /* a word before the unit: another unit ("square units") or a command ("2\pi") */
             size_t q = p;
             while (q > 0 && isalpha((unsigned char)s[q - 1])) q--;
             ok = is_unit(s + q, p - q) || (q > 0 && s[q - 1] == '\\');
@@ -595,6 +595,7 @@ char *text_key(const char *s) {
 }
 
 int choice_letter(const char *src, int strict) {
+    if (strlen(src) > 256) return 0; /* an option letter is never buried in more text */
     char *s = latex_normalize(src);
     /* markdown emphasis and surrounding brackets */
     size_t n = strlen(s), w = 0;

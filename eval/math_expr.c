@@ -809,7 +809,7 @@ static int same_value(qval a, qval b) {
     if (!fa || !fb) return isinf(a.v) && isinf(b.v) && (a.v > 0) == (b.v > 0);
     double d = fabs(a.v - b.v), m = fmax(fabs(a.v), fabs(b.v));
     if (d <= REL_TOL * m) return 1;
-    /* An exact zero against a rounding residue ("\\cos(\\pi/2)" is 6e-17). Only then: an
+    /* An exact zero against a rounding residue ("\cos(\pi/2)" is 6e-17). Only then: an
      * absolute tolerance anywhere else would make 2.89e-19 equal 2.88e-19. */
     if ((a.exact && a.num == 0 && !b.exact) || (b.exact && b.num == 0 && !a.exact))
         return d <= ABS_TOL;
