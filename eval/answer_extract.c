@@ -10,7 +10,8 @@
  *      starts it.
  *   4. Else the last number in the text.
  * For a multiple-choice gold, the answer is a letter A..J: from the last box, else from the
- * answer phrases, else from a last line that is only a letter ("(B)", "**B**"). */
+ * answer phrases, else from the last line: a line that is only a letter ("(B)", "**B**"), else
+ * the last "(X)" in it. */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -272,7 +273,9 @@ static int extract_choice(char **out, const char *t, size_t n) {
         }
         free(r);
     }
-    if (!letter) { /* a last line that is only the letter */
+    if (!letter) {
+        /* The last line: only the letter ("(B)", "**B**"), else its last "(X)" ("The symbol
+         * for antimony is (B) Sb."). */
         size_t e = n;
         while (e > 0 && isspace((unsigned char)t[e - 1])) e--;
         size_t s = e;
@@ -282,6 +285,9 @@ static int extract_choice(char **out, const char *t, size_t n) {
             letter = choice_letter(line, 1);
             free(line);
         }
+        for (size_t i = e; !letter && i >= s + 3; i--)
+            if (t[i - 3] == '(' && t[i - 2] >= 'A' && t[i - 2] <= 'J' && t[i - 1] == ')')
+                letter = t[i - 2];
     }
     if (!letter) return 0;
     *out = xasprintf("%c", letter);

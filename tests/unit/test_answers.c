@@ -89,6 +89,8 @@ static const extract_case EXTRACT[] = {
     {"after all that\n(B)", ANSWER_CHOICE, "B"},
     {"after all that\n**D**\n", ANSWER_CHOICE, "D"},
     {"<think>The answer is A</think>The answer is B", ANSWER_CHOICE, "B"},
+    {"so we compare.\nThe symbol for antimony is (B) Sb.", ANSWER_CHOICE, "B"},
+    {"(A) is wrong.\nSo it is not that one.", ANSWER_CHOICE, NULL},
     {"I think it is a hard one", ANSWER_CHOICE, NULL},
     {"\\boxed{42}", ANSWER_CHOICE, NULL},
     {"The answer is K", ANSWER_CHOICE, NULL},
