@@ -14,6 +14,7 @@ typedef struct {
 
 static const command commands[] = {
     {"logits", cmd_logits, "run a model over token ids; write all logits, print the top ids"},
+    {"inspect", cmd_inspect, "parameters, active parameters, bytes by dtype, KV cache per token"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 

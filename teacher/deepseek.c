@@ -382,10 +382,11 @@ static void ds_destroy(teacher_model *tm) {
     safetensors_close(&m->st);
 }
 
-/* transformers' DeepseekV3Attention.scaling: qk_head_dim^-0.5, times mscale^2 with
- * mscale = yarn_get_mscale(factor, mscale_all_dim) when the rope is scaled and mscale_all_dim
- * is set (model.py: softmax_scale *= mscale ** 2 once max_seq_len > original_seq_len). */
-static float softmax_scale(const model_config *c) {
+/* transformers' yarn_apply_mscale: qk_head_dim^-0.5, times mscale^2 with mscale =
+ * yarn_get_mscale(factor, mscale_all_dim) when the rope is scaled and mscale_all_dim is set
+ * (model.py: softmax_scale *= mscale ** 2 once max_seq_len > original_seq_len, with its
+ * `mscale`, which equals mscale_all_dim in DeepSeek's configs). */
+float deepseek_softmax_scale(const model_config *c) {
     double s = 1.0 / sqrt((double)(c->qk_nope_head_dim + c->qk_rope_head_dim));
     if (c->rope.type != ROPE_DEFAULT && c->rope.mscale_all_dim != 0.0) {
         double ms = yarn_get_mscale(c->rope.factor, c->rope.mscale_all_dim);
@@ -429,7 +430,7 @@ int deepseek_open(teacher_model **out, const char *path, const model_config *cfg
     }
     rope_init(&m->rope, &c->rope, c->qk_rope_head_dim,
               c->rope_interleave ? ROPE_PAIRS_INTERLEAVED : ROPE_PAIRS_HALF);
-    m->softmax_scale = softmax_scale(c);
+    m->softmax_scale = deepseek_softmax_scale(c);
     if (c->n_routed_experts > 0) moe_router_from_config(&m->router, c);
     *out = &m->base;
     return R1_OK;
