@@ -14,6 +14,7 @@ typedef struct {
 
 static const command commands[] = {
     {"logits", cmd_logits, "run a model over token ids; write all logits, print the top ids"},
+    {"tasks", cmd_tasks, "write built-in reasoning tasks (train/test splits) as JSONL"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 
