@@ -94,8 +94,9 @@ static int parse_rope(rope_config *r, const cJSON *root, int max_position, const
     TRY(get_num(p, "mscale", &r->mscale, 0, 1e6, where));
     TRY(get_num(p, "mscale_all_dim", &r->mscale_all_dim, 0, 1e6, where));
     TRY(get_num(p, "attention_factor", &r->attention_factor, 0, 1e6, where));
-    r->yarn_truncate = 1;
-    TRY(get_flag(p, "truncate", &r->yarn_truncate, where));
+    int truncate = 1;
+    TRY(get_flag(p, "truncate", &truncate, where));
+    r->yarn_no_truncate = !truncate;
     if (r->type == ROPE_LLAMA3 && r->high_freq_factor <= r->low_freq_factor)
         return err_fail(R1_EINPUT, where, "llama3 rope: high_freq_factor must exceed low_freq_factor");
     if (r->type != ROPE_DEFAULT && r->original_max_position == 0)
@@ -178,10 +179,6 @@ static int parse_deepseek(model_config *c, const cJSON *root, const char *where)
     if (json_get_str(root, "topk_method", &s, where) < 0) return R1_EINPUT;
     if (s && strcmp(s, "noaux_tc") != 0)
         return err_fail(R1_EINPUT, where, "unsupported topk_method \"%s\" (supported: noaux_tc)", s);
-    if (c->first_k_dense_replace < c->num_layers && c->n_routed_experts < 1)
-        return err_fail(R1_EINPUT, where,
-                        "layers from first_k_dense_replace (%d) on are MoE, but \"n_routed_experts\" "
-                        "is missing or 0", c->first_k_dense_replace);
     if (c->n_routed_experts > 0) {
         if (c->num_experts_per_tok < 1 || c->num_experts_per_tok > c->n_routed_experts)
             return err_fail(R1_EINPUT, where,
@@ -221,12 +218,21 @@ static int parse_deepseek(model_config *c, const cJSON *root, const char *where)
         c->fp8_block[0] = (int)blk->child->valuedouble;
         c->fp8_block[1] = (int)blk->child->next->valuedouble;
     }
+    if (c->first_k_dense_replace < c->num_layers && c->n_routed_experts < 1)
+        return err_fail(R1_EINPUT, where,
+                        "layers from first_k_dense_replace (%d) on are MoE, but \"n_routed_experts\" "
+                        "is missing or 0", c->first_k_dense_replace);
     return R1_OK;
 }
 
 int model_config_from_json(model_config *c, const cJSON *root, const char *where) {
     memset(c, 0, sizeof *c);
     if (!cJSON_IsObject(root)) return err_fail(R1_EINPUT, where, "config is not a JSON object");
+    /* Python's json keeps the last of repeated keys and cJSON the first: refuse the ambiguity. */
+    for (const cJSON *a = root->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (strcmp(a->string, b->string) == 0)
+                return err_fail(R1_EINPUT, where, "key \"%s\" appears twice", a->string);
     const char *mt = NULL;
     if (json_get_str(root, "model_type", &mt, where) < 0) return R1_EINPUT;
     if (!mt) return err_fail(R1_EINPUT, where, "missing \"model_type\"");

@@ -24,7 +24,8 @@ typedef struct {
     double beta_fast, beta_slow;    /* yarn */
     double mscale, mscale_all_dim;  /* yarn (DeepSeek) */
     double attention_factor;        /* yarn: explicit cos/sin multiplier, 0 if absent */
-    int yarn_truncate;              /* yarn: round the correction range to whole dims (default) */
+    int yarn_no_truncate;           /* yarn "truncate": false keeps the correction range
+                                     * fractional (0, the default, rounds it to whole dims) */
 } rope_config;
 
 enum { MAX_EOS_IDS = 8 };

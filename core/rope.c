@@ -49,7 +49,7 @@ static double correction_dim(double rotations, int dim, double base, double max_
 static float yarn_freqs(float *f, int dim, const rope_config *c) {
     double low = correction_dim(c->beta_fast, dim, c->theta, c->original_max_position);
     double high = correction_dim(c->beta_slow, dim, c->theta, c->original_max_position);
-    if (c->yarn_truncate) {
+    if (!c->yarn_no_truncate) {
         low = floor(low);
         high = ceil(high);
     }

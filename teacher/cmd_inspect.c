@@ -35,18 +35,22 @@ static dtype stored_dtype(const model_config *c) {
  * linear weight of an FP8 checkpoint is F8_E4M3 plus its F32 block scales. */
 static void add(model_size *s, int64_t rows, int64_t cols, int64_t count, int linear,
                 const model_config *c, int active) {
-    const int64_t n = rows * cols * count;
-    s->params_total += n;
-    if (active) s->params_active += n;
+    /* A config may ask for sizes past int64 (each field is bounded, their products are not):
+     * such a model is flagged, not counted. */
+    int64_t n, nb, sb = 0;
+    const dtype t = linear && c->fp8 ? DTYPE_F8_E4M3 : stored_dtype(c);
+    int bad = __builtin_mul_overflow(rows, cols, &n) | __builtin_mul_overflow(n, count, &n) |
+              __builtin_mul_overflow(n, (int64_t)dtype_size(t), &nb);
     if (linear && c->fp8) {
         const int64_t sr = (rows + c->fp8_block[0] - 1) / c->fp8_block[0];
         const int64_t sc = (cols + c->fp8_block[1] - 1) / c->fp8_block[1];
-        s->bytes[DTYPE_F8_E4M3] += n;
-        s->bytes[DTYPE_F32] += sr * sc * count * 4;
-    } else {
-        const dtype t = stored_dtype(c);
-        s->bytes[t] += n * (int64_t)dtype_size(t);
+        bad |= __builtin_mul_overflow(sr, sc, &sb) | __builtin_mul_overflow(sb, count * 4, &sb);
     }
+    bad |= __builtin_add_overflow(s->params_total, n, &s->params_total) |
+           __builtin_add_overflow(s->params_active, active ? n : 0, &s->params_active) |
+           __builtin_add_overflow(s->bytes[t], nb, &s->bytes[t]) |
+           __builtin_add_overflow(s->bytes[DTYPE_F32], sb, &s->bytes[DTYPE_F32]);
+    s->overflow |= bad;
 }
 
 /* One MLA attention block with its two norms (input_layernorm, post_attention_layernorm). */
@@ -80,9 +84,10 @@ static void add_mlps(model_size *s, const model_config *c, int64_t ff, int64_t c
 static void add_moe(model_size *s, const model_config *c) {
     const int64_t d = c->hidden_size, E = c->n_routed_experts;
     add(s, E, d, 1, 0, c, 1);
-    s->params_total += E;
-    s->params_active += E;
-    s->bytes[DTYPE_F32] += E * 4;
+    /* e_score_correction_bias: F32 whatever the checkpoint's dtype */
+    model_config f32 = *c;
+    snprintf(f32.torch_dtype, sizeof f32.torch_dtype, "float32");
+    add(s, 1, E, 1, 0, &f32, 1);
     add_mlps(s, c, c->moe_intermediate_size, E, c->num_experts_per_tok);
     if (c->n_shared_experts > 0)
         add_mlps(s, c, (int64_t)c->n_shared_experts * c->moe_intermediate_size, 1, 1);
@@ -128,6 +133,7 @@ void model_size_from_config(model_size *s, const model_config *c) {
         add_moe(&mtp, c);
     }
     s->params_mtp = mtp.params_total;
+    s->overflow |= mtp.overflow;
     /* the latent cache: kv_lora_rank + qk_rope_head_dim values per layer, 2 bytes each */
     s->kv_cache_bytes_per_token =
         (int64_t)c->num_layers * (c->kv_lora_rank + c->qk_rope_head_dim) * 2;
@@ -238,6 +244,11 @@ int cmd_inspect(int argc, char **argv) {
     if (model_config_load(&c, opt_model)) err_exit();
     model_size s;
     model_size_from_config(&s, &c);
+    if (s.overflow) {
+        err_fail(R1_EINPUT, opt_model, "the sizes in config.json make a model of more than 2^63 "
+                                       "parameters or bytes");
+        err_exit();
+    }
     file_totals f;
     if (read_files(&f, opt_model)) err_exit();
 

@@ -53,6 +53,7 @@ typedef struct {
     int64_t params_mtp;                /* DeepSeek's MTP modules, not in params_total */
     int64_t bytes[DTYPE_COUNT];        /* checkpoint bytes of those weights by stored dtype */
     int64_t kv_cache_bytes_per_token;  /* all layers, bf16 */
+    int overflow;                      /* some count passed int64: the others are meaningless */
 } model_size;
 void model_size_from_config(model_size *s, const model_config *c);
 
