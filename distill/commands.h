@@ -3,6 +3,7 @@
 #define R1_DISTILL_COMMANDS_H
 
 #include "datasets/datasets.h"
+#include "distill/pipeline.h"
 #include "student/plan.h"
 #include "teacher/teacher.h"
 
