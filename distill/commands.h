@@ -4,6 +4,7 @@
 
 #include "datasets/datasets.h"
 #include "distill/pipeline.h"
+#include "student/init.h"
 #include "student/plan.h"
 #include "teacher/teacher.h"
 
