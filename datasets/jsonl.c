@@ -108,6 +108,10 @@ int jsonl_next_line(jsonl_reader *r, const char **line, size_t *len) {
         r->line++;
         set_where(r);
         size_t m = (size_t)n;
+        if (r->line == 1 && m >= 3 && memcmp(r->buf, "\xef\xbb\xbf", 3) == 0) {
+            memmove(r->buf, r->buf + 3, m - 3); /* a UTF-8 byte-order mark, as Windows tools write */
+            m -= 3;
+        }
         if (m > 0 && r->buf[m - 1] == '\n') m--;
         if (m > 0 && r->buf[m - 1] == '\r') m--;
         r->buf[m] = 0;

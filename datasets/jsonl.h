@@ -10,7 +10,8 @@
  *   jsonl_close(r);
  *
  * Lines may be of any length. Blank lines (only spaces, tabs, a CR) are skipped but counted, so
- * line numbers always match what an editor shows. A trailing CR (CRLF files) is dropped. Every
+ * line numbers always match what an editor shows. A trailing CR (CRLF files) and a UTF-8
+ * byte-order mark at the start of the file are dropped. Every
  * line must be valid UTF-8 without NUL bytes and hold exactly one JSON value; anything else is
  * an R1_EINPUT error that names the file and the line ("data.jsonl:12: ..."). */
 #ifndef R1_DATASETS_JSONL_H

@@ -143,6 +143,22 @@ static void test_open_errors(void) {
     free(empty);
 }
 
+static void test_bom(void) {
+    const char text[] = "\xef\xbb\xbf{\"a\":1}\n{}\n";
+    char *path = write_tmp("bom.jsonl", text, sizeof text - 1);
+    jsonl_reader *r;
+    EXPECT_EQ_INT(jsonl_open(&r, path), R1_OK);
+    const char *line;
+    size_t len;
+    EXPECT_EQ_INT(jsonl_next_line(r, &line, &len), R1_OK);
+    EXPECT(line && len == 7 && strcmp(line, "{\"a\":1}") == 0);
+    jsonl_close(r);
+    int records;
+    EXPECT_EQ_INT(read_all(path, &records), R1_OK);
+    EXPECT_EQ_INT(records, 2);
+    free(path);
+}
+
 static void test_stream_and_utf8(void) {
     const char text[] = "{\"x\":\"\xe4\xb8\xad\xf0\x9f\x98\x80\"}\n";
     FILE *f = fmemopen((void *)text, sizeof text - 1, "r");
@@ -167,6 +183,7 @@ int main(void) {
     RUN(test_long_line);
     RUN(test_bad_lines);
     RUN(test_open_errors);
+    RUN(test_bom);
     RUN(test_stream_and_utf8);
     char *cmd = xasprintf("rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
