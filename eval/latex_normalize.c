@@ -367,7 +367,7 @@ static char *pass_args(const char *s) {
     char *t = sb_take(&out);
     size_t m = strlen(t), w = 0;
     for (size_t r = 0; r < m; r++) {
-        if ((t[r] == '^' || t[r] == '_') && r + 3 < m + 1 && t[r + 1] == '{' && r + 3 < m &&
+        if ((t[r] == '^' || t[r] == '_') && r + 3 < m && t[r + 1] == '{' &&
             t[r + 3] == '}' && t[r + 2] != '\\' && t[r + 2] != '{' && t[r + 2] != '}') {
             t[w++] = t[r];
             t[w++] = t[r + 2];
