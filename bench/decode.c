@@ -70,7 +70,7 @@ static void generate(teacher_model *m, const int *prompts, int B, int P, int T, 
     token_layout tl = {.n = n, .slot = slot, .pos = pos};
     if (m->forward(m, prompts, &tl, rows, B, NULL)) err_exit();
     be->argmax(be, dnext, m->logits, B, V);
-    be->read(be, next, dnext, sizeof(int) * B);
+    be->download(be, next, dnext, sizeof(int) * B);
     double t1 = now();
     for (int b = 0; b < B; b++) slot[b] = b, rows[b] = b;
     for (int s = 1; s < T; s++) {
@@ -78,7 +78,7 @@ static void generate(teacher_model *m, const int *prompts, int B, int P, int T, 
         token_layout st = {.n = B, .slot = slot, .pos = pos};
         if (m->forward(m, next, &st, rows, B, NULL)) err_exit();
         be->argmax(be, dnext, m->logits, B, V);
-        be->read(be, next, dnext, sizeof(int) * B);
+        be->download(be, next, dnext, sizeof(int) * B);
     }
     double t2 = now();
     *prefill_s = t1 - t0;
@@ -142,13 +142,13 @@ static void bench_linear(void) {
         weight *w = xcalloc(copies, sizeof(weight));
         for (int c = 0; c < copies; c++) {
             w[c] = (weight){.dt = DTYPE_BF16, .rows = rows, .cols = cols, .data = host};
-            if (be->upload(be, &w[c])) err_exit();
+            if (be->upload_weight(be, &w[c])) err_exit();
         }
         free(host);
         float *xh = xmalloc(sizeof(float) * cols);
         for (int64_t j = 0; j < cols; j++) xh[j] = (float)((j * 37) % 101) / 101.0f - 0.5f;
         float *x = be->alloc(be, sizeof(float) * cols), *y = be->alloc(be, sizeof(float) * rows);
-        be->write(be, x, xh, sizeof(float) * cols);
+        be->upload(be, x, xh, sizeof(float) * cols);
         for (int path = 0; path < 2; path++) {
             backend_cuda_set_gemv_max(be, path == 0 ? 4 : 0);
             const int reps = 6;
@@ -172,7 +172,7 @@ static void bench_linear(void) {
                    (long long)rows, (long long)cols, path == 0 ? "gemv" : "cublaslt", gbps);
             fflush(stdout);
         }
-        for (int c = 0; c < copies; c++) be->unload(be, &w[c]);
+        for (int c = 0; c < copies; c++) be->unload_weight(be, &w[c]);
         free(w);
         be->release(be, x);
         be->release(be, y);

@@ -4,15 +4,16 @@
  * branches on which backend runs; the CPU backend (backend_cpu.c, fp32 with OpenMP) is the
  * readable reference the CUDA backend (core/cuda/, core/backend_cuda.h) is checked against.
  * Activations are float32 arrays in the backend's memory (host memory for the CPU, device memory
- * for CUDA); so are the integer index arrays ops take (embed's ids, gather's rows, rope's pos,
- * token_layout's slot and pos): model code copies them there with `write`. Weights are `weight`
- * views of checkpoint tensors: the CPU reads them where they are mapped, in their stored dtype,
- * so a memory-mapped bf16 or FP8 checkpoint is never copied whole; a device backend copies each
- * one to its memory once, in `upload`.
+ * for CUDA); so are the integer index arrays ops take (embed's ids, gather_rows' rows, rope's
+ * pos, token_layout's slot and pos, scatter_add_rows' rows and scales): model code copies them
+ * there with `upload`. Weights are `weight` views of checkpoint tensors: the CPU reads them
+ * where they are mapped, in their stored dtype, so a memory-mapped bf16 or FP8 checkpoint is
+ * never copied whole; a device backend copies each one to its memory once, in upload_weight.
+ * Every backend implements every field.
  *
  * Conventions (after llm.c): outputs first, then inputs, weights, sizes. Row-major throughout;
  * a linear weight is [out, in] as PyTorch stores it. A backend runs one forward pass at a time;
- * its ops are queued in order, and `read` (or `sync`) waits for them. */
+ * its ops are queued in order, and `download` (or `sync`) waits for them. */
 #ifndef R1_CORE_BACKEND_H
 #define R1_CORE_BACKEND_H
 
@@ -70,32 +71,71 @@ struct backend {
                       const void *v_cache, const token_layout *tl, int max_seq, int n_heads,
                       int n_kv_heads, int head_dim, int v_dim, float scale);
 
-    /* ---- Added for device backends (CUDA). Every backend implements every field. ---- */
+    /* ---- memory movement (MoE dispatch, strided views) ---- */
+    /* x[0..n) = 0 */
+    void (*zero)(backend *be, float *x, size_t n);
+    /* Copies n bytes of backend memory to host memory, once all queued work is done. */
+    void (*download)(backend *be, void *host, const void *src, size_t n);
+    /* dst[i * dst_stride + j] = src[i * src_stride + j] for i < n, j < width */
+    void (*copy_strided)(backend *be, float *dst, int dst_stride, const float *src, int src_stride,
+                         int n, int width);
+    /* dst[i] = src[rows[i]] for i < n, rows of `width` floats (rows in backend memory). */
+    void (*gather_rows)(backend *be, float *dst, const float *src, const int *rows, int n,
+                        int width);
+    /* dst[rows[i]] += scale[i] * src[i] for i = 0, 1, ..., n-1 in that order; rows and scale are
+     * in backend memory. */
+    void (*scatter_add_rows)(backend *be, float *dst, const float *src, const int *rows,
+                             const float *scale, int n, int width);
+
+    /* ---- multi-head latent attention (DeepSeek-V2/V3 MLA, absorbed form) ----
+     * kv_b_proj [n_heads * (nope + v_dim), lat] is viewed per head as [nope + v_dim, lat]
+     * (model.py: wkv_b.view(n_heads, -1, kv_lora_rank)): rows 0..nope of a head are W_UK,
+     * rows nope..nope+v_dim are W_UV. */
+    /* q_lat[i, h] = q_nope[i, h] @ W_UK[h]: the key up-projection absorbed into the query.
+     * q_nope of token i, head h starts at q + (i * n_heads + h) * q_stride; q_lat: [n, n_heads,
+     * lat]. */
+    void (*mla_q_absorb)(backend *be, float *q_lat, const float *q, int q_stride,
+                         const weight *wkv_b, int n, int n_heads, int nope, int v_dim);
+    /* Attention of each token over positions 0..pos[i] of its slot in the latent cache:
+     *   score[t] = scale * (q_lat[i, h] . kv_cache[t] + q_pe[i, h] . pe_cache[t])
+     *   out[i, h] = softmax(score) @ kv_cache[0..pos[i]]
+     * q_pe of token i, head h starts at q_pe + (i * n_heads + h) * pe_stride; kv_cache:
+     * [slots][max_seq][lat]; pe_cache: [slots][max_seq][pe_dim], both of cache_dtype; out: [n,
+     * n_heads, lat]. */
+    void (*mla_attention)(backend *be, float *out, const float *q_lat, const float *q_pe,
+                          int pe_stride, const void *kv_cache, const void *pe_cache,
+                          const token_layout *tl, int max_seq, int n_heads, int lat, int pe_dim,
+                          float scale);
+    /* out[i, h] = o_lat[i, h] @ W_UV[h]^T: the value up-projection after attention.
+     * o_lat: [n, n_heads, lat]; out: [n, n_heads, v_dim]. */
+    void (*mla_v_up)(backend *be, float *out, const float *o_lat, const weight *wkv_b, int n,
+                     int n_heads, int nope, int v_dim);
+
+    /* ---- device backends (CUDA): residency, transfers, replay, fused ops ---- */
 
     /* Element type of KV caches (kv_store, attention): F32 on the CPU and in CUDA's fp32 mode,
      * BF16 in CUDA's bf16 mode. Model code sizes and offsets caches with dtype_size(). */
     dtype cache_dtype;
     /* 1 when backend memory is host memory (the CPU): model code may then compute straight
-     * into the caller's host arrays instead of going through `read`. */
+     * into the caller's host arrays instead of going through `download`. */
     int host_memory;
     /* Makes a weight view usable by this backend's ops, once, after weight_load. CUDA copies it
      * to device memory in its storage type (fp32 mode: F32; bf16 mode: BF16 matrices, F8_E4M3
      * kept with its block scales; 1-D vectors such as norms and biases always F32), repoints
      * *w there and sets w->device. CPU: nothing to do. R1_ERUNTIME (recorded) when out of
      * memory. */
-    int (*upload)(backend *be, weight *w);
-    /* Frees what upload allocated (CPU: nothing). A tied copy of an uploaded view must not be
-     * unloaded twice. */
-    void (*unload)(backend *be, weight *w);
-    /* Copies bytes from the host to backend memory; src may be reused as soon as it returns. */
-    void (*write)(backend *be, void *dst, const void *src, size_t bytes);
-    /* Copies bytes from backend memory to the host once all queued work is done. */
-    void (*read)(backend *be, void *dst, const void *src, size_t bytes);
+    int (*upload_weight)(backend *be, weight *w);
+    /* Frees what upload_weight allocated (CPU: nothing). A tied copy of an uploaded view must
+     * not be unloaded twice. */
+    void (*unload_weight)(backend *be, weight *w);
+    /* Copies bytes from the host to backend memory (download, above, is the way back); src may
+     * be reused as soon as it returns. */
+    void (*upload)(backend *be, void *dst, const void *src, size_t bytes);
     /* Waits until all queued work is done. */
     void (*sync)(backend *be);
     /* Recording and replaying a forward pass (CUDA graphs). `key` names the pass's shape: two
      * passes with the same nonzero key make the same op calls with the same pointers and sizes,
-     * and differ only in the contents of memory (tokens and positions written with `write`
+     * and differ only in the contents of memory (tokens and positions written with `upload`
      * before graph_begin, the caches, the activations). graph_begin returns 1 when it has
      * replayed the recording of `key`: the caller then skips its op calls and graph_end.
      * Otherwise it returns 0, the caller makes its op calls and then calls graph_end (the backend
@@ -113,8 +153,6 @@ struct backend {
      * and v; gate and up). k <= 4. */
     void (*linear_multi)(backend *be, int k, float *const *y, const float *x,
                          const weight *const *w, const weight *const *bias, int n);
-    /* out[i, 0..d) = x[rows[i], 0..d) for i < n (rows in backend memory). */
-    void (*gather)(backend *be, float *out, const float *x, const int *rows, int n, int d);
     /* out[i] = the index of the largest of x[i, 0..d), the lowest among equals (NaN never wins);
      * out in backend memory. Greedy decoding without copying logits to the host. */
     void (*argmax)(backend *be, int *out, const float *x, int n, int d);

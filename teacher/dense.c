@@ -194,7 +194,7 @@ static int dense_forward(teacher_model *tm, const int *tokens, const token_layou
     memcpy(hi + n, tl->slot, sizeof(int) * (size_t)n);
     memcpy(hi + 2 * n, tl->pos, sizeof(int) * (size_t)n);
     memcpy(hi + 3 * n, out_rows, sizeof(int) * (size_t)n_out);
-    be->write(be, m->idx, hi, sizeof(int) * (size_t)(3 * n + n_out));
+    be->upload(be, m->idx, hi, sizeof(int) * (size_t)(3 * n + n_out));
     const int *ids = m->idx, *rows = m->idx + 3 * n;
     const token_layout btl = {.n = n, .slot = m->idx + n, .pos = m->idx + 2 * n};
 
@@ -234,14 +234,14 @@ static int dense_forward(teacher_model *tm, const int *tokens, const token_layou
             be->linear_add(be, x, g, &L->wd, NULL, n);         /* x += down_proj(mlp) */
         }
         /* Only the requested rows reach the head: a decode step needs one row per sequence. */
-        be->gather(be, h, x, rows, n_out, d);
+        be->gather_rows(be, h, x, rows, n_out, d);
         be->rmsnorm(be, x, h, &m->final_norm, n_out, d, eps);
         be->linear(be, out, x, &m->lm_head, NULL, n_out);
         be->graph_end(be);
     }
     tm->logits = out;
     if (logits && out != logits)
-        be->read(be, logits, out, sizeof(float) * (size_t)n_out * c->vocab_size);
+        be->download(be, logits, out, sizeof(float) * (size_t)n_out * c->vocab_size);
     return R1_OK;
 }
 
@@ -278,7 +278,7 @@ static void dense_destroy(teacher_model *tm) {
         int n;
         weight **ws = weight_list(m, &n);
         for (int i = 0; i < n; i++)
-            if (ws[i]->device) be->unload(be, ws[i]);
+            if (ws[i]->device) be->unload_weight(be, ws[i]);
         free(ws);
     }
     free(m->layers);
@@ -317,7 +317,7 @@ int dense_open(teacher_model **out, const char *path, const model_config *cfg, b
     if (!rc) { /* weights to the backend's memory (nothing to do on the CPU) */
         int nw;
         weight **ws = weight_list(m, &nw);
-        for (int i = 0; i < nw && !rc; i++) rc = be->upload(be, ws[i]);
+        for (int i = 0; i < nw && !rc; i++) rc = be->upload_weight(be, ws[i]);
         free(ws);
         if (!rc && c->tie_word_embeddings) m->lm_head = m->embed;
     }

@@ -1,6 +1,6 @@
 /* The CUDA backend: creation, memory, uploads, transfers, graph recording and the small fused
- * kernels (embedding, RMSNorm, RoPE, SwiGLU, KV store, add, gather, argmax). Linear layers are
- * in linear_cuda.cu, attention in attention_cuda.cu. Each kernel mirrors the CPU loop of the
+ * kernels (embedding, RMSNorm, RoPE, SwiGLU, KV store, add, row gather/scatter, argmax). Linear
+ * layers are in linear_cuda.cu, attention in attention_cuda.cu, DeepSeek's MLA in mla_cuda.cu. Each kernel mirrors the CPU loop of the
  * same name in core/backend_cpu.c, in float32 unless the cache is bf16. */
 #include <math.h>
 #include <stdarg.h>
@@ -128,7 +128,7 @@ static dtype storage_dtype(const cuda_backend *cu, const weight *w) {
     return w->dt == DTYPE_F8_E4M3 ? DTYPE_F8_E4M3 : DTYPE_BF16;
 }
 
-static int cu_upload(backend *be, weight *w) {
+static int cu_upload_weight(backend *be, weight *w) {
     cuda_backend *cu = cu_of(be);
     CU_REQUIRE(!w->device, "weight uploaded twice");
     CU_REQUIRE(dtype_is_float(w->dt), "weight of dtype %s", dtype_name(w->dt));
@@ -178,7 +178,7 @@ static int cu_upload(backend *be, weight *w) {
     return R1_OK;
 }
 
-static void cu_unload(backend *be, weight *w) {
+static void cu_unload_weight(backend *be, weight *w) {
     cuda_backend *cu = cu_of(be);
     if (!w->device) return;
     CU_REQUIRE(!cu->recording, "unload while recording a CUDA graph");
@@ -195,9 +195,9 @@ static void cu_unload(backend *be, weight *w) {
 
 enum { PINNED_MAX = 16 << 20 };
 
-static void cu_write(backend *be, void *dst, const void *src, size_t bytes) {
+static void cu_upload(backend *be, void *dst, const void *src, size_t bytes) {
     cuda_backend *cu = cu_of(be);
-    CU_REQUIRE(!cu->recording, "write() while recording a CUDA graph: write inputs before "
+    CU_REQUIRE(!cu->recording, "upload() while recording a CUDA graph: upload inputs before "
                                "graph_begin");
     cu_touch(cu, dst, bytes);
     if (!bytes) return;
@@ -218,9 +218,9 @@ static void cu_write(backend *be, void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaEventRecord(cu->pinned_free, cu->stream));
 }
 
-static void cu_read(backend *be, void *dst, const void *src, size_t bytes) {
+static void cu_download(backend *be, void *dst, const void *src, size_t bytes) {
     cuda_backend *cu = cu_of(be);
-    CU_REQUIRE(!cu->recording, "read() while recording a CUDA graph");
+    CU_REQUIRE(!cu->recording, "download() while recording a CUDA graph");
     if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cu->stream));
     CUDA_CHECK(cudaStreamSynchronize(cu->stream));
 }
@@ -512,12 +512,58 @@ __global__ void gather_kernel(float *out, const float *x, const int *rows, int n
     }
 }
 
-static void cu_gather(backend *be, float *out, const float *x, const int *rows, int n, int d) {
+static void cu_gather_rows(backend *be, float *out, const float *x, const int *rows, int n,
+                           int d) {
     cuda_backend *cu = cu_of(be);
     cu_invalidate_xbf(cu);
     if (n <= 0) return;
     gather_kernel<<<dim3(cu_blocks(d, 256, 64), token_blocks(n)), 256, 0, cu->stream>>>(out, x,
                                                                                        rows, n, d);
+    LAUNCH_CHECK();
+}
+
+static void cu_zero(backend *be, float *x, size_t n) {
+    cuda_backend *cu = cu_of(be);
+    cu_invalidate_xbf(cu);
+    if (n) CUDA_CHECK(cudaMemsetAsync(x, 0, sizeof(float) * n, cu->stream));
+}
+
+__global__ void copy_strided_kernel(float *dst, int dst_stride, const float *src, int src_stride,
+                                    int n, int width) {
+    for (int i = blockIdx.y; i < n; i += gridDim.y)
+        for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < width; j += gridDim.x * blockDim.x)
+            dst[(int64_t)i * dst_stride + j] = src[(int64_t)i * src_stride + j];
+}
+
+static void cu_copy_strided(backend *be, float *dst, int dst_stride, const float *src,
+                            int src_stride, int n, int width) {
+    cuda_backend *cu = cu_of(be);
+    cu_invalidate_xbf(cu);
+    if (n <= 0 || width <= 0) return;
+    copy_strided_kernel<<<dim3(cu_blocks(width, 256, 64), token_blocks(n)), 256, 0, cu->stream>>>(
+        dst, dst_stride, src, src_stride, n, width);
+    LAUNCH_CHECK();
+}
+
+/* One thread per column walks the rows in order, so repeated destination rows add up in the
+ * CPU's order, with the product rounded before the sum as the CPU computes it. */
+__global__ void scatter_add_rows_kernel(float *dst, const float *src, const int *rows,
+                                        const float *scale, int n, int width) {
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= width) return;
+    for (int i = 0; i < n; i++) {
+        float *d = dst + (int64_t)rows[i] * width + j;
+        *d = __fadd_rn(*d, __fmul_rn(scale[i], src[(int64_t)i * width + j]));
+    }
+}
+
+static void cu_scatter_add_rows(backend *be, float *dst, const float *src, const int *rows,
+                                const float *scale, int n, int width) {
+    cuda_backend *cu = cu_of(be);
+    cu_invalidate_xbf(cu);
+    if (n <= 0 || width <= 0) return;
+    scatter_add_rows_kernel<<<(width + 127) / 128, 128, 0, cu->stream>>>(dst, src, rows, scale, n,
+                                                                          width);
     LAUNCH_CHECK();
 }
 
@@ -635,17 +681,25 @@ extern "C" backend *backend_cuda(int device, int mode) {
     be->kv_store = cu_kv_store;
     be->add = cu_add;
     be->attention = cu_attention;
+    be->zero = cu_zero;
+    be->download = cu_download;
+    be->copy_strided = cu_copy_strided;
+    be->gather_rows = cu_gather_rows;
+    be->scatter_add_rows = cu_scatter_add_rows;
+    be->mla_q_absorb = cu_mla_q_absorb;
+    be->mla_attention = cu_mla_attention;
+    be->mla_v_up = cu_mla_v_up;
     be->cache_dtype = mode == BACKEND_CUDA_FP32 ? DTYPE_F32 : DTYPE_BF16;
+    be->host_memory = 0;
+    be->upload_weight = cu_upload_weight;
+    be->unload_weight = cu_unload_weight;
     be->upload = cu_upload;
-    be->unload = cu_unload;
-    be->write = cu_write;
-    be->read = cu_read;
     be->sync = cu_sync;
     be->graph_begin = cu_graph_begin;
     be->graph_end = cu_graph_end;
     be->linear_add = cu_linear_add;
     be->linear_multi = cu_linear_multi;
-    be->gather = cu_gather;
+
     be->argmax = cu_argmax;
     be->destroy = cu_destroy;
     return be;

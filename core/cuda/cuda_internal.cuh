@@ -142,6 +142,16 @@ void cu_attention(backend *be, float *out, const float *q, const void *k_cache,
                   const void *v_cache, const token_layout *tl, int max_seq, int n_heads,
                   int n_kv_heads, int head_dim, int v_dim, float scale);
 
+/* ---- mla_cuda.cu ---- */
+void cu_mla_q_absorb(backend *be, float *q_lat, const float *q, int q_stride, const weight *wkv_b,
+                     int n, int n_heads, int nope, int v_dim);
+void cu_mla_attention(backend *be, float *out, const float *q_lat, const float *q_pe,
+                      int pe_stride, const void *kv_cache, const void *pe_cache,
+                      const token_layout *tl, int max_seq, int n_heads, int lat, int pe_dim,
+                      float scale);
+void cu_mla_v_up(backend *be, float *out, const float *o_lat, const weight *wkv_b, int n,
+                 int n_heads, int nope, int v_dim);
+
 /* ---- device helpers ---- */
 __device__ __forceinline__ float bf16_lo(uint32_t u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float bf16_hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }

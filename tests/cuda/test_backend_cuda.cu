@@ -1,12 +1,14 @@
 /* The CUDA backend against the CPU backend (the reference), op by op and as a whole model.
  *
- * Every op runs on fresh random inputs (the seed is printed; R1_TEST_SEED=N repeats a run) in
+ * Every op (the DeepSeek MLA and MoE data-movement ops too) runs on fresh random inputs (the seed is printed; R1_TEST_SEED=N repeats a run) in
  * both modes, with its output poisoned (NaN) first so that an element the op fails to write is
  * reported by index. Tolerances are relative L2 errors ||gpu - cpu|| / ||cpu||:
- *   exact (0)   copies and conversions: embed, gather, add, kv_store, argmax
+ *   exact (0)   copies and conversions: embed, gather_rows, add, kv_store, argmax, zero,
+ *               copy_strided, scatter_add_rows (the CPU's order and rounding)
  *   1e-5        float32 arithmetic in another order: rmsnorm, rope, swiglu, attention (bf16
  *               caches are rounded the same way for the CPU, so the arithmetic is what is
  *               compared), linear in fp32 mode and bf16-mode GEMV on bf16 weights
+ *               mla_q_absorb/v_up/attention on bf16 and FP8 weights
  *   1e-2        bf16 rounding of activations or float32 weights (bf16-mode cuBLASLt path)
  * The whole dense forward on tests/fixtures/{qwen2-tied,llama3-bf16}: fp32 mode within 1e-5 of
  * the CPU and 1e-4 of transformers with transformers' argmax; both modes give the CPU's argmax
@@ -64,7 +66,7 @@ static const char *mode_names[2] = {"fp32", "bf16"};
 
 static void *dev_put(backend *be, const void *host, size_t bytes) {
     void *d = be->alloc(be, bytes);
-    be->write(be, d, host, bytes);
+    be->upload(be, d, host, bytes);
     return d;
 }
 static float *dev_floats(backend *be, const std::vector<float> &h) {
@@ -79,7 +81,7 @@ static float *dev_poisoned(backend *be, size_t n) {
 }
 static std::vector<float> dev_get(backend *be, const float *d, size_t n) {
     std::vector<float> h(n);
-    be->read(be, h.data(), d, sizeof(float) * n);
+    be->download(be, h.data(), d, sizeof(float) * n);
     return h;
 }
 
@@ -87,22 +89,31 @@ static std::vector<float> dev_get(backend *be, const float *d, size_t n) {
 struct host_weight {
     weight w;
     std::vector<uint8_t> bytes;
+    std::vector<float> scales; /* F8_E4M3: block scales, 16 x 16 blocks */
 };
 static host_weight make_weight(int64_t rows, int64_t cols, dtype dt, float scale) {
     host_weight h;
-    std::vector<float> f = randn((size_t)(rows * cols), scale);
+    memset(&h.w, 0, sizeof h.w);
+    std::vector<float> f = randn((size_t)(rows * cols), dt == DTYPE_F8_E4M3 ? 100.0f : scale);
     h.bytes.resize(f.size() * dtype_size(dt));
     dtype_from_f32(h.bytes.data(), f.data(), dt, f.size());
-    memset(&h.w, 0, sizeof h.w);
+    if (dt == DTYPE_F8_E4M3) {
+        const int64_t br = 16, bc = 16;
+        h.scales.resize((size_t)(((rows + br - 1) / br) * ((cols + bc - 1) / bc)));
+        for (auto &v : h.scales) v = scale / 100.0f * (0.5f + rng_uniform());
+        h.w.scale_inv = h.scales.data();
+        h.w.block_rows = (int)br;
+        h.w.block_cols = (int)bc;
+    }
     h.w.dt = dt;
     h.w.rows = rows;
     h.w.cols = cols;
     h.w.data = h.bytes.data();
     return h;
 }
-static weight upload(backend *be, const host_weight &h) {
+static weight upload_copy(backend *be, const host_weight &h) {
     weight w = h.w;
-    if (be->upload(be, &w)) {
+    if (be->upload_weight(be, &w)) {
         err_print();
         exit(1);
     }
@@ -164,7 +175,7 @@ static void test_embed(void) {
         for (dtype dt : {DTYPE_BF16, DTYPE_F32, DTYPE_F16}) {
             const int V = 300, D = 72, n = 9;
             host_weight hw = make_weight(V, D, dt, 1.0f);
-            weight gw = upload(g, hw);
+            weight gw = upload_copy(g, hw);
             std::vector<int> ids(n);
             for (auto &id : ids) id = rng_int(V);
             ids[0] = V - 1;
@@ -181,7 +192,7 @@ static void test_embed(void) {
                         mode == 1 && dt != DTYPE_BF16 ? 1e-2 : 0.0);
             g->release(g, out);
             g->release(g, dids);
-            g->unload(g, &gw);
+            g->unload_weight(g, &gw);
         }
     }
 }
@@ -193,7 +204,7 @@ static void test_rmsnorm(void) {
         for (auto &s : shapes) {
             const int n = s[0], d = s[1];
             host_weight gain = make_weight(0 + 1, d, DTYPE_BF16, 1.0f);
-            weight gg = upload(g, gain);
+            weight gg = upload_copy(g, gain);
             std::vector<float> x = randn((size_t)n * d, 3.0f), want(x.size());
             cpu->rmsnorm(cpu, want.data(), x.data(), &gain.w, n, d, 1e-6f);
             float *dx = dev_floats(g, x), *out = dev_poisoned(g, x.size());
@@ -208,7 +219,7 @@ static void test_rmsnorm(void) {
             check_close(mode, "rmsnorm", shape, got.data(), want.data(), want.size(), 1e-5);
             g->release(g, dx);
             g->release(g, out);
-            g->unload(g, &gg);
+            g->unload_weight(g, &gg);
         }
     }
 }
@@ -219,7 +230,7 @@ static void linear_case(int mode, int64_t rows, int64_t cols, int n, dtype wdt, 
     backend *g = gpus[mode];
     host_weight hw = make_weight(rows, cols, wdt, 1.0f / sqrtf((float)cols));
     host_weight hb = make_weight(1, rows, DTYPE_F32, 0.5f);
-    weight gw = upload(g, hw), gb = upload(g, hb);
+    weight gw = upload_copy(g, hw), gb = upload_copy(g, hb);
     std::vector<float> x = randn((size_t)n * cols, 1.0f);
     std::vector<float> y0 = randn((size_t)n * rows, 1.0f), want = y0;
     if (accumulate)
@@ -258,8 +269,8 @@ static void linear_case(int mode, int64_t rows, int64_t cols, int n, dtype wdt, 
     }
     g->release(g, dx);
     g->release(g, dy);
-    g->unload(g, &gw);
-    g->unload(g, &gb);
+    g->unload_weight(g, &gw);
+    g->unload_weight(g, &gb);
 }
 
 static void test_linear(void) {
@@ -299,8 +310,8 @@ static void test_linear_multi(void) {
                                      make_weight(rows[2], cols, dt, 0.125f)};
                 host_weight hb[2] = {make_weight(1, rows[0], DTYPE_F32, 0.5f),
                                      make_weight(1, rows[2], DTYPE_F32, 0.5f)};
-                weight gw[3] = {upload(g, hw[0]), upload(g, hw[1]), upload(g, hw[2])};
-                weight gb[2] = {upload(g, hb[0]), upload(g, hb[1])};
+                weight gw[3] = {upload_copy(g, hw[0]), upload_copy(g, hw[1]), upload_copy(g, hw[2])};
+                weight gb[2] = {upload_copy(g, hb[0]), upload_copy(g, hb[1])};
                 std::vector<float> x = randn((size_t)n * cols, 1.0f);
                 std::vector<float> want[3];
                 float *hy[3];
@@ -335,8 +346,8 @@ static void test_linear_multi(void) {
                 }
                 g->release(g, dx);
                 for (int j = 0; j < 3; j++) g->release(g, dy[j]), g->release(g, ds[j]);
-                for (int j = 0; j < 3; j++) g->unload(g, &gw[j]);
-                for (int j = 0; j < 2; j++) g->unload(g, &gb[j]);
+                for (int j = 0; j < 3; j++) g->unload_weight(g, &gw[j]);
+                for (int j = 0; j < 2; j++) g->unload_weight(g, &gb[j]);
             }
         }
     }
@@ -441,15 +452,142 @@ static void test_add_gather(void) {
         const int rows = 40, d = 96, m = 5;
         std::vector<float> src = randn((size_t)rows * d, 1.0f), want2((size_t)m * d);
         std::vector<int> idx = {39, 0, 7, 7, 21};
-        cpu->gather(cpu, want2.data(), src.data(), idx.data(), m, d);
+        cpu->gather_rows(cpu, want2.data(), src.data(), idx.data(), m, d);
         float *ds = dev_floats(g, src), *out = dev_poisoned(g, want2.size());
         int *di = dev_ints(g, idx);
-        g->gather(g, out, ds, di, m, d);
+        g->gather_rows(g, out, ds, di, m, d);
         got = dev_get(g, out, want2.size());
         check_close(mode, "gather", "5 of 40 rows of 96", got.data(), want2.data(), want2.size(),
                     0.0);
         for (void *p : {(void *)dx, (void *)dy, (void *)ds, (void *)out, (void *)di})
             g->release(g, p);
+    }
+}
+
+/* Host caches rounded to what the GPU stores, so both sides attend over the same values. */
+static std::vector<float> cache_values(int mode, size_t n) {
+    std::vector<float> c = randn(n, 1.0f);
+    if (mode == 1)
+        for (auto &v : c) v = round_bf16(v);
+    return c;
+}
+static void *dev_cache(backend *g, int mode, const std::vector<float> &c) {
+    if (mode == 0) return dev_floats(g, c);
+    std::vector<uint16_t> b(c.size());
+    for (size_t i = 0; i < c.size(); i++) b[i] = f32_to_bf16(c[i]);
+    return dev_put(g, b.data(), 2 * b.size());
+}
+
+static void test_memory_ops(void) {
+    for (int mode = 0; mode < 2; mode++) {
+        backend *g = gpus[mode];
+        /* zero */
+        float *dz = dev_floats(g, randn(1000, 1.0f));
+        g->zero(g, dz, 1000);
+        std::vector<float> got = dev_get(g, dz, 1000), want(1000, 0.0f);
+        check_close(mode, "zero", "1000 elements", got.data(), want.data(), 1000, 0.0);
+        /* copy_strided: columns 3..3+24 of [9, 40] rows into [9, 30] rows at column 5 */
+        const int n = 9, width = 24;
+        std::vector<float> src = randn((size_t)n * 40, 1.0f), dst0 = randn((size_t)n * 30, 1.0f);
+        std::vector<float> want2 = dst0;
+        cpu->copy_strided(cpu, want2.data() + 5, 30, src.data() + 3, 40, n, width);
+        float *ds = dev_floats(g, src), *dd = dev_floats(g, dst0);
+        g->copy_strided(g, dd + 5, 30, ds + 3, 40, n, width);
+        got = dev_get(g, dd, want2.size());
+        check_close(mode, "copy_strided", "9 rows of 24 between strides 40 and 30", got.data(),
+                    want2.data(), want2.size(), 0.0);
+        /* scatter_add_rows with repeated destinations: the same order as the CPU, bit for bit */
+        const int m = 12, w = 200, rows_out = 5;
+        std::vector<float> ysrc = randn((size_t)m * w, 1.0f), acc0 = randn((size_t)rows_out * w, 1.0f);
+        std::vector<int> rows(m);
+        std::vector<float> sc(m);
+        for (int i = 0; i < m; i++) rows[i] = rng_int(rows_out), sc[i] = rng_uniform();
+        std::vector<float> want3 = acc0;
+        cpu->scatter_add_rows(cpu, want3.data(), ysrc.data(), rows.data(), sc.data(), m, w);
+        float *dy = dev_floats(g, ysrc), *da = dev_floats(g, acc0), *dsc = dev_floats(g, sc);
+        int *dr = dev_ints(g, rows);
+        g->scatter_add_rows(g, da, dy, dr, dsc, m, w);
+        got = dev_get(g, da, want3.size());
+        check_close(mode, "scatter_add", "12 rows of 200 into 5", got.data(), want3.data(),
+                    want3.size(), 0.0);
+        for (void *p : {(void *)dz, (void *)ds, (void *)dd, (void *)dy, (void *)da, (void *)dsc,
+                        (void *)dr})
+            g->release(g, p);
+    }
+}
+
+/* DeepSeek's absorbed MLA ops at fixture-like and V3-like sizes, for bf16, f32 and FP8
+ * (16 x 16 block-scaled) kv_b_proj weights. */
+static void test_mla(void) {
+    struct {
+        int H, nope, v, lat, pe, n, slots, max_seq;
+        const char *name;
+    } cases[] = {
+        {4, 16, 16, 32, 8, 5, 2, 40, "fixture-sized"},
+        {16, 128, 128, 512, 64, 9, 3, 300, "V3 head sizes, 16 heads"},
+    };
+    for (int mode = 0; mode < 2; mode++) {
+        backend *g = gpus[mode];
+        for (auto &c : cases)
+            for (dtype dt : {DTYPE_BF16, DTYPE_F32, DTYPE_F8_E4M3}) {
+                char shape[128];
+                snprintf(shape, sizeof shape, "%s, %s kv_b_proj, %d tokens", c.name,
+                         dtype_name(dt), c.n);
+                host_weight hw = make_weight((int64_t)c.H * (c.nope + c.v), c.lat, dt, 0.1f);
+                weight gw = upload_copy(g, hw);
+                const double wtol = mode == 1 && dt == DTYPE_F32 ? 1e-2 : 1e-5;
+                /* q_absorb from q rows of stride nope + pe (q_nope then q_pe, as the model lays
+                 * them out) */
+                const int qs = c.nope + c.pe;
+                std::vector<float> q = randn((size_t)c.n * c.H * qs, 1.0f);
+                std::vector<float> want((size_t)c.n * c.H * c.lat);
+                cpu->mla_q_absorb(cpu, want.data(), q.data(), qs, &hw.w, c.n, c.H, c.nope, c.v);
+                float *dq = dev_floats(g, q), *dql = dev_poisoned(g, want.size());
+                g->mla_q_absorb(g, dql, dq, qs, &gw, c.n, c.H, c.nope, c.v);
+                std::vector<float> got = dev_get(g, dql, want.size());
+                check_close(mode, "mla_q_absorb", shape, got.data(), want.data(), want.size(), wtol);
+                /* v_up */
+                std::vector<float> ol = randn((size_t)c.n * c.H * c.lat, 1.0f);
+                std::vector<float> want2((size_t)c.n * c.H * c.v);
+                cpu->mla_v_up(cpu, want2.data(), ol.data(), &hw.w, c.n, c.H, c.nope, c.v);
+                float *dol = dev_floats(g, ol), *dout = dev_poisoned(g, want2.size());
+                g->mla_v_up(g, dout, dol, &gw, c.n, c.H, c.nope, c.v);
+                got = dev_get(g, dout, want2.size());
+                check_close(mode, "mla_v_up", shape, got.data(), want2.data(), want2.size(), wtol);
+                /* attention over the latent cache, from the q_lat above and q_pe in q */
+                if (dt == DTYPE_BF16) {
+                    const size_t rows = (size_t)c.slots * c.max_seq;
+                    std::vector<float> kvc = cache_values(mode, rows * c.lat);
+                    std::vector<float> pec = cache_values(mode, rows * c.pe);
+                    for (auto &v : kvc) v *= 0.2f; /* scores of order 1 */
+                    if (mode == 1)
+                        for (auto &v : kvc) v = round_bf16(v);
+                    std::vector<int> slot(c.n), pos(c.n);
+                    for (int i = 0; i < c.n; i++)
+                        slot[i] = rng_int(c.slots), pos[i] = rng_int(c.max_seq);
+                    pos[0] = c.max_seq - 1;
+                    token_layout htl = {c.n, slot.data(), pos.data()};
+                    const float scale = 1.0f / sqrtf((float)(c.nope + c.pe));
+                    std::vector<float> want3((size_t)c.n * c.H * c.lat);
+                    cpu->mla_attention(cpu, want3.data(), want.data(), q.data() + c.nope, qs,
+                                       kvc.data(), pec.data(), &htl, c.max_seq, c.H, c.lat, c.pe,
+                                       scale);
+                    void *dkv = dev_cache(g, mode, kvc), *dpe = dev_cache(g, mode, pec);
+                    int *dslot = dev_ints(g, slot), *dpos = dev_ints(g, pos);
+                    float *dqlw = dev_floats(g, want), *datt = dev_poisoned(g, want3.size());
+                    token_layout tl = {c.n, dslot, dpos};
+                    g->mla_attention(g, datt, dqlw, dq + c.nope, qs, dkv, dpe, &tl, c.max_seq,
+                                     c.H, c.lat, c.pe, scale);
+                    got = dev_get(g, datt, want3.size());
+                    check_close(mode, "mla_attention", shape, got.data(), want3.data(),
+                                want3.size(), 1e-5);
+                    for (void *p : {dkv, dpe, (void *)dslot, (void *)dpos, (void *)dqlw,
+                                    (void *)datt})
+                        g->release(g, p);
+                }
+                for (void *p : {(void *)dq, (void *)dql, (void *)dol, (void *)dout}) g->release(g, p);
+                g->unload_weight(g, &gw);
+            }
     }
 }
 
@@ -471,27 +609,13 @@ static void test_argmax(void) {
         float *dx = dev_floats(g, x);
         int *dout = (int *)dev_put(g, std::vector<int>(n, -7).data(), sizeof(int) * n);
         g->argmax(g, dout, dx, n, d);
-        g->read(g, got.data(), dout, sizeof(int) * n);
+        g->download(g, got.data(), dout, sizeof(int) * n);
         for (int i = 0; i < n; i++)
             EXPECT_MSG(got[i] == want[i], "argmax [%s] row %d of %d x %d: got %d, want %d",
                        mode_names[mode], i, n, d, got[i], want[i]);
         g->release(g, dx);
         g->release(g, dout);
     }
-}
-
-/* Host caches rounded to what the GPU stores, so both sides attend over the same values. */
-static std::vector<float> cache_values(int mode, size_t n) {
-    std::vector<float> c = randn(n, 1.0f);
-    if (mode == 1)
-        for (auto &v : c) v = round_bf16(v);
-    return c;
-}
-static void *dev_cache(backend *g, int mode, const std::vector<float> &c) {
-    if (mode == 0) return dev_floats(g, c);
-    std::vector<uint16_t> b(c.size());
-    for (size_t i = 0; i < c.size(); i++) b[i] = f32_to_bf16(c[i]);
-    return dev_put(g, b.data(), 2 * b.size());
 }
 
 static void test_kv_store(void) {
@@ -508,7 +632,7 @@ static void test_kv_store(void) {
         token_layout tl = {n, dslot, dpos};
         g->kv_store(g, dc, ds, &tl, width, max_seq);
         std::vector<uint8_t> got(total * es);
-        g->read(g, got.data(), dc, got.size());
+        g->download(g, got.data(), dc, got.size());
         long bad = 0, first = -1;
         for (size_t s = 0; s < (size_t)slots; s++)
             for (size_t p = 0; p < (size_t)max_seq; p++) {
@@ -740,7 +864,7 @@ static std::vector<int> greedy(teacher_model *m, const int *prompt, int np, int 
         int next;
         if (device_argmax) {
             be->argmax(be, dtok, m->logits, 1, V);
-            be->read(be, &next, dtok, sizeof(int));
+            be->download(be, &next, dtok, sizeof(int));
         } else {
             int second = top2_margin(logits.data(), V, &next);
             if (margins) margins->push_back(logits[next] - logits[second]);
@@ -859,11 +983,13 @@ int main(void) {
     RUN_NAMED(test_rope);
     RUN_NAMED(test_swiglu);
     RUN_NAMED(test_add_gather);
+    RUN_NAMED(test_memory_ops);
     RUN_NAMED(test_argmax);
     RUN_NAMED(test_kv_store);
     RUN_NAMED(test_linear);
     RUN_NAMED(test_linear_multi);
     RUN_NAMED(test_attention);
+    RUN_NAMED(test_mla);
     RUN_NAMED(test_forward_vs_cpu);
     RUN_NAMED(test_incremental);
     RUN_NAMED(test_greedy);
