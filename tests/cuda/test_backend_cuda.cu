@@ -287,6 +287,12 @@ static void test_linear(void) {
                     const int bias = rng_int(2), acc = rng_int(3) == 0;
                     linear_case(mode, s[0], s[1], n, dt, bias, acc);
                 }
+    /* FP8 block-scaled weights (DeepSeek's): dequantized on the fly */
+    for (int mode = 0; mode < 2; mode++)
+        for (int n : {1, 3, 5, 17}) {
+            linear_case(mode, 160, 96, n, DTYPE_F8_E4M3, 1, 0);
+            linear_case(mode, 512, 3584, n, DTYPE_F8_E4M3, 0, n == 3);
+        }
     /* the decode shapes of Qwen2.5-7B, at decode batch sizes */
     for (int mode = 0; mode < 2; mode++) {
         linear_case(mode, 3584, 3584, 1, DTYPE_BF16, 1, 0);
