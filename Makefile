@@ -66,7 +66,7 @@ ifeq ($(HAVE_CUDA),1)
 CFLAGS   += -DR1_HAVE_CUDA -I$(CUDA_HOME)/include
 CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
 NVFLAGS  := -std=c++17 -O3 -I. -gencode=arch=compute_90a,code=sm_90a -lineinfo \
-            -Xcompiler -Wall,-Wno-unused-parameter -DR1_HAVE_CUDA
+            -Xcompiler -Wall,-Wno-unused-parameter -DR1_HAVE_CUDA -MMD -MP
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lcublas -lstdc++
 HAVE_NCCL := $(shell [ -f $(CUDA_HOME)/include/nccl.h ] && echo 1)
 ifeq ($(HAVE_NCCL),1)
@@ -124,9 +124,11 @@ test: all $(UNIT_BIN)
 test-unit: all $(UNIT_BIN)
 	@BUILD=$(BUILD) BIN=./$(BIN) tests/run.sh unit
 
+# compiled by nvcc, linked by cc (nvcc does not take the -Wl, flags of LDLIBS)
 $(BUILD)/tests-cuda/%: tests/cuda/%.cu $(LIB)
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -o $@ $< $(LIB) $(filter-out -fopenmp,$(LDLIBS)) -Xcompiler -fopenmp
+	$(NVCC) $(NVFLAGS) $(if $(OMP),-Xcompiler -fopenmp) -c $< -o $@.o
+	$(CC) $(LDFLAGS) -o $@ $@.o $(LIB) $(LDLIBS)
 
 test-cuda: all $(CUDA_TEST_BIN)
 	@[ -n "$(HAVE_CUDA)" ] || { echo "test-cuda needs nvcc (and a GPU to run)"; exit 2; }
@@ -152,4 +154,4 @@ deps:
 clean:
 	rm -rf build build-san build-fuzz $(BIN)
 
--include $(OBJ:.o=.d) $(BUILD)/distill/main.d $(UNIT_BIN:=.d)
+-include $(OBJ:.o=.d) $(BUILD)/distill/main.d $(UNIT_BIN:=.d) $(CU_OBJ:.o=.d) $(CUDA_TEST_BIN:=.d)
