@@ -52,6 +52,30 @@ __global__ void cast_f32_to_bf16_kernel(bf16 *dst, const float *src, size_t n) {
         dst[i] = __float2bfloat16_rn(src[i]);
 }
 
+__global__ void fill_f32_kernel(float *dst, size_t n, float value) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = value;
+}
+
+__device__ __forceinline__ uint64_t splitmix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+__global__ void fill_normal_kernel(float *dst, size_t n, uint64_t seed, float std) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const uint64_t r = splitmix64(seed * 0x2545f4914f6cdd1dull + i);
+        /* two 32-bit uniforms in (0, 1] and [0, 1) */
+        const double u1 = ((double)(uint32_t)(r >> 32) + 1.0) * (1.0 / 4294967296.0);
+        const double u2 = (double)(uint32_t)r * (1.0 / 4294967296.0);
+        dst[i] = (float)(std * sqrt(-2.0 * log(u1)) * cospi(2.0 * u2));
+    }
+}
+
 /* ---- launchers ---------------------------------------------------------------------------------- */
 
 extern "C" void embed_forward(r1_bf16 *x, const r1_bf16 *emb, const int *tokens, int n, int d,
@@ -116,5 +140,22 @@ extern "C" void cast_f32_to_bf16(r1_bf16 *dst, const float *src, size_t n, cudaS
     const long long want = ceil_div((long long)n, 256);
     const int blocks = want < 4096 ? (int)want : 4096;
     cast_f32_to_bf16_kernel<<<blocks, 256, 0, s>>>(dst, src, n);
+    LAUNCH_CHECK();
+}
+
+static int grid_for(size_t n) {
+    const long long want = ceil_div((long long)n, 256);
+    return want < 8192 ? (int)want : 8192;
+}
+
+extern "C" void fill_f32(float *dst, size_t n, float value, cudaStream_t s) {
+    if (n == 0) return;
+    fill_f32_kernel<<<grid_for(n), 256, 0, s>>>(dst, n, value);
+    LAUNCH_CHECK();
+}
+
+extern "C" void fill_normal_f32(float *dst, size_t n, uint64_t seed, float std, cudaStream_t s) {
+    if (n == 0) return;
+    fill_normal_kernel<<<grid_for(n), 256, 0, s>>>(dst, n, seed, std);
     LAUNCH_CHECK();
 }

@@ -194,6 +194,11 @@ void embed_backward(void *demb, int demb_f32, const r1_bf16 *dx, const int *ids,
                     const int *offsets, const int *positions, int n_ids, int d, cudaStream_t s);
 /* dst[i] = bf16(src[i]) */
 void cast_f32_to_bf16(r1_bf16 *dst, const float *src, size_t n, cudaStream_t s);
+/* dst[i] = value */
+void fill_f32(float *dst, size_t n, float value, cudaStream_t s);
+/* dst[i] = std * a standard normal drawn from (seed, i) by a counter-based generator
+ * (splitmix64 + Box-Muller): the same seed gives the same values on any GPU and launch shape. */
+void fill_normal_f32(float *dst, size_t n, uint64_t seed, float std, cudaStream_t s);
 
 #ifdef __cplusplus
 }

@@ -28,25 +28,25 @@ extern "C" {
 static int g_failures, g_checks;
 static uint64_t g_rng;
 
-static void rng_seed_from_env(void) {
+static inline void rng_seed_from_env(void) {
     const char *s = getenv("R1_TEST_SEED");
     g_rng = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL) * 2654435761u ^ (uint64_t)clock();
     printf("seed %llu (R1_TEST_SEED=%llu repeats this run)\n", (unsigned long long)g_rng,
            (unsigned long long)g_rng);
 }
-static uint64_t rng_next(void) { /* splitmix64 */
+static inline uint64_t rng_next(void) { /* splitmix64 */
     uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
-static double urand(void) { return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0); }
+static inline double urand(void) { return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0); }
 /* uniform in [-a, a) */
-static float frand(float a) { return (float)((2.0 * urand() - 1.0) * a); }
-static int irand(int n) { return (int)(rng_next() % (uint64_t)n); }
+static inline float frand(float a) { return (float)((2.0 * urand() - 1.0) * a); }
+static inline int irand(int n) { return (int)(rng_next() % (uint64_t)n); }
 
 /* n bf16 values uniform in [-a, a); f (if not NULL) receives them as floats. */
-static uint16_t *rand_bf16(size_t n, float a, float **f) {
+static inline uint16_t *rand_bf16(size_t n, float a, float **f) {
     uint16_t *h = (uint16_t *)xmalloc(sizeof(uint16_t) * (n ? n : 1));
     float *v = f ? (float *)xmalloc(sizeof(float) * (n ? n : 1)) : NULL;
     for (size_t i = 0; i < n; i++) {
@@ -56,7 +56,7 @@ static uint16_t *rand_bf16(size_t n, float a, float **f) {
     if (f) *f = v;
     return h;
 }
-static float *rand_f32(size_t n, float a) {
+static inline float *rand_f32(size_t n, float a) {
     float *v = (float *)xmalloc(sizeof(float) * (n ? n : 1));
     for (size_t i = 0; i < n; i++) v[i] = frand(a);
     return v;
@@ -67,20 +67,20 @@ static float *rand_f32(size_t n, float a) {
 enum { GUARD = 256 };
 
 /* bytes of device memory, NaN-poisoned (all bits set), followed by GUARD bytes of 0xA5 */
-static void *dev_poison(size_t bytes) {
+static inline void *dev_poison(size_t bytes) {
     void *p;
     R1_CUDA_CHECK(cudaMalloc(&p, bytes + GUARD));
     R1_CUDA_CHECK(cudaMemset(p, 0xFF, bytes));
     R1_CUDA_CHECK(cudaMemset((char *)p + bytes, 0xA5, GUARD));
     return p;
 }
-static void *dev_upload(const void *h, size_t bytes) {
+static inline void *dev_upload(const void *h, size_t bytes) {
     void *p = dev_poison(bytes);
     R1_CUDA_CHECK(cudaMemcpy(p, h, bytes, cudaMemcpyHostToDevice));
     return p;
 }
 /* Fails the check if the guard after `bytes` was written. */
-static int guard_ok(const char *op, const void *p, size_t bytes) {
+static inline int guard_ok(const char *op, const void *p, size_t bytes) {
     unsigned char g[GUARD];
     R1_CUDA_CHECK(cudaMemcpy(g, (const char *)p + bytes, GUARD, cudaMemcpyDeviceToHost));
     for (int i = 0; i < GUARD; i++)
@@ -92,7 +92,7 @@ static int guard_ok(const char *op, const void *p, size_t bytes) {
         }
     return 1;
 }
-static float *download_bf16(const void *d, size_t n) {
+static inline float *download_bf16(const void *d, size_t n) {
     uint16_t *h = (uint16_t *)xmalloc(sizeof(uint16_t) * (n ? n : 1));
     R1_CUDA_CHECK(cudaMemcpy(h, d, sizeof(uint16_t) * n, cudaMemcpyDeviceToHost));
     float *f = (float *)xmalloc(sizeof(float) * (n ? n : 1));
@@ -100,15 +100,15 @@ static float *download_bf16(const void *d, size_t n) {
     free(h);
     return f;
 }
-static float *download_f32(const void *d, size_t n) {
+static inline float *download_f32(const void *d, size_t n) {
     float *f = (float *)xmalloc(sizeof(float) * (n ? n : 1));
     R1_CUDA_CHECK(cudaMemcpy(f, d, sizeof(float) * n, cudaMemcpyDeviceToHost));
     return f;
 }
-static float *download(const void *d, size_t n, int f32) {
+static inline float *download(const void *d, size_t n, int f32) {
     return f32 ? download_f32(d, n) : download_bf16(d, n);
 }
-static void sync_check(const char *what) {
+static inline void sync_check(const char *what) {
     cudaError_t e = cudaDeviceSynchronize();
     if (e != cudaSuccess) {
         printf("  FAIL %s: the device reported %s (a kernel faulted)\n", what, cudaGetErrorString(e));
@@ -121,7 +121,7 @@ static void sync_check(const char *what) {
 /* Passes when there is no NaN, ||got - want|| / ||want|| <= tol, and every element is within
  * 16 tol (|want| + rms(want)) of its reference (a local error the L2 norm would average away).
  * cols > 0 prints indices as (row, col). */
-static int compare(const char *op, const char *shape, const float *got, const double *want,
+static inline int compare(const char *op, const char *shape, const float *got, const double *want,
                    size_t n, int cols, double tol) {
     g_checks++;
     double num = 0, den = 0, maxerr = 0;
@@ -167,7 +167,7 @@ static int compare(const char *op, const char *shape, const float *got, const do
 }
 
 /* Bitwise equality of two device results (the determinism checks). */
-static int same_bits(const char *op, const char *shape, const void *a, const void *b,
+static inline int same_bits(const char *op, const char *shape, const void *a, const void *b,
                      size_t bytes) {
     g_checks++;
     unsigned char *x = (unsigned char *)xmalloc(bytes), *y = (unsigned char *)xmalloc(bytes);
@@ -187,6 +187,6 @@ static int same_bits(const char *op, const char *shape, const void *a, const voi
     return ok;
 }
 
-static double *dvec(size_t n) { return (double *)xcalloc(n ? n : 1, sizeof(double)); }
+static inline double *dvec(size_t n) { return (double *)xcalloc(n ? n : 1, sizeof(double)); }
 
 #endif
