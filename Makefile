@@ -4,6 +4,7 @@
 #   make test       CPU test suite (unit, reference, end-to-end) plus the ASan/UBSan pass
 #   make test-cuda  CUDA checks against the CPU reference (needs a GPU)
 #   make bench      benchmarks beside their peers (reports, never fails)
+#   make bench-cuda GPU benchmarks beside PyTorch (bench/cuda/*.sh; needs a GPU)
 #   make fuzz       libFuzzer targets for every parser (clang)
 #   make demo       the whole pipeline on the embedded tiny teacher
 #
@@ -87,7 +88,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 CUDA_TEST_SRC := $(wildcard tests/cuda/test_*.cu)
 CUDA_TEST_BIN := $(CUDA_TEST_SRC:tests/cuda/%.cu=$(BUILD)/tests-cuda/%)
 
-.PHONY: all test test-unit test-san test-cuda bench fuzz demo demo-teacher deps clean info
+.PHONY: all test test-unit test-san test-cuda bench bench-cuda fuzz demo demo-teacher deps clean info
 all: info $(BIN)
 
 info:
@@ -134,6 +135,17 @@ test-cuda: all $(CUDA_TEST_BIN)
 	@[ -n "$(HAVE_CUDA)" ] || { echo "test-cuda needs nvcc (and a GPU to run)"; exit 2; }
 	@BUILD=$(BUILD) BIN=./$(BIN) tests/run.sh cuda
 
+# CUDA benchmarks (run on a GPU machine): the binaries bench/cuda_*.c, driven by bench/cuda/*.sh
+CUDA_BENCH_SRC := $(wildcard bench/cuda_*.c)
+CUDA_BENCH_BIN := $(CUDA_BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+bench-cuda: all $(CUDA_BENCH_BIN)
+	@[ -n "$(HAVE_CUDA)" ] || { echo "bench-cuda needs nvcc (and a GPU to run)"; exit 2; }
+	@for s in bench/cuda/*.sh; do BUILD=$(BUILD) bash $$s; done
+
 test-san:
 	@$(MAKE) --no-print-directory SAN=1 NO_CUDA=1 build-san/r1-distill \
 	  $(patsubst $(BUILD)/%,build-san/%,$(UNIT_BIN))
@@ -154,4 +166,5 @@ deps:
 clean:
 	rm -rf build build-san build-fuzz $(BIN)
 
--include $(OBJ:.o=.d) $(BUILD)/distill/main.d $(UNIT_BIN:=.d) $(CU_OBJ:.o=.d) $(CUDA_TEST_BIN:=.d)
+-include $(OBJ:.o=.d) $(BUILD)/distill/main.d $(UNIT_BIN:=.d) $(CU_OBJ:.o=.d) $(CUDA_TEST_BIN:=.d) \
+         $(CUDA_BENCH_BIN:=.d)
