@@ -129,7 +129,7 @@ test-unit: all $(UNIT_BIN)
 $(BUILD)/tests-cuda/%: tests/cuda/%.cu $(LIB)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) $(if $(OMP),-Xcompiler -fopenmp) -c $< -o $@.o
-	$(CC) $(LDFLAGS) -o $@ $@.o $(LIB) $(LDLIBS)
+	$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $@.o $(LIB) $(LDLIBS)
 
 test-cuda: all $(CUDA_TEST_BIN)
 	@[ -n "$(HAVE_CUDA)" ] || { echo "test-cuda needs nvcc (and a GPU to run)"; exit 2; }
@@ -140,7 +140,7 @@ CUDA_BENCH_SRC := $(wildcard bench/cuda_*.c)
 CUDA_BENCH_BIN := $(CUDA_BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--as-needed -o $@ $< $(LIB) $(LDLIBS)
 
 bench-cuda: all $(CUDA_BENCH_BIN)
 	@[ -n "$(HAVE_CUDA)" ] || { echo "bench-cuda needs nvcc (and a GPU to run)"; exit 2; }

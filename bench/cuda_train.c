@@ -38,7 +38,7 @@ static const struct {
            "\"rope_theta\":1000000.0,\"tie_word_embeddings\":false}"},
 };
 
-static const char *opt_shape;
+static const char *opt_shape, *opt_attn;
 static int64_t opt_seq, opt_batch, opt_steps, opt_warmup;
 static int opt_recompute, opt_grad_f32;
 
@@ -50,6 +50,8 @@ static const cli_opt bench_opts[] = {
     {"warmup", OPT_INT, &opt_warmup, "2", 0, "N", "untimed steps first"},
     {"recompute", OPT_FLAG, &opt_recompute, NULL, 0, NULL, "recompute each layer in the backward"},
     {"grad-f32", OPT_FLAG, &opt_grad_f32, NULL, 0, NULL, "float32 gradients (default bf16)"},
+    {"attn", OPT_STRING, &opt_attn, "auto", 0, "IMPL",
+     "attention kernels: auto (tensor cores for head_dim 64/128), mma, simple"},
 };
 
 static const cli_spec bench_spec = {
@@ -77,8 +79,15 @@ int main(int argc, char **argv) {
     model_config cfg;
     if (model_config_parse(&cfg, json, strlen(json), opt_shape)) err_exit();
     const int T = (int)opt_seq, B = (int)opt_batch, n = T * B;
+    attn_impl attn = ATTN_AUTO;
+    if (strcmp(opt_attn, "mma") == 0)
+        attn = ATTN_MMA;
+    else if (strcmp(opt_attn, "simple") == 0)
+        attn = ATTN_SIMPLE;
+    else if (strcmp(opt_attn, "auto") != 0)
+        die(R1_EINPUT, "--attn", "unknown attention kernels %s (auto, mma, simple)", opt_attn);
     cuda_student_opts o = {.max_tokens = n, .recompute = opt_recompute, .grad_f32 = opt_grad_f32,
-                           .ce_chunk = 0, .attn = ATTN_AUTO};
+                           .ce_chunk = 0, .attn = attn};
     const size_t need = cuda_student_bytes(&cfg, &o);
     size_t free_b, total_b;
     R1_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));

@@ -10,7 +10,9 @@ OUTDIR=${BENCH_OUT:-$ROOT/bench-out}
 mkdir -p "$OUTDIR"
 RES="$OUTDIR/train_results.jsonl"
 : >"$RES"
-BIN="$ROOT/$BUILD/bench/cuda_train"
+BIN=${CUDA_TRAIN_BIN:-$ROOT/$BUILD/bench/cuda_train}
+# R1_BENCH_ATTN=simple runs our side on the plain attention kernels
+ATTN=(--attn "${R1_BENCH_ATTN:-auto}")
 PY=${PYTHON:-python3}
 TMO=${BENCH_TIMEOUT:-180}
 
@@ -29,20 +31,20 @@ run() {  # label, command...
 
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
 # 0.5B: 4 x 4096 tokens, no recomputation, on both sides
-run ours-0.5b "$BIN" --shape 0.5b --seq 4096 --batch 4
+run ours-0.5b "$BIN" "${ATTN[@]}" --shape 0.5b --seq 4096 --batch 4
 run torch-0.5b "$PY" "$ROOT/bench/torch_train.py" --shape 0.5b --seq 4096 --batch 4
 # 1.5B: 4 x 4096 tokens; PyTorch runs out of memory on the logits, so it also gets recomputation
 # and then fewer sequences (its first configuration that fits is the one compared)
-run ours-1.5b "$BIN" --shape 1.5b --seq 4096 --batch 4
+run ours-1.5b "$BIN" "${ATTN[@]}" --shape 1.5b --seq 4096 --batch 4
 run torch-1.5b "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 4
 run torch-1.5b-rc "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 4 --recompute
 run torch-1.5b-rc-b2 "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 2 --recompute
 # 7B: one 4096-token sequence with recomputation (fp32 master weights and moments: 16 bytes per
 # parameter on our side, 8 on PyTorch's bf16 AdamW)
-run ours-7b "$BIN" --shape 7b --seq 4096 --batch 1 --recompute
+run ours-7b "$BIN" "${ATTN[@]}" --shape 7b --seq 4096 --batch 1 --recompute
 run torch-7b "$PY" "$ROOT/bench/torch_train.py" --shape 7b --seq 4096 --batch 1 --recompute
 # 7B full fine-tune at 32k tokens per sequence (needs a 141 GB GPU)
-run ours-7b-32k "$BIN" --shape 7b --seq 32768 --batch 1 --recompute --steps 2 --warmup 1
+run ours-7b-32k "$BIN" "${ATTN[@]}" --shape 7b --seq 32768 --batch 1 --recompute --steps 2 --warmup 1
 
 echo
 echo "summary ($RES):"
