@@ -13,6 +13,7 @@
 
 extern "C" {
 #include "core/config.h"
+#include "core/dense_layout.h"
 #include "core/rope.h"
 #include "core/safetensors.h"
 #include "student/train_cuda.h"
@@ -450,6 +451,30 @@ static void run_model(const char *label, const model_config *c, const safetensor
         const uint64_t seed = rng_next();
         cuda_student_init_random(s, seed, init_std);
         cuda_student_init_random(sr, seed, init_std);
+    }
+    /* the student's tensors are the checkpoint's (core/dense_layout.h): same names and shapes */
+    {
+        dense_tensor *dt;
+        int nt;
+        if (dense_layout(c, &dt, &nt)) {
+            err_print();
+            exit(1);
+        }
+        int bad = nt != cuda_student_n_params(s);
+        for (int i = 0; i < nt && !bad; i++) {
+            const int j = find_param(s, dt[i].name);
+            const cuda_param *p = j >= 0 ? cuda_student_param(s, j) : NULL;
+            const int64_t rows = dt[i].ndim == 2 ? dt[i].shape[0] : 1;
+            const int64_t cols = dt[i].ndim == 2 ? dt[i].shape[1] : dt[i].shape[0];
+            if (!p || p->rows != rows || p->cols != cols || p->decay != (dt[i].ndim == 2)) {
+                printf("       tensor %s: %s\n", dt[i].name, p ? "shape or decay differs" : "missing");
+                bad = 1;
+            }
+        }
+        g_checks++;
+        printf("  %s %-26s %d tensors\n", bad ? "FAIL" : "ok  ", "layout = dense_layout", nt);
+        g_failures += bad;
+        free(dt);
     }
     ref_model r;
     ref_init(&r, s, c, o.max_tokens);
