@@ -16,10 +16,23 @@ ATTN=(--attn "${R1_BENCH_ATTN:-auto}")
 PY=${PYTHON:-python3}
 TMO=${BENCH_TIMEOUT:-180}
 
+# BENCH_DEADLINE (epoch seconds): runs that could not finish before it are skipped, so the whole
+# benchmark fits a time-limited session.
+DEADLINE=${BENCH_DEADLINE:-0}
+
 run() {  # label, command...
     local label=$1; shift
+    local tmo=$TMO
+    if [ "$DEADLINE" -gt 0 ]; then
+        local left=$((DEADLINE - $(date +%s) - 5))
+        if [ "$left" -lt 45 ]; then
+            echo "== $label: skipped, ${left}s left before the deadline"
+            return
+        fi
+        [ "$left" -lt "$tmo" ] && tmo=$left
+    fi
     echo "== $label: $*"
-    timeout "$TMO" "$@" >"$OUTDIR/$label.log" 2>&1
+    timeout "$tmo" "$@" >"$OUTDIR/$label.log" 2>&1
     local rc=$?
     grep -v '^result ' "$OUTDIR/$label.log" | tail -n 3
     if grep -q '^result ' "$OUTDIR/$label.log"; then

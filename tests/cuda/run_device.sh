@@ -28,6 +28,8 @@ if [ "${1:-}" = --prebuild ]; then
     exit 0
 fi
 
+# everything ends within R1_TIME_BUDGET seconds (default 570: a 10-minute session with margin)
+T_END=$(($(date +%s) + ${R1_TIME_BUDGET:-570}))
 OUT=${OUT:-$ROOT/cuda-out}
 mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0
@@ -65,7 +67,7 @@ done
 if [ "${1:-}" != --tests ]; then
     echo "== benchmark (log: bench.log)"
     BENCH_OUT=/tmp/r1-bench CUDA_TRAIN_BIN="$ROOT/$B" BENCH_TIMEOUT=${BENCH_TIMEOUT:-150} \
-        bash bench/cuda/train.sh >"$OUT/bench.log" 2>&1
+        BENCH_DEADLINE=$T_END bash bench/cuda/train.sh >"$OUT/bench.log" 2>&1
     sed -n '/^summary/,$p' "$OUT/bench.log"
     tar czf "$OUT/bench_logs.tgz" -C /tmp r1-bench 2>/dev/null
 fi
