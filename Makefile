@@ -3,8 +3,8 @@
 #   make            build ./r1-distill (prints which optional parts it found)
 #   make test       CPU test suite (unit, reference, end-to-end) plus the ASan/UBSan pass
 #   make test-cuda  CUDA checks against the CPU reference (needs a GPU)
-#   make bench-cuda decode throughput on one GPU beside transformers (needs a GPU + PyTorch)
 #   make bench      benchmarks beside their peers (reports, never fails)
+#   make bench-cuda GPU benchmarks beside their peers: decode vs transformers, training vs PyTorch
 #   make fuzz       libFuzzer targets for every parser (clang)
 #   make demo       the whole pipeline on the embedded tiny teacher
 #
@@ -142,6 +142,19 @@ test-cuda: all $(CUDA_TEST_BIN)
 	@[ -n "$(HAVE_CUDA)" ] || { echo "test-cuda needs nvcc (and a GPU to run)"; exit 2; }
 	@BUILD=$(BUILD) BIN=./$(BIN) tests/run.sh cuda
 
+# CUDA benchmarks (run on a GPU machine): drivers bench/<name>.c linked against the library,
+# run by bench/cuda_generate.sh (decode) and bench/cuda/*.sh (training)
+CUDA_BENCH_SRC := $(wildcard bench/cuda_*.c)
+CUDA_BENCH_BIN := $(CUDA_BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--as-needed -o $@ $< $(LIB) $(LDLIBS)
+
+bench-cuda: all $(CUDA_BENCH_BIN) $(BUILD)/bench/decode
+	@[ -n "$(HAVE_CUDA)" ] || { echo "bench-cuda needs nvcc (and a GPU to run)"; exit 2; }
+	@BUILD=$(BUILD) bench/cuda_generate.sh
+	@for s in bench/cuda/*.sh; do BUILD=$(BUILD) bash $$s; done
+
 test-san:
 	@$(MAKE) --no-print-directory SAN=1 NO_CUDA=1 build-san/r1-distill \
 	  $(patsubst $(BUILD)/%,build-san/%,$(UNIT_BIN))
@@ -153,15 +166,6 @@ fuzz:
 bench: all
 	@bench/run.sh
 
-# Benchmark drivers: bench/<name>.c linked against the library.
-$(BUILD)/bench/%: bench/%.c $(LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
-
-bench-cuda: all $(BUILD)/bench/decode
-	@[ -n "$(HAVE_CUDA)" ] || { echo "bench-cuda needs nvcc (and a GPU to run)"; exit 2; }
-	@BUILD=$(BUILD) bench/cuda_generate.sh
-
 # Installs the Debian packages the build and tests need (uses sudo when not root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 deps:
@@ -172,4 +176,4 @@ clean:
 	rm -rf build build-san build-fuzz $(BIN)
 
 -include $(OBJ:.o=.d) $(BUILD)/distill/main.d $(UNIT_BIN:=.d) $(CU_OBJ:.o=.d) \
-         $(CUDA_TEST_BIN:=.d) $(BUILD)/bench/decode.d
+         $(CUDA_TEST_BIN:=.d) $(BUILD)/bench/decode.d $(CUDA_BENCH_BIN:=.d)
