@@ -133,7 +133,7 @@ test-unit: all $(UNIT_BIN)
 .PRECIOUS: $(BUILD)/tests-cuda/%.o
 $(BUILD)/tests-cuda/%.o: tests/cuda/%.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -c $< -o $@
+	$(NVCC) $(NVFLAGS) $(if $(OMP),-Xcompiler -fopenmp) -c $< -o $@
 
 $(BUILD)/tests-cuda/%: $(BUILD)/tests-cuda/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
