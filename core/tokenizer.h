@@ -23,6 +23,10 @@ typedef struct tokenizer tokenizer;
  * tokenizer_config.json). Errors name the file and what is unsupported (R1_EINPUT). */
 int tokenizer_load(tokenizer **out, const char *path);
 void tokenizer_free(tokenizer *t);
+/* The same from memory (tests, fuzzing): json is tokenizer.json's text, config that of
+ * tokenizer_config.json or NULL; `where` names the source in messages. */
+int tokenizer_load_mem(tokenizer **out, const char *json, size_t len, const char *config,
+                       size_t config_len, const char *where);
 
 /* Encodes UTF-8 text. Added tokens are matched before BPE as the HF tokenizer does.
  * add_special: add what the post-processor adds (e.g. BOS). Invalid UTF-8 is R1_EINPUT.
