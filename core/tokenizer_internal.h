@@ -166,6 +166,11 @@ uint32_t bytelevel_char(uint8_t b);
 /* The byte a code point stands for, or -1 if it is not in the alphabet. */
 int bytelevel_byte(uint32_t cp);
 
+/* ---- Unicode (core/unicode_delta.c, generated) --------------------------------------- */
+/* The code points general category `cat` (e.g. "L", "Nd") gained between Unicode 14.0 and
+ * 16.0, as the body of a PCRE2 class ("" if none), or NULL for an unknown category. */
+const char *unicode_delta_class(const char *cat, size_t len);
+
 /* ---- UTF-8 helpers (core/tokenizer.c) --------------------------------------------------- */
 /* Length of the well-formed UTF-8 sequence at s (n bytes available), 0 if ill-formed. */
 size_t utf8_len_at(const unsigned char *s, size_t n);

@@ -5,6 +5,7 @@
  * AddedVocabulary::add_tokens (an added token whose content is in the vocab takes that id;
  * others take the next id past the vocabulary), then the pipeline parts. Anything this reader
  * would handle differently from HF is refused with a message listing what is supported. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -513,17 +514,118 @@ static int load_added(tokenizer *t, const jin_doc *d, const char *where) {
 static const char GPT2_PATTERN[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
+/* tokenizers compiles these patterns with Oniguruma, which has Unicode 16.0 tables where PCRE2
+ * 10.42 has 14.0: \p{X} gets the code points category X gained since (core/unicode_delta.c,
+ * generated), so Unicode 15 emoji and CJK Extension H/I split as in the HF tokenizer. (A negated
+ * \P{X} inside a bracket class keeps PCRE2's view.) Oniguruma's \s is Unicode White_Space. PCRE2's
+ * \s (with UCP) also takes U+180E MONGOLIAN VOWEL SEPARATOR, which stopped being a space in
+ * Unicode 6.3; everything else agrees (checked character by character against the HF tokenizer).
+ * So \s and \S are spelled out as the White_Space set before compiling. A \S inside a bracket
+ * class cannot be spelled out there and is left to PCRE2 (no pattern in the files we know has
+ * one). */
+#define WHITE_SPACE "\\t-\\r\\x{20}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}"
+
+static char *onig_to_pcre2(const char *pat, size_t n, size_t *out_n) {
+    size_t cap = n * 4 + 64, k = 0;
+    char *o = xmalloc(cap);
+    int in_class = 0;
+    for (size_t i = 0; i < n;) {
+        if (k + 128 > cap) o = xrealloc(o, cap *= 2);
+        char c = pat[i];
+        if (c == '\\' && i + 1 < n) {
+            char e = pat[i + 1];
+            if (e == 'Q') { /* \Q...\E is literal: copy it untouched */
+                const char *end = NULL;
+                for (size_t j = i + 2; j + 1 < n; j++)
+                    if (pat[j] == '\\' && pat[j + 1] == 'E') { end = pat + j + 2; break; }
+                size_t len = end ? (size_t)(end - (pat + i)) : n - i;
+                while (k + len + 1 > cap) o = xrealloc(o, cap *= 2);
+                memcpy(o + k, pat + i, len);
+                k += len, i += len;
+                continue;
+            }
+            if (e == 'p' || e == 'P') {
+                /* \pL, \p{L}, \p{^L}, \P{L}: add what the category gained after Unicode 14 */
+                const char *name = pat + i + 2, *after;
+                size_t len;
+                if (i + 2 < n && *name == '{') {
+                    const char *close = memchr(name, '}', n - (i + 2));
+                    if (!close) close = pat + n;
+                    name++, len = (size_t)(close - name), after = close < pat + n ? close + 1 : close;
+                } else {
+                    len = i + 2 < n ? 1 : 0, after = name + len;
+                }
+                int neg = e == 'P';
+                if (len && *name == '^') neg = !neg, name++, len--;
+                const char *delta = len ? unicode_delta_class(name, len) : NULL;
+                if (delta && *delta && !(in_class && neg)) {
+                    size_t dl = strlen(delta);
+                    while (k + dl + len + 16 > cap) o = xrealloc(o, cap *= 2);
+                    k += (size_t)sprintf(o + k, "%s\\p{%.*s}%s%s", in_class ? "" : neg ? "[^" : "[",
+                                         (int)len, name, delta, in_class ? "" : "]");
+                } else {
+                    size_t raw = (size_t)(after - (pat + i));
+                    while (k + raw + 1 > cap) o = xrealloc(o, cap *= 2);
+                    memcpy(o + k, pat + i, raw);
+                    k += raw;
+                }
+                i = (size_t)(after - pat);
+                continue;
+            }
+            const char *rep = NULL;
+            if (e == 's') rep = in_class ? WHITE_SPACE : "[" WHITE_SPACE "]";
+            else if (e == 'S' && !in_class) rep = "[^" WHITE_SPACE "]";
+            if (rep) {
+                size_t len = strlen(rep);
+                memcpy(o + k, rep, len);
+                k += len;
+            } else {
+                o[k++] = c, o[k++] = e;
+            }
+            i += 2;
+            continue;
+        }
+        if (!in_class && c == '[') {
+            in_class = 1;
+            o[k++] = pat[i++];
+            if (i < n && pat[i] == '^') o[k++] = pat[i++];
+            if (i < n && pat[i] == ']') o[k++] = pat[i++]; /* a leading ] is literal */
+            continue;
+        }
+        if (in_class && c == '[' && i + 1 < n && pat[i + 1] == ':') { /* [:alpha:] */
+            const char *end = NULL;
+            for (size_t j = i + 2; j + 1 < n; j++)
+                if (pat[j] == ':' && pat[j + 1] == ']') { end = pat + j + 2; break; }
+            if (end) {
+                size_t len = (size_t)(end - (pat + i));
+                while (k + len + 1 > cap) o = xrealloc(o, cap *= 2);
+                memcpy(o + k, pat + i, len);
+                k += len, i += len;
+                continue;
+            }
+        }
+        if (in_class && c == ']') in_class = 0;
+        o[k++] = pat[i++];
+    }
+    o[k] = 0;
+    *out_n = k;
+    return o;
+}
+
 static int compile_regex(pretok_step *out, const char *pat, size_t n, int literal,
                          const char *where) {
     int err;
     PCRE2_SIZE off;
     uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    char *conv = NULL;
+    if (!literal) pat = conv = onig_to_pcre2(pat, n, &n);
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, n, opts, &err, &off, NULL);
+    free(conv);
     if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(err, msg, sizeof msg);
-        return err_fail(R1_EINPUT, where, "pre_tokenizer: pattern does not compile at offset %zu: "
-                        "%s", (size_t)off, (const char *)msg);
+        return err_fail(R1_EINPUT, where, "pre_tokenizer: pattern does not compile (%s)",
+                        (const char *)msg);
     }
     /* JIT is a speed-up only: without it (a PCRE2 built without JIT) matching still works. */
     out->jit = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0;
