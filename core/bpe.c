@@ -6,6 +6,7 @@
  * one, so this is the same as working on the mapped string). Short words use a flat array
  * with a linear scan for the best pair; long ones (CJK runs can be hundreds of bytes) a binary
  * heap keyed by (rank, position) over a linked list, which is what HF does. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,6 +155,11 @@ void merge_index_put(merge_index *x, uint32_t left, uint32_t right, uint32_t ran
     x->slots[i] = (merge_slot){key, rank, merged};
 }
 
+static inline void merge_prefetch(const merge_index *x, int32_t left, int32_t right) {
+    uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+    __builtin_prefetch(&x->slots[pair_hash(key) & x->mask]);
+}
+
 /* The merge of (left, right): its rank, or UINT32_MAX when the pair has none. */
 static inline uint32_t merge_find(const merge_index *x, int32_t left, int32_t right,
                                   int32_t *merged) {
@@ -203,6 +209,8 @@ enum { BPE_SMALL = 48 }; /* up to this many symbols, a flat array beats the heap
 /* Flat version: sym[0..m) with rank[i]/next[i] (reused as "merged id") for pair (i, i+1). */
 static int merge_small(const merge_index *mi, int32_t *sym, int m, uint32_t *rank,
                        int32_t *merged) {
+    /* The first probes are independent: issue them all before waiting on any. */
+    for (int i = 0; i + 1 < m; i++) merge_prefetch(mi, sym[i], sym[i + 1]);
     for (int i = 0; i + 1 < m; i++) rank[i] = merge_find(mi, sym[i], sym[i + 1], &merged[i]);
     while (m > 1) {
         uint32_t best = UINT32_MAX;
@@ -219,6 +227,8 @@ static int merge_small(const merge_index *mi, int32_t *sym, int m, uint32_t *ran
             memmove(merged + bi + 1, merged + bi + 2, sizeof *merged * (size_t)(tail - 1 > 0 ? tail - 1 : 0));
         }
         m--;
+        if (bi + 1 < m) merge_prefetch(mi, sym[bi], sym[bi + 1]);
+        if (bi > 0) merge_prefetch(mi, sym[bi - 1], sym[bi]);
         if (bi + 1 < m) rank[bi] = merge_find(mi, sym[bi], sym[bi + 1], &merged[bi]);
         if (bi > 0) rank[bi - 1] = merge_find(mi, sym[bi - 1], sym[bi], &merged[bi - 1]);
     }
@@ -264,6 +274,7 @@ static void merge_large(const merge_index *mi, bpe_scratch *s, int m) {
         prev[i] = i - 1;
         next[i] = i + 1 < m ? i + 1 : -1;
     }
+    for (int i = 0; i + 1 < m; i++) merge_prefetch(mi, sym[i], sym[i + 1]);
     for (int i = 0; i + 1 < m; i++) {
         uint32_t r = merge_find(mi, sym[i], sym[i + 1], &merged);
         if (r != UINT32_MAX) heap_push(s, &nh, (uint64_t)r << 32 | (uint32_t)i);
@@ -281,6 +292,8 @@ static void merge_large(const merge_index *mi, bpe_scratch *s, int m) {
         sym[q] = -1;
         next[p] = next[q];
         if (next[q] >= 0) prev[next[q]] = p;
+        if (prev[p] >= 0) merge_prefetch(mi, sym[prev[p]], sym[p]);
+        if (next[p] >= 0) merge_prefetch(mi, sym[p], sym[next[p]]);
         if (prev[p] >= 0) {
             uint32_t r2 = merge_find(mi, sym[prev[p]], sym[p], &merged);
             if (r2 != UINT32_MAX) heap_push(s, &nh, (uint64_t)r2 << 32 | (uint32_t)prev[p]);
@@ -292,9 +305,47 @@ static void merge_large(const merge_index *mi, bpe_scratch *s, int m) {
     }
 }
 
-void bpe_encode_word(const tokenizer *t, const unsigned char *s, size_t n, id_vec *out,
-                     bpe_scratch *sc) {
-    if (n == 0) return;
+/* ---- the word cache ---------------------------------------------------------------------
+ *
+ * Most pieces are common words seen many times, and their merges cost a dozen random probes into
+ * a table of megabytes. Like HF's BPE cache, recent results are kept: per thread (encode takes a
+ * const tokenizer and may run on many threads at once), direct-mapped (a colliding word simply
+ * replaces the old one), each entry tagged with the serial number of the tokenizer that made it,
+ * so one cache serves every tokenizer a thread uses and a freed tokenizer's entries never match
+ * a new one. Freed with the thread (or by tokenizer_free on the thread that calls it). */
+enum { CACHE_BITS = 14, CACHE_WORD = 22, CACHE_IDS = 8 };
+
+typedef struct {
+    uint32_t serial;    /* 0: empty */
+    uint32_t hash;
+    uint8_t len, n_ids;
+    uint8_t bytes[CACHE_WORD];
+    int32_t ids[CACHE_IDS];
+} cache_entry;
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_key_make(void) { pthread_key_create(&cache_key, free); }
+
+static cache_entry *thread_cache(void) {
+    pthread_once(&cache_once, cache_key_make);
+    cache_entry *c = pthread_getspecific(cache_key);
+    if (!c) {
+        c = xcalloc((size_t)1 << CACHE_BITS, sizeof *c);
+        pthread_setspecific(cache_key, c);
+    }
+    return c;
+}
+
+void bpe_cache_release(void) {
+    pthread_once(&cache_once, cache_key_make);
+    free(pthread_getspecific(cache_key));
+    pthread_setspecific(cache_key, NULL);
+}
+
+static void bpe_merge_word(const tokenizer *t, const unsigned char *s, size_t n, id_vec *out,
+                           bpe_scratch *sc) {
     /* ignore_merges (Llama 3): a piece that is itself in the vocabulary is one token. */
     if (t->ignore_merges) {
         int id = str_index_get(&t->by_bytes, t->arena, (const char *)s, n);
@@ -326,4 +377,32 @@ void bpe_encode_word(const tokenizer *t, const unsigned char *s, size_t n, id_ve
         }
     }
     for (int i = 0; i < m; i++) id_vec_push(out, sym[i]);
+}
+
+void bpe_encode_word(const tokenizer *t, const unsigned char *s, size_t n, id_vec *out,
+                     bpe_scratch *sc) {
+    if (n == 0) return;
+    if (n > CACHE_WORD) {
+        bpe_merge_word(t, s, n, out, sc);
+        return;
+    }
+    if (!sc->cache) sc->cache = thread_cache();
+    cache_entry *cache = sc->cache;
+    uint32_t h = tok_hash(s, n);
+    cache_entry *e = &cache[h & ((1u << CACHE_BITS) - 1)];
+    if (e->serial == t->serial && e->hash == h && e->len == n && memcmp(e->bytes, s, n) == 0) {
+        for (int i = 0; i < e->n_ids; i++) id_vec_push(out, e->ids[i]);
+        return;
+    }
+    size_t before = out->n;
+    bpe_merge_word(t, s, n, out, sc);
+    size_t k = out->n - before;
+    if (k <= CACHE_IDS) {
+        e->serial = t->serial;
+        e->hash = h;
+        e->len = (uint8_t)n;
+        e->n_ids = (uint8_t)k;
+        memcpy(e->bytes, s, n);
+        memcpy(e->ids, out->v + before, sizeof *e->ids * k);
+    }
 }

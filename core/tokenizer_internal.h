@@ -80,6 +80,7 @@ typedef struct {
 
 struct tokenizer {
     char *path;
+    uint32_t serial;         /* unique per loaded tokenizer, never 0: tags word-cache entries */
 
     /* Every id in [0, n_ids): text as in tokenizer.json and the bytes it decodes to. Holes in
      * the id space have len 0, flags 0 and off pointing at an empty string. */
@@ -153,8 +154,11 @@ typedef struct {
     uint32_t *rank;
     uint64_t *heap;
     size_t cap, heap_cap;
+    void *cache;         /* this thread's word cache, looked up once per call */
 } bpe_scratch;
 void bpe_scratch_free(bpe_scratch *s);
+/* Frees the calling thread's word cache (other threads' go with them). */
+void bpe_cache_release(void);
 
 /* Byte-level BPE of one pre-tokenized piece (raw bytes); appends ids. */
 void bpe_encode_word(const tokenizer *t, const unsigned char *s, size_t n, id_vec *out,

@@ -14,6 +14,7 @@
 #include "core/json.h"
 #include "core/json_inplace.h"
 #include "core/tokenizer_internal.h"
+#include <stdatomic.h>
 
 #define SUPPORTED                                                                              \
     "supported: model BPE; normalizer none, NFC or a Sequence of those; pre_tokenizer "       \
@@ -883,8 +884,11 @@ static int load_doc(tokenizer *t, const jin_doc *d, const char *where) {
 static int load_owned(tokenizer **out, char *json, size_t len, const char *config,
                       size_t config_len, const char *where, const char *config_where) {
     *out = NULL;
+    static _Atomic uint32_t next_serial = 1;
     tokenizer *t = xcalloc(1, sizeof *t);
     t->path = xstrdup(where);
+    t->serial = next_serial++;
+    if (!t->serial) t->serial = next_serial++; /* after 2^32 loads, skip 0 */
     t->bos_id = t->eos_id = t->pad_id = -1;
     t->add_bos = -1;
     t->unk_id = -1;
@@ -951,6 +955,7 @@ int tokenizer_load(tokenizer **out, const char *path) {
 
 void tokenizer_free(tokenizer *t) {
     if (!t) return;
+    bpe_cache_release();
     free(t->path);
     free(t->text_off);
     free(t->text_len);
