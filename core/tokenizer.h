@@ -58,6 +58,9 @@ int tokenizer_pad_id(const tokenizer *t);
 int tokenizer_add_bos(const tokenizer *t);
 /* The chat_template string, or NULL. */
 const char *tokenizer_chat_template(const tokenizer *t);
+/* Replaces the chat template (a Jinja template's text, or NULL for none), e.g. from a file the
+ * user names; chat_detect and chat_render read it. */
+int tokenizer_set_chat_template(tokenizer *t, const char *tpl);
 /* The path the tokenizer was loaded from (tokenizer.json). */
 const char *tokenizer_path(const tokenizer *t);
 

@@ -3,5 +3,6 @@
 #define R1_DISTILL_COMMANDS_H
 
 #include "teacher/teacher.h"
+#include "distill/cmd_tokenize.h"
 
 #endif

@@ -14,6 +14,7 @@ typedef struct {
 
 static const command commands[] = {
     {"logits", cmd_logits, "run a model over token ids; write all logits, print the top ids"},
+    {"tokenize", cmd_tokenize, "text to token ids and back with a tokenizer.json; chat formats"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 
