@@ -87,22 +87,17 @@ static void ensure_ids(tokenizer *t, int n) {
     t->n_ids = n;
 }
 
-/* Sets id's text and the bytes the ByteLevel decoder turns it into: each character of the
- * byte-level alphabet is its byte; a token with any other character decodes to its own UTF-8
- * (tokenizers' ByteLevel::decode_chain falls back to the token's bytes). */
-static void set_token(tokenizer *t, int id, const char *s, size_t n) {
-    uint32_t toff = arena_add(t, s, n);
-    /* Decode into the arena right after the text: the bytes are never longer than the text. */
+static void set_bytes(tokenizer *t, int id, uint32_t soff, size_t n) {
+    /* Decode into the arena after the string: the bytes are never longer than it. */
     uint32_t boff = arena_alloc(t, n);
     t->arena_len = boff; /* given back below, once the length is known */
     char *w = t->arena + boff;
-    const unsigned char *u = (const unsigned char *)t->arena + toff;
+    const unsigned char *u = (const unsigned char *)t->arena + soff;
     size_t i = 0, k = 0;
     int raw = 0;
     while (i < n) {
         size_t len;
-        uint32_t cp = utf8_decode_at(u + i, &len);
-        int b = bytelevel_byte(cp);
+        int b = bytelevel_byte(utf8_decode_at(u + i, &len));
         if (b < 0) {
             raw = 1;
             break;
@@ -110,10 +105,8 @@ static void set_token(tokenizer *t, int id, const char *s, size_t n) {
         w[k++] = (char)b;
         i += len;
     }
-    t->text_off[id] = toff;
-    t->text_len[id] = (uint32_t)n;
     if (raw) {
-        t->bytes_off[id] = toff;
+        t->bytes_off[id] = soff;
         t->bytes_len[id] = (uint32_t)n;
         t->flags[id] |= TOK_RAW_TEXT;
     } else {
@@ -123,6 +116,16 @@ static void set_token(tokenizer *t, int id, const char *s, size_t n) {
         t->arena_len += k + 1;
         t->flags[id] &= (uint8_t)~TOK_RAW_TEXT;
     }
+}
+
+/* Sets id's text and the bytes the ByteLevel decoder turns it into: each character of the
+ * byte-level alphabet is its byte; a token with any other character decodes to its own UTF-8
+ * (tokenizers' ByteLevel::decode_chain falls back to the token's bytes). */
+static void set_token(tokenizer *t, int id, const char *s, size_t n) {
+    uint32_t toff = arena_add(t, s, n);
+    t->text_off[id] = toff;
+    t->text_len[id] = (uint32_t)n;
+    set_bytes(t, id, toff, n);
 }
 
 static int get_flag(const jin_doc *d, uint32_t obj, const char *key, int def, int *out,
@@ -501,6 +504,10 @@ static int load_added(tokenizer *t, const jin_doc *d, const char *where) {
                 a->noff = arena_add(t, norm, nlen);
                 a->nlen = (uint32_t)nlen;
                 free(norm);
+                /* tokenizers decodes such a token from its normalized form (normalized_cache),
+                 * through the ByteLevel decoder like any other token. */
+                if (a->nlen != a->len || memcmp(t->arena + a->noff, t->arena + a->off, a->len) != 0)
+                    set_bytes(t, a->id, a->noff, a->nlen);
             } else {
                 a->noff = a->off, a->nlen = a->len;
             }
@@ -617,7 +624,7 @@ static int compile_regex(pretok_step *out, const char *pat, size_t n, int litera
                          const char *where) {
     int err;
     PCRE2_SIZE off;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
     char *conv = NULL;
     if (!literal) pat = conv = onig_to_pcre2(pat, n, &n);
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, n, opts, &err, &off, NULL);

@@ -8,11 +8,13 @@
 // Jinja engine of transformers.js; it applies trim_blocks and lstrip_blocks as transformers
 // does), with bos_token/eos_token from the tokenizer's tokenizer_config.json. The rendered text is
 // encoded by the HF Rust tokenizer (npm `tokenizers`) without special tokens, as
-// apply_chat_template(tokenize=True) does. Writes tests/fixtures/tokenizer/chat/expected.json.
+// apply_chat_template(tokenize=True) does. Writes tests/fixtures/tokenizer/chat/expected.json.zst
+// (zstd-compressed JSON: [{template, tokenizer, format, gen_prompt, rendered: [{text, ids}]}]).
 // Usage: node make_chat_refs.mjs NODE_MODULES_DIR REPO_ROOT
 import fs from 'fs';
 import path from 'path';
 import { createRequire } from 'module';
+import { execFileSync } from 'child_process';
 
 const [nodeModules, root] = process.argv.slice(2);
 if (!nodeModules || !root) {
@@ -57,6 +59,6 @@ for (const p of PAIRS) {
   }
   console.log(`${p.template ?? `${p.tokenizer} (package template)`}: ${convs.length} conversations x 2`);
 }
-const file = path.join(fixtures, 'chat/expected.json');
-fs.writeFileSync(file, JSON.stringify(out, null, 0) + '\n');
+const file = path.join(fixtures, 'chat/expected.json.zst');
+execFileSync('zstd', ['-q', '-19', '-f', '-o', file], { input: JSON.stringify(out, null, 0) + '\n' });
 console.log(`${path.relative(root, file)}: ${fs.statSync(file).size} bytes`);

@@ -118,7 +118,7 @@ async function main() {
     const pick = ['ja_ko.txt', 'zh.txt', 'world.txt', 'symbols_specials.txt', 'gen_decomposed.txt'];
     for (const f of pick) {
       const ids = allIds[corpus.findIndex((c) => c.file === f)];
-      for (let k = 0; k < 40; k++) {
+      for (let k = 0; k < 24; k++) {
         const len = 1 + Math.floor(r() * 6);
         const start = Math.floor(r() * (ids.length - len));
         const win = ids.slice(start, start + len);
