@@ -26,17 +26,17 @@ static void test_json_values(void) {
     EXPECT_EQ_INT(d.nodes[0].n, 3);
     uint32_t a = jin_get(&d, 0, "a"); /* the last of a repeated key */
     int64_t v;
-    EXPECT_EQ_INT(jin_int(jin_at(&d, a), &v), 0);
+    EXPECT_EQ_INT(jin_int(&d, jin_at(&d, a), &v), 0);
     EXPECT_EQ_INT(v, 7);
     uint32_t b = jin_get(&d, 0, "b"), c = jin_get(&d, b, "c");
-    EXPECT_STREQ(jin_at(&d, c)->s, "x");
+    EXPECT_STREQ(jin_str(&d, jin_at(&d, c)), "x");
     uint32_t arr = jin_first(&d, 0); /* the first "a" */
     EXPECT_EQ_INT(jin_at(&d, arr)->n, 5);
     uint32_t e = jin_first(&d, arr);
     EXPECT_EQ_INT(jin_at(&d, e)->type, JIN_NUM);
     e = jin_next_in(&d, arr, e);
-    EXPECT_NEAR(jin_num(jin_at(&d, e)), -2500.0, 0);
-    EXPECT(jin_int(jin_at(&d, e), &v) < 0);
+    EXPECT_NEAR(jin_num(&d, jin_at(&d, e)), -2500.0, 0);
+    EXPECT(jin_int(&d, jin_at(&d, e), &v) < 0);
     e = jin_next_in(&d, arr, e);
     EXPECT_EQ_INT(jin_at(&d, e)->type, JIN_TRUE);
     e = jin_next_in(&d, arr, jin_next_in(&d, arr, e));
@@ -47,15 +47,15 @@ static void test_json_values(void) {
 
     EXPECT_EQ_INT(parse(&d, "\"\\u00e9\\ud83d\\ude00\\n\\\"\\\\\\/\\t\\u0000z\""), R1_OK);
     EXPECT_EQ_INT(d.nodes[0].len, 2 + 4 + 1 + 1 + 1 + 1 + 1 + 1 + 1);
-    EXPECT(memcmp(d.nodes[0].s, "\xc3\xa9\xf0\x9f\x98\x80\n\"\\/\t\0z", 13) == 0);
+    EXPECT(memcmp(jin_str(&d, &d.nodes[0]), "\xc3\xa9\xf0\x9f\x98\x80\n\"\\/\t\0z", 13) == 0);
     jin_free(&d);
 
     EXPECT_EQ_INT(parse(&d, "9223372036854775807"), R1_OK);
-    EXPECT_EQ_INT(jin_int(&d.nodes[0], &v), 0);
+    EXPECT_EQ_INT(jin_int(&d, &d.nodes[0], &v), 0);
     EXPECT(v == INT64_MAX);
     jin_free(&d);
     EXPECT_EQ_INT(parse(&d, "9223372036854775808"), R1_OK);
-    EXPECT(jin_int(&d.nodes[0], &v) < 0);
+    EXPECT(jin_int(&d, &d.nodes[0], &v) < 0);
     jin_free(&d);
 }
 
