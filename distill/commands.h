@@ -2,7 +2,12 @@
 #ifndef R1_DISTILL_COMMANDS_H
 #define R1_DISTILL_COMMANDS_H
 
+#include "datasets/datasets.h"
+#include "distill/pipeline.h"
+#include "student/init.h"
+#include "student/plan.h"
 #include "teacher/teacher.h"
+#include "eval/eval.h"
 #include "distill/cmd_tokenize.h"
 
 #endif
