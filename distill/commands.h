@@ -2,6 +2,8 @@
 #ifndef R1_DISTILL_COMMANDS_H
 #define R1_DISTILL_COMMANDS_H
 
+#include "datasets/sft.h"
+#include "student/student.h"
 #include "teacher/teacher.h"
 
 #endif

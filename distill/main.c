@@ -14,6 +14,8 @@ typedef struct {
 
 static const command commands[] = {
     {"logits", cmd_logits, "run a model over token ids; write all logits, print the top ids"},
+    {"pack", cmd_pack, "tokenize SFT examples (JSONL) into token shards for train"},
+    {"train", cmd_train, "fine-tune a Qwen2 / Llama student on SFT data (fp32, CPU)"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 
