@@ -24,7 +24,7 @@ void adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
     const float step_size = (float)(c->lr / bias_correction1);
     const float bc2_sqrt = (float)sqrt(bias_correction2);
     const float eps = (float)c->eps;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK)
     for (size_t i = 0; i < n; i++) {
         float p = param[i], g = grad[i];
         if (apply_decay) p *= decay_mul;           /* param.mul_(1 - lr * weight_decay) */
@@ -58,7 +58,7 @@ float grad_clip(student_model *m, double norm, double max_norm) {
     float coef = (float)max_norm / ((float)norm + 1e-6f);
     if (coef > 1.0f) coef = 1.0f;
     if (coef == 1.0f) return coef;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (m->n_params >= PAR_MIN_WORK)
     for (size_t i = 0; i < m->n_params; i++) m->grad_mem[i] *= coef;
     return coef;
 }

@@ -33,7 +33,7 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
                        const int *doc_start, int n, int H, int KV, int hd) {
     const int group = H / KV;
     const float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel
+#pragma omp parallel if ((size_t)n * H * hd >= PAR_MIN_WORK / 8)
     {
         float *s = xmalloc(sizeof(float) * (size_t)n);
 #pragma omp for collapse(2) schedule(dynamic, 4)
@@ -80,7 +80,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
     for (int i = 0; i < n; i++)
         if (doc_start[i] == i) seg[n_seg++] = i;
     seg[n_seg] = n;
-#pragma omp parallel
+#pragma omp parallel if ((size_t)n * H * hd >= PAR_MIN_WORK / 8)
     {
         float *p = xmalloc(sizeof(float) * (size_t)n), *dp = xmalloc(sizeof(float) * (size_t)n);
 #pragma omp for collapse(2) schedule(dynamic, 1)

@@ -13,7 +13,7 @@
 void embedding_backward(float *dembed, const float *dout, const int *tokens, int n, int d) {
     enum { COLS = 64 };
     const int n_blocks = (d + COLS - 1) / COLS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * d >= PAR_MIN_WORK)
     for (int blk = 0; blk < n_blocks; blk++) {
         const int j0 = blk * COLS, j1 = j0 + COLS < d ? j0 + COLS : d;
         for (int i = 0; i < n; i++) {
@@ -29,7 +29,7 @@ void embedding_backward(float *dembed, const float *dout, const int *tokens, int
  *   dx  = r * (dy*g - n * mean(dy*g*n)) */
 void rmsnorm_backward(float *dx, float *dg, const float *dout, const float *x, const float *g,
                       const float *rstd, int n, int d) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * d >= PAR_MIN_WORK)
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * d, *dyi = dout + (size_t)i * d;
         float *dxi = dx + (size_t)i * d;
@@ -43,7 +43,7 @@ void rmsnorm_backward(float *dx, float *dg, const float *dout, const float *x, c
         }
     }
     /* dg: columns in parallel, rows summed in order. */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * d >= PAR_MIN_WORK)
     for (int j = 0; j < d; j++) {
         double s = 0;
         for (int i = 0; i < n; i++)
@@ -61,7 +61,7 @@ void matmul_backward(float *dx, float *dw, float *db, const float *dout, const f
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, oc, ic, n, 1.0f, dout, oc, x, ic,
                     1.0f, dw, ic);
     if (db) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * oc >= PAR_MIN_WORK)
         for (int j = 0; j < oc; j++) {
             double s = 0;
             for (int i = 0; i < n; i++) s += dout[(size_t)i * oc + j];
@@ -72,7 +72,7 @@ void matmul_backward(float *dx, float *dw, float *db, const float *dout, const f
 
 /* The rotation is orthogonal, so its backward is the inverse rotation. */
 void rope_backward(float *dx, const rope_table *r, const int *pos, int n, int n_heads, int hd) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * n_heads * hd >= PAR_MIN_WORK / 4)
     for (int i = 0; i < n; i++)
         rope_apply_inverse(r, dx + (size_t)i * n_heads * hd, n_heads, hd, 0, pos[i]);
 }
@@ -81,7 +81,7 @@ void rope_backward(float *dx, const rope_table *r, const int *pos, int n, int n_
  *                     du = dout * silu(g) */
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                      const float *up, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK)
     for (size_t i = 0; i < n; i++) {
         float g = gate[i], s = 1.0f / (1.0f + expf(-g));
         dgate[i] = dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
@@ -90,7 +90,7 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
 }
 
 static void add_inplace(float *x, const float *y, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK)
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 

@@ -78,7 +78,7 @@ void embedding_forward(float *out, const int *tokens, const float *embed, int n,
 /* Qwen2RMSNorm / LlamaRMSNorm: variance = x.pow(2).mean(-1); x * rsqrt(variance + eps) * w */
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *g, int n, int d,
                      float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * d >= PAR_MIN_WORK)
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * d;
         float *oi = out + (size_t)i * d;
@@ -97,20 +97,20 @@ void matmul_forward(float *out, const float *x, const float *w, const float *b, 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, oc, ic, 1.0f, x, ic, w, ic, 0.0f, out,
                 oc);
     if (!b) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * oc >= PAR_MIN_WORK)
     for (int i = 0; i < n; i++)
         for (int j = 0; j < oc; j++) out[(size_t)i * oc + j] += b[j];
 }
 
 /* apply_rotary_pos_emb: q * cos + rotate_half(q) * sin, at each token's own position. */
 void rope_forward(float *x, const rope_table *r, const int *pos, int n, int n_heads, int hd) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * n_heads * hd >= PAR_MIN_WORK / 4)
     for (int i = 0; i < n; i++) rope_apply(r, x + (size_t)i * n_heads * hd, n_heads, hd, 0, pos[i]);
 }
 
 /* act_fn(gate_proj(x)) * up_proj(x), act_fn = silu(x) = x * sigmoid(x) */
 void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK)
     for (size_t i = 0; i < n; i++) {
         float g = gate[i];
         out[i] = g / (1.0f + expf(-g)) * up[i];
@@ -118,7 +118,7 @@ void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
 }
 
 static void add_inplace(float *x, const float *y, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK)
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 

@@ -41,7 +41,7 @@ double loss_forward_backward(float *dx, float *dw, const float *x, const float *
             memcpy(xc + (size_t)r * d, x + (size_t)rows[c0 + r] * d, sizeof(float) * (size_t)d);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c, (int)V, d, 1.0f, xc, d, w, d,
                     0.0f, logits, (int)V);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)c * V >= PAR_MIN_WORK)
         for (int r = 0; r < c; r++) {
             float *lr = logits + (size_t)r * V;
             const int t = targets[rows[c0 + r]];

@@ -34,6 +34,11 @@
 #include "core/rope.h"
 #include "core/safetensors.h"
 
+/* Loops with less work than this many elements run on one thread: waking OpenMP's threads
+ * costs more than they save (and contends with OpenBLAS's own threads). Which thread runs an
+ * iteration never changes its result. */
+#define PAR_MIN_WORK ((size_t)1 << 16)
+
 /* ---- parameters --------------------------------------------------------------------------- */
 
 typedef struct {
