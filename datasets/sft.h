@@ -47,6 +47,9 @@ typedef struct {
 /* Reads a JSONL file of examples into b (ids are checked against b->vocab_size). Errors name
  * the file and line (R1_EINPUT). */
 int sft_read_jsonl(token_builder *b, const char *path, const sft_options *o, sft_stats *st);
+/* The same for JSONL text in memory (`where` names it in messages; used by the fuzz target). */
+int sft_read_buffer(token_builder *b, const char *data, size_t len, const char *where,
+                    const sft_options *o, sft_stats *st);
 
 /* Adds one example, applying max_len / truncate and dropping examples with nothing to learn;
  * the counts go to st. Used by every input path. */

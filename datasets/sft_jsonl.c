@@ -85,6 +85,47 @@ static int read_pretokenized(const cJSON *root, const char *where, uint32_t voca
     return R1_OK;
 }
 
+/* One JSONL record (k bytes, no newline) at line `lineno` of `path`. */
+static int read_record(token_builder *b, const char *line, size_t k, const char *path,
+                       int64_t lineno, const sft_options *o, sft_stats *st, sft_chat **chat) {
+    while (k > 0 && (line[k - 1] == '\n' || line[k - 1] == '\r' || line[k - 1] == ' ' ||
+                     line[k - 1] == '\t'))
+        k--;
+    if (k == 0) return R1_OK;
+    if (memchr(line, 0, k))
+        return err_fail(R1_EINPUT, path, "line %lld holds a NUL byte", (long long)lineno);
+    st->lines++;
+    char *where = xasprintf("%s: line %lld", path, (long long)lineno);
+    cJSON *root;
+    int rc = json_parse(&root, line, k, where);
+    if (rc) {
+        free(where);
+        return rc;
+    }
+    int32_t *ids = NULL;
+    uint8_t *mask = NULL;
+    int64_t n = 0;
+    if (!cJSON_IsObject(root)) {
+        rc = err_fail(R1_EINPUT, where, "expected a JSON object");
+    } else if (cJSON_GetObjectItemCaseSensitive(root, "input_ids")) {
+        rc = read_pretokenized(root, where, b->vocab_size, &ids, &mask, &n);
+    } else if (cJSON_GetObjectItemCaseSensitive(root, "messages")) {
+        rc = sft_chat_encode(chat, root, where, o, b->vocab_size, &ids, &mask, &n);
+        st->conversations++;
+    } else {
+        rc = err_fail(R1_EINPUT, where, "expected \"input_ids\" or \"messages\"");
+        err_hint("each line is {\"messages\": [...]} or {\"input_ids\": [...], "
+                 "\"loss_mask\": [...]}");
+    }
+    if (rc == R1_OK) sft_add_example(b, o, st, ids, mask, n);
+    if (rc == R1_OK && o->flush && b->n_tokens >= o->flush_tokens) rc = o->flush(b, o->flush_ctx);
+    free(ids);
+    free(mask);
+    cJSON_Delete(root);
+    free(where);
+    return rc;
+}
+
 int sft_read_jsonl(token_builder *b, const char *path, const sft_options *o, sft_stats *st) {
     FILE *f = fopen(path, "rb");
     if (!f) return err_fail(R1_EINPUT, path, "cannot open: %s", strerror(errno));
@@ -94,50 +135,26 @@ int sft_read_jsonl(token_builder *b, const char *path, const sft_options *o, sft
     int64_t lineno = 0;
     int rc = R1_OK;
     sft_chat *chat = NULL;
-    while (rc == R1_OK && (len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        size_t k = (size_t)len;
-        while (k > 0 && (line[k - 1] == '\n' || line[k - 1] == '\r' || line[k - 1] == ' ' ||
-                         line[k - 1] == '\t'))
-            k--;
-        if (k == 0) continue;
-        if (strlen(line) < k) {
-            rc = err_fail(R1_EINPUT, path, "line %lld holds a NUL byte", (long long)lineno);
-            break;
-        }
-        st->lines++;
-        char *where = xasprintf("%s: line %lld", path, (long long)lineno);
-        cJSON *root;
-        rc = json_parse(&root, line, k, where);
-        if (rc) {
-            free(where);
-            break;
-        }
-        int32_t *ids = NULL;
-        uint8_t *mask = NULL;
-        int64_t n = 0;
-        if (!cJSON_IsObject(root)) {
-            rc = err_fail(R1_EINPUT, where, "expected a JSON object");
-        } else if (cJSON_GetObjectItemCaseSensitive(root, "input_ids")) {
-            rc = read_pretokenized(root, where, b->vocab_size, &ids, &mask, &n);
-        } else if (cJSON_GetObjectItemCaseSensitive(root, "messages")) {
-            rc = sft_chat_encode(&chat, root, where, o, b->vocab_size, &ids, &mask, &n);
-            st->conversations++;
-        } else {
-            rc = err_fail(R1_EINPUT, where, "expected \"input_ids\" or \"messages\"");
-            err_hint("each line is {\"messages\": [...]} or {\"input_ids\": [...], "
-                     "\"loss_mask\": [...]}");
-        }
-        if (rc == R1_OK) sft_add_example(b, o, st, ids, mask, n);
-        if (rc == R1_OK && o->flush && b->n_tokens >= o->flush_tokens) rc = o->flush(b, o->flush_ctx);
-        free(ids);
-        free(mask);
-        cJSON_Delete(root);
-        free(where);
-    }
+    while (rc == R1_OK && (len = getline(&line, &cap, f)) >= 0)
+        rc = read_record(b, line, (size_t)len, path, ++lineno, o, st, &chat);
     if (rc == R1_OK && ferror(f)) rc = err_fail(R1_ERUNTIME, path, "read error");
     free(line);
     fclose(f);
+    sft_chat_free(chat);
+    return rc;
+}
+
+int sft_read_buffer(token_builder *b, const char *data, size_t len, const char *where,
+                    const sft_options *o, sft_stats *st) {
+    int rc = R1_OK;
+    int64_t lineno = 0;
+    sft_chat *chat = NULL;
+    for (size_t i = 0; i < len && rc == R1_OK;) {
+        const char *nl = memchr(data + i, '\n', len - i);
+        size_t k = nl ? (size_t)(nl - (data + i)) : len - i;
+        rc = read_record(b, data + i, k, where, ++lineno, o, st, &chat);
+        i += k + 1;
+    }
     sft_chat_free(chat);
     return rc;
 }
