@@ -2,6 +2,10 @@
 #ifndef R1_DISTILL_COMMANDS_H
 #define R1_DISTILL_COMMANDS_H
 
+#include "datasets/datasets.h"
+#include "distill/pipeline.h"
+#include "student/init.h"
+#include "student/plan.h"
 #include "datasets/sft.h"
 #include "student/student.h"
 #include "teacher/teacher.h"

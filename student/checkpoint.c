@@ -1,6 +1,6 @@
 /* Checkpoints: a Hugging Face model directory plus the optimizer and trainer state.
  *
- *   config.json              the base model's, as it was
+ *   config.json              the base model's (with a recipe's config changes merged in)
  *   model.safetensors        the weights in the base checkpoint's dtype (bf16 stays bf16, f32
  *                            stays f32); model-0000k-of-0000n.safetensors + index past 5 GB
  *   tokenizer.json, tokenizer_config.json, special_tokens_map.json, vocab.json, merges.txt,
@@ -85,9 +85,8 @@ int checkpoint_write(const char *dir, const student_model *m, const float *exp_a
                      const float *exp_avg_sq, const cJSON *state) {
     TRY(dir_create(dir));
     CHECK(m->path);
-    char *cfg_src = path_join(m->path, "config.json"), *cfg_dst = path_join(dir, "config.json");
-    int rc = copy_file(cfg_src, cfg_dst);
-    free(cfg_src);
+    char *cfg_dst = path_join(dir, "config.json");
+    int rc = file_write_atomic(cfg_dst, m->config_json, strlen(m->config_json));
     free(cfg_dst);
     if (rc) return rc;
     static const char *const copied[] = {"tokenizer.json",
@@ -210,7 +209,7 @@ int checkpoint_load(const char *dir, student_model *m, float **exp_avg, float **
     *state = NULL;
     char *sp = path_join(dir, "trainer_state.json"), *op = path_join(dir, "optimizer.safetensors");
     int rc = json_parse_file(state, sp, 64u << 20);
-    if (!rc) rc = student_model_load(m, dir);
+    if (!rc) rc = student_model_load(m, dir, NULL);
     if (!rc) {
         *exp_avg = xcalloc(m->n_params, sizeof(float));
         *exp_avg_sq = xcalloc(m->n_params, sizeof(float));

@@ -8,10 +8,11 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/json.h"
+#include "core/recipe.h"
 #include "student/train.h"
 
 static const char *o_model, *o_data, *o_out, *o_eval, *o_log, *o_schedule, *o_warmup, *o_pack,
-    *o_student, *o_base, *o_recipes, *o_format;
+    *o_student, *o_base, *o_format;
 static int64_t o_steps, o_epochs, o_batch, o_micro, o_seq, o_seed, o_save, o_keep, o_eval_every;
 static double o_lr, o_min_lr, o_wd, o_b1, o_b2, o_eps, o_clip;
 static int o_recompute, o_truncate, o_resume, o_quiet;
@@ -24,10 +25,10 @@ static const cli_opt train_opts[] = {
     {"out", OPT_STRING, &o_out, NULL, CLI_REQUIRED, "DIR",
      "output: the trained model, and checkpoint-<step>/ directories"},
     {"student", OPT_STRING, &o_student, NULL, 0, "NAME",
-     "take the base model and hyperparameters from RECIPES/NAME.json (options given here win)"},
+     "a recipe (recipes/NAME.json or a path): base model, config changes and hyperparameters "
+     "(options given here win)"},
     {"base", OPT_STRING, &o_base, NULL, 0, "DIR",
-     "with --student: the base checkpoint (else $R1_MODELS/<the recipe's base>)"},
-    {"recipes", OPT_STRING, &o_recipes, "recipes", 0, "DIR", "where --student recipes live"},
+     "with --student: the base checkpoint (else the directory in the recipe's student.base_env)"},
     {"steps", OPT_INT, &o_steps, "0", 0, "N", "optimizer steps (0: --epochs decides)"},
     {"epochs", OPT_INT, &o_epochs, "3", 0, "N", "passes over the data when --steps is 0"},
     {"lr", OPT_FLOAT, &o_lr, "5e-5", 0, "X", "peak learning rate"},
@@ -76,10 +77,10 @@ static const cli_spec train_spec = {
     .details =
         "The loss is the mean cross-entropy over the step's loss tokens (the assistant turns),\n"
         "whatever --micro-batch is. AdamW follows torch.optim.AdamW; schedules follow the HF\n"
-        "Trainer (with warmup the first step runs at lr 0). A recipe (--student NAME) is JSON:\n"
-        "  {\"student\": {\"base\": \"<HF id>\", \"hyperparameters\": {\"lr\": 1e-5, \"epochs\": 3,\n"
-        "   \"schedule\": \"cosine\", \"warmup\": 0.1, \"batch_size\": 96, ...}}}\n"
-        "with the hyperparameters named as the options above (dashes as underscores).",
+        "Trainer (with warmup the first step runs at lr 0). With --student NAME the recipe\n"
+        "(core/recipe.h) gives student.base / student.base_env (the base checkpoint),\n"
+        "student.config_changes (merged into its config.json) and the train object, whose keys\n"
+        "are the options above with underscores (lr, schedule, warmup, epochs, batch_size, ...).",
 };
 
 static const cli_opt *find_opt(const char *key) {
@@ -92,26 +93,19 @@ static const cli_opt *find_opt(const char *key) {
     return NULL;
 }
 
-/* Fills the options the command line did not give from the recipe's hyperparameters. */
-static int apply_recipe(const cJSON *hp, const char *where) {
-    static const char *const allowed[] = {
-        "lr",          "min_lr",   "schedule", "warmup",     "weight_decay", "adam_beta1",
-        "adam_beta2",  "adam_eps", "grad_clip", "batch_size", "micro_batch",  "seq_len",
-        "pack",        "truncate", "recompute", "epochs",    "steps",        "seed",
-        "save_every",  "keep"};
-    const cJSON *it;
-    cJSON_ArrayForEach(it, hp) {
-        int ok = 0;
-        for (size_t i = 0; i < sizeof allowed / sizeof *allowed && !ok; i++)
-            ok = strcmp(it->string, allowed[i]) == 0;
-        const cli_opt *o = ok ? find_opt(it->string) : NULL;
-        if (!o) {
-            err_fail(R1_EINPUT, where, "unknown hyperparameter \"%s\"", it->string);
-            return err_hint("known: lr, min_lr, schedule, warmup, weight_decay, adam_beta1, "
-                            "adam_beta2, adam_eps, grad_clip, batch_size, micro_batch, seq_len, "
-                            "pack, truncate, recompute, epochs, steps, seed, save_every, keep");
-        }
-        if (cli_given(&train_spec, o->name)) continue;
+/* Fills the options the command line did not give from the recipe's "train" object. Keys this
+ * command does not know are the recipe's documentation ("source", ...) and are left alone. */
+static int apply_recipe(const cJSON *train, const char *where) {
+    static const char *const keys[] = {
+        "lr",         "min_lr",      "schedule",  "warmup",    "weight_decay", "adam_beta1",
+        "adam_beta2", "adam_eps",    "grad_clip", "batch_size", "micro_batch", "seq_len",
+        "pack",       "truncate",    "recompute", "epochs",     "steps",       "seed",
+        "save_every", "keep"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(train, keys[k]);
+        const cli_opt *o = find_opt(keys[k]);
+        CHECK(o);
+        if (!it || cli_given(&train_spec, o->name)) continue;
         int bad = 0;
         switch (o->kind) {
         case OPT_INT:
@@ -127,69 +121,55 @@ static int apply_recipe(const cJSON *hp, const char *where) {
             else *(int *)o->dst = cJSON_IsTrue(it);
             break;
         case OPT_STRING:
-            if (cJSON_IsString(it)) *(const char **)o->dst = it->valuestring;
-            else if (cJSON_IsBool(it) && strcmp(o->name, "pack") == 0)
+            if (cJSON_IsString(it)) {
+                *(const char **)o->dst = it->valuestring;
+            } else if (cJSON_IsBool(it) && strcmp(o->name, "pack") == 0) {
                 *(const char **)o->dst = cJSON_IsTrue(it) ? "on" : "off";
-            else if (cJSON_IsNumber(it) && strcmp(o->name, "warmup") == 0) {
-                /* warmup as a number: kept as text for the one parser below */
+            } else if (cJSON_IsNumber(it) && strcmp(o->name, "warmup") == 0) {
+                /* a number here: kept as text for the one parser below */
                 static char buf[40];
                 snprintf(buf, sizeof buf, "%.17g", it->valuedouble);
                 *(const char **)o->dst = buf;
-            } else bad = 1;
+            } else {
+                bad = 1;
+            }
             break;
         }
-        if (bad) return err_fail(R1_EINPUT, where, "hyperparameter \"%s\" has the wrong type",
-                                 it->string);
+        if (bad) return err_fail(R1_EINPUT, where, "train.%s has the wrong type", keys[k]);
+    }
+    /* a recipe's epochs give way to --steps on the command line, and its steps to --epochs */
+    if (cli_given(&train_spec, "epochs") && !cli_given(&train_spec, "steps")) o_steps = 0;
+    return R1_OK;
+}
+
+/* --student NAME: the recipe's base model, config changes and hyperparameters. */
+static int load_recipe(recipe *r, char **base_dir, const cJSON **changes) {
+    TRY(recipe_load(r, o_student));
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(r->root, "student");
+    if (json_get_obj(st, "config_changes", changes, r->path) < 0) return R1_EINPUT;
+    TRY(apply_recipe(r->train, r->path));
+    if (o_base) {
+        *base_dir = xstrdup(o_base);
+    } else if (r->base_env && getenv(r->base_env) && *getenv(r->base_env)) {
+        *base_dir = xstrdup(getenv(r->base_env));
+    } else {
+        err_fail(R1_EINPUT, r->path, "where is the base checkpoint %s?",
+                 r->base ? r->base : "(student.base)");
+        if (r->base_env)
+            return err_hint("pass --base DIR, or set %s to its directory", r->base_env);
+        return err_hint("pass --base DIR");
     }
     return R1_OK;
 }
 
-/* --student NAME: the recipe's base model and hyperparameters. */
-static int load_recipe(cJSON **root, char **base_dir) {
-    int is_path = strchr(o_student, '/') || strstr(o_student, ".json");
-    char *path = is_path ? xstrdup(o_student) : xasprintf("%s/%s.json", o_recipes, o_student);
-    int rc = json_parse_file(root, path, 16u << 20);
-    if (rc) {
-        if (!path_exists(path)) {
-            err_fail(R1_EINPUT, path, "no such recipe");
-            err_hint("--student NAME reads %s/NAME.json (see --recipes)", o_recipes);
-        }
-        free(path);
-        return R1_EINPUT;
-    }
-    const cJSON *st = NULL, *hp = NULL;
-    const char *base = NULL;
-    if (json_get_obj(*root, "student", &st, path) <= 0) {
-        rc = err_fail(R1_EINPUT, path, "missing the \"student\" object");
-    } else if (json_get_str(st, "base", &base, path) <= 0) {
-        rc = err_fail(R1_EINPUT, path, "\"student\" has no \"base\" model id");
-    } else if (json_get_obj(st, "hyperparameters", &hp, path) < 0) {
-        rc = R1_EINPUT;
-    } else if (hp) {
-        rc = apply_recipe(hp, path);
-    }
-    if (!rc) {
-        if (o_base) {
-            *base_dir = xstrdup(o_base);
-        } else if (getenv("R1_MODELS") && *getenv("R1_MODELS")) {
-            *base_dir = path_join(getenv("R1_MODELS"), base);
-        } else {
-            rc = err_fail(R1_EINPUT, path, "where is the base model \"%s\"?", base);
-            err_hint("pass --base DIR, or set R1_MODELS to a directory holding it as "
-                     "R1_MODELS/%s", base);
-        }
-    }
-    free(path);
-    return rc;
-}
-
 int cmd_train(int argc, char **argv) {
     cli_parse(&train_spec, argc, argv, NULL, NULL);
-    cJSON *recipe = NULL;
+    recipe rec = {0};
     char *base_dir = NULL;
+    const cJSON *changes = NULL;
     if (o_student) {
         if (o_model) die(R1_EINPUT, "--student", "give --student or --model, not both");
-        if (load_recipe(&recipe, &base_dir)) err_exit();
+        if (load_recipe(&rec, &base_dir, &changes)) err_exit();
         o_model = base_dir;
     } else if (o_base) {
         die(R1_EINPUT, "--base", "--base goes with --student; use --model DIR");
@@ -206,6 +186,7 @@ int cmd_train(int argc, char **argv) {
         .grad_clip = o_clip, .batch_size = o_batch, .micro_batch = o_micro, .seq_len = o_seq,
         .recompute = o_recompute, .truncate = o_truncate, .resume = o_resume, .seed = o_seed,
         .save_every = o_save, .eval_every = o_eval_every, .keep = o_keep, .quiet = o_quiet,
+        .config_changes = changes,
     };
     if (lr_schedule_parse(o_schedule, &a.schedule) != 0)
         die(R1_EINPUT, "--schedule", "unknown schedule \"%s\" (constant, linear, cosine)",
@@ -227,7 +208,7 @@ int cmd_train(int argc, char **argv) {
     if (a.steps < 0 || a.epochs < 0 || a.save_every < 0 || a.keep < 0 || a.eval_every < 0)
         die(R1_EINPUT, "options", "counts must not be negative");
     int rc = train_run(&a);
-    cJSON_Delete(recipe);
+    recipe_free(&rec);
     free(base_dir);
     if (rc) err_exit();
     return 0;

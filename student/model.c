@@ -5,60 +5,44 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/dense_layout.h"
 #include "core/fileio.h"
+#include "core/json.h"
 #include "student/student.h"
 
-/* Appends a tensor to the layout; returns its offset. */
-static size_t add_tensor(student_model *m, int *cap, const char *name, int64_t rows,
-                         int64_t cols) {
-    if (m->n_tensors == *cap) {
-        *cap = *cap ? 2 * *cap : 64;
-        m->tensors = xrealloc(m->tensors, sizeof(student_tensor) * (size_t)*cap);
+/* Points a params struct at a base pointer through the layout's offsets. */
+static void point(student_params *p, float *base, const student_model *m) {
+    const model_config *c = &m->cfg;
+    for (int k = 0; k < m->n_tensors; k++) {
+        const student_tensor *t = &m->tensors[k];
+        float *x = base + t->offset;
+        const char *n = t->name;
+        if (strcmp(n, "model.embed_tokens.weight") == 0) p->embed = x;
+        else if (strcmp(n, "model.norm.weight") == 0) p->final_norm = x;
+        else if (strcmp(n, "lm_head.weight") == 0) p->lm_head = x;
+        else {
+            int l;
+            char suffix[64];
+            CHECK(sscanf(n, "model.layers.%d.%63s", &l, suffix) == 2 && l >= 0 && l < c->num_layers);
+            student_layer *L = &p->layers[l];
+            float **dst = strcmp(suffix, "input_layernorm.weight") == 0           ? &L->attn_norm
+                          : strcmp(suffix, "self_attn.q_proj.weight") == 0        ? &L->wq
+                          : strcmp(suffix, "self_attn.q_proj.bias") == 0          ? &L->bq
+                          : strcmp(suffix, "self_attn.k_proj.weight") == 0        ? &L->wk
+                          : strcmp(suffix, "self_attn.k_proj.bias") == 0          ? &L->bk
+                          : strcmp(suffix, "self_attn.v_proj.weight") == 0        ? &L->wv
+                          : strcmp(suffix, "self_attn.v_proj.bias") == 0          ? &L->bv
+                          : strcmp(suffix, "self_attn.o_proj.weight") == 0        ? &L->wo
+                          : strcmp(suffix, "post_attention_layernorm.weight") == 0 ? &L->mlp_norm
+                          : strcmp(suffix, "mlp.gate_proj.weight") == 0           ? &L->wg
+                          : strcmp(suffix, "mlp.up_proj.weight") == 0             ? &L->wu
+                          : strcmp(suffix, "mlp.down_proj.weight") == 0           ? &L->wd
+                                                                                  : NULL;
+            CHECK(dst);
+            *dst = x;
+        }
     }
-    student_tensor *t = &m->tensors[m->n_tensors++];
-    memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->ndim = rows ? 2 : 1;
-    t->shape[0] = rows ? rows : cols;
-    t->shape[1] = rows ? cols : 0;
-    t->numel = (size_t)(rows ? rows : 1) * (size_t)cols;
-    t->offset = m->n_params;
-    /* As the HF Trainer groups them: weight decay on matrices, none on norms and biases
-     * (every 1-D parameter here is one of those). */
-    t->decay = t->ndim == 2;
-    m->n_params += t->numel;
-    return t->offset;
-}
-
-/* Points a params struct at a base pointer through the recorded offsets. The table order is
- * transformers' named_parameters() order (module registration order). */
-typedef struct {
-    size_t embed, final_norm, lm_head;
-    size_t *layer; /* [L][12] */
-} layout_offsets;
-
-enum { LQ, LBQ, LK, LBK, LV, LBV, LO, LG, LU, LD, LN1, LN2, LCOUNT };
-
-static void point(student_params *p, float *base, const layout_offsets *o, const model_config *c) {
-    p->embed = base + o->embed;
-    p->final_norm = base + o->final_norm;
-    p->lm_head = c->tie_word_embeddings ? p->embed : base + o->lm_head;
-    for (int l = 0; l < c->num_layers; l++) {
-        const size_t *lo = o->layer + (size_t)l * LCOUNT;
-        student_layer *L = &p->layers[l];
-        L->wq = base + lo[LQ];
-        L->wk = base + lo[LK];
-        L->wv = base + lo[LV];
-        L->bq = c->attention_bias ? base + lo[LBQ] : NULL;
-        L->bk = c->attention_bias ? base + lo[LBK] : NULL;
-        L->bv = c->attention_bias ? base + lo[LBV] : NULL;
-        L->wo = base + lo[LO];
-        L->wg = base + lo[LG];
-        L->wu = base + lo[LU];
-        L->wd = base + lo[LD];
-        L->attn_norm = base + lo[LN1];
-        L->mlp_norm = base + lo[LN2];
-    }
+    if (c->tie_word_embeddings) p->lm_head = p->embed;
 }
 
 int student_model_create(student_model *m, const model_config *c) {
@@ -69,44 +53,32 @@ int student_model_create(student_model *m, const model_config *c) {
                         c->model_type);
     m->cfg = *c;
     m->disk_dtype = DTYPE_F32;
-    const int64_t d = c->hidden_size, V = c->vocab_size, ff = c->intermediate_size,
-                  qd = (int64_t)c->num_heads * c->head_dim,
-                  kvd = (int64_t)c->num_kv_heads * c->head_dim;
-    int cap = 0;
-    layout_offsets o = {0};
-    o.layer = xmalloc(sizeof(size_t) * LCOUNT * (size_t)c->num_layers);
-    char n[96];
-    o.embed = add_tensor(m, &cap, "model.embed_tokens.weight", V, d);
-    for (int l = 0; l < c->num_layers; l++) {
-        size_t *lo = o.layer + (size_t)l * LCOUNT;
-#define T(idx, suffix, rows, cols)                                                               \
-    do {                                                                                         \
-        snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);                                 \
-        lo[idx] = add_tensor(m, &cap, n, rows, cols);                                           \
-    } while (0)
-        T(LQ, "self_attn.q_proj.weight", qd, d);
-        if (c->attention_bias) T(LBQ, "self_attn.q_proj.bias", 0, qd);
-        T(LK, "self_attn.k_proj.weight", kvd, d);
-        if (c->attention_bias) T(LBK, "self_attn.k_proj.bias", 0, kvd);
-        T(LV, "self_attn.v_proj.weight", kvd, d);
-        if (c->attention_bias) T(LBV, "self_attn.v_proj.bias", 0, kvd);
-        T(LO, "self_attn.o_proj.weight", d, qd);
-        T(LG, "mlp.gate_proj.weight", ff, d);
-        T(LU, "mlp.up_proj.weight", ff, d);
-        T(LD, "mlp.down_proj.weight", d, ff);
-        T(LN1, "input_layernorm.weight", 0, d);
-        T(LN2, "post_attention_layernorm.weight", 0, d);
-#undef T
+    /* The checkpoint's tensors as core/dense_layout.h lists them (the order transformers saves
+     * them), laid end to end. */
+    dense_tensor *dt;
+    TRY(dense_layout(c, &dt, &m->n_tensors));
+    m->tensors = xcalloc((size_t)m->n_tensors, sizeof *m->tensors);
+    for (int k = 0; k < m->n_tensors; k++) {
+        student_tensor *t = &m->tensors[k];
+        snprintf(t->name, sizeof t->name, "%s", dt[k].name);
+        t->ndim = dt[k].ndim;
+        t->shape[0] = dt[k].shape[0];
+        t->shape[1] = dt[k].ndim == 2 ? dt[k].shape[1] : 0;
+        t->numel = (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
+        t->offset = m->n_params;
+        /* As the HF Trainer groups them: weight decay on the embedding, projections and head;
+         * none on RMSNorm weights and biases. */
+        t->decay = dt[k].role == TENSOR_EMBED || dt[k].role == TENSOR_LINEAR ||
+                   dt[k].role == TENSOR_HEAD;
+        m->n_params += t->numel;
     }
-    o.final_norm = add_tensor(m, &cap, "model.norm.weight", 0, d);
-    if (!c->tie_word_embeddings) o.lm_head = add_tensor(m, &cap, "lm_head.weight", V, d);
+    free(dt);
     m->param_mem = xcalloc(m->n_params, sizeof(float));
     m->grad_mem = xcalloc(m->n_params, sizeof(float));
     m->p.layers = xcalloc((size_t)c->num_layers, sizeof(student_layer));
     m->g.layers = xcalloc((size_t)c->num_layers, sizeof(student_layer));
-    point(&m->p, m->param_mem, &o, c);
-    point(&m->g, m->grad_mem, &o, c);
-    free(o.layer);
+    point(&m->p, m->param_mem, m);
+    point(&m->g, m->grad_mem, m);
     rope_init(&m->rope, &c->rope, c->head_dim, ROPE_PAIRS_HALF);
     return R1_OK;
 }
@@ -117,7 +89,9 @@ const student_tensor *student_model_find(const student_model *m, const char *nam
     return NULL;
 }
 
-int student_model_read_tensors(student_model *m, float *dst, const char *path, const char *prefix) {
+/* Reads the layout's tensors; with untie, a missing lm_head.weight is left for the caller. */
+static int read_tensors(student_model *m, float *dst, const char *path, const char *prefix,
+                        int untie, int *head_missing) {
     safetensors st;
     TRY(safetensors_open(&st, path));
     int rc = R1_OK;
@@ -125,6 +99,10 @@ int student_model_read_tensors(student_model *m, float *dst, const char *path, c
         const student_tensor *t = &m->tensors[i];
         char name[128];
         snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        if (untie && strcmp(t->name, "lm_head.weight") == 0 && !safetensors_find(&st, name)) {
+            *head_missing = 1;
+            continue;
+        }
         const st_tensor *s = safetensors_need_shape(&st, name, t->ndim, t->shape, "config.json");
         if (!s) {
             rc = R1_EINPUT;
@@ -143,20 +121,64 @@ int student_model_read_tensors(student_model *m, float *dst, const char *path, c
     return rc;
 }
 
-int student_model_load(student_model *m, const char *dir) {
+int student_model_read_tensors(student_model *m, float *dst, const char *path, const char *prefix) {
+    return read_tensors(m, dst, path, prefix, 0, NULL);
+}
+
+int student_model_load(student_model *m, const char *dir, const cJSON *config_changes) {
     memset(m, 0, sizeof *m);
     if (!path_is_dir(dir)) {
         err_fail(R1_EINPUT, dir, "no such model directory");
         return err_hint("pass a Hugging Face model directory (config.json + *.safetensors)");
     }
-    model_config c;
-    TRY(model_config_load(&c, dir));
-    TRY(student_model_create(m, &c));
-    int rc = student_model_read_tensors(m, m->param_mem, dir, "");
+    char *cfg_path = path_join(dir, "config.json");
+    cJSON *root;
+    int rc = json_parse_file(&root, cfg_path, 16u << 20);
+    if (rc) {
+        if (!path_exists(cfg_path)) err_fail(R1_EINPUT, cfg_path, "missing config.json");
+        free(cfg_path);
+        return R1_EINPUT;
+    }
+    model_config base, c;
+    rc = model_config_from_json(&base, root, cfg_path);
+    /* A recipe's config changes (R1-Distill's: rope_theta, max_position_embeddings, an untied
+     * head) are merged into the base config before anything is built from it. */
+    if (!rc && config_changes) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, config_changes) {
+            cJSON *copy = cJSON_Duplicate(it, 1);
+            if (cJSON_GetObjectItemCaseSensitive(root, it->string))
+                cJSON_ReplaceItemInObjectCaseSensitive(root, it->string, copy);
+            else
+                cJSON_AddItemToObject(root, it->string, copy);
+        }
+        rc = model_config_from_json(&c, root, cfg_path);
+        if (!rc && !base.tie_word_embeddings && c.tie_word_embeddings)
+            rc = err_fail(R1_EINPUT, cfg_path, "the config changes tie the embeddings of a "
+                          "checkpoint with its own lm_head; only untying is supported");
+    } else {
+        c = base;
+    }
+    if (!rc) rc = student_model_create(m, &c);
+    if (rc) {
+        cJSON_Delete(root);
+        free(cfg_path);
+        return rc;
+    }
+    m->config_json = json_print(root);
+    cJSON_Delete(root);
+    free(cfg_path);
+    /* Untying a tied checkpoint: the new head starts as a copy of the embedding, the function
+     * the tied model computed. */
+    const int untie = base.tie_word_embeddings && !c.tie_word_embeddings;
+    int head_missing = 0;
+    rc = read_tensors(m, m->param_mem, dir, "", untie, &head_missing);
     if (rc) {
         student_model_free(m);
         return rc;
     }
+    if (head_missing)
+        memcpy(m->p.lm_head, m->p.embed, sizeof(float) * (size_t)c.vocab_size * c.hidden_size);
     m->path = xstrdup(dir);
     return R1_OK;
 }
@@ -193,6 +215,7 @@ void student_model_free(student_model *m) {
     free(m->p.layers);
     free(m->g.layers);
     free(m->path);
+    free(m->config_json);
     if (m->rope.inv_freq) rope_free(&m->rope);
     memset(m, 0, sizeof *m);
 }

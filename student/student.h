@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/config.h"
 #include "core/dtype.h"
 #include "core/rope.h"
@@ -76,6 +78,7 @@ typedef struct {
 typedef struct {
     model_config cfg;
     char *path;              /* the directory the weights came from */
+    char *config_json;       /* its config.json (with any recipe changes), written to checkpoints */
     dtype disk_dtype;        /* the base checkpoint's float type, kept when saving */
     int n_tensors;
     student_tensor *tensors; /* in transformers' named_parameters() order */
@@ -88,8 +91,10 @@ typedef struct {
 
 /* Builds the layout for a config (qwen2 or llama) and allocates zeroed parameters and grads. */
 int student_model_create(student_model *m, const model_config *cfg);
-/* Reads DIR/config.json and the safetensors weights (bf16, f16 or f32; converted to fp32). */
-int student_model_load(student_model *m, const char *dir);
+/* Reads DIR/config.json, with config_changes (a JSON object, or NULL) merged into it first, and
+ * the safetensors weights (bf16, f16 or f32; converted to fp32). Changes that untie a tied
+ * checkpoint start lm_head as a copy of the embedding. */
+int student_model_load(student_model *m, const char *dir, const cJSON *config_changes);
 /* Reads the weights of the layout from a safetensors file or directory, names prefixed with
  * `prefix` ("" for a model, "master." inside optimizer state). */
 int student_model_read_tensors(student_model *m, float *dst, const char *path, const char *prefix);

@@ -230,7 +230,7 @@ static int train_loop(run_state *R, const train_args *a) {
         }
         TRY(checkpoint_load(resume_dir, &R->m, &R->exp_avg, &R->exp_avg_sq, &saved_state));
     } else {
-        TRY(student_model_load(&R->m, a->model));
+        TRY(student_model_load(&R->m, a->model, a->config_changes));
         R->exp_avg = xcalloc(R->m.n_params, sizeof(float));
         R->exp_avg_sq = xcalloc(R->m.n_params, sizeof(float));
     }

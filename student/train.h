@@ -102,6 +102,7 @@ typedef struct {
     int pack, recompute, truncate, resume;
     int64_t seed, save_every, eval_every, keep;
     int quiet;              /* no per-step progress lines */
+    const cJSON *config_changes; /* merged into the base config.json (a recipe's), or NULL */
 } train_args;
 
 /* Runs a training job; returns R1_OK or the recorded error's status. */

@@ -46,7 +46,7 @@ static void check_case(const char *name) {
     snprintf(model_dir, sizeof model_dir, "%s/model", dir);
     snprintf(data, sizeof data, "%s/data.jsonl", dir);
     student_model m;
-    EXPECT(student_model_load(&m, model_dir) == 0);
+    EXPECT(student_model_load(&m, model_dir, NULL) == 0);
     train_data td;
     train_data_options o = {.seq_len = seq_len, .pack = 1, .vocab_size = m.cfg.vocab_size};
     EXPECT(train_data_open(&td, data, &o) == 0);

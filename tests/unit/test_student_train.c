@@ -29,7 +29,7 @@ static void test_forward_parity(void) {
     int toks[A + B] = {316, 20, 21, 22, 30, 22, 21, 20, 313, 316, 40, 41, 42, 30, 7};
     for (int k = 0; k < 2; k++) {
         student_model m;
-        EXPECT(student_model_load(&m, MODELS[k]) == 0);
+        EXPECT(student_model_load(&m, MODELS[k], NULL) == 0);
         teacher_model *t;
         EXPECT(teacher_open(&t, MODELS[k], backend_cpu()) == 0);
         const int64_t V = m.cfg.vocab_size;
@@ -61,11 +61,50 @@ static void test_forward_parity(void) {
     }
 }
 
+/* A recipe's config changes untie a tied checkpoint: lm_head starts as the embedding, so the
+ * model computes what it did; a changed rope_theta changes the logits. */
+static void test_config_changes(void) {
+    enum { T = 6 };
+    const int toks[T] = {316, 20, 21, 22, 30, 22};
+    int pos[T], ds[T], tg[T];
+    student_batch b = single(toks, T, pos, ds, tg);
+    student_model tied, untied, rope;
+    cJSON *untie = cJSON_Parse("{\"tie_word_embeddings\": false}");
+    cJSON *theta = cJSON_Parse("{\"rope_theta\": 50000.0}");
+    EXPECT(student_model_load(&tied, MODELS[0], NULL) == 0);
+    EXPECT(student_model_load(&untied, MODELS[0], untie) == 0);
+    EXPECT(student_model_load(&rope, MODELS[0], theta) == 0);
+    EXPECT(tied.cfg.tie_word_embeddings && !untied.cfg.tie_word_embeddings);
+    EXPECT_EQ_INT(untied.n_params, tied.n_params + (size_t)tied.cfg.vocab_size * tied.cfg.hidden_size);
+    EXPECT(untied.p.lm_head != untied.p.embed);
+    EXPECT(memcmp(untied.p.lm_head, tied.p.embed,
+                  sizeof(float) * tied.cfg.vocab_size * tied.cfg.hidden_size) == 0);
+    EXPECT(strstr(untied.config_json, "\"tie_word_embeddings\":\tfalse") != NULL);
+    const size_t nv = (size_t)T * tied.cfg.vocab_size;
+    float *l0 = xmalloc(sizeof(float) * nv), *l1 = xmalloc(sizeof(float) * nv),
+          *l2 = xmalloc(sizeof(float) * nv);
+    student_acts a;
+    student_acts_init(&a, &tied.cfg, T, 0);
+    student_logits(&tied, &a, &b, l0);
+    student_logits(&untied, &a, &b, l1);
+    student_logits(&rope, &a, &b, l2);
+    EXPECT(memcmp(l0, l1, sizeof(float) * nv) == 0);
+    EXPECT(rel_l2(l2, l0, nv) > 1e-4);
+    /* tying an untied checkpoint is refused */
+    student_model bad;
+    cJSON *tie = cJSON_Parse("{\"tie_word_embeddings\": true}");
+    EXPECT(student_model_load(&bad, MODELS[1], tie) == R1_EINPUT);
+    free(l0), free(l1), free(l2);
+    student_acts_free(&a);
+    student_model_free(&tied), student_model_free(&untied), student_model_free(&rope);
+    cJSON_Delete(untie), cJSON_Delete(theta), cJSON_Delete(tie);
+}
+
 /* The step's gradient is the gradient of the mean over all its loss tokens, whatever the
  * micro-batch: rows run 4 at once, 2 + 2 or 1 + 1 + 1 + 1 give the same gradient. */
 static void test_micro_batch_invariance(void) {
     student_model m;
-    EXPECT(student_model_load(&m, MODELS[0]) == 0);
+    EXPECT(student_model_load(&m, MODELS[0], NULL) == 0);
     train_data td;
     train_data_options o = {.seq_len = 48, .pack = 1, .vocab_size = m.cfg.vocab_size};
     EXPECT(train_data_open(&td, "tests/fixtures/tiny-sft/train.jsonl", &o) == 0);
@@ -144,7 +183,7 @@ static void test_adamw(void) {
 
 static void test_clip(void) {
     student_model m;
-    EXPECT(student_model_load(&m, MODELS[0]) == 0);
+    EXPECT(student_model_load(&m, MODELS[0], NULL) == 0);
     for (size_t i = 0; i < m.n_params; i++) m.grad_mem[i] = (i % 7 == 0) ? 0.5f : -0.25f;
     double n = grad_global_norm(&m), s = 0;
     for (size_t i = 0; i < m.n_params; i++) s += (double)m.grad_mem[i] * m.grad_mem[i];
@@ -326,6 +365,7 @@ int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/r1test-train.%d", (int)getpid());
     dir_create(tmpdir);
     RUN(test_forward_parity);
+    RUN(test_config_changes);
     RUN(test_micro_batch_invariance);
     RUN(test_adamw);
     RUN(test_clip);
