@@ -1,6 +1,5 @@
 /* Forward pass of the student: layer functions and the whole model (see student/student.h for
  * the equations; each block names the transformers line it mirrors). */
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 
 void student_acts_init(student_acts *a, const model_config *c, int max_tokens, int recompute) {
     memset(a, 0, sizeof *a);
+    gemm_threads_init();
     const size_t n = (size_t)max_tokens, d = (size_t)c->hidden_size, ff = (size_t)c->intermediate_size,
                  H = (size_t)c->num_heads, qd = H * (size_t)c->head_dim,
                  kvd = (size_t)c->num_kv_heads * (size_t)c->head_dim, L = (size_t)c->num_layers;
@@ -90,12 +90,10 @@ void rmsnorm_forward(float *out, float *rstd, const float *x, const float *g, in
     }
 }
 
-/* nn.Linear: out = x @ w.T + b. One sgemm call per shape: OpenBLAS splits the work among
- * threads by output blocks, so every element is summed in the same order on every run. */
+/* nn.Linear: out = x @ w.T + b. */
 void matmul_forward(float *out, const float *x, const float *w, const float *b, int n, int ic,
                     int oc) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, oc, ic, 1.0f, x, ic, w, ic, 0.0f, out,
-                oc);
+    gemm(0, 1, n, oc, ic, 1.0f, x, ic, w, ic, 0.0f, out, oc);
     if (!b) return;
 #pragma omp parallel for schedule(static) if ((size_t)n * oc >= PAR_MIN_WORK)
     for (int i = 0; i < n; i++)
@@ -172,7 +170,6 @@ double student_eval(student_model *m, student_acts *a, const student_batch *b, i
 
 void student_logits(student_model *m, student_acts *a, const student_batch *b, float *logits) {
     student_forward(m, a, b);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b->n, (int)m->cfg.vocab_size,
-                m->cfg.hidden_size, 1.0f, a->hf, m->cfg.hidden_size, m->p.lm_head,
-                m->cfg.hidden_size, 0.0f, logits, (int)m->cfg.vocab_size);
+    const int d = m->cfg.hidden_size, V = (int)m->cfg.vocab_size;
+    gemm(0, 1, b->n, V, d, 1.0f, a->hf, d, m->p.lm_head, d, 0.0f, logits, V);
 }

@@ -8,7 +8,6 @@
  *   loss_r = logsumexp(logits_r) - logits_r[target_r]
  *   dlogits = scale * (softmax(logits) - onehot(target))   (in place of the logits)
  *   dx_c = dlogits W,  dW += dlogits^T x_c                 (only when gradients are wanted) */
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +38,7 @@ double loss_forward_backward(float *dx, float *dw, const float *x, const float *
         const int c = count - c0 < C ? count - c0 : C;
         for (int r = 0; r < c; r++)
             memcpy(xc + (size_t)r * d, x + (size_t)rows[c0 + r] * d, sizeof(float) * (size_t)d);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c, (int)V, d, 1.0f, xc, d, w, d,
-                    0.0f, logits, (int)V);
+        gemm(0, 1, c, (int)V, d, 1.0f, xc, d, w, d, 0.0f, logits, (int)V);
 #pragma omp parallel for schedule(static) if ((size_t)c * V >= PAR_MIN_WORK)
         for (int r = 0; r < c; r++) {
             float *lr = logits + (size_t)r * V;
@@ -60,12 +58,10 @@ double loss_forward_backward(float *dx, float *dw, const float *x, const float *
         }
         for (int r = 0; r < c; r++) total += row_loss[r];
         if (!dx) continue;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c, d, (int)V, 1.0f, logits, (int)V,
-                    w, d, 0.0f, dxc, d);
+        gemm(0, 0, c, d, (int)V, 1.0f, logits, (int)V, w, d, 0.0f, dxc, d);
         for (int r = 0; r < c; r++)
             memcpy(dx + (size_t)rows[c0 + r] * d, dxc + (size_t)r * d, sizeof(float) * (size_t)d);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)V, d, c, 1.0f, logits, (int)V,
-                    xc, d, 1.0f, dw, d);
+        gemm(1, 0, (int)V, d, c, 1.0f, logits, (int)V, xc, d, 1.0f, dw, d);
     }
     free(rows);
     free(logits);

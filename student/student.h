@@ -153,6 +153,15 @@ typedef struct {
 void student_acts_init(student_acts *a, const model_config *c, int max_tokens, int recompute);
 void student_acts_free(student_acts *a);
 
+/* ---- matrix products (gemm.c) ------------------------------------------------------------ */
+
+/* C[M, N] = alpha op(A) op(B) + beta C, row-major (cblas_sgemm's arguments), computed in fixed
+ * blocks of rows of C spread over OpenMP threads with OpenBLAS single-threaded. */
+void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+          const float *B, int ldb, float beta, float *C, int ldc);
+/* Makes OpenBLAS single-threaded (gemm brings the threads); student_acts_init calls it. */
+void gemm_threads_init(void);
+
 /* ---- layers (forward.c, backward.c, attention.c, loss.c) --------------------------------- */
 
 void embedding_forward(float *out, const int *tokens, const float *embed, int n, int d);
