@@ -2,6 +2,7 @@
 # Conversations ({"messages": [...]}): pack tokenizes them with the student's tokenizer and R1 chat
 # format (the prompt unlearned, the reasoning + answer + end token learned), and train reads the
 # same JSONL directly with the model's tokenizer: both give the same examples and losses.
+# san
 set -euo pipefail
 F=$ROOT/tests/fixtures
 M=$F/tiny-student-qwen2
