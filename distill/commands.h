@@ -9,5 +9,6 @@
 #include "datasets/sft.h"
 #include "student/student.h"
 #include "teacher/teacher.h"
+#include "eval/eval.h"
 
 #endif

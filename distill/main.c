@@ -19,6 +19,7 @@ static const command commands[] = {
     {"plan", cmd_plan, "memory and FLOPs plan for a recipe's training on N GPUs"},
     {"init", cmd_init, "write a randomly initialised Qwen2/Llama model from a config.json"},
     {"run", cmd_run, "run a recipe's pipeline, skipping completed stages"},
+    {"verify", cmd_verify, "extract final answers from responses and judge them against gold"},
     {"pack", cmd_pack, "tokenize SFT examples (JSONL) into token shards for train"},
     {"train", cmd_train, "fine-tune a Qwen2 / Llama student on SFT data (fp32, CPU)"},
 };
