@@ -34,8 +34,9 @@ static const char *end_token_text(chat_format f) {
 static int chat_init(sft_chat **state, const sft_options *o) {
     if (*state) return R1_OK;
     if (!o->tokenizer_dir) {
-        err_fail(R1_EINPUT, "conversations", "a conversation needs the student's tokenizer");
-        return err_hint("pass --tokenizer DIR (the student model directory)");
+        err_fail(R1_EINPUT, "conversations", "a conversation needs the student's tokenizer.json");
+        return err_hint("`pack --tokenizer DIR`, or train with a --model directory that holds "
+                        "tokenizer.json");
     }
     sft_chat *c = xcalloc(1, sizeof *c);
     int rc = tokenizer_load(&c->tok, o->tokenizer_dir);

@@ -103,7 +103,7 @@ static void test_errors(void) {
     uint8_t *mask;
     int64_t n;
     EXPECT(sft_chat_encode(&chat, root, "ok", &none, 320, &ids, &mask, &n) == R1_EINPUT);
-    EXPECT(strstr(err_hint_text(), "--tokenizer") != NULL);
+    EXPECT(strstr(err_hint_text(), "tokenizer.json") != NULL);
     EXPECT(sft_chat_encode(&chat, root, "ok", &o, 300, &ids, &mask, &n) == R1_EINPUT);
     EXPECT(strstr(err_why(), "outside the vocabulary") != NULL);
     sft_chat_free(chat);
