@@ -26,10 +26,11 @@ void sft_add_example(token_builder *b, const sft_options *o, sft_stats *st, cons
         st->no_loss++;
         return;
     }
-    uint8_t first = mask[0];
-    ((uint8_t *)mask)[0] = 0;
     token_builder_add(b, ids, mask, n);
-    ((uint8_t *)mask)[0] = first;
+    if (b->mask[b->n_tokens - n]) { /* stored as 0, so the shard's counts say what is learned */
+        b->mask[b->n_tokens - n] = 0;
+        b->n_loss--;
+    }
     st->examples++;
     st->tokens += n;
     st->loss_tokens += loss;
