@@ -252,6 +252,10 @@ static int manifest_from_json(trace_manifest *m, const cJSON *root, const char *
     m->rank = (int)rank;
     m->world_size = (int)world;
     m->pairs_total = total;
+    int64_t skipped = 0;
+    if (json_get_int(root, "pairs_skipped", &skipped, path) < 0 || skipped < 0)
+        return err_fail(R1_EINPUT, path, "pairs_skipped must be an integer >= 0");
+    m->pairs_skipped = skipped;
     m->complete = complete;
     m->settings = cJSON_Duplicate(settings, 1);
     trace_settings_hash(m->settings, m->settings_hash);
@@ -300,6 +304,7 @@ int trace_manifest_write(const trace_manifest *m, const char *path) {
     trace_settings_hash(m->settings, hash);
     cJSON_AddStringToObject(root, "settings_hash", hash);
     cJSON_AddNumberToObject(root, "pairs_total", (double)m->pairs_total);
+    cJSON_AddNumberToObject(root, "pairs_skipped", (double)m->pairs_skipped);
     cJSON_AddNumberToObject(root, "records", (double)trace_manifest_records(m));
     cJSON_AddBoolToObject(root, "complete", m->complete);
     char when[32];

@@ -35,6 +35,29 @@ int trace_key_valid(const char *key, size_t len) {
     return 1;
 }
 
+/* ---- record text ------------------------------------------------------------------------------ */
+
+static char *trimmed(const char *s, size_t n) {
+    while (n > 0 && (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')) s++, n--;
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == '\t')) n--;
+    return xstrndup(s, n);
+}
+
+void trace_split_think(const char *text, char **reasoning, char **answer, int *closed) {
+    const char *start = text, *open = strstr(text, "<think>"), *end = strstr(text, "</think>");
+    /* An opening tag counts only before the closing one (R1 prompts prefill it). */
+    if (open && (!end || open < end)) start = open + 7;
+    if (end && end >= start) {
+        *reasoning = trimmed(start, (size_t)(end - start));
+        *answer = trimmed(end + 8, strlen(end + 8));
+        *closed = 1;
+    } else {
+        *reasoning = trimmed(start, strlen(start));
+        *answer = xstrdup("");
+        *closed = 0;
+    }
+}
+
 /* ---- .topk ---------------------------------------------------------------------------------- */
 
 static void put_u32(uint8_t *p, uint32_t v) {

@@ -35,6 +35,7 @@
  *   {"format": "r1-distill traces", "version": 1, "rank": R, "world_size": W,
  *    "settings": {...}, "settings_hash": "<16 hex>",   what the traces were made with
  *    "pairs_total": P,      (prompt, sample) pairs in the whole job, all ranks
+ *    "pairs_skipped": S,    pairs of this rank's prompts skipped as bad (--skip-bad)
  *    "records": N, "complete": bool (this rank's slice is done), "updated": "<UTC time>",
  *    "shards": [{"name": "shard-000000.tar.zst", "records": n, "bytes": b,
  *                "pairs": [[a, b], ...]}, ...]}
@@ -58,6 +59,14 @@ enum { TRACE_VERSION = 1, TRACE_TOPK_VERSION = 1 };
 void trace_key(char *out, size_t cap, int64_t line, int sample);
 /* True if key is a non-empty [A-Za-z0-9_-]+ of at most 200 bytes. */
 int trace_key_valid(const char *key, size_t len);
+
+/* ---- record text ---------------------------------------------------------------------------- */
+
+/* Splits a completion's text at "</think>": reasoning is what lies between an optional leading
+ * "<think>" and "</think>", answer what follows it, both with surrounding whitespace trimmed.
+ * Without "</think>" the whole text (after an optional "<think>") is reasoning, the answer is
+ * empty and *closed is 0. Fresh strings. */
+void trace_split_think(const char *text, char **reasoning, char **answer, int *closed);
 
 /* ---- the .topk member -------------------------------------------------------------------- */
 
@@ -152,6 +161,7 @@ typedef struct {
     cJSON *settings;    /* owned */
     char settings_hash[17];
     int64_t pairs_total;
+    int64_t pairs_skipped;
     int complete;
     trace_shard_info *shards;
     int n_shards;
@@ -200,5 +210,10 @@ int trace_reader_next(trace_reader *r, trace_record *rec, int *have);
 /* The manifests the reader follows. */
 const trace_dir *trace_reader_dir(const trace_reader *r);
 void trace_reader_close(trace_reader *r);
+
+/* ---- the command ---------------------------------------------------------------------------- */
+
+/* r1-distill traces ls|stats|cat|merge */
+int cmd_traces(int argc, char **argv);
 
 #endif

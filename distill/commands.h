@@ -3,7 +3,9 @@
 #define R1_DISTILL_COMMANDS_H
 
 #include "datasets/datasets.h"
+#include "datasets/traces.h"
 #include "student/plan.h"
+#include "teacher/generate.h"
 #include "teacher/teacher.h"
 
 #endif

@@ -16,6 +16,8 @@ static const command commands[] = {
     {"logits", cmd_logits, "run a model over token ids; write all logits, print the top ids"},
     {"tasks", cmd_tasks, "write built-in reasoning tasks (train/test splits) as JSONL"},
     {"plan", cmd_plan, "memory and FLOPs plan for a recipe's training on N GPUs"},
+    {"generate", cmd_generate, "sample reasoning traces from a teacher into tar.zst shards"},
+    {"traces", cmd_traces, "list, count, print and merge trace directories"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 
