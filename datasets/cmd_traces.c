@@ -169,9 +169,9 @@ static int traces_stats(const char *dir) {
     int64_t total = trace_reader_dir(r)->m[0].pairs_total;
     trace_reader_close(r);
     if (rc) return rc;
-    qsort(comp.v, (size_t)comp.n, sizeof(int64_t), cmp_i64);
-    qsort(prompt.v, (size_t)prompt.n, sizeof(int64_t), cmp_i64);
-    qsort(lines.v, (size_t)lines.n, sizeof(int64_t), cmp_i64);
+    if (comp.n > 1) qsort(comp.v, (size_t)comp.n, sizeof(int64_t), cmp_i64);
+    if (prompt.n > 1) qsort(prompt.v, (size_t)prompt.n, sizeof(int64_t), cmp_i64);
+    if (lines.n > 1) qsort(lines.v, (size_t)lines.n, sizeof(int64_t), cmp_i64);
     int64_t prompts = 0;
     for (int64_t i = 0; i < lines.n; i++) prompts += i == 0 || lines.v[i] != lines.v[i - 1];
 

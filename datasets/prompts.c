@@ -165,7 +165,7 @@ void prompts_free(prompt_set *ps) {
 /* Drops the later of each pair of lines sharing an id (skip_bad), or fails naming both. */
 static int check_duplicates(id_entry *ids, int64_t n, const char *path,
                             const prompt_options *o, int64_t **dropped, int64_t *n_dropped) {
-    qsort(ids, (size_t)n, sizeof *ids, cmp_id);
+    if (n > 1) qsort(ids, (size_t)n, sizeof *ids, cmp_id);
     *dropped = NULL;
     *n_dropped = 0;
     for (int64_t i = 1; i < n; i++) {

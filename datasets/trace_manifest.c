@@ -417,7 +417,7 @@ int trace_dir_open(trace_dir *d, const char *dir) {
         d->names[d->n++] = xstrdup(de->d_name);
     }
     closedir(dh);
-    qsort(d->names, (size_t)d->n, sizeof *d->names, cmp_str);
+    if (d->n > 1) qsort(d->names, (size_t)d->n, sizeof *d->names, cmp_str);
     d->m = xcalloc((size_t)(d->n ? d->n : 1), sizeof *d->m);
     for (int i = 0; i < d->n; i++) {
         char *path = path_join(dir, d->names[i]);

@@ -123,22 +123,26 @@ struct trace_shard_writer {
     int write_errno; /* the first failed write(2) */
 };
 
+/* Writes compressed bytes to the file. A failure is remembered and reported by the next
+ * trace_shard_add or trace_shard_commit; libarchive is told the bytes were taken, so it never
+ * enters its fatal state (in which freeing a writer leaks) and the writer can always be
+ * closed. Later bytes are dropped: the file is discarded anyway. */
 static la_ssize_t shard_write_cb(struct archive *a, void *ctx, const void *buf, size_t n) {
     trace_shard_writer *w = ctx;
     const char *p = buf;
-    size_t left = n;
+    size_t left = w->write_errno ? 0 : n;
     while (left > 0) {
         ssize_t k = write(w->fd, p, left);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) {
             w->write_errno = k < 0 ? errno : EIO;
-            archive_set_error(a, w->write_errno, "%s", strerror(w->write_errno));
-            return -1;
+            break;
         }
         p += k;
         left -= (size_t)k;
+        w->bytes += (uint64_t)k;
     }
-    w->bytes += n;
+    (void)a;
     return (la_ssize_t)n;
 }
 
@@ -162,9 +166,10 @@ int trace_shard_create(trace_shard_writer **out, const char *path) {
     w->a = archive_write_new();
     if (archive_write_add_filter_zstd(w->a) != ARCHIVE_OK ||
         archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK ||
-        /* No zero padding after the compressed stream: zstd readers reject it. (libarchive
-         * drops it itself only for files it opens.) */
-        archive_write_set_bytes_in_last_block(w->a, 1) != ARCHIVE_OK ||
+        /* Unblocked output: no zero padding after the compressed stream (zstd readers reject
+         * it; libarchive drops it itself only for files it opens), and no block buffer, which
+         * libarchive would leak when a failed writer is freed. */
+        archive_write_set_bytes_per_block(w->a, 0) != ARCHIVE_OK ||
         archive_write_open2(w->a, w, NULL, shard_write_cb, NULL, NULL) != ARCHIVE_OK) {
         err_fail(R1_ERUNTIME, path, "libarchive: %s", archive_error_string(w->a));
         trace_shard_discard(w);
@@ -197,15 +202,15 @@ static int add_member(trace_shard_writer *w, const char *name, const void *data,
     archive_entry_set_mtime(e, time(NULL), 0);
     int rc = archive_write_header(w->a, e);
     archive_entry_free(e);
-    if (rc != ARCHIVE_OK) return write_failed(w);
+    if (rc != ARCHIVE_OK || w->write_errno) return write_failed(w);
     const char *p = data;
     while (n > 0) {
         la_ssize_t k = archive_write_data(w->a, p, n);
-        if (k <= 0) return write_failed(w);
+        if (k <= 0 || w->write_errno) return write_failed(w);
         p += k;
         n -= (size_t)k;
     }
-    return R1_OK;
+    return w->write_errno ? write_failed(w) : R1_OK;
 }
 
 int trace_shard_add(trace_shard_writer *w, const char *key, const char *json, size_t json_len,
@@ -235,8 +240,7 @@ static void writer_free(trace_shard_writer *w) {
 void trace_shard_discard(trace_shard_writer *w) {
     if (!w) return;
     if (w->a) {
-        /* Close without flushing more data to a file that is being thrown away. */
-        archive_write_fail(w->a);
+        archive_write_close(w->a); /* frees libarchive's buffers; the bytes go to a doomed file */
         archive_write_free(w->a);
         w->a = NULL;
     }
@@ -246,7 +250,7 @@ void trace_shard_discard(trace_shard_writer *w) {
 
 int trace_shard_commit(trace_shard_writer *w, uint64_t *bytes) {
     int rc = R1_OK;
-    if (archive_write_close(w->a) != ARCHIVE_OK) rc = write_failed(w);
+    if (archive_write_close(w->a) != ARCHIVE_OK || w->write_errno) rc = write_failed(w);
     archive_write_free(w->a);
     w->a = NULL;
     if (!rc && fsync(w->fd) != 0) {
@@ -299,7 +303,8 @@ int trace_shard_open(trace_shard_reader **out, const char *path) {
     archive_read_support_format_tar(r->a);
     r->path = xstrdup(path);
     if (archive_read_open_filename(r->a, path, 1 << 16) != ARCHIVE_OK) {
-        err_fail(R1_EINPUT, path, "cannot open shard: %s", archive_error_string(r->a));
+        err_fail(R1_EINPUT, path, "%s: %s", path_exists(path) ? "damaged shard" : "cannot open shard",
+                 archive_error_string(r->a));
         trace_shard_close(r);
         return R1_EINPUT;
     }

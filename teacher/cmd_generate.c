@@ -471,8 +471,8 @@ static void open_output(gen_state *g, trace_pairs *done) {
                  "--out");
         err_exit();
     }
-    g->man_path = path_join(g->out, trace_manifest_name(g->rank, g->world));
     char *own = trace_manifest_name(g->rank, g->world);
+    g->man_path = path_join(g->out, own);
     int own_i = -1;
     for (int i = 0; i < d.n; i++) {
         char *diff;
@@ -480,6 +480,8 @@ static void open_output(gen_state *g, trace_pairs *done) {
             char *path = path_join(g->out, d.names[i]);
             err_fail(R1_EINPUT, path, "was made with other settings: %s", diff);
             err_hint("re-run with the settings it was made with, or write to another --out");
+            free(path); /* the error record holds copies */
+            free(diff);
             err_exit();
         }
         if (strcmp(d.names[i], own) == 0) own_i = i;
@@ -550,9 +552,13 @@ static int commit_shard(gen_state *g) {
         trace_pairs_free(&g->shard_pairs);
         return rc;
     }
+    g->shards_new++;
+    /* Test hook for the one window random kills rarely hit: die right after the N-th shard of
+     * this run is in place, before the manifest lists it (the next run adopts it). */
+    const char *hook = getenv("R1_TEST_KILL_AFTER_SHARD");
+    if (hook && atoi(hook) == g->shards_new) raise(SIGKILL);
     trace_manifest_add_shard(&g->man, g->shard_name, records, bytes, &g->shard_pairs);
     trace_pairs_free(&g->shard_pairs);
-    g->shards_new++;
     TRY(trace_manifest_write(&g->man, g->man_path));
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "shard", g->shard_name);
@@ -649,6 +655,26 @@ static int gen_tick(void *ctx, const engine_stats *st) {
 
 /* ---- the command ---------------------------------------------------------------------------- */
 
+static void gen_state_free(gen_state *g) {
+    for (int i = 0; i < g->ps.n; i++) free(g->ids[i]);
+    free(g->ids);
+    free(g->n_ids);
+    free(g->left);
+    free(g->todo);
+    prompts_free(&g->ps);
+    teacher_close(g->m);
+    tokenizer_free(g->tok);
+    cJSON_Delete(g->settings);
+    for (int i = 0; i < g->n_stops; i++) free(g->stops[i]);
+    free(g->stops);
+    free(g->eos);
+    free(g->out);
+    free(g->man_path);
+    trace_manifest_free(&g->man);
+    free(g->shard_name);
+    trace_pairs_free(&g->shard_pairs);
+}
+
 static const char *token_bytes_cb(void *ctx, int id, size_t *len) {
     return tokenizer_token_bytes(ctx, id, len);
 }
@@ -691,6 +717,8 @@ static void teacher_identity(gen_state *g) {
 int cmd_generate(int argc, char **argv) {
     cli_parse(&gen_spec, argc, argv, NULL, NULL);
     check_options();
+    /* A file size limit (ulimit -f) must surface as a write error (EFBIG), not a signal. */
+    signal(SIGXFSZ, SIG_IGN);
     gen_state g = {0};
     g.samples = (int)o_samples;
     g.out = xstrdup(o_out);
@@ -855,5 +883,6 @@ int cmd_generate(int argc, char **argv) {
     fprintf(stderr, "r1-distill generate: rank %d/%d complete: %lld samples (%lld new, %lld "
             "tokens) in %s\n", g.rank, g.world, (long long)g.samples_done, (long long)g.samples_new,
             (long long)g.tokens, g.out);
+    gen_state_free(&g);
     return 0;
 }
