@@ -4,6 +4,8 @@
 
 #include "datasets/datasets.h"
 #include "datasets/traces.h"
+#include "distill/pipeline.h"
+#include "student/init.h"
 #include "student/plan.h"
 #include "teacher/generate.h"
 #include "teacher/teacher.h"
