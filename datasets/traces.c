@@ -44,10 +44,12 @@ static char *trimmed(const char *s, size_t n) {
 }
 
 void trace_split_think(const char *text, char **reasoning, char **answer, int *closed) {
-    const char *start = text, *open = strstr(text, "<think>"), *end = strstr(text, "</think>");
-    /* An opening tag counts only before the closing one (R1 prompts prefill it). */
-    if (open && (!end || open < end)) start = open + 7;
-    if (end && end >= start) {
+    const char *start = text;
+    while (*start == ' ' || *start == '\n' || *start == '\r' || *start == '\t') start++;
+    /* A leading "<think>" opens the reasoning (formats without R1's prefill emit it). */
+    if (strncmp(start, "<think>", 7) == 0) start += 7;
+    const char *end = strstr(start, "</think>");
+    if (end) {
         *reasoning = trimmed(start, (size_t)(end - start));
         *answer = trimmed(end + 8, strlen(end + 8));
         *closed = 1;

@@ -62,10 +62,10 @@ int trace_key_valid(const char *key, size_t len);
 
 /* ---- record text ---------------------------------------------------------------------------- */
 
-/* Splits a completion's text at "</think>": reasoning is what lies between an optional leading
- * "<think>" and "</think>", answer what follows it, both with surrounding whitespace trimmed.
- * Without "</think>" the whole text (after an optional "<think>") is reasoning, the answer is
- * empty and *closed is 0. Fresh strings. */
+/* Splits a completion's text at its first "</think>": reasoning is what lies before it (after
+ * an optional leading "<think>"), answer what follows it, both trimmed of spaces, tabs, CR and
+ * LF. Without "</think>" the whole text (after an optional leading "<think>") is reasoning,
+ * the answer is empty and *closed is 0. Fresh strings. */
 void trace_split_think(const char *text, char **reasoning, char **answer, int *closed);
 
 /* ---- the .topk member -------------------------------------------------------------------- */
