@@ -283,13 +283,23 @@ static int manifest_from_json(trace_manifest *m, const cJSON *root, const char *
     return R1_OK;
 }
 
-int trace_manifest_read(trace_manifest *m, const char *path) {
+int trace_manifest_parse(trace_manifest *m, const char *text, size_t len, const char *where) {
     memset(m, 0, sizeof *m);
     cJSON *root;
-    TRY(json_parse_file(&root, path, 1ull << 30));
-    int rc = manifest_from_json(m, root, path);
+    TRY(json_parse(&root, text, len, where));
+    int rc = manifest_from_json(m, root, where);
     cJSON_Delete(root);
     if (rc) trace_manifest_free(m);
+    return rc;
+}
+
+int trace_manifest_read(trace_manifest *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    char *text;
+    size_t len;
+    TRY(file_read_all(path, 1ull << 30, &text, &len));
+    int rc = trace_manifest_parse(m, text, len, path);
+    free(text);
     return rc;
 }
 

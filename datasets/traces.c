@@ -297,16 +297,34 @@ void trace_record_clear(trace_record *r) {
     memset(r, 0, sizeof *r);
 }
 
-int trace_shard_open(trace_shard_reader **out, const char *path) {
-    *out = NULL;
+static trace_shard_reader *reader_new(const char *where) {
     trace_shard_reader *r = xcalloc(1, sizeof *r);
     r->a = archive_read_new();
     archive_read_support_filter_zstd(r->a);
     archive_read_support_format_tar(r->a);
-    r->path = xstrdup(path);
+    r->path = xstrdup(where);
+    return r;
+}
+
+int trace_shard_open(trace_shard_reader **out, const char *path) {
+    *out = NULL;
+    trace_shard_reader *r = reader_new(path);
     if (archive_read_open_filename(r->a, path, 1 << 16) != ARCHIVE_OK) {
         err_fail(R1_EINPUT, path, "%s: %s", path_exists(path) ? "damaged shard" : "cannot open shard",
                  archive_error_string(r->a));
+        trace_shard_close(r);
+        return R1_EINPUT;
+    }
+    *out = r;
+    return R1_OK;
+}
+
+int trace_shard_open_memory(trace_shard_reader **out, const void *data, size_t size,
+                            const char *where) {
+    *out = NULL;
+    trace_shard_reader *r = reader_new(where);
+    if (archive_read_open_memory(r->a, data, size) != ARCHIVE_OK) {
+        err_fail(R1_EINPUT, where, "damaged shard: %s", archive_error_string(r->a));
         trace_shard_close(r);
         return R1_EINPUT;
     }

@@ -121,6 +121,9 @@ void trace_record_clear(trace_record *r);
 typedef struct trace_shard_reader trace_shard_reader;
 
 int trace_shard_open(trace_shard_reader **r, const char *path);
+/* The same over bytes in memory (kept alive until closed); `where` names them in messages. */
+int trace_shard_open_memory(trace_shard_reader **r, const void *data, size_t size,
+                            const char *where);
 /* Reads the next record into *rec (cleared first). *have = 0 at the end of the archive. A
  * damaged archive, an unexpected member or an invalid record is R1_EINPUT naming the shard and
  * the member. */
@@ -174,6 +177,8 @@ char *trace_manifest_name(int rank, int world_size);
 char *trace_shard_name(int rank, int world_size, int index);
 
 int trace_manifest_read(trace_manifest *m, const char *path);
+/* The same from text; `where` names it in messages. */
+int trace_manifest_parse(trace_manifest *m, const char *text, size_t len, const char *where);
 /* Replaces the file atomically. */
 int trace_manifest_write(const trace_manifest *m, const char *path);
 int64_t trace_manifest_records(const trace_manifest *m);
