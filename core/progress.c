@@ -16,7 +16,7 @@ enum { MAX_FIELDS = 16 };
 struct progress {
     char *label, *unit;
     int64_t total, start;
-    double interval, t0, last_print;
+    double interval, t0, last_print, last_log;
     int tty, line_open;
     FILE *log;
     double first_value[MAX_FIELDS]; /* each rate field's value at the first update */
@@ -51,7 +51,7 @@ int progress_open(progress **out, const char *label, const char *unit, int64_t t
     p->start = start;
     p->interval = interval_s > 0 ? interval_s : 30;
     p->t0 = now_s();
-    p->last_print = -1e30;
+    p->last_print = p->last_log = -1e30;
     p->tty = isatty(STDERR_FILENO) && getenv("TERM") && strcmp(getenv("TERM"), "dumb") != 0;
     if (log_path) {
         p->log = fopen(log_path, "a");
@@ -98,7 +98,8 @@ static double field_rate(progress *p, const progress_field *f, int i, double ela
     return (f[i].value - p->first_value[i]) / elapsed;
 }
 
-static void emit(progress *p, int64_t done, const progress_field *f, int n, int final) {
+static void emit(progress *p, int64_t done, const progress_field *f, int n, int final,
+                 int force) {
     const double t = now_s(), elapsed = t - p->t0;
     if (!p->have_first) {
         for (int i = 0; i < n && i < MAX_FIELDS; i++) p->first_value[i] = f[i].value;
@@ -146,6 +147,9 @@ static void emit(progress *p, int64_t done, const progress_field *f, int n, int 
     p->line_open = p->tty && !final;
     p->last_print = t;
 
+    /* The log keeps the plain cadence even while a terminal bar redraws 5 times a second. */
+    if (!final && !force && t - p->last_log < p->interval) return;
+    p->last_log = t;
     cJSON *o = log_head(p, final ? "done" : "progress");
     cJSON_AddNumberToObject(o, "done", (double)done);
     cJSON_AddNumberToObject(o, "total", (double)p->total);
@@ -170,7 +174,7 @@ void progress_update(progress *p, int64_t done, const progress_field *f, int n, 
         p->have_first = 1;
     }
     if (!force && t - p->last_print < every) return;
-    emit(p, done, f, n, 0);
+    emit(p, done, f, n, 0, force);
 }
 
 void progress_event(progress *p, const char *event, const cJSON *fields, const char *message) {
@@ -192,7 +196,7 @@ void progress_event(progress *p, const char *event, const cJSON *fields, const c
 
 void progress_close(progress *p, int64_t done, const progress_field *f, int n) {
     if (!p) return;
-    emit(p, done, f, n, 1);
+    emit(p, done, f, n, 1, 1);
     if (p->log) fclose(p->log);
     free(p->label);
     free(p->unit);

@@ -3,7 +3,7 @@
  * On a terminal, one status line is redrawn in place (at most 5 times a second):
  *     generate [#########...........]  45/100 prompts  samples 180  1234 tok/s  ETA 3m12s
  * Otherwise (a log file, a batch job) a plain line is printed every `interval` seconds. The log,
- * when given, receives one JSON object per printed line (and per event):
+ * when given, receives one JSON object every `interval` seconds (and per event, and at the end):
  *     {"time": "2026-01-01T12:00:00Z", "elapsed_s": 12.5, "event": "progress", "done": 45,
  *      "total": 100, "unit": "prompts", "eta_s": 192, "samples": 180, "tokens": 91234,
  *      "tokens_per_s": 1234.5}

@@ -315,7 +315,8 @@ static int check_merge_out(const char *out, const trace_manifest *first) {
         if (strncmp(n, "manifest-r", 10) == 0)
             rc = err_fail(R1_EINPUT, out, "holds rank manifests (%s); merge into a new directory",
                           n);
-        else if (strncmp(n, "shard-", 6) != 0 && strncmp(n, "manifest.json", 13) != 0)
+        else if (strncmp(n, "shard-", 6) != 0 && strncmp(n, "manifest.json", 13) != 0 &&
+                 strcmp(n, ".generate.lock") != 0 && strcmp(n, "generate.log.jsonl") != 0)
             rc = err_fail(R1_EINPUT, out, "is not empty (%s); merge into a new directory", n);
     }
     closedir(dh);

@@ -7,7 +7,8 @@ set -euo pipefail
 . "$ROOT/tests/e2e/lib/generate_setup.sh"
 export OMP_NUM_THREADS=1
 gen_teacher "$TMP/teacher"
-gen_token_prompts "$TMP/prompts.jsonl" 40 1
+N_PROMPTS=48 TOTAL=144   # 3 samples each
+gen_token_prompts "$TMP/prompts.jsonl" $N_PROMPTS 1
 ARGS=(--teacher "$TMP/teacher" --prompts "$TMP/prompts.jsonl" --samples 3 --max-new-tokens 64
       --temperature 0.9 --shard-records 4 --batch 6 --logprobs 3 --gold-field answer
       --progress-interval 0.2)
@@ -17,15 +18,27 @@ t0=$(date +%s%N)
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 echo "uninterrupted run: ${ms} ms"
 want=$(sorted_records "$TMP/ref")
-[ "$(printf '%s\n' "$want" | wc -l)" -eq 120 ] || { echo "reference holds the wrong count"; exit 1; }
+# Progress: plain lines on stderr (not a terminal here) and the same figures in the JSONL log.
+grep -Eq "^generate: [0-9]+s [0-9]+/$N_PROMPTS prompts  samples [0-9]+  [0-9.]+ tok/s  ETA " "$TMP/ref.err"
+python3 - "$TMP/ref/generate.log.jsonl" $N_PROMPTS $TOTAL <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+kinds = [e["event"] for e in ev]
+assert kinds[0] == "start" and kinds[-1] == "done" and "progress" in kinds and "shard" in kinds, kinds
+d = ev[-1]
+n, total = int(sys.argv[2]), int(sys.argv[3])
+assert d["done"] == n and d["total"] == n and d["samples"] == total and d["tokens_per_s"] > 0, d
+assert sum(e["records"] for e in ev if e["event"] == "shard") == total
+PY
+[ "$(printf '%s\n' "$want" | wc -l)" -eq $TOTAL ] || { echo "reference holds the wrong count"; exit 1; }
 
 RANDOM=$(( $(date +%s) % 32768 ))
 listed=0 kills=0 tries=0
-while [ "$kills" -lt 6 ] && [ "$tries" -lt 12 ] && [ "$listed" -lt 120 ]; do
+while [ "$kills" -lt 6 ] && [ "$tries" -lt 12 ] && [ "$listed" -lt $TOTAL ]; do
     tries=$((tries + 1))
-    # A random moment within the time the remaining work should take.
-    left_ms=$(( ms * (120 - listed) / 120 ))
-    delay_ms=$(( 10 + RANDOM % (left_ms * 9 / 10 + 1) ))
+    # A random moment in the first half of the time the remaining work should take.
+    left_ms=$(( ms * (TOTAL - listed) / TOTAL ))
+    delay_ms=$(( 10 + RANDOM % (left_ms / 2 + 1) ))
     "$BIN" generate "${ARGS[@]}" --out "$TMP/out" 2>>"$TMP/kill.err" &
     pid=$!
     sleep "$(printf '0.%03d' $((delay_ms % 1000)))"
@@ -77,20 +90,20 @@ for d in out term adopt; do
         exit 1
     }
     ids=$(printf '%s\n' "$got" | python3 -c 'import json,sys; print(len({json.loads(l)["id"] for l in sys.stdin}))')
-    [ "$ids" -eq 120 ] || { echo "$d: $ids distinct ids, want 120"; exit 1; }
+    [ "$ids" -eq $TOTAL ] || { echo "$d: $ids distinct ids, want $TOTAL"; exit 1; }
     if compgen -G "$TMP/$d/*.tmp.*" >/dev/null; then echo "$d: temporary files left"; ls "$TMP/$d"; exit 1; fi
     n=$(check_shards "$TMP/$d")
-    python3 - "$TMP/$d" <<'PY'
+    python3 - "$TMP/$d" $TOTAL <<'PY'
 import json, os, subprocess, sys
-d = sys.argv[1]
+d, total = sys.argv[1], int(sys.argv[2])
 m = json.load(open(os.path.join(d, "manifest.json")))
-assert m["complete"] is True and m["records"] == 120 and m["pairs_total"] == 120, m
+assert m["complete"] is True and m["records"] == total and m["pairs_total"] == total, m
 for s in m["shards"]:
     names = subprocess.run(["bsdtar", "-tf", os.path.join(d, s["name"])], capture_output=True,
                            text=True, check=True).stdout.split()
     assert len(names) == 2 * s["records"], (s["name"], len(names))  # .json + .topk per record
 PY
-    echo "$d: 120 records exactly once in $n shards"
+    echo "$d: $TOTAL records exactly once in $n shards"
 done
 # Nothing is left to do: a further run adds nothing.
 before=$(ls "$TMP/out" | wc -l)

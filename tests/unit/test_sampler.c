@@ -17,7 +17,7 @@ static void test_stream_vectors(void) {
     EXPECT(u != sampler_uniform(1, 3, 3, 4));
     EXPECT(u != sampler_uniform(2, 2, 3, 4));
     /* Moments of the uniform over many steps: mean 1/2, variance 1/12 (5 sigma bounds). */
-    const int n = 1000000;
+    const int n = 200000;
     double s = 0, s2 = 0;
     for (int i = 0; i < n; i++) {
         double x = sampler_uniform(7, sampler_stream("p", 1), 0, (uint64_t)i);
@@ -82,7 +82,7 @@ static double chi2_crit(int df) {
 }
 
 static void check_fit(const float *l, int V, sampler_params p, uint64_t seed) {
-    enum { DRAWS = 400000 };
+    enum { DRAWS = 200000 };
     long double prob[64];
     expected_probs(l, V, &p, prob);
     long counts[64] = {0};
