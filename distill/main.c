@@ -21,6 +21,7 @@ static const command commands[] = {
     {"traces", cmd_traces, "list, count, print and merge trace directories"},
     {"init", cmd_init, "write a randomly initialised Qwen2/Llama model from a config.json"},
     {"run", cmd_run, "run a recipe's pipeline, skipping completed stages"},
+    {"verify", cmd_verify, "extract final answers from responses and judge them against gold"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 
