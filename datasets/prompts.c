@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "datasets/jsonl.h"
 
 void prompt_item_free(prompt_item *it) {
     free(it->id);
@@ -18,27 +19,23 @@ void prompt_item_free(prompt_item *it) {
     memset(it, 0, sizeof *it);
 }
 
-static int bad(const char *where, int64_t line, const char *why) {
-    char w[600];
-    snprintf(w, sizeof w, "%s: line %lld", where, (long long)line);
-    return err_fail(R1_EINPUT, w, "%s", why);
-}
+static int bad(const char *where, const char *why) { return err_fail(R1_EINPUT, where, "%s", why); }
 
-static int check_messages(const cJSON *arr, const char *where, int64_t line) {
+static int check_messages(const cJSON *arr, const char *where) {
     int n = 0, users = 0;
     const cJSON *m;
     cJSON_ArrayForEach(m, arr) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
         if (!cJSON_IsObject(m) || !cJSON_IsString(role) || !cJSON_IsString(content))
-            return bad(where, line, "each message needs string \"role\" and \"content\"");
+            return bad(where, "each message needs string \"role\" and \"content\"");
         const char *r = role->valuestring;
         if (strcmp(r, "system") != 0 && strcmp(r, "user") != 0 && strcmp(r, "assistant") != 0)
-            return bad(where, line, "a message role must be system, user or assistant");
+            return bad(where, "a message role must be system, user or assistant");
         users += strcmp(r, "user") == 0;
         n++;
     }
-    if (n == 0 || users == 0) return bad(where, line, "the conversation has no user message");
+    if (n == 0 || users == 0) return bad(where, "the conversation has no user message");
     return R1_OK;
 }
 
@@ -46,8 +43,7 @@ int prompts_parse_line(prompt_item *it, const char *text, size_t len, int64_t li
                        const prompt_options *o, const char *where) {
     memset(it, 0, sizeof *it);
     it->line = line;
-    char w[600];
-    snprintf(w, sizeof w, "%s: line %lld", where, (long long)line);
+    const char *w = where;
     cJSON *obj;
     const char *end = NULL;
     obj = cJSON_ParseWithLengthOpts(text, len, &end, 0);
@@ -67,7 +63,7 @@ int prompts_parse_line(prompt_item *it, const char *text, size_t len, int64_t li
     if (!rc) {
         if (cJSON_IsString(v)) {
             it->kind = PROMPT_TEXT;
-            if (!v->valuestring[0]) rc = bad(where, line, "the prompt is empty");
+            if (!v->valuestring[0]) rc = bad(where, "the prompt is empty");
         } else if (cJSON_IsArray(v) && cJSON_GetArraySize(v) > 0 &&
                    cJSON_IsNumber(cJSON_GetArrayItem(v, 0))) {
             it->kind = PROMPT_TOKENS;
@@ -76,7 +72,7 @@ int prompts_parse_line(prompt_item *it, const char *text, size_t len, int64_t li
             const cJSON *t;
             cJSON_ArrayForEach(t, v) {
                 if (!json_is_int(t) || t->valuedouble < 0 || t->valuedouble > 2147483647.0) {
-                    rc = bad(where, line, "token ids must be integers >= 0");
+                    rc = bad(where, "token ids must be integers >= 0");
                     break;
                 }
                 it->tokens[k++] = (int)t->valuedouble;
@@ -84,7 +80,7 @@ int prompts_parse_line(prompt_item *it, const char *text, size_t len, int64_t li
             it->n_tokens = k;
         } else if (cJSON_IsArray(v)) {
             it->kind = PROMPT_MESSAGES;
-            rc = check_messages(v, where, line);
+            rc = check_messages(v, where);
         } else {
             rc = err_fail(R1_EINPUT, w,
                           "\"%s\" must be a string, an array of messages or an array of token ids",
@@ -114,28 +110,6 @@ int prompts_parse_line(prompt_item *it, const char *text, size_t len, int64_t li
     return rc;
 }
 
-/* ---- the line reader: one buffer, lines of any length, 1-based numbers ---- */
-
-typedef struct {
-    FILE *f;
-    char *buf;
-    size_t cap;
-    int64_t line;
-} line_reader;
-
-/* Returns the line's length (without "\n" or "\r\n"), or -1 at the end. */
-static ssize_t line_next(line_reader *r, uint64_t *hash, uint64_t *bytes) {
-    ssize_t n = getline(&r->buf, &r->cap, r->f);
-    if (n < 0) return -1;
-    *hash = hash_fnv1a64_update(*hash, r->buf, (size_t)n);
-    *bytes += (uint64_t)n;
-    r->line++;
-    if (n > 0 && r->buf[n - 1] == '\n') n--;
-    if (n > 0 && r->buf[n - 1] == '\r') n--;
-    r->buf[n] = 0;
-    return n;
-}
-
 typedef struct {
     uint64_t h;
     int64_t line;
@@ -148,12 +122,6 @@ static int cmp_id(const void *a, const void *b) {
     int c = strcmp(x->id, y->id);
     if (c) return c;
     return (x->line > y->line) - (x->line < y->line);
-}
-
-static int is_blank(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t') return 0;
-    return 1;
 }
 
 void prompts_free(prompt_set *ps) {
@@ -172,7 +140,7 @@ static int check_duplicates(id_entry *ids, int64_t n, const char *path,
         if (ids[i].h != ids[i - 1].h || strcmp(ids[i].id, ids[i - 1].id) != 0) continue;
         if (!o->skip_bad) {
             char w[600];
-            snprintf(w, sizeof w, "%s: line %lld", path, (long long)ids[i].line);
+            snprintf(w, sizeof w, "%s:%lld", path, (long long)ids[i].line);
             err_fail(R1_EINPUT, w, "id \"%s\" repeats line %lld's", ids[i].id,
                      (long long)ids[i - 1].line);
             return err_hint("ids must be unique; fix the file or pass --skip-bad to skip repeats");
@@ -192,21 +160,25 @@ static int cmp_i64(const void *a, const void *b) {
 int prompts_load(prompt_set *ps, const char *path, const prompt_options *o) {
     memset(ps, 0, sizeof *ps);
     CHECK(o->world_size >= 1 && o->rank >= 0 && o->rank < o->world_size);
-    line_reader r = {.f = fopen(path, "rb")};
-    if (!r.f) return err_fail(R1_EINPUT, path, "cannot open: %s", strerror(errno));
-    uint64_t hash = HASH_FNV1A64_INIT, bytes = 0;
+    TRY(hash_file(path, &ps->hash, &ps->bytes));
+    jsonl_reader *r;
+    TRY(jsonl_open(&r, path));
     id_entry *ids = NULL;
     int64_t n_ids = 0, cap_ids = 0;
     int cap = 0, rc = R1_OK;
-    ssize_t len;
-    while ((len = line_next(&r, &hash, &bytes)) >= 0) {
-        if (is_blank(r.buf, (size_t)len)) continue;
+    for (;;) {
+        const char *text;
+        size_t len;
+        int lrc = jsonl_next_line(r, &text, &len);
         prompt_item it;
-        int prc = prompts_parse_line(&it, r.buf, (size_t)len, r.line, o, path);
-        if (prc) {
-            if (!o->skip_bad) {
-                rc = prc;
-                err_hint("fix the line, or pass --skip-bad to skip bad lines and count them");
+        if (lrc == R1_OK && !text) break;
+        if (lrc == R1_OK)
+            lrc = prompts_parse_line(&it, text, len, jsonl_line(r), o, jsonl_where(r));
+        if (lrc) {
+            if (!o->skip_bad || lrc != R1_EINPUT) {
+                rc = lrc;
+                if (lrc == R1_EINPUT)
+                    err_hint("fix the line, or pass --skip-bad to skip bad lines and count them");
                 break;
             }
             ps->bad++;
@@ -216,9 +188,9 @@ int prompts_load(prompt_set *ps, const char *path, const prompt_options *o) {
             cap_ids = cap_ids ? 2 * cap_ids : 1024;
             ids = xrealloc(ids, sizeof *ids * (size_t)cap_ids);
         }
-        ids[n_ids++] = (id_entry){.h = hash_fnv1a64(it.id, strlen(it.id)), .line = r.line,
+        ids[n_ids++] = (id_entry){.h = hash_fnv1a64(it.id, strlen(it.id)), .line = it.line,
                                   .id = xstrdup(it.id)};
-        if ((r.line - 1) % o->world_size != o->rank) {
+        if ((it.line - 1) % o->world_size != o->rank) {
             prompt_item_free(&it);
             continue;
         }
@@ -228,10 +200,8 @@ int prompts_load(prompt_set *ps, const char *path, const prompt_options *o) {
         }
         ps->items[ps->n++] = it;
     }
-    if (!rc && ferror(r.f)) rc = err_fail(R1_ERUNTIME, path, "read failed at line %lld",
-                                          (long long)r.line + 1);
-    fclose(r.f);
-    free(r.buf);
+    ps->lines = jsonl_line(r);
+    jsonl_close(r);
     int64_t *dropped = NULL, n_dropped = 0;
     if (!rc) rc = check_duplicates(ids, n_ids, path, o, &dropped, &n_dropped);
     for (int64_t i = 0; i < n_ids; i++) free(ids[i].id);
@@ -241,20 +211,22 @@ int prompts_load(prompt_set *ps, const char *path, const prompt_options *o) {
         int k = 0;
         for (int i = 0; i < ps->n; i++) {
             int64_t line = ps->items[i].line;
-            if (bsearch(&line, dropped, (size_t)n_dropped, sizeof *dropped, cmp_i64)) prompt_item_free(&ps->items[i]);
-            else ps->items[k++] = ps->items[i];
+            if (bsearch(&line, dropped, (size_t)n_dropped, sizeof *dropped, cmp_i64))
+                prompt_item_free(&ps->items[i]);
+            else
+                ps->items[k++] = ps->items[i];
         }
         ps->n = k;
         ps->bad += n_dropped;
     }
     free(dropped);
     if (rc) {
+        uint64_t h = ps->hash, b = ps->bytes;
         prompts_free(ps);
+        ps->hash = h;
+        ps->bytes = b;
         return rc;
     }
-    ps->lines = r.line;
     ps->valid = n_ids - n_dropped;
-    ps->hash = hash;
-    ps->bytes = bytes;
     return R1_OK;
 }

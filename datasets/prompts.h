@@ -6,9 +6,10 @@
  *   an array of integers            token ids, used as they are (no template, no instruction)
  * The id field (--id-field) is a string or an integer; without it a prompt's id is its 1-based
  * line number. The gold field (--gold-field), any JSON value, is carried into each record.
- * Blank lines are ignored. A line that is not a JSON object, lacks the prompt field, holds a
- * prompt of the wrong shape or repeats an id is bad: loading fails naming the line (R1_EINPUT),
- * or with skip_bad the line is skipped and counted.
+ * Lines are read by datasets/jsonl.h (blank lines skipped but counted, CRLF and a BOM
+ * accepted, UTF-8 checked). A line that is not valid UTF-8 or a JSON object, lacks the prompt
+ * field, holds a prompt of the wrong shape or repeats an id is bad: loading fails naming it as
+ * "file:LINE" (R1_EINPUT), or with skip_bad the line is skipped and counted.
  *
  * Ranks: the prompt on line L belongs to rank (L - 1) mod world_size. Every rank reads and
  * checks the whole file (so all ranks agree on what is bad), keeping only its own prompts. */
@@ -51,8 +52,9 @@ typedef struct {
 int prompts_load(prompt_set *ps, const char *path, const prompt_options *o);
 void prompts_free(prompt_set *ps);
 
-/* Parses one line into *item (line number `line`); R1_EINPUT with "<where>: line N: why". The
- * id is not checked for duplicates here. Used by prompts_load and the fuzz target. */
+/* Parses one line (line number `line`, `where` its location for messages, e.g. "p.jsonl:12")
+ * into *item; R1_EINPUT with "<where>: why". The id is not checked for duplicates here. Used
+ * by prompts_load (lines from datasets/jsonl.h) and the fuzz target. */
 int prompts_parse_line(prompt_item *item, const char *text, size_t len, int64_t line,
                        const prompt_options *o, const char *where);
 void prompt_item_free(prompt_item *item);

@@ -288,7 +288,7 @@ static int64_t prepare_prompts(gen_state *g, chat_format fmt, int use_template, 
     for (int i = 0; i < g->ps.n; i++) {
         const prompt_item *p = &g->ps.items[i];
         char where[600];
-        snprintf(where, sizeof where, "%s: line %lld", o_prompts, (long long)p->line);
+        snprintf(where, sizeof where, "%s:%lld", o_prompts, (long long)p->line);
         int *ids = NULL, n = 0;
         int rc = render_prompt(g, fmt, use_template, p, &ids, &n);
         if (rc) {

@@ -22,23 +22,29 @@ expect() { # status pattern command... : runs the command, checks its exit statu
 
 # A malformed line: reported with its line number, or skipped and counted with --skip-bad.
 { sed -n 1,2p "$TMP/good.jsonl"; echo '{"prompt": [5, 6,'; sed -n '3,$p' "$TMP/good.jsonl"; } >"$TMP/bad.jsonl"
-expect 2 "bad.jsonl: line 3: invalid JSON" "$BIN" generate "${BASE[@]}" --prompts "$TMP/bad.jsonl" --out "$TMP/o1"
+expect 2 "bad.jsonl:3: invalid JSON" "$BIN" generate "${BASE[@]}" --prompts "$TMP/bad.jsonl" --out "$TMP/o1"
 grep -q "hint: .*--skip-bad" "$TMP/err.txt"
 expect 0 "skipped 1 bad line of" "$BIN" generate "${BASE[@]}" --prompts "$TMP/bad.jsonl" --out "$TMP/o2" --skip-bad
 [ "$("$BIN" traces cat "$TMP/o2" | wc -l)" -eq 12 ]
 out_has '"line":13,' "$BIN" traces cat "$TMP/o2"   # the last prompt moved to line 13
 
+# Invalid UTF-8 is a bad line too; CRLF line ends are fine.
+printf '{"prompt": [4, 5]}\r\n{"prompt": "caf\xe9"}\r\n{"prompt": [6]}\r\n' >"$TMP/latin1.jsonl"
+expect 2 "latin1.jsonl:2: invalid UTF-8" "$BIN" generate "${BASE[@]}" --prompts "$TMP/latin1.jsonl" --out "$TMP/o3"
+expect 0 "skipped 1 bad line of" "$BIN" generate "${BASE[@]}" --prompts "$TMP/latin1.jsonl" --out "$TMP/o8" --skip-bad
+[ "$("$BIN" traces cat "$TMP/o8" | wc -l)" -eq 2 ]
+
 # A missing prompt field, a wrong shape, an id outside the vocabulary, a repeated id.
 printf '{"prompt": [4, 5]}\n{"question": "x"}\n' >"$TMP/nofield.jsonl"
-expect 2 'line 2: no "prompt" field' "$BIN" generate "${BASE[@]}" --prompts "$TMP/nofield.jsonl" --out "$TMP/o3"
+expect 2 ':2: no "prompt" field' "$BIN" generate "${BASE[@]}" --prompts "$TMP/nofield.jsonl" --out "$TMP/o3"
 printf '{"prompt": {"a": 1}}\n' >"$TMP/shape.jsonl"
-expect 2 "line 1: \"prompt\" must be a string" "$BIN" generate "${BASE[@]}" --prompts "$TMP/shape.jsonl" --out "$TMP/o3"
+expect 2 ":1: \"prompt\" must be a string" "$BIN" generate "${BASE[@]}" --prompts "$TMP/shape.jsonl" --out "$TMP/o3"
 printf '{"prompt": [4, 5]}\n\n{"prompt": [7, 400]}\n' >"$TMP/vocab.jsonl"
-expect 2 "line 3: token id 400 is outside the teacher's vocabulary" "$BIN" generate "${BASE[@]}" --prompts "$TMP/vocab.jsonl" --out "$TMP/o3"
+expect 2 ":3: token id 400 is outside the teacher's vocabulary" "$BIN" generate "${BASE[@]}" --prompts "$TMP/vocab.jsonl" --out "$TMP/o3"
 expect 0 "skipping" "$BIN" generate "${BASE[@]}" --prompts "$TMP/vocab.jsonl" --out "$TMP/o4" --skip-bad
 out_has "1 of 2 (prompt, sample) pairs (1 skipped as bad)" "$BIN" traces ls "$TMP/o4"
 printf '{"id": "a", "prompt": [4]}\n{"id": "b", "prompt": [5]}\n{"id": "a", "prompt": [6]}\n' >"$TMP/dup.jsonl"
-expect 2 'line 3: id "a" repeats line 1' "$BIN" generate "${BASE[@]}" --prompts "$TMP/dup.jsonl" --id-field id --out "$TMP/o3"
+expect 2 ':3: id "a" repeats line 1' "$BIN" generate "${BASE[@]}" --prompts "$TMP/dup.jsonl" --id-field id --out "$TMP/o3"
 expect 2 'no "uid" field' "$BIN" generate "${BASE[@]}" --prompts "$TMP/dup.jsonl" --id-field uid --out "$TMP/o3"
 expect 2 "cannot open" "$BIN" generate "${BASE[@]}" --prompts "$TMP/missing.jsonl" --out "$TMP/o3"
 expect 2 "text prompts and stop strings need the teacher's tokenizer" "$BIN" generate "${BASE[@]}" --prompts "$TMP/good.jsonl" --stop '</think>' --out "$TMP/o3"
