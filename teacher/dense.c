@@ -18,28 +18,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
-#include "teacher/teacher.h"
-
-typedef struct {
-    weight attn_norm;   /* [d] */
-    weight wq, wk, wv;  /* [H*hd, d], [KV*hd, d], [KV*hd, d] */
-    weight bq, bk, bv;  /* Qwen2 / attention_bias */
-    weight wo;          /* [d, H*hd] */
-    weight mlp_norm;    /* [d] */
-    weight wg, wu;      /* [ff, d] */
-    weight wd;          /* [d, ff] */
-} dense_layer;
-
-typedef struct {
-    teacher_model base;
-    safetensors st;
-    weight embed;       /* [vocab, d] */
-    weight final_norm;  /* [d] */
-    weight lm_head;     /* [vocab, d]; the embedding when tied */
-    dense_layer *layers;
-    rope_table rope;
-    float *k_cache, *v_cache; /* [layers][slots][len][KV*hd] */
-} dense_model;
+#include "teacher/dense.h"
 
 static int load_layer(dense_model *m, int i) {
     const model_config *c = &m->base.cfg;
@@ -152,12 +131,16 @@ static void dense_destroy(teacher_model *tm) {
     dense_model *m = (dense_model *)tm;
     if (m->k_cache) tm->be->release(tm->be, m->k_cache);
     if (m->v_cache) tm->be->release(tm->be, m->v_cache);
+    m->k_cache = m->v_cache = NULL;
     free(m->layers);
+    m->layers = NULL;
     rope_free(&m->rope);
     safetensors_close(&m->st);
+    if (m->close_source) m->close_source(m->source);
+    m->close_source = NULL;
 }
 
-int dense_open(teacher_model **out, const char *path, const model_config *cfg, backend *be) {
+dense_model *dense_new(const model_config *cfg, backend *be) {
     dense_model *m = xcalloc(1, sizeof *m);
     m->base.cfg = *cfg;
     m->base.be = be;
@@ -165,13 +148,23 @@ int dense_open(teacher_model **out, const char *path, const model_config *cfg, b
     m->base.cache_init = dense_cache_init;
     m->base.cache_bytes_per_token = dense_cache_bytes;
     m->base.destroy = dense_destroy;
+    m->layers = xcalloc((size_t)cfg->num_layers, sizeof *m->layers);
+    return m;
+}
+
+void dense_free(dense_model *m) {
+    dense_destroy(&m->base);
+    free(m);
+}
+
+int dense_open(teacher_model **out, const char *path, const model_config *cfg, backend *be) {
+    dense_model *m = dense_new(cfg, be);
     int rc = safetensors_open(&m->st, path);
     if (rc) {
-        free(m);
+        dense_free(m);
         return rc;
     }
     const model_config *c = cfg;
-    m->layers = xcalloc((size_t)c->num_layers, sizeof *m->layers);
     rc = weight_load(&m->embed, &m->st, "model.embed_tokens.weight", c->vocab_size, c->hidden_size,
                      NULL, "config.json vocab_size, hidden_size");
     if (!rc)
@@ -186,8 +179,7 @@ int dense_open(teacher_model **out, const char *path, const model_config *cfg, b
     }
     for (int i = 0; i < c->num_layers && !rc; i++) rc = load_layer(m, i);
     if (rc) {
-        dense_destroy(&m->base);
-        free(m);
+        dense_free(m);
         return rc;
     }
     rope_init(&m->rope, &c->rope, c->head_dim, ROPE_PAIRS_HALF);
