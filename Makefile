@@ -30,10 +30,13 @@ PKGS := openblas libcjson libarchive libpcre2-8 libutf8proc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ifeq ($(PKG_LIBS)$(filter deps clean,$(MAKECMDGOALS)),)
-$(error missing build dependencies: run `sudo make deps` (apt-get install $(DEB_PKGS)) or see README.md)
+$(error missing build dependencies: run `make deps` (apt-get install $(DEB_PKGS)) or see README.md)
 endif
+# node + npm run the reference peers in tests (llama.cpp via node-llama-cpp, transformers.js);
+# Debian's are installed only when none is on the PATH.
 DEB_PKGS := build-essential pkg-config libopenblas-dev libcjson-dev libarchive-dev libpcre2-dev \
-            libutf8proc-dev libarchive-tools zstd nodejs npm
+            libutf8proc-dev libarchive-tools zstd python3 clang \
+            $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 
 # ---- optional parts, probed -----------------------------------------------------------------
 HAVE_OPENMP := $(shell [ "$(NO_OPENMP)" != 1 ] && echo 'int main(void){return 0;}' | \
@@ -65,6 +68,12 @@ CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
 NVFLAGS  := -std=c++17 -O3 -I. -gencode=arch=compute_90a,code=sm_90a -lineinfo \
             -Xcompiler -Wall,-Wno-unused-parameter -DR1_HAVE_CUDA
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lcublas -lstdc++
+HAVE_NCCL := $(shell [ -f $(CUDA_HOME)/include/nccl.h ] && echo 1)
+ifeq ($(HAVE_NCCL),1)
+CFLAGS   += -DR1_HAVE_NCCL
+NVFLAGS  += -DR1_HAVE_NCCL
+LDLIBS   += -lnccl
+endif
 endif
 LIB      := $(BUILD)/libr1.a
 BIN      := r1-distill
@@ -74,6 +83,9 @@ endif
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# CUDA checks (run on a GPU machine): tests/cuda/test_*.cu, each compared with the CPU reference
+CUDA_TEST_SRC := $(wildcard tests/cuda/test_*.cu)
+CUDA_TEST_BIN := $(CUDA_TEST_SRC:tests/cuda/%.cu=$(BUILD)/tests-cuda/%)
 
 .PHONY: all test test-unit test-san test-cuda bench fuzz demo demo-teacher deps clean info
 all: info $(BIN)
@@ -81,6 +93,7 @@ all: info $(BIN)
 info:
 	@echo "r1-distill $(VERSION): cc=$(CC) openmp=$(if $(HAVE_OPENMP),yes,no) \
 cuda=$(if $(HAVE_CUDA),yes ($(NVCC)),no$(if $(filter 1,$(NO_CUDA)), (NO_CUDA=1),)) \
+nccl=$(if $(HAVE_NCCL),yes,no) \
 build=$(BUILD)"
 
 $(BIN): $(BUILD)/distill/main.o $(LIB)
@@ -111,6 +124,14 @@ test: all $(UNIT_BIN)
 test-unit: all $(UNIT_BIN)
 	@BUILD=$(BUILD) BIN=./$(BIN) tests/run.sh unit
 
+$(BUILD)/tests-cuda/%: tests/cuda/%.cu $(LIB)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -o $@ $< $(LIB) $(filter-out -fopenmp,$(LDLIBS)) -Xcompiler -fopenmp
+
+test-cuda: all $(CUDA_TEST_BIN)
+	@[ -n "$(HAVE_CUDA)" ] || { echo "test-cuda needs nvcc (and a GPU to run)"; exit 2; }
+	@BUILD=$(BUILD) BIN=./$(BIN) tests/run.sh cuda
+
 test-san:
 	@$(MAKE) --no-print-directory SAN=1 NO_CUDA=1 build-san/r1-distill \
 	  $(patsubst $(BUILD)/%,build-san/%,$(UNIT_BIN))
@@ -122,10 +143,13 @@ fuzz:
 bench: all
 	@bench/run.sh
 
+# Installs the Debian packages the build and tests need (uses sudo when not root).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 deps:
-	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PKGS)
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PKGS)
 
 clean:
 	rm -rf build build-san build-fuzz $(BIN)
 
--include $(OBJ:.o=.d) $(BUILD)/distill/main.d
+-include $(OBJ:.o=.d) $(BUILD)/distill/main.d $(UNIT_BIN:=.d)

@@ -209,6 +209,11 @@ static int parse_deepseek(model_config *c, const cJSON *root, const char *where)
 int model_config_from_json(model_config *c, const cJSON *root, const char *where) {
     memset(c, 0, sizeof *c);
     if (!cJSON_IsObject(root)) return err_fail(R1_EINPUT, where, "config is not a JSON object");
+    /* Python's json keeps the last of repeated keys and cJSON the first: refuse the ambiguity. */
+    for (const cJSON *a = root->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (strcmp(a->string, b->string) == 0)
+                return err_fail(R1_EINPUT, where, "key \"%s\" appears twice", a->string);
     const char *mt = NULL;
     if (json_get_str(root, "model_type", &mt, where) < 0) return R1_EINPUT;
     if (!mt) return err_fail(R1_EINPUT, where, "missing \"model_type\"");

@@ -2,6 +2,8 @@
 #ifndef R1_DISTILL_COMMANDS_H
 #define R1_DISTILL_COMMANDS_H
 
+#include "datasets/datasets.h"
+#include "student/plan.h"
 #include "teacher/teacher.h"
 
 #endif

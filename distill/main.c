@@ -14,6 +14,8 @@ typedef struct {
 
 static const command commands[] = {
     {"logits", cmd_logits, "run a model over token ids; write all logits, print the top ids"},
+    {"tasks", cmd_tasks, "write built-in reasoning tasks (train/test splits) as JSONL"},
+    {"plan", cmd_plan, "memory and FLOPs plan for a recipe's training on N GPUs"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 

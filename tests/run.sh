@@ -3,6 +3,7 @@
 #   tests/run.sh        everything
 #   tests/run.sh unit   unit binaries only
 #   tests/run.sh san    the sanitizer pass: unit binaries and the e2e scripts marked "# san"
+#   tests/run.sh cuda   the CUDA checks in $BUILD/tests-cuda (needs a GPU)
 # Each e2e script gets BIN (the binary), ROOT (the checkout) and a fresh TMP directory; it passes
 # by exiting 0. The runner exits 1 if anything failed.
 set -u
@@ -27,6 +28,14 @@ run() {  # name, command...
     rm -f "$log"
 }
 echo "tests ($MODE, $BUILD):"
+if [ "$MODE" = cuda ]; then
+    for t in "$BUILD"/tests-cuda/test_*; do
+        [ -x "$t" ] && run "cuda/$(basename "$t")" "$t"
+    done
+    echo "$pass passed, $fail failed"
+    [ "$fail" -eq 0 ] || { printf 'failed: %s\n' "${failed[@]}"; exit 1; }
+    exit 0
+fi
 for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] || continue
     run "unit/$(basename "$t")" "$t"

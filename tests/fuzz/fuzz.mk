@@ -14,6 +14,9 @@ SRC      := $(filter-out distill/main.c,$(foreach d,$(DIRS),$(wildcard $(d)/*.c)
 OBJ      := $(SRC:%.c=$(BUILD)/%.o)
 TARGETS  := $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
+# keep the objects between runs
+.SECONDARY:
+
 all: $(TARGETS)
 	@echo "fuzz targets: $(TARGETS)"
 

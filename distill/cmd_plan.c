@@ -1,0 +1,118 @@
+/* r1-distill plan: will a recipe's training fit on N GPUs, and at what ZeRO stage and
+ * micro-batch? The memory model is student/plan.h's. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/cli.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/recipe.h"
+#include "student/plan.h"
+
+static const char *opt_recipe;
+static int64_t opt_gpus, opt_seq_len, opt_batch, opt_chunk;
+static double opt_mem;
+static int opt_json, opt_no_recompute;
+
+static const cli_opt plan_opts[] = {
+    {"recipe", OPT_STRING, &opt_recipe, NULL, CLI_REQUIRED, "NAME",
+     "recipe name (recipes/NAME.json) or path"},
+    {"gpus", OPT_INT, &opt_gpus, "8", 0, "N", "GPUs (data parallel)"},
+    {"gpu-mem", OPT_FLOAT, &opt_mem, "80", 0, "GB", "memory per GPU in GiB (2^30 bytes, as nvidia-smi counts; an H100 has 79.6, an H200 140.4)"},
+    {"seq-len", OPT_INT, &opt_seq_len, "0", 0, "T", "sequence length (0: the recipe's train.seq_len)"},
+    {"batch-size", OPT_INT, &opt_batch, "0", 0, "B",
+     "sequences per optimizer step (0: the recipe's train.batch_size)"},
+    {"loss-chunk", OPT_INT, &opt_chunk, "1024", 0, "ROWS", "rows of logits per loss chunk"},
+    {"no-recompute", OPT_FLAG, &opt_no_recompute, NULL, 0, NULL, "plan without activation recomputation"},
+    {"json", OPT_FLAG, &opt_json, NULL, 0, NULL, "print the plan as JSON"},
+};
+
+static const cli_spec plan_spec = {
+    .command = "plan",
+    .summary = "Print whether a recipe's training fits: memory per GPU for parameters, gradients, "
+               "optimizer state and activations, the ZeRO stage and micro-batch it needs, and the "
+               "FLOPs of one optimizer step.",
+    .opts = plan_opts,
+    .n_opts = sizeof plan_opts / sizeof *plan_opts,
+    .details = "Memory model: bf16 weights and gradients, fp32 master weights and AdamW moments,\n"
+               "bf16 activations with flash attention, chunked loss; see student/plan.h.",
+};
+
+static int shape_int(const recipe *r, const char *key, int *out) {
+    int64_t v;
+    int got = json_get_int(r->shape, key, &v, r->path);
+    if (got != 1 || v < 1 || v > (1 << 30)) {
+        err_fail(R1_EINPUT, r->path, "student.shape.%s must be a positive integer", key);
+        return R1_EINPUT;
+    }
+    *out = (int)v;
+    return R1_OK;
+}
+
+static double gb(double bytes) { return bytes / 1073741824.0; }
+
+int cmd_plan(int argc, char **argv) {
+    cli_parse(&plan_spec, argc, argv, NULL, NULL);
+    if (opt_gpus < 1 || opt_gpus > 65536) die(R1_EINPUT, "--gpus", "must be between 1 and 65536");
+    if (opt_mem <= 0) die(R1_EINPUT, "--gpu-mem", "must be positive");
+    recipe r;
+    if (recipe_load(&r, opt_recipe)) err_exit();
+    if (!r.shape) die(R1_EINPUT, r.path, "missing student.shape");
+    dense_shape s = {0};
+    int vocab;
+    if (shape_int(&r, "hidden_size", &s.hidden) || shape_int(&r, "num_hidden_layers", &s.layers) ||
+        shape_int(&r, "num_attention_heads", &s.heads) ||
+        shape_int(&r, "num_key_value_heads", &s.kv_heads) || shape_int(&r, "head_dim", &s.head_dim) ||
+        shape_int(&r, "intermediate_size", &s.ff) || shape_int(&r, "vocab_size", &vocab))
+        err_exit();
+    s.vocab = vocab;
+    s.attn_bias = r.arch && strcmp(r.arch, "qwen2") == 0;
+    if (json_get_bool(r.shape, "tie_word_embeddings", &s.tied, r.path) < 0) err_exit();
+    double seq = 0, batch = 0, recompute = 1;
+    if (recipe_train_num(&r, "seq_len", 4096, &seq) || recipe_train_num(&r, "batch_size", 128, &batch) ||
+        recipe_train_num(&r, "recompute", 1, &recompute))
+        err_exit();
+    plan_request q = {.gpus = (int)opt_gpus, .gpu_mem_bytes = opt_mem * 1073741824.0,
+                      .seq_len = opt_seq_len > 0 ? (int)opt_seq_len : (int)seq,
+                      .batch_size = opt_batch > 0 ? (int)opt_batch : (int)batch,
+                      .recompute = opt_no_recompute ? 0 : recompute != 0,
+                      .loss_chunk_rows = (int)opt_chunk};
+    if (q.seq_len < 1 || q.batch_size < 1 || q.loss_chunk_rows < 1)
+        die(R1_EINPUT, "plan", "sequence length, batch size and loss chunk must be positive");
+    plan_result p;
+    plan_training(&s, &q, &p);
+    if (opt_json) {
+        printf("{\"recipe\": \"%s\", \"gpus\": %d, \"gpu_mem_gib\": %g, \"seq_len\": %d, "
+               "\"batch_size\": %d, \"recompute\": %s, \"params\": %lld, \"params_matmul\": %lld, "
+               "\"fits\": %s, \"zero_stage\": %d, \"micro_batch\": %d, \"accumulation\": %d, "
+               "\"weights_bytes\": %.0f, \"grads_bytes\": %.0f, \"master_bytes\": %.0f, "
+               "\"optimizer_bytes\": %.0f, \"activations_bytes_per_seq\": %.0f, "
+               "\"loss_bytes\": %.0f, \"total_bytes\": %.0f, \"flops_per_token\": %.6g, "
+               "\"flops_per_step\": %.6g}\n",
+               r.name, q.gpus, opt_mem, q.seq_len, q.batch_size, q.recompute ? "true" : "false",
+               (long long)p.params, (long long)p.params_matmul, p.zero_stage >= 0 ? "true" : "false",
+               p.zero_stage, p.micro_batch, p.accumulation, p.weights, p.grads, p.master,
+               p.optimizer, p.activations_per_seq, p.loss, p.total, p.flops_per_token,
+               p.flops_per_step);
+    } else {
+        printf("recipe %s: %.2fB parameters, %d GPUs x %g GiB, %d-token sequences, %d per step%s\n",
+               r.name, (double)p.params / 1e9, q.gpus, opt_mem, q.seq_len, q.batch_size,
+               q.recompute ? ", recomputation" : "");
+        printf("  %-34s %10.2f GiB\n", "bf16 weights", gb(p.weights));
+        printf("  %-34s %10.2f GiB\n", "bf16 gradients", gb(p.grads));
+        printf("  %-34s %10.2f GiB\n", "fp32 master weights", gb(p.master));
+        printf("  %-34s %10.2f GiB\n", "fp32 AdamW moments", gb(p.optimizer));
+        printf("  %-34s %10.2f GiB\n", "activations per sequence", gb(p.activations_per_seq));
+        printf("  %-34s %10.2f GiB\n", "chunked loss", gb(p.loss));
+        printf("  %-34s %10.2f GiB\n", "overhead", gb(p.overhead));
+        if (p.zero_stage >= 0)
+            printf("fits: ZeRO-%d, micro-batch %d, %d accumulation steps; %.2f GiB per GPU\n",
+                   p.zero_stage, p.micro_batch, p.accumulation, gb(p.total));
+        else
+            printf("does not fit: even ZeRO-3 with one sequence needs %.2f GiB per GPU\n", gb(p.total));
+        printf("step: %.3g FLOPs (%.3g per token: 6N + 12*L*H*hd*T)\n", p.flops_per_step,
+               p.flops_per_token);
+    }
+    recipe_free(&r);
+    return 0;
+}

@@ -1,0 +1,64 @@
+#include "student/plan.h"
+
+#include <string.h>
+
+int64_t dense_param_count(const dense_shape *s, int64_t *matmul_params) {
+    const int64_t d = s->hidden, qd = (int64_t)s->heads * s->head_dim,
+                  kvd = (int64_t)s->kv_heads * s->head_dim, ff = s->ff;
+    /* per layer: q, k, v, o projections (+ q/k/v biases for Qwen2), gate/up/down, two norms */
+    const int64_t attn = d * qd + 2 * d * kvd + qd * d + (s->attn_bias ? qd + 2 * kvd : 0);
+    const int64_t mlp = 3 * d * ff;
+    const int64_t layer = attn + mlp + 2 * d;
+    const int64_t embed = s->vocab * d, head = s->tied ? 0 : s->vocab * d;
+    const int64_t total = s->layers * layer + embed + head + d;
+    /* The embedding lookup is no matrix product; the head is (the shared table when tied). */
+    if (matmul_params) *matmul_params = s->layers * (attn + mlp) + s->vocab * d;
+    return total;
+}
+
+double plan_memory(const dense_shape *s, const plan_request *q, int stage, int mb,
+                   plan_result *r) {
+    const double P = (double)dense_param_count(s, NULL), N = q->gpus;
+    const double d = s->hidden, qd = (double)s->heads * s->head_dim,
+                 kvd = (double)s->kv_heads * s->head_dim, ff = s->ff, T = q->seq_len;
+    r->weights = stage >= 3 ? 2 * P / N + 2 * P / s->layers : 2 * P;
+    r->grads = stage >= 2 ? 2 * P / N : 2 * P;
+    r->master = stage >= 1 ? 4 * P / N : 4 * P;
+    r->optimizer = stage >= 1 ? 8 * P / N : 8 * P;
+    const double layer_act = T * (4 * d + 2 * qd + 2 * kvd + 3 * ff) * 2;
+    r->activations_per_seq = q->recompute ? s->layers * T * d * 2 + 2 * layer_act
+                                          : s->layers * layer_act;
+    r->loss = (double)q->loss_chunk_rows * (double)s->vocab * 4 * 2;
+    r->overhead = 1024.0 * 1024 * 1024;
+    r->total = r->weights + r->grads + r->master + r->optimizer + mb * r->activations_per_seq +
+               r->loss + r->overhead;
+    return r->total;
+}
+
+int plan_training(const dense_shape *s, const plan_request *q, plan_result *r) {
+    memset(r, 0, sizeof *r);
+    r->params = dense_param_count(s, &r->params_matmul);
+    const double T = q->seq_len;
+    r->flops_per_token = 6.0 * (double)r->params_matmul +
+                         12.0 * s->layers * (double)s->heads * s->head_dim * T;
+    r->flops_per_step = r->flops_per_token * T * q->batch_size;
+    r->zero_stage = -1;
+    /* The lowest ZeRO stage at which one sequence fits, then the largest micro-batch (a divisor
+     * of the per-GPU share of the batch, so accumulation comes out whole) that still fits. */
+    int per_gpu = q->batch_size / q->gpus > 0 ? q->batch_size / q->gpus : 1;
+    /* With one GPU there is nothing to shard: only stage 0 is meaningful. */
+    const int max_stage = q->gpus > 1 ? 3 : 0;
+    for (int stage = 0; stage <= max_stage && r->zero_stage < 0; stage++) {
+        plan_result tmp;
+        if (plan_memory(s, q, stage, 1, &tmp) > q->gpu_mem_bytes) continue;
+        r->zero_stage = stage;
+        int best = 1;
+        for (int mb = 1; mb <= per_gpu; mb++)
+            if (per_gpu % mb == 0 && plan_memory(s, q, stage, mb, &tmp) <= q->gpu_mem_bytes) best = mb;
+        r->micro_batch = best;
+        r->accumulation = per_gpu / best;
+    }
+    plan_memory(s, q, r->zero_stage < 0 ? max_stage : r->zero_stage,
+                r->micro_batch ? r->micro_batch : 1, r);
+    return 0;
+}

@@ -1,0 +1,58 @@
+/* Training memory and compute plan for a dense student on N GPUs.
+ *
+ * The memory model (bytes per GPU), for P parameters, N GPUs and ZeRO stage z:
+ *   bf16 working weights    2P        (z = 3: 2P/N, plus one layer gathered)
+ *   bf16 gradients          2P        (z >= 2: 2P/N)
+ *   fp32 master weights     4P        (z >= 1: 4P/N)
+ *   fp32 AdamW m and v      8P        (z >= 1: 8P/N)
+ *   activations             per micro-batch sequence of T tokens, bf16, flash attention (no T^2):
+ *     with recomputation    L*T*d*2 (each layer's input kept) + 2 * one layer's activations
+ *     without               L * one layer's activations
+ *     one layer's           T * (4d + 2*q_dim + 2*kv_dim + 3*ff) * 2
+ *   loss                    chunked: chunk rows * vocab * 4 * 2 (logits and their gradient)
+ *   overhead                1 GiB (CUDA context, cuBLAS workspace, allocator slack)
+ * FLOPs per token: 6*N_matmul + 12*L*q_dim*T (the convention of the performance anchors; causal
+ * attention does half of that term; recomputation adds 2*N_matmul that MFU does not count). */
+#ifndef R1_STUDENT_PLAN_H
+#define R1_STUDENT_PLAN_H
+
+#include <stdint.h>
+
+typedef struct {
+    int64_t vocab;
+    int hidden, layers, heads, kv_heads, head_dim, ff;
+    int tied;
+    int attn_bias; /* q/k/v biases (Qwen2) */
+} dense_shape;
+
+typedef struct {
+    int gpus;
+    double gpu_mem_bytes;  /* usable bytes per GPU */
+    int seq_len;
+    int batch_size;       /* sequences per optimizer step */
+    int recompute;
+    int loss_chunk_rows;  /* rows of logits per loss chunk */
+} plan_request;
+
+typedef struct {
+    int64_t params;        /* all parameters */
+    int64_t params_matmul; /* parameters in matrix products (excludes an untied embedding table) */
+    int zero_stage;        /* the lowest stage that fits, -1 if none does */
+    int micro_batch;       /* sequences per forward pass per GPU (0 if nothing fits) */
+    int accumulation;      /* micro-batches per optimizer step per GPU */
+    double weights, grads, master, optimizer; /* bytes per GPU at zero_stage */
+    double activations_per_seq, loss, overhead;
+    double total;          /* bytes per GPU at the chosen micro-batch */
+    double flops_per_token, flops_per_step;
+} plan_result;
+
+int64_t dense_param_count(const dense_shape *s, int64_t *matmul_params);
+/* Fills r; returns 0. r->zero_stage is -1 when even ZeRO-3 with one sequence does not fit. */
+int plan_training(const dense_shape *s, const plan_request *q, plan_result *r);
+/* Memory per GPU at a given stage and micro-batch (the same model plan_training searches). */
+double plan_memory(const dense_shape *s, const plan_request *q, int stage, int micro_batch,
+                   plan_result *parts);
+
+int cmd_plan(int argc, char **argv);
+
+#endif

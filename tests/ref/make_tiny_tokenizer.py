@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""A tiny byte-level BPE tokenizer in Hugging Face tokenizer.json form, for test models.
+
+It has the real structure of the Qwen2 / R1-Distill-Qwen tokenizers (NFC normalizer, the Qwen2
+Split regex + ByteLevel pre-tokenizer, ByteLevel decoder, BPE with "a b" merges, the R1 special
+tokens as added tokens, and an R1 chat template in tokenizer_config.json) with a vocabulary small
+enough for the random fixture models: 256 byte tokens, merges learned greedily from a small
+built-in text, then the added tokens, VOCAB ids in all.
+
+Pure Python (no numpy, no tokenizers package), deterministic.
+Run: python3 tests/ref/make_tiny_tokenizer.py tests/fixtures/tiny-tokenizer [VOCAB]
+"""
+import json
+import os
+import re
+import sys
+
+# The Qwen2 pre-tokenizer pattern, as tokenizer.json stores it.
+QWEN2_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+"
+               r"[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+SPECIALS = [  # (content, special) in id order after the BPE vocabulary
+    ("<｜end▁of▁sentence｜>", True),
+    ("<｜User｜>", False),
+    ("<｜Assistant｜>", False),
+    ("<｜begin▁of▁sentence｜>", True),
+    ("<｜▁pad▁｜>", True),
+    ("<think>", False),
+    ("</think>", False),
+]
+
+# An R1-format chat template (the R1-Distill layout: BOS, the last system prompt, user and
+# assistant turns, reasoning stripped from earlier assistant turns, <think>\n prefill).
+CHAT_TEMPLATE = (
+    "{%- set ns = namespace(system='') -%}"
+    "{%- for m in messages -%}{%- if m['role'] == 'system' -%}{%- set ns.system = m['content'] -%}"
+    "{%- endif -%}{%- endfor -%}"
+    "{{ bos_token }}{{ ns.system }}"
+    "{%- for m in messages -%}"
+    "{%- if m['role'] == 'user' -%}{{ '<｜User｜>' + m['content'] }}"
+    "{%- elif m['role'] == 'assistant' -%}"
+    "{%- set c = m['content'] -%}"
+    "{%- if '</think>' in c -%}{%- set c = c.split('</think>')[-1] -%}{%- endif -%}"
+    "{{ '<｜Assistant｜>' + c + '<｜end▁of▁sentence｜>' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<｜Assistant｜><think>\\n' }}{%- endif -%}"
+)
+
+
+def bytes_to_unicode():
+    """GPT-2's reversible byte -> printable character map used by ByteLevel."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def training_text():
+    prose = ("The teacher writes a careful chain of thought before the answer. Let us think "
+             "step by step: first we add the numbers, then we multiply the result, and finally "
+             "we check the answer. Please reason step by step, and put your final answer within "
+             "\\boxed{}. The student learns to reason from the traces of the teacher. ")
+    lines = [prose] * 3
+    a, b = 7, 3
+    for i in range(300):  # deterministic arithmetic in the style of the demo tasks
+        a = (a * 31 + 17) % 97
+        b = (b * 13 + 5) % 89
+        lines.append(f"Compute ({a} + {b}) * {i % 9 + 2}. First {a} + {b} = {a + b}. "
+                     f"Then {a + b} * {i % 9 + 2} = {(a + b) * (i % 9 + 2)}. "
+                     f"The answer is \\boxed{{{(a + b) * (i % 9 + 2)}}}.\n")
+    return "".join(lines)
+
+
+def train_merges(text, n_merges, b2u):
+    # Word split for training only (merges apply within pre-tokenized words at encode time).
+    words = re.findall(r" ?[A-Za-z]+| ?[0-9]| ?[^\sA-Za-z0-9]+|\s+", text)
+    counts = {}
+    for w in words:
+        key = tuple(b2u[b] for b in w.encode("utf-8"))
+        counts[key] = counts.get(key, 0) + 1
+    merges = []
+    for _ in range(n_merges):
+        pairs = {}
+        for w, c in counts.items():
+            for p in zip(w, w[1:]):
+                pairs[p] = pairs.get(p, 0) + c
+        if not pairs:
+            break
+        best = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))[0]  # most frequent, ties by text
+        merges.append(best)
+        merged = {}
+        for w, c in counts.items():
+            out, i = [], 0
+            while i < len(w):
+                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
+                    out.append(w[i] + w[i + 1])
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
+            merged[tuple(out)] = merged.get(tuple(out), 0) + c
+        counts = merged
+    return merges
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/tiny-tokenizer"
+    total = int(sys.argv[2]) if len(sys.argv) > 2 else 320
+    b2u = bytes_to_unicode()
+    vocab = {b2u[b]: b for b in range(256)}
+    merges = train_merges(training_text(), total - 256 - len(SPECIALS), b2u)
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    added = []
+    for content, special in SPECIALS:
+        added.append({"id": len(vocab) + len(added), "content": content, "single_word": False,
+                      "lstrip": False, "rstrip": False, "normalized": False, "special": special})
+    assert len(vocab) + len(added) == total, (len(vocab), len(added), total)
+    tok = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": {"type": "NFC"},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": QWEN2_REGEX}, "behavior": "Isolated",
+             "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
+             "use_regex": False}]},
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
+                           "use_regex": False},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
+                    "use_regex": False},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                  "continuing_subword_prefix": "", "end_of_word_suffix": "", "fuse_unk": False,
+                  "byte_fallback": False, "ignore_merges": False, "vocab": vocab,
+                  "merges": [a + " " + b for a, b in merges]},
+    }
+    config = {
+        "add_bos_token": True, "add_eos_token": False,
+        "bos_token": "<｜begin▁of▁sentence｜>", "eos_token": "<｜end▁of▁sentence｜>",
+        "pad_token": "<｜▁pad▁｜>", "clean_up_tokenization_spaces": False,
+        "legacy": True, "model_max_length": 16384, "tokenizer_class": "LlamaTokenizerFast",
+        "chat_template": CHAT_TEMPLATE,
+    }
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(tok, f, ensure_ascii=False, indent=1)
+    with open(os.path.join(out, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f, ensure_ascii=False, indent=2)
+    print(f"{out}: {len(vocab)} BPE tokens ({len(merges)} merges) + {len(added)} added = {total}")
+
+
+if __name__ == "__main__":
+    main()
