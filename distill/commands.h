@@ -2,6 +2,7 @@
 #ifndef R1_DISTILL_COMMANDS_H
 #define R1_DISTILL_COMMANDS_H
 
+#include "convert/convert.h"
 #include "datasets/datasets.h"
 #include "student/plan.h"
 #include "teacher/teacher.h"

@@ -16,6 +16,7 @@ static const command commands[] = {
     {"logits", cmd_logits, "run a model over token ids; write all logits, print the top ids"},
     {"tasks", cmd_tasks, "write built-in reasoning tasks (train/test splits) as JSONL"},
     {"plan", cmd_plan, "memory and FLOPs plan for a recipe's training on N GPUs"},
+    {"export", cmd_export, "export a model to GGUF (+ Ollama Modelfile) or a clean HF directory"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 
