@@ -159,7 +159,7 @@ static void put_metadata(gguf_writer *w, const model_config *c, const export_opt
 #undef KEY
 }
 
-enum { CHUNK_ROWS = 64 };
+enum { CHUNK_ROWS = 256 };
 
 /* Streams one tensor: rows in chunks, converted to f32, permuted, checked, quantized. */
 static int write_tensor(gguf_writer *w, const plan_tensor *t, const weight *src, const char *shard) {
@@ -180,7 +180,7 @@ static int write_tensor(gguf_writer *w, const plan_tensor *t, const weight *src,
     for (int64_t r0 = 0; r0 < rows && !rc; r0 += CHUNK_ROWS) {
         const int64_t nr = rows - r0 < CHUNK_ROWS ? rows - r0 : CHUNK_ROWS;
         int64_t bad_row = -1;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(static)
         for (int64_t r = 0; r < nr; r++) {
             float *x = buf + r * cols;
             const int64_t sr = t->permute_heads && !vec_perm ? permuted_row(r0 + r, rows, t->permute_heads)

@@ -200,7 +200,7 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, floa
     for (int i = 0; i < n; i++) {
         L[i] = (uint8_t)clampi((int)lrintf(inv0 * (x[i] - lo)), 0, nmax);
         float e = scale * L[i] + lo - x[i];
-        best += w[i] * e * e;
+        best += w[i] * (e * e);
     }
     uint8_t cand[32];
     CHECK(n <= 32);
@@ -224,7 +224,7 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, floa
         float err = 0;
         for (int i = 0; i < n; i++) {
             float e = a * cand[i] + b - x[i];
-            err += w[i] * e * e;
+            err += w[i] * (e * e);
         }
         if (err < best) {
             best = err;
@@ -277,8 +277,8 @@ static void kq_scale_min_block(const float *x, int nmax, float rmin, float rdelt
         const float rms = sqrtf(s2 / 32);
         for (int l = 0; l < 32; l++) w[l] = rms + fabsf(v[l]);
         sc[j] = fit_scale_min(32, nmax, v, w, rmin, rdelta, nstep, L + 32 * j, &mn[j]);
-        max_sc = fmaxf(max_sc, sc[j]);
-        max_mn = fmaxf(max_mn, mn[j]);
+        if (sc[j] > max_sc) max_sc = sc[j]; /* comparisons, not fmaxf: a -0 min stays out */
+        if (mn[j] > max_mn) max_mn = mn[j];
     }
     const float inv_s = max_sc > 0 ? 63.0f / max_sc : 0.0f, inv_m = max_mn > 0 ? 63.0f / max_mn : 0.0f;
     uint8_t ls[8], lm[8];
@@ -332,8 +332,8 @@ static void q5_k_block(uint8_t *o, const float *x) {
  * l + nmax. */
 static float fit_symmetric(int n, int nmax, const float *x, uint8_t *L) {
     const float m = signed_absmax(x, n);
-    if (fabsf(m) < 1e-15f) {
-        memset(L, (uint8_t)nmax, (size_t)n);
+    if (fabsf(m) < 1e-15f) { /* scale 0: every level decodes to 0 */
+        memset(L, 0, (size_t)n);
         return 0.0f;
     }
     float scale = 0, best = -1;
@@ -378,10 +378,7 @@ static void q6_k_block(uint8_t *o, const float *x) {
     for (int j = 0; j < 16; j++) {
         scales[j] = (int8_t)clampi((int)lrintf(iscale * sc[j]), -128, 127);
         const float dj = d * scales[j];
-        if (dj == 0) {
-            memset(L + 16 * j, 32, 16);
-            continue;
-        }
+        if (dj == 0) continue; /* every level decodes to 0: keep the fit's */
         for (int l = 0; l < 16; l++)
             L[16 * j + l] = (uint8_t)(clampi((int)lrintf(x[16 * j + l] / dj), -32, 31) + 32);
     }

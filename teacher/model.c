@@ -8,9 +8,12 @@
 #include "teacher/dense.h"
 #include "teacher/teacher.h"
 
-/* A regular file that starts with the GGUF magic. */
+/* A regular file named *.gguf (the reader then says what is wrong with it) or one that starts
+ * with the GGUF magic. */
 static int is_gguf_file(const char *path) {
     if (path_is_dir(path)) return 0;
+    size_t n0 = strlen(path);
+    if (n0 >= 5 && strcmp(path + n0 - 5, ".gguf") == 0) return 1;
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
     char magic[4] = {0};
