@@ -62,6 +62,45 @@ struct backend {
     void (*attention)(backend *be, float *out, const float *q, const float *k_cache,
                       const float *v_cache, const token_layout *tl, int max_seq, int n_heads,
                       int n_kv_heads, int head_dim, int v_dim, float scale);
+
+    /* ---- memory movement (MoE dispatch, strided views) ---- */
+    /* x[0..n) = 0 */
+    void (*zero)(backend *be, float *x, size_t n);
+    /* Copies n bytes of backend memory to host memory. */
+    void (*download)(backend *be, void *host, const void *src, size_t n);
+    /* dst[i * dst_stride + j] = src[i * src_stride + j] for i < n, j < width */
+    void (*copy_strided)(backend *be, float *dst, int dst_stride, const float *src, int src_stride,
+                         int n, int width);
+    /* dst[i] = src[rows[i]] for i < n, rows of `width` floats; rows is a host array. */
+    void (*gather_rows)(backend *be, float *dst, const float *src, const int *rows, int n,
+                        int width);
+    /* dst[rows[i]] += scale[i] * src[i] for i = 0, 1, ..., n-1 in that order; rows and scale are
+     * host arrays. */
+    void (*scatter_add_rows)(backend *be, float *dst, const float *src, const int *rows,
+                             const float *scale, int n, int width);
+
+    /* ---- multi-head latent attention (DeepSeek-V2/V3 MLA, absorbed form) ----
+     * kv_b_proj [n_heads * (nope + v_dim), lat] is viewed per head as [nope + v_dim, lat]
+     * (model.py: wkv_b.view(n_heads, -1, kv_lora_rank)): rows 0..nope of a head are W_UK,
+     * rows nope..nope+v_dim are W_UV. */
+    /* q_lat[i, h] = q_nope[i, h] @ W_UK[h]: the key up-projection absorbed into the query.
+     * q_nope of token i, head h starts at q + (i * n_heads + h) * q_stride; q_lat: [n, n_heads,
+     * lat]. */
+    void (*mla_q_absorb)(backend *be, float *q_lat, const float *q, int q_stride,
+                         const weight *wkv_b, int n, int n_heads, int nope, int v_dim);
+    /* Attention of each token over positions 0..pos[i] of its slot in the latent cache:
+     *   score[t] = scale * (q_lat[i, h] . kv_cache[t] + q_pe[i, h] . pe_cache[t])
+     *   out[i, h] = softmax(score) @ kv_cache[0..pos[i]]
+     * q_pe of token i, head h starts at q_pe + (i * n_heads + h) * pe_stride; kv_cache:
+     * [slots][max_seq][lat]; pe_cache: [slots][max_seq][pe_dim]; out: [n, n_heads, lat]. */
+    void (*mla_attention)(backend *be, float *out, const float *q_lat, const float *q_pe,
+                          int pe_stride, const float *kv_cache, const float *pe_cache,
+                          const token_layout *tl, int max_seq, int n_heads, int lat, int pe_dim,
+                          float scale);
+    /* out[i, h] = o_lat[i, h] @ W_UV[h]^T: the value up-projection after attention.
+     * o_lat: [n, n_heads, lat]; out: [n, n_heads, v_dim]. */
+    void (*mla_v_up)(backend *be, float *out, const float *o_lat, const weight *wkv_b, int n,
+                     int n_heads, int nope, int v_dim);
 };
 
 /* The CPU backend (OpenBLAS is used by the trainer; inference kernels here are OpenMP loops

@@ -151,6 +151,120 @@ static void cpu_attention(backend *be, float *out, const float *q, const float *
     }
 }
 
+static void cpu_zero(backend *be, float *x, size_t n) { memset(x, 0, sizeof(float) * n); }
+
+static void cpu_download(backend *be, void *host, const void *src, size_t n) {
+    memcpy(host, src, n);
+}
+
+static void cpu_copy_strided(backend *be, float *dst, int dst_stride, const float *src,
+                             int src_stride, int n, int width) {
+    for (int i = 0; i < n; i++)
+        memcpy(dst + (size_t)i * dst_stride, src + (size_t)i * src_stride,
+               sizeof(float) * (size_t)width);
+}
+
+static void cpu_gather_rows(backend *be, float *dst, const float *src, const int *rows, int n,
+                            int width) {
+    for (int i = 0; i < n; i++)
+        memcpy(dst + (size_t)i * width, src + (size_t)rows[i] * width,
+               sizeof(float) * (size_t)width);
+}
+
+static void cpu_scatter_add_rows(backend *be, float *dst, const float *src, const int *rows,
+                                 const float *scale, int n, int width) {
+    for (int i = 0; i < n; i++) {
+        float *d = dst + (size_t)rows[i] * width;
+        const float *x = src + (size_t)i * width;
+        for (int j = 0; j < width; j++) d[j] += scale[i] * x[j];
+    }
+}
+
+/* One head's rows [r0, r0 + nr) of kv_b_proj, dequantized: the tile the absorbed MLA products
+ * use. FP8 block scales are looked up by absolute row inside weight_rows_to_f32. */
+static void cpu_mla_q_absorb(backend *be, float *q_lat, const float *q, int q_stride,
+                             const weight *wkv_b, int n, int n_heads, int nope, int v_dim) {
+    const int lat = (int)wkv_b->cols;
+#pragma omp parallel
+    {
+        float *tile = xmalloc(sizeof(float) * ((size_t)nope * lat + 1));
+#pragma omp for schedule(static)
+        for (int h = 0; h < n_heads; h++) {
+            weight_rows_to_f32(tile, wkv_b, (int64_t)h * (nope + v_dim), nope);
+            for (int i = 0; i < n; i++) {
+                const float *qi = q + ((size_t)i * n_heads + h) * q_stride;
+                float *o = q_lat + ((size_t)i * n_heads + h) * lat;
+                memset(o, 0, sizeof(float) * (size_t)lat);
+                /* model.py: einsum("bshd,hdc->bshc", q_nope, wkv_b[:, :qk_nope_head_dim]) */
+                for (int d = 0; d < nope; d++) {
+                    const float a = qi[d], *wd = tile + (size_t)d * lat;
+                    for (int c = 0; c < lat; c++) o[c] += a * wd[c];
+                }
+            }
+        }
+        free(tile);
+    }
+}
+
+static void cpu_mla_attention(backend *be, float *out, const float *q_lat, const float *q_pe,
+                              int pe_stride, const float *kv_cache, const float *pe_cache,
+                              const token_layout *tl, int max_seq, int n_heads, int lat,
+                              int pe_dim, float scale) {
+#pragma omp parallel
+    {
+        float *p = xmalloc(sizeof(float) * (size_t)max_seq);
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (int i = 0; i < tl->n; i++)
+            for (int h = 0; h < n_heads; h++) {
+                const int len = tl->pos[i] + 1;
+                const float *ql = q_lat + ((size_t)i * n_heads + h) * lat;
+                const float *qp = q_pe + ((size_t)i * n_heads + h) * pe_stride;
+                const float *kv = kv_cache + (size_t)tl->slot[i] * max_seq * lat;
+                const float *pe = pe_cache + (size_t)tl->slot[i] * max_seq * pe_dim;
+                /* model.py: (einsum(q_nope, kv_cache) + einsum(q_pe, pe_cache)) * softmax_scale */
+                float mx = -INFINITY;
+                for (int t = 0; t < len; t++) {
+                    p[t] = (dot_f32(ql, kv + (size_t)t * lat, lat) +
+                            dot_f32(qp, pe + (size_t)t * pe_dim, pe_dim)) * scale;
+                    if (p[t] > mx) mx = p[t];
+                }
+                float sum = 0.0f;
+                for (int t = 0; t < len; t++) {
+                    p[t] = expf(p[t] - mx);
+                    sum += p[t];
+                }
+                /* model.py: einsum("bsht,btc->bshc", scores, kv_cache) */
+                float *o = out + ((size_t)i * n_heads + h) * lat;
+                memset(o, 0, sizeof(float) * (size_t)lat);
+                for (int t = 0; t < len; t++) {
+                    const float a = p[t] / sum, *vt = kv + (size_t)t * lat;
+                    for (int c = 0; c < lat; c++) o[c] += a * vt[c];
+                }
+            }
+        free(p);
+    }
+}
+
+static void cpu_mla_v_up(backend *be, float *out, const float *o_lat, const weight *wkv_b, int n,
+                         int n_heads, int nope, int v_dim) {
+    const int lat = (int)wkv_b->cols;
+#pragma omp parallel
+    {
+        float *tile = xmalloc(sizeof(float) * ((size_t)v_dim * lat + 1));
+#pragma omp for schedule(static)
+        for (int h = 0; h < n_heads; h++) {
+            weight_rows_to_f32(tile, wkv_b, (int64_t)h * (nope + v_dim) + nope, v_dim);
+            /* model.py: einsum("bshc,hdc->bshd", x, wkv_b[:, -v_head_dim:]) */
+            for (int i = 0; i < n; i++) {
+                const float *oi = o_lat + ((size_t)i * n_heads + h) * lat;
+                float *y = out + ((size_t)i * n_heads + h) * v_dim;
+                for (int j = 0; j < v_dim; j++) y[j] = dot_f32(oi, tile + (size_t)j * lat, lat);
+            }
+        }
+        free(tile);
+    }
+}
+
 static backend cpu_backend = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -163,6 +277,14 @@ static backend cpu_backend = {
     .kv_store = cpu_kv_store,
     .add = cpu_add,
     .attention = cpu_attention,
+    .zero = cpu_zero,
+    .download = cpu_download,
+    .copy_strided = cpu_copy_strided,
+    .gather_rows = cpu_gather_rows,
+    .scatter_add_rows = cpu_scatter_add_rows,
+    .mla_q_absorb = cpu_mla_q_absorb,
+    .mla_attention = cpu_mla_attention,
+    .mla_v_up = cpu_mla_v_up,
 };
 
 backend *backend_cpu(void) { return &cpu_backend; }

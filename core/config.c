@@ -57,7 +57,7 @@ static int get_flag(const cJSON *o, const char *key, int *out, const char *where
 }
 
 /* rope_scaling (transformers 4) or rope_parameters (transformers 5). */
-static int parse_rope(rope_config *r, const cJSON *root, const char *where) {
+static int parse_rope(rope_config *r, const cJSON *root, int max_position, const char *where) {
     const cJSON *p = NULL;
     r->theta = 10000.0;
     TRY(get_num(root, "rope_theta", &r->theta, 1e-3, 1e12, where));
@@ -79,7 +79,7 @@ static int parse_rope(rope_config *r, const cJSON *root, const char *where) {
         err_fail(R1_EINPUT, where, "unsupported rope type \"%s\"", type);
         return err_hint("supported rope types: default, llama3, yarn");
     }
-    r->factor = 1.0;
+    r->factor = 0.0; /* absent: see below */
     r->low_freq_factor = 1.0;
     r->high_freq_factor = 4.0;
     r->beta_fast = 32.0;
@@ -94,10 +94,17 @@ static int parse_rope(rope_config *r, const cJSON *root, const char *where) {
     TRY(get_num(p, "mscale", &r->mscale, 0, 1e6, where));
     TRY(get_num(p, "mscale_all_dim", &r->mscale_all_dim, 0, 1e6, where));
     TRY(get_num(p, "attention_factor", &r->attention_factor, 0, 1e6, where));
+    int truncate = 1;
+    TRY(get_flag(p, "truncate", &truncate, where));
+    r->yarn_no_truncate = !truncate;
     if (r->type == ROPE_LLAMA3 && r->high_freq_factor <= r->low_freq_factor)
         return err_fail(R1_EINPUT, where, "llama3 rope: high_freq_factor must exceed low_freq_factor");
     if (r->type != ROPE_DEFAULT && r->original_max_position == 0)
         return err_fail(R1_EINPUT, where, "%s rope needs original_max_position_embeddings", type);
+    /* transformers' _compute_yarn_parameters: without a factor, YaRN stretches
+     * original_max_position_embeddings to max_position_embeddings. */
+    if (r->factor == 0.0)
+        r->factor = r->type == ROPE_YARN ? (double)max_position / r->original_max_position : 1.0;
     return R1_OK;
 }
 
@@ -134,7 +141,7 @@ static int parse_deepseek(model_config *c, const cJSON *root, const char *where)
     TRY(get_int(root, "q_lora_rank", &c->q_lora_rank, 0, 0, big, where));
     TRY(get_int(root, "kv_lora_rank", &c->kv_lora_rank, 1, 1, big, where));
     TRY(get_int(root, "qk_nope_head_dim", &c->qk_nope_head_dim, 1, 0, 1 << 16, where));
-    TRY(get_int(root, "qk_rope_head_dim", &c->qk_rope_head_dim, 1, 0, 1 << 16, where));
+    TRY(get_int(root, "qk_rope_head_dim", &c->qk_rope_head_dim, 1, 2, 1 << 16, where));
     TRY(get_int(root, "v_head_dim", &c->v_head_dim, 1, 1, 1 << 16, where));
     if (c->qk_rope_head_dim % 2)
         return err_fail(R1_EINPUT, where, "\"qk_rope_head_dim\" must be even");
@@ -148,8 +155,16 @@ static int parse_deepseek(model_config *c, const cJSON *root, const char *where)
     TRY(get_int(root, "topk_group", &c->topk_group, 0, 1, 1 << 16, where));
     TRY(get_int(root, "moe_intermediate_size", &c->moe_intermediate_size, 0, 0, big, where));
     TRY(get_int(root, "first_k_dense_replace", &c->first_k_dense_replace, 0, 0, 1 << 16, where));
+    /* Read for completeness; like DeepSeek's model.py and transformers' DeepseekV3, every layer
+     * from first_k_dense_replace on is MoE whatever moe_layer_freq says. */
     c->moe_layer_freq = 1;
     TRY(get_int(root, "moe_layer_freq", &c->moe_layer_freq, 0, 1, 1 << 16, where));
+    c->rope_interleave = 1;
+    TRY(get_flag(root, "rope_interleave", &c->rope_interleave, where));
+    if (c->attention_bias)
+        return err_fail(R1_EINPUT, where,
+                        "\"attention_bias\": true is not supported for deepseek_v3 (DeepSeek's "
+                        "checkpoints have no attention biases)");
     c->routed_scaling_factor = 1.0;
     TRY(get_num(root, "routed_scaling_factor", &c->routed_scaling_factor, 0, 1e6, where));
     c->norm_topk_prob = 0;
@@ -203,6 +218,10 @@ static int parse_deepseek(model_config *c, const cJSON *root, const char *where)
         c->fp8_block[0] = (int)blk->child->valuedouble;
         c->fp8_block[1] = (int)blk->child->next->valuedouble;
     }
+    if (c->first_k_dense_replace < c->num_layers && c->n_routed_experts < 1)
+        return err_fail(R1_EINPUT, where,
+                        "layers from first_k_dense_replace (%d) on are MoE, but \"n_routed_experts\" "
+                        "is missing or 0", c->first_k_dense_replace);
     return R1_OK;
 }
 
@@ -258,7 +277,7 @@ int model_config_from_json(model_config *c, const cJSON *root, const char *where
     TRY(get_int(root, "head_dim", &c->head_dim, 0, 1, 1 << 16, where));
     if (c->arch != ARCH_DEEPSEEK_V3 && (c->head_dim % 2 || c->head_dim < 2))
         return err_fail(R1_EINPUT, where, "head_dim %d must be even", c->head_dim);
-    TRY(parse_rope(&c->rope, root, where));
+    TRY(parse_rope(&c->rope, root, c->max_position_embeddings, where));
     TRY(parse_ids(c, root, where));
     const char *td = NULL;
     if (json_get_str(root, "torch_dtype", &td, where) < 0) return R1_EINPUT;

@@ -24,6 +24,8 @@ typedef struct {
     double beta_fast, beta_slow;    /* yarn */
     double mscale, mscale_all_dim;  /* yarn (DeepSeek) */
     double attention_factor;        /* yarn: explicit cos/sin multiplier, 0 if absent */
+    int yarn_no_truncate;           /* yarn "truncate": false keeps the correction range
+                                     * fractional (0, the default, rounds it to whole dims) */
 } rope_config;
 
 enum { MAX_EOS_IDS = 8 };
@@ -66,7 +68,8 @@ typedef struct {
     int moe_layer_freq;
     double routed_scaling_factor;
     int norm_topk_prob;
-    int num_nextn_predict_layers;
+    int num_nextn_predict_layers; /* MTP modules stored after the layers; the forward ignores them */
+    int rope_interleave;      /* rope on adjacent pairs (DeepSeek's layout; transformers' default) */
     int fp8;                  /* quantization_config: fp8 e4m3 with block scales */
     int fp8_block[2];         /* weight_block_size */
 } model_config;

@@ -47,8 +47,12 @@ static double correction_dim(double rotations, int dim, double base, double max_
 }
 
 static float yarn_freqs(float *f, int dim, const rope_config *c) {
-    double low = floor(correction_dim(c->beta_fast, dim, c->theta, c->original_max_position));
-    double high = ceil(correction_dim(c->beta_slow, dim, c->theta, c->original_max_position));
+    double low = correction_dim(c->beta_fast, dim, c->theta, c->original_max_position);
+    double high = correction_dim(c->beta_slow, dim, c->theta, c->original_max_position);
+    if (!c->yarn_no_truncate) {
+        low = floor(low);
+        high = ceil(high);
+    }
     if (low < 0) low = 0;
     if (high > dim - 1) high = dim - 1;
     if (low == high) high += 0.001;

@@ -4,6 +4,8 @@
 
 #include "convert/convert.h"
 #include "datasets/datasets.h"
+#include "distill/pipeline.h"
+#include "student/init.h"
 #include "student/plan.h"
 #include "teacher/teacher.h"
 

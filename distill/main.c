@@ -14,8 +14,11 @@ typedef struct {
 
 static const command commands[] = {
     {"logits", cmd_logits, "run a model over token ids; write all logits, print the top ids"},
+    {"inspect", cmd_inspect, "parameters, active parameters, bytes by dtype, KV cache per token"},
     {"tasks", cmd_tasks, "write built-in reasoning tasks (train/test splits) as JSONL"},
     {"plan", cmd_plan, "memory and FLOPs plan for a recipe's training on N GPUs"},
+    {"init", cmd_init, "write a randomly initialised Qwen2/Llama model from a config.json"},
+    {"run", cmd_run, "run a recipe's pipeline, skipping completed stages"},
     {"export", cmd_export, "export a model to GGUF (+ Ollama Modelfile) or a clean HF directory"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };

@@ -36,9 +36,8 @@ int teacher_open(teacher_model **out, const char *path, backend *be) {
     }
     model_config cfg;
     TRY(model_config_load(&cfg, path));
-    if (cfg.arch == ARCH_DEEPSEEK_V3)
-        return err_fail(R1_EINPUT, path, "the deepseek_v3 forward pass is not built yet");
-    int rc = dense_open(out, path, &cfg, be);
+    int rc = cfg.arch == ARCH_DEEPSEEK_V3 ? deepseek_open(out, path, &cfg, be)
+                                           : dense_open(out, path, &cfg, be);
     if (rc) return rc;
     (*out)->path = xstrdup(path);
     return R1_OK;

@@ -43,7 +43,23 @@ int deepseek_open(teacher_model **out, const char *path, const model_config *cfg
  * ([n, vocab], caller frees). Sizes the cache to n. */
 int teacher_logits_all(teacher_model *m, const int *tokens, int n, float **logits);
 
+/* transformers' DeepseekV3Attention.scaling for a config: (qk_nope + qk_rope)^-0.5, times
+ * yarn_get_mscale(factor, mscale_all_dim)^2 when the rope is scaled. */
+float deepseek_softmax_scale(const model_config *c);
+
+/* A model's size from its config alone (teacher/cmd_inspect.c says how it counts). */
+typedef struct {
+    int64_t params_total;              /* weights the forward uses, embeddings and head included */
+    int64_t params_active;             /* less the routed experts a token does not pick */
+    int64_t params_mtp;                /* DeepSeek's MTP modules, not in params_total */
+    int64_t bytes[DTYPE_COUNT];        /* checkpoint bytes of those weights by stored dtype */
+    int64_t kv_cache_bytes_per_token;  /* all layers, bf16 */
+    int overflow;                      /* some count passed int64: the others are meaningless */
+} model_size;
+void model_size_from_config(model_size *s, const model_config *c);
+
 /* Commands. */
 int cmd_logits(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
 
 #endif

@@ -1,0 +1,29 @@
+/* The pipeline runner behind `r1-distill run RECIPE`.
+ *
+ * A recipe's "pipeline" is a list of stages, each one command of this program:
+ *
+ *   "run_dir": "runs/demo",
+ *   "pipeline": [
+ *     {"name": "traces", "command": "generate",
+ *      "args": {"teacher": "${recipe_dir}/tiny-teacher", "out": "${run_dir}/traces", ...},
+ *      "resume": "--resume-flag-if-any"},
+ *     ...
+ *   ]
+ *
+ * Each stage runs as a child process of this binary with its args as --key value options (true
+ * becomes a bare --key flag; false and null are left out). When a stage exits 0, the runner
+ * records <run_dir>/stages/<name>.done holding a hash of the stage's command line; a re-run skips
+ * every stage whose record matches, so completed stages are never redone, and runs the first
+ * stage without one. A stage interrupted mid-way is simply run again: every command resumes its
+ * own partial output (generate keeps completed shards, train continues from its last
+ * checkpoint when the stage names its "resume" flag). Changing a stage's arguments invalidates
+ * its record and those of every later stage.
+ *
+ * Strings may use ${run_dir}, ${recipe_dir} (the recipe file's folder) and ${root} (the current
+ * directory). */
+#ifndef R1_DISTILL_PIPELINE_H
+#define R1_DISTILL_PIPELINE_H
+
+int cmd_run(int argc, char **argv);
+
+#endif

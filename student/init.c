@@ -1,0 +1,131 @@
+#include "student/init.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cli.h"
+#include "core/dense_layout.h"
+#include "core/error.h"
+#include "core/fileio.h"
+#include "core/json.h"
+#include "core/safetensors.h"
+
+/* splitmix64 stream and Box-Muller normals: deterministic on every platform. */
+static uint64_t mix(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double uniform01(uint64_t *s) { return ((double)(mix(s) >> 11) + 0.5) * 0x1p-53; }
+
+static void fill_normal(float *x, size_t n, double stddev, uint64_t *s) {
+    for (size_t i = 0; i < n; i += 2) {
+        double u = uniform01(s), v = uniform01(s), r = sqrt(-2.0 * log(u));
+        x[i] = (float)(stddev * r * cos(2 * M_PI * v));
+        if (i + 1 < n) x[i + 1] = (float)(stddev * r * sin(2 * M_PI * v));
+    }
+}
+
+int init_model_weights(const char *dir, const model_config *c, double stddev, uint64_t seed, dtype dt) {
+    dense_tensor *t;
+    int n;
+    TRY(dense_layout(c, &t, &n));
+    st_entry *e = xcalloc((size_t)n, sizeof *e);
+    uint64_t s = seed ^ 0x5deece66dull;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += (size_t)t[i].shape[0] * (size_t)(t[i].ndim == 2 ? t[i].shape[1] : 1);
+    float *f32 = xmalloc(sizeof(float) * total);
+    void *store = dt == DTYPE_F32 ? (void *)f32 : xmalloc(dtype_size(dt) * total);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        size_t k = (size_t)t[i].shape[0] * (size_t)(t[i].ndim == 2 ? t[i].shape[1] : 1);
+        float *x = f32 + off;
+        if (t[i].role == TENSOR_NORM)
+            for (size_t j = 0; j < k; j++) x[j] = 1.0f;
+        else if (t[i].role == TENSOR_BIAS)
+            memset(x, 0, sizeof(float) * k);
+        else
+            fill_normal(x, k, stddev, &s);
+        if (dt != DTYPE_F32) dtype_from_f32((uint8_t *)store + off * dtype_size(dt), x, dt, k);
+        e[i].name = t[i].name;
+        e[i].dt = dt;
+        e[i].ndim = t[i].ndim;
+        e[i].shape[0] = t[i].shape[0];
+        e[i].shape[1] = t[i].shape[1];
+        e[i].data = (uint8_t *)store + off * dtype_size(dt);
+        off += k;
+    }
+    int rc = safetensors_write_dir(dir, e, n, (size_t)5 << 30);
+    if (store != f32) free(store);
+    free(f32);
+    free(e);
+    free(t);
+    return rc;
+}
+
+static const char *opt_config, *opt_out, *opt_tokenizer, *opt_dtype;
+static int64_t opt_seed;
+static double opt_std;
+
+static const cli_opt init_opts[] = {
+    {"config", OPT_STRING, &opt_config, NULL, CLI_REQUIRED, "FILE", "config.json of a qwen2 or llama model"},
+    {"out", OPT_STRING, &opt_out, NULL, CLI_REQUIRED, "DIR", "model directory to write"},
+    {"tokenizer", OPT_STRING, &opt_tokenizer, NULL, 0, "DIR",
+     "copy tokenizer.json and tokenizer_config.json from here"},
+    {"seed", OPT_INT, &opt_seed, "0", 0, "S", "random seed"},
+    {"std", OPT_FLOAT, &opt_std, "0.02", 0, "X", "standard deviation of the normal init (transformers' initializer_range)"},
+    {"dtype", OPT_STRING, &opt_dtype, "f32", 0, "f32|bf16|f16", "storage dtype"},
+};
+
+static const cli_spec init_spec = {
+    .command = "init",
+    .summary = "Write a randomly initialised Qwen2/Llama model directory from a config.json.",
+    .opts = init_opts,
+    .n_opts = sizeof init_opts / sizeof *init_opts,
+};
+
+static int copy_file(const char *from_dir, const char *name, const char *to_dir, int required) {
+    char *src = path_join(from_dir, name), *dst = path_join(to_dir, name);
+    char *data;
+    size_t len;
+    int rc = R1_OK;
+    if (path_exists(src) || required) {
+        rc = file_read_all(src, 1u << 30, &data, &len);
+        if (!rc) {
+            rc = file_write_atomic(dst, data, len);
+            free(data);
+        }
+    }
+    free(src);
+    free(dst);
+    return rc;
+}
+
+int cmd_init(int argc, char **argv) {
+    cli_parse(&init_spec, argc, argv, NULL, NULL);
+    dtype dt = strcmp(opt_dtype, "bf16") == 0 ? DTYPE_BF16 : strcmp(opt_dtype, "f16") == 0 ? DTYPE_F16
+               : strcmp(opt_dtype, "f32") == 0 ? DTYPE_F32 : DTYPE_COUNT;
+    if (dt == DTYPE_COUNT) die(R1_EINPUT, "--dtype", "expected f32, bf16 or f16, got \"%s\"", opt_dtype);
+    if (!(opt_std > 0 && opt_std < 10)) die(R1_EINPUT, "--std", "must be in (0, 10)");
+    model_config c;
+    if (model_config_load(&c, opt_config)) err_exit();
+    if (c.arch == ARCH_DEEPSEEK_V3) die(R1_EINPUT, opt_config, "init makes qwen2 and llama models only");
+    if (dir_create(opt_out)) err_exit();
+    char *text;
+    size_t len;
+    if (file_read_all(opt_config, 16u << 20, &text, &len)) err_exit();
+    char *cfg_out = path_join(opt_out, "config.json");
+    if (file_write_atomic(cfg_out, text, len)) err_exit();
+    free(cfg_out);
+    free(text);
+    if (opt_tokenizer && (copy_file(opt_tokenizer, "tokenizer.json", opt_out, 1) ||
+                          copy_file(opt_tokenizer, "tokenizer_config.json", opt_out, 0)))
+        err_exit();
+    if (init_model_weights(opt_out, &c, opt_std, (uint64_t)opt_seed, dt)) err_exit();
+    fprintf(stderr, "init: wrote %s (%s, seed %lld)\n", opt_out, opt_dtype, (long long)opt_seed);
+    return 0;
+}
