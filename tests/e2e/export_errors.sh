@@ -32,7 +32,7 @@ D=$TMP/ds && mkdir -p "$D"
 cat >"$D/config.json" <<'JSON'
 {"model_type": "deepseek_v3", "vocab_size": 300, "hidden_size": 64, "intermediate_size": 96,
  "num_hidden_layers": 1, "num_attention_heads": 4, "kv_lora_rank": 16, "qk_nope_head_dim": 8,
- "qk_rope_head_dim": 8, "v_head_dim": 8}
+ "qk_rope_head_dim": 8, "v_head_dim": 8, "first_k_dense_replace": 1}
 JSON
 expect_error 2 'cannot export model_type "deepseek_v3" to GGUF' "$BIN" export --model "$D" --out "$TMP/x.gguf"
 sed -i 's/deepseek_v3/mistral/' "$D/config.json"

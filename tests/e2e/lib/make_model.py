@@ -23,11 +23,9 @@ def tensor_bytes(values, dtype):
     a = array.array("f", values)
     if dtype == "f32":
         return a.tobytes()
-    u = array.array("I", a.tobytes())
-    out = array.array("H", bytes(2 * len(u)))
-    for i, x in enumerate(u):  # round to nearest even, as torch's .to(bfloat16)
-        out[i] = ((x + 0x7FFF + ((x >> 16) & 1)) >> 16) & 0xFFFF
-    return out.tobytes()
+    # bf16: the high half of each little-endian float32 (truncation; the model is whatever
+    # these values are, so no rounding rule is needed)
+    return array.array("H", a.tobytes())[1::2].tobytes()
 
 
 def main():
