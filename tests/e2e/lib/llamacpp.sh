@@ -5,6 +5,7 @@
 # one install), and defines
 #   llamacpp ARGS...   node tests/e2e/lib/llamacpp.mjs ARGS... against that install
 #   LLAMACPP_LIBDIR    the folder holding llama.cpp's shared libraries (libggml-base.so, ...)
+#   llamacpp_quantizer builds llama.cpp's quantizer (llama_model_quantize) as a program
 # A failed install fails the test: llama.cpp is the reference, not an optional extra.
 LLAMACPP_VERSION=3.22.1
 LLAMACPP_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/r1-distill/node-llama-cpp-$LLAMACPP_VERSION
@@ -28,6 +29,31 @@ llamacpp_setup() {
     ) 9>"$LLAMACPP_DIR.lock"
     LLAMACPP_LIBDIR=$(dirname "$(ls -d "$LLAMACPP_DIR/node_modules/@node-llama-cpp/$LLAMACPP_PLATFORM"/bins/*/libggml-base.so | head -n 1)")
     [ -f "$LLAMACPP_LIBDIR/libggml-base.so" ]
+}
+
+# llama.cpp's own llama-quantize, as a small program against the shipped libllama: prints the
+# path of an executable taking IN.gguf OUT.gguf LLAMA_FTYPE. The headers come from the llama.cpp
+# source bundle node-llama-cpp ships (the same release as its binaries).
+llamacpp_quantizer() {
+    local inc="$LLAMACPP_DIR/include" bundle="$LLAMACPP_DIR/node_modules/node-llama-cpp/llama/gitRelease.bundle"
+    (
+        flock 9
+        if [ ! -f "$inc/llama.h" ]; then
+            rm -rf "$inc.git" && git clone -q --no-checkout "$bundle" "$inc.git" 2>/dev/null
+            mkdir -p "$inc"
+            for h in include/llama.h ggml/include/ggml.h ggml/include/ggml-cpu.h \
+                     ggml/include/ggml-backend.h ggml/include/ggml-opt.h ggml/include/gguf.h \
+                     ggml/include/ggml-alloc.h; do
+                git -C "$inc.git" show "HEAD:$h" >"$inc/$(basename "$h")"
+            done
+            rm -rf "$inc.git"
+        fi
+    ) 9>"$LLAMACPP_DIR.lock"
+    local lib
+    lib=$(ls "$LLAMACPP_LIBDIR"/libllama.*.so | head -n 1)
+    cc -O1 -I"$inc" -o "$TMP/llama_quantize" "$ROOT/tests/e2e/lib/llama_quantize.c" \
+        "$lib" "$(ls "$LLAMACPP_LIBDIR"/libggml.*.so | head -n 1)" -Wl,-rpath,"$LLAMACPP_LIBDIR"
+    echo "$TMP/llama_quantize"
 }
 
 llamacpp() {
