@@ -3,7 +3,8 @@
 # 256 and 512), a Llama model with q/k permutation and rope_freqs, and the qwen2-tied fixture
 # (rows of 96/160: the shape fallbacks), llama_model_quantize run on our f32 export gives, for
 # every quantized type, a file whose tensors (types, shapes, bytes) and metadata equal our direct export's
-# (tests/e2e/lib/gguf_same.py). Since our f32 file reproduces transformers' logits, this ties
+# (tests/e2e/lib/gguf_same.py), and our reader gives the same logits from llama.cpp's files as
+# from ours. Since our f32 file reproduces transformers' logits, this ties
 # every quantized file to llama.cpp's own choices of type mix and block contents.
 set -euo pipefail
 source "$ROOT/tests/e2e/lib/llamacpp.sh"
@@ -19,6 +20,10 @@ check() {
         echo -n "$name $q: "
         python3 "$ROOT/tests/e2e/lib/gguf_same.py" "$TMP/$name-$q.gguf" "$TMP/$name-lq-$q.gguf"
     done
+    # our reader takes llama.cpp's file (its own tensor order and offsets) to the same logits
+    "$BIN" logits --model "$TMP/$name-q4_k_m.gguf" --tokens 1,2,3,4,5 --out "$TMP/ours.f32" >/dev/null
+    "$BIN" logits --model "$TMP/$name-lq-q4_k_m.gguf" --tokens 1,2,3,4,5 --out "$TMP/lq.f32" >/dev/null
+    cmp "$TMP/ours.f32" "$TMP/lq.f32"
 }
 M=$TMP/qwen2
 python3 "$ROOT/tests/e2e/lib/make_model.py" "$M" --arch qwen2 --hidden 256 --ff 512 --layers 2 \
