@@ -24,7 +24,8 @@ static const cli_opt export_opts[] = {
      "top_p 0.95)"},
     {"pre", OPT_STRING, &opt_pre, NULL, 0, "NAME",
      "tokenizer.ggml.pre to write instead of the one detected from tokenizer.json"},
-    {"name", OPT_STRING, &opt_name, NULL, 0, "NAME", "general.name (default: the model folder's name)"},
+    {"name", OPT_STRING, &opt_name, NULL, 0, "NAME",
+     "general.name (default: the model folder's name)"},
     {"verbose", OPT_FLAG, &opt_verbose, NULL, 0, NULL, "print each tensor's GGUF type"},
 };
 

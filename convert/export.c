@@ -111,16 +111,20 @@ static void build_plan(plan *p, const model_config *c) {
     plan_add(p, "token_embd.weight", "model.embed_tokens.weight", c->vocab_size, d, -1);
     for (int i = 0; i < c->num_layers; i++) {
         char g[GGUF_MAX_NAME], h[128];
-#define T(gs, hs, rows, cols)                                                                    \
-    (snprintf(g, sizeof g, "blk.%d.%s", i, gs), snprintf(h, sizeof h, "model.layers.%d.%s", i, hs), \
-     plan_add(p, g, h, rows, cols, i))
+#define T(gs, hs, rows, cols)                                                                      \
+    (snprintf(g, sizeof g, "blk.%d.%s", i, gs),                                                    \
+     snprintf(h, sizeof h, "model.layers.%d.%s", i, hs), plan_add(p, g, h, rows, cols, i))
         T("attn_norm.weight", "input_layernorm.weight", 0, d);
-        T("attn_q.weight", "self_attn.q_proj.weight", qd, d)->permute_heads = llama ? c->num_heads : 0;
-        T("attn_k.weight", "self_attn.k_proj.weight", kvd, d)->permute_heads = llama ? c->num_kv_heads : 0;
+        T("attn_q.weight", "self_attn.q_proj.weight", qd, d)->permute_heads =
+            llama ? c->num_heads : 0;
+        T("attn_k.weight", "self_attn.k_proj.weight", kvd, d)->permute_heads =
+            llama ? c->num_kv_heads : 0;
         T("attn_v.weight", "self_attn.v_proj.weight", kvd, d);
         if (c->attention_bias) {
-            T("attn_q.bias", "self_attn.q_proj.bias", 0, qd)->permute_heads = llama ? c->num_heads : 0;
-            T("attn_k.bias", "self_attn.k_proj.bias", 0, kvd)->permute_heads = llama ? c->num_kv_heads : 0;
+            T("attn_q.bias", "self_attn.q_proj.bias", 0, qd)->permute_heads =
+                llama ? c->num_heads : 0;
+            T("attn_k.bias", "self_attn.k_proj.bias", 0, kvd)->permute_heads =
+                llama ? c->num_kv_heads : 0;
             T("attn_v.bias", "self_attn.v_proj.bias", 0, kvd);
         }
         T("attn_output.weight", "self_attn.o_proj.weight", d, qd);
@@ -131,7 +135,8 @@ static void build_plan(plan *p, const model_config *c) {
 #undef T
     }
     plan_add(p, "output_norm.weight", "model.norm.weight", 0, d, -1);
-    if (!c->tie_word_embeddings) plan_add(p, "output.weight", "lm_head.weight", c->vocab_size, d, -1);
+    if (!c->tie_word_embeddings)
+        plan_add(p, "output.weight", "lm_head.weight", c->vocab_size, d, -1);
 }
 
 static void put_metadata(gguf_writer *w, const model_config *c, const export_options *o,
@@ -162,7 +167,8 @@ static void put_metadata(gguf_writer *w, const model_config *c, const export_opt
 enum { CHUNK_ROWS = 256 };
 
 /* Streams one tensor: rows in chunks, converted to f32, permuted, checked, quantized. */
-static int write_tensor(gguf_writer *w, const plan_tensor *t, const weight *src, const char *shard) {
+static int write_tensor(gguf_writer *w, const plan_tensor *t, const weight *src,
+                        const char *shard) {
     const int64_t rows = t->rows ? t->rows : 1, cols = t->cols;
     if (t->f32) {
         uint8_t *out = xmalloc(quant_row_bytes(t->type, cols));
@@ -183,12 +189,14 @@ static int write_tensor(gguf_writer *w, const plan_tensor *t, const weight *src,
 #pragma omp parallel for schedule(static)
         for (int64_t r = 0; r < nr; r++) {
             float *x = buf + r * cols;
-            const int64_t sr = t->permute_heads && !vec_perm ? permuted_row(r0 + r, rows, t->permute_heads)
-                                                             : r0 + r;
+            const int64_t sr = t->permute_heads && !vec_perm
+                                   ? permuted_row(r0 + r, rows, t->permute_heads)
+                                   : r0 + r;
             weight_rows_to_f32(x, src, sr, 1);
             if (vec_perm) {
                 float *tmp = xmalloc(sizeof(float) * (size_t)cols);
-                for (int64_t j = 0; j < cols; j++) tmp[j] = x[permuted_row(j, cols, t->permute_heads)];
+                for (int64_t j = 0; j < cols; j++)
+                    tmp[j] = x[permuted_row(j, cols, t->permute_heads)];
                 memcpy(x, tmp, sizeof(float) * (size_t)cols);
                 free(tmp);
             }
@@ -234,7 +242,8 @@ int export_gguf(const export_options *o) {
     float *factors = NULL;
     if (c.rope.type == ROPE_LLAMA3) {
         factors = llama3_rope_factors(&c);
-        plan_tensor *t = plan_add(&p, "rope_freqs.weight", "(llama3 rope_scaling)", 0, c.head_dim / 2, -1);
+        plan_tensor *t =
+            plan_add(&p, "rope_freqs.weight", "(llama3 rope_scaling)", 0, c.head_dim / 2, -1);
         t->f32 = factors;
     }
     weight *src = xcalloc((size_t)p.n, sizeof *src);
@@ -284,7 +293,8 @@ int export_gguf(const export_options *o) {
         gguf_write_abort(w);
     }
     if (!rc) {
-        fprintf(stderr, "export: wrote %s (%s, %d tensors:", o->out, export_quant_name(o->quant), p.n);
+        fprintf(stderr, "export: wrote %s (%s, %d tensors:", o->out, export_quant_name(o->quant),
+                p.n);
         for (int t = 0; t < QUANT_TYPE_LIMIT; t++)
             if (counts[t]) fprintf(stderr, " %d %s", counts[t], quant_type_name(t));
         fprintf(stderr, ")\n");

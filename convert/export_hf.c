@@ -81,7 +81,8 @@ static int write_generation_config(const char *model_dir, const char *out_dir,
     if (c->n_eos == 1) cJSON_AddNumberToObject(g, "eos_token_id", c->eos_ids[0]);
     if (c->n_eos > 1) {
         cJSON *a = cJSON_AddArrayToObject(g, "eos_token_id");
-        for (int i = 0; i < c->n_eos; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(c->eos_ids[i]));
+        for (int i = 0; i < c->n_eos; i++)
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(c->eos_ids[i]));
     }
     cJSON_AddBoolToObject(g, "do_sample", 1);
     cJSON_AddNumberToObject(g, "temperature", 0.6);
@@ -116,8 +117,10 @@ int export_hf(const char *model_dir, const char *out_dir) {
     for (int i = 0; i < st.n && !rc; i++) {
         const st_tensor *t = &st.tensors[i];
         if (t->dt != DTYPE_F32 && t->dt != DTYPE_F16 && t->dt != DTYPE_BF16) {
-            rc = err_fail(R1_EINPUT, safetensors_shard_path(&st, t), "tensor \"%s\" has dtype %s; "
-                          "export handles F32, F16 and BF16 checkpoints", t->name, dtype_name(t->dt));
+            rc = err_fail(R1_EINPUT, safetensors_shard_path(&st, t),
+                          "tensor \"%s\" has dtype %s; "
+                          "export handles F32, F16 and BF16 checkpoints",
+                          t->name, dtype_name(t->dt));
             break;
         }
         e[i].name = t->name;

@@ -133,8 +133,10 @@ static int rd_value(cursor *c, gguf_kv *kv) {
     if (et != GGUF_STRING) {
         const uint64_t es = (uint64_t)vtype_size[et];
         if (n > (c->size - c->pos) / es)
-            return err_fail(R1_EINPUT, c->path, "key \"%s\": array of %" PRIu64
-                            " %s values runs past the end of the file", kv->key, n, vtype_name((int)et));
+            return err_fail(R1_EINPUT, c->path,
+                            "key \"%s\": array of %" PRIu64
+                            " %s values runs past the end of the file",
+                            kv->key, n, vtype_name((int)et));
         if (et == GGUF_BOOL)
             for (uint64_t i = 0; i < n; i++)
                 if (c->base[c->pos + i] > 1)
@@ -171,7 +173,8 @@ static int check_unique(char **names, int64_t n, const char *path, const char *w
     qsort(s, (size_t)n, sizeof *s, cmp_cstr);
     int rc = R1_OK;
     for (int64_t i = 1; i < n && !rc; i++)
-        if (strcmp(s[i - 1], s[i]) == 0) rc = err_fail(R1_EINPUT, path, "%s \"%s\" appears twice", what, s[i]);
+        if (strcmp(s[i - 1], s[i]) == 0)
+            rc = err_fail(R1_EINPUT, path, "%s \"%s\" appears twice", what, s[i]);
     free(s);
     return rc;
 }
@@ -180,8 +183,9 @@ static int parse_tensor_info(cursor *c, gguf_tensor *t, int64_t idx) {
     gguf_str name;
     TRY(rd_str(c, &name, "tensor name"));
     if (name.n == 0 || name.n >= GGUF_MAX_NAME || has_nul(name))
-        return err_fail(R1_EINPUT, c->path, "tensor %" PRId64 " has a name of %zu bytes%s (1 to %d allowed)",
-                        idx, name.n, has_nul(name) ? " with a NUL" : "", GGUF_MAX_NAME - 1);
+        return err_fail(R1_EINPUT, c->path,
+                        "tensor %" PRId64 " has a name of %zu bytes%s (1 to %d allowed)", idx,
+                        name.n, has_nul(name) ? " with a NUL" : "", GGUF_MAX_NAME - 1);
     t->name = xstrndup(name.p, name.n);
     uint32_t nd, type;
     TRY(rd_u32(c, &nd, "tensor n_dims"));
@@ -194,28 +198,34 @@ static int parse_tensor_info(cursor *c, gguf_tensor *t, int64_t idx) {
         uint64_t v;
         TRY(rd_u64(c, &v, "tensor dimension"));
         if (v > (uint64_t)INT64_MAX)
-            return err_fail(R1_EINPUT, c->path, "tensor \"%s\" dimension %u is %" PRIu64, t->name, d, v);
+            return err_fail(R1_EINPUT, c->path, "tensor \"%s\" dimension %u is %" PRIu64, t->name,
+                            d, v);
         t->ne[d] = (int64_t)v;
     }
     TRY(rd_u32(c, &type, "tensor type"));
     const quant_info *qi = quant_type_info((int)type);
     if (!qi)
-        return err_fail(R1_EINPUT, c->path, "tensor \"%s\" has unknown ggml type %u", t->name, type);
+        return err_fail(R1_EINPUT, c->path, "tensor \"%s\" has unknown ggml type %u", t->name,
+                        type);
     t->type = (quant_type)type;
     TRY(rd_u64(c, &t->offset, "tensor offset"));
     if (t->ne[0] % qi->block)
-        return err_fail(R1_EINPUT, c->path, "tensor \"%s\": row length %" PRId64
-                        " is not a multiple of the %s block (%d)", t->name, t->ne[0], qi->name, qi->block);
+        return err_fail(R1_EINPUT, c->path,
+                        "tensor \"%s\": row length %" PRId64
+                        " is not a multiple of the %s block (%d)",
+                        t->name, t->ne[0], qi->name, qi->block);
     /* bytes = ne0/block * block_bytes * ne1 * ne2 * ne3, refusing overflow */
     uint64_t bytes = (uint64_t)(t->ne[0] / qi->block) * (uint64_t)qi->block_bytes;
-    if (t->ne[0] / qi->block > 0 && bytes / (uint64_t)qi->block_bytes != (uint64_t)(t->ne[0] / qi->block))
+    if (t->ne[0] / qi->block > 0 &&
+        bytes / (uint64_t)qi->block_bytes != (uint64_t)(t->ne[0] / qi->block))
         bytes = UINT64_MAX;
     for (int d = 1; d < GGUF_MAX_DIMS && bytes != UINT64_MAX; d++) {
         uint64_t n = (uint64_t)t->ne[d];
         bytes = n && bytes > UINT64_MAX / n ? UINT64_MAX : bytes * n;
     }
     if (bytes == UINT64_MAX || bytes > (uint64_t)SIZE_MAX)
-        return err_fail(R1_EINPUT, c->path, "tensor \"%s\" is too large (its size overflows)", t->name);
+        return err_fail(R1_EINPUT, c->path, "tensor \"%s\" is too large (its size overflows)",
+                        t->name);
     t->nbytes = (size_t)bytes;
     return R1_OK;
 }
@@ -269,7 +279,8 @@ int gguf_parse(gguf_file *g, const uint8_t *data, size_t size, const char *path)
     const gguf_kv *al = rc ? NULL : gguf_find(g, "general.alignment");
     if (al) {
         if (al->type != GGUF_U32 || al->i == 0 || (al->i & (al->i - 1)))
-            rc = err_fail(R1_EINPUT, path, "general.alignment must be a u32 power of two (found %s %" PRId64 ")",
+            rc = err_fail(R1_EINPUT, path,
+                          "general.alignment must be a u32 power of two (found %s %" PRId64 ")",
                           vtype_name(al->type), al->i);
         else
             g->alignment = (size_t)al->i;
@@ -300,12 +311,15 @@ int gguf_parse(gguf_file *g, const uint8_t *data, size_t size, const char *path)
             gguf_tensor *t = &g->tensors[i];
             by_off[i] = t;
             if (t->offset % g->alignment)
-                rc = err_fail(R1_EINPUT, path, "tensor \"%s\" offset %" PRIu64
-                              " is not a multiple of the alignment %zu", t->name, t->offset, g->alignment);
+                rc = err_fail(R1_EINPUT, path,
+                              "tensor \"%s\" offset %" PRIu64
+                              " is not a multiple of the alignment %zu",
+                              t->name, t->offset, g->alignment);
             else if (t->offset > avail || t->nbytes > avail - t->offset)
-                rc = err_fail(R1_EINPUT, path, "tensor \"%s\" (%zu bytes at data offset %" PRIu64
-                              ") lies past the end of the file (%zu data bytes)", t->name, t->nbytes,
-                              t->offset, avail);
+                rc = err_fail(R1_EINPUT, path,
+                              "tensor \"%s\" (%zu bytes at data offset %" PRIu64
+                              ") lies past the end of the file (%zu data bytes)",
+                              t->name, t->nbytes, t->offset, avail);
             else
                 t->data = data + g->data_offset + t->offset;
         }
@@ -376,7 +390,8 @@ int gguf_get_int(const gguf_file *g, const char *key, int64_t *out) {
 int gguf_get_float(const gguf_file *g, const char *key, double *out) {
     const gguf_kv *kv = gguf_find(g, key);
     if (!kv) return 0;
-    if (kv->type == GGUF_ARRAY || kv->type == GGUF_STRING || kv->type == GGUF_BOOL || !kv->is_float) {
+    if (kv->type == GGUF_ARRAY || kv->type == GGUF_STRING || kv->type == GGUF_BOOL ||
+        !kv->is_float) {
         wrong_type(g, kv, "a number");
         return -1;
     }
@@ -542,9 +557,13 @@ static void put_scalar(gguf_writer *w, const char *key, gguf_vtype t, uint64_t b
 }
 
 void gguf_put_u32(gguf_writer *w, const char *key, uint32_t v) { put_scalar(w, key, GGUF_U32, v); }
-void gguf_put_i32(gguf_writer *w, const char *key, int32_t v) { put_scalar(w, key, GGUF_I32, (uint32_t)v); }
+void gguf_put_i32(gguf_writer *w, const char *key, int32_t v) {
+    put_scalar(w, key, GGUF_I32, (uint32_t)v);
+}
 void gguf_put_u64(gguf_writer *w, const char *key, uint64_t v) { put_scalar(w, key, GGUF_U64, v); }
-void gguf_put_bool(gguf_writer *w, const char *key, int v) { put_scalar(w, key, GGUF_BOOL, v ? 1 : 0); }
+void gguf_put_bool(gguf_writer *w, const char *key, int v) {
+    put_scalar(w, key, GGUF_BOOL, v ? 1 : 0);
+}
 void gguf_put_f32(gguf_writer *w, const char *key, float v) {
     uint32_t u;
     memcpy(&u, &v, 4);

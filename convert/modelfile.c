@@ -58,7 +58,8 @@ int modelfile_write(const char *path, const char *gguf_path) {
     char *from = from_path(path, gguf_path);
     if (strchr(from, '\n') || strchr(from, '"')) {
         free(from);
-        return err_fail(R1_EINPUT, gguf_path, "a Modelfile cannot name a path with a newline or a quote");
+        return err_fail(R1_EINPUT, gguf_path,
+                        "a Modelfile cannot name a path with a newline or a quote");
     }
     char *text = modelfile_text(from);
     int rc = file_write_atomic(path, text, strlen(text));

@@ -34,7 +34,9 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 /* llama.cpp's use_more_bits: the first and last eighth of the layers and every third between. */
-static int use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+static int use_more_bits(int i, int n) {
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
 
 static int divides(int64_t ne0, quant_type t) { return ne0 % quant_type_info(t)->block == 0; }
 

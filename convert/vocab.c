@@ -34,7 +34,8 @@ static void walk_pre(const cJSON *p, pre_shape *s) {
     const char *t = cJSON_IsString(type) ? type->valuestring : "";
     if (strcmp(t, "Sequence") == 0) {
         const cJSON *it;
-        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(p, "pretokenizers")) walk_pre(it, s);
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(p, "pretokenizers"))
+            walk_pre(it, s);
     } else if (strcmp(t, "Split") == 0) {
         const cJSON *pat = cJSON_GetObjectItemCaseSensitive(p, "pattern");
         const cJSON *re = cJSON_GetObjectItemCaseSensitive(pat, "Regex");

@@ -85,7 +85,8 @@ static void q8_0_block(uint8_t *o, const float *x) {
     for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
     const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
     st_f16(o, d);
-    for (int j = 0; j < 32; j++) o[2 + j] = (uint8_t)(int8_t)clampi((int)roundf(x[j] * id), -127, 127);
+    for (int j = 0; j < 32; j++)
+        o[2 + j] = (uint8_t)(int8_t)clampi((int)roundf(x[j] * id), -127, 127);
 }
 
 /* Q4_0 (levels 4) and Q5_0 (levels 5): d = max / -2^(bits-1), q = x/d + 2^(bits-1), so the
@@ -280,7 +281,8 @@ static void kq_scale_min_block(const float *x, int nmax, float rmin, float rdelt
         if (sc[j] > max_sc) max_sc = sc[j]; /* comparisons, not fmaxf: a -0 min stays out */
         if (mn[j] > max_mn) max_mn = mn[j];
     }
-    const float inv_s = max_sc > 0 ? 63.0f / max_sc : 0.0f, inv_m = max_mn > 0 ? 63.0f / max_mn : 0.0f;
+    const float inv_s = max_sc > 0 ? 63.0f / max_sc : 0.0f,
+                inv_m = max_mn > 0 ? 63.0f / max_mn : 0.0f;
     uint8_t ls[8], lm[8];
     for (int j = 0; j < 8; j++) {
         ls[j] = (uint8_t)clampi((int)lrintf(inv_s * sc[j]), 0, 63);

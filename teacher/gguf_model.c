@@ -33,7 +33,8 @@ static int arch_int(const gguf_file *g, const char *arch, const char *name, int6
     if (r < 0) return R1_EINPUT;
     if (r == 0 && def < 0) return err_fail(R1_EINPUT, g->path, "missing metadata key \"%s\"", key);
     if (v < 1 || v > hi)
-        return err_fail(R1_EINPUT, g->path, "\"%s\" = %" PRId64 " is outside [1, %" PRId64 "]", key, v, hi);
+        return err_fail(R1_EINPUT, g->path, "\"%s\" = %" PRId64 " is outside [1, %" PRId64 "]", key,
+                        v, hi);
     *out = (int)v;
     return R1_OK;
 }
@@ -75,19 +76,24 @@ static int config_from_gguf(model_config *c, const gguf_file *g) {
     if (!rc) rc = arch_int(g, arch, "block_count", -1, 1 << 16, &c->num_layers);
     if (!rc) rc = arch_int(g, arch, "feed_forward_length", -1, big, &c->intermediate_size);
     if (!rc) rc = arch_int(g, arch, "attention.head_count", -1, 1 << 16, &c->num_heads);
-    if (!rc) rc = arch_int(g, arch, "attention.head_count_kv", c->num_heads, 1 << 16, &c->num_kv_heads);
+    if (!rc)
+        rc = arch_int(g, arch, "attention.head_count_kv", c->num_heads, 1 << 16, &c->num_kv_heads);
     if (!rc) rc = arch_int(g, arch, "context_length", 2048, 1 << 30, &c->max_position_embeddings);
-    if (!rc) rc = arch_int(g, arch, "attention.key_length", c->num_heads ? c->hidden_size / c->num_heads : 1,
-                           1 << 16, &c->head_dim);
+    if (!rc)
+        rc = arch_int(g, arch, "attention.key_length",
+                      c->num_heads ? c->hidden_size / c->num_heads : 1, 1 << 16, &c->head_dim);
     int vdim = 0, rot = 0;
     if (!rc) rc = arch_int(g, arch, "attention.value_length", c->head_dim, 1 << 16, &vdim);
     if (!rc) rc = arch_int(g, arch, "rope.dimension_count", c->head_dim, 1 << 16, &rot);
-    if (!rc) rc = arch_float(g, arch, "attention.layer_norm_rms_epsilon", 1e-6, 0, 1, &c->rms_norm_eps);
+    if (!rc)
+        rc = arch_float(g, arch, "attention.layer_norm_rms_epsilon", 1e-6, 0, 1, &c->rms_norm_eps);
     c->rope.type = ROPE_DEFAULT;
     if (!rc) rc = arch_float(g, arch, "rope.freq_base", 10000.0, 1e-3, 1e12, &c->rope.theta);
     if (!rc && (vdim != c->head_dim || rot != c->head_dim || c->head_dim % 2))
-        rc = err_fail(R1_EINPUT, g->path, "head sizes key %d, value %d, rotary %d: only equal, even "
-                      "sizes are supported", c->head_dim, vdim, rot);
+        rc = err_fail(R1_EINPUT, g->path,
+                      "head sizes key %d, value %d, rotary %d: only equal, even "
+                      "sizes are supported",
+                      c->head_dim, vdim, rot);
     if (!rc && c->num_heads % c->num_kv_heads)
         rc = err_fail(R1_EINPUT, g->path, "head_count %d is not a multiple of head_count_kv %d",
                       c->num_heads, c->num_kv_heads);
@@ -118,7 +124,8 @@ static int config_from_gguf(model_config *c, const gguf_file *g) {
 }
 
 /* A view of tensor `name` with PyTorch shape [rows, cols] (rows == 0: a vector [cols]). */
-static int gguf_weight(weight *w, const gguf_file *g, const char *name, int64_t rows, int64_t cols) {
+static int gguf_weight(weight *w, const gguf_file *g, const char *name, int64_t rows,
+                       int64_t cols) {
     memset(w, 0, sizeof *w);
     const gguf_tensor *t = gguf_find_tensor(g, name);
     if (!t) return err_fail(R1_EINPUT, g->path, "missing tensor \"%s\"", name);
@@ -136,8 +143,8 @@ static int gguf_weight(weight *w, const gguf_file *g, const char *name, int64_t 
     case QUANT_BF16: w->dt = DTYPE_BF16; break;
     default:
         if (!qi->dequant) {
-            err_fail(R1_EINPUT, g->path, "tensor \"%s\" has type %s, which this toolkit cannot read",
-                     name, qi->name);
+            err_fail(R1_EINPUT, g->path,
+                     "tensor \"%s\" has type %s, which this toolkit cannot read", name, qi->name);
             return err_hint("readable types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, "
                             "Q5_K, Q6_K (re-export with --quant q4_k_m for example)");
         }
@@ -187,7 +194,8 @@ static int apply_freq_factors(rope_table *r, const gguf_file *g) {
     const float *f = (const float *)t->data;
     for (int i = 0; i < r->dim / 2; i++) {
         if (!(f[i] > 0))
-            return err_fail(R1_EINPUT, g->path, "rope_freqs.weight[%d] = %g is not positive", i, f[i]);
+            return err_fail(R1_EINPUT, g->path, "rope_freqs.weight[%d] = %g is not positive", i,
+                            f[i]);
         r->inv_freq[i] /= f[i];
     }
     return R1_OK;

@@ -30,7 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     for (int64_t i = 0; i < g.n_tensors; i++)
-        if (g.tensors[i].nbytes) sink += g.tensors[i].data[0] + g.tensors[i].data[g.tensors[i].nbytes - 1];
+        if (g.tensors[i].nbytes)
+            sink += g.tensors[i].data[0] + g.tensors[i].data[g.tensors[i].nbytes - 1];
     (void)sink;
     int64_t v;
     char *s = NULL;

@@ -26,8 +26,10 @@ static void test_mix_q4_k_m(void) {
         snprintf(v, sizeof v, "blk.%d.attn_v.weight", i);
         snprintf(d, sizeof d, "blk.%d.ffn_down.weight", i);
         snprintf(q, sizeof q, "blk.%d.attn_q.weight", i);
-        EXPECT_MSG(ty(EXPORT_Q4_K_M, v, 1536, i, 28, 1, &fb) == (m ? QUANT_Q6_K : QUANT_Q4_K), "layer %d", i);
-        EXPECT_MSG(ty(EXPORT_Q4_K_M, d, 8960, i, 28, 1, &fb) == (m ? QUANT_Q6_K : QUANT_Q4_K), "layer %d", i);
+        EXPECT_MSG(ty(EXPORT_Q4_K_M, v, 1536, i, 28, 1, &fb) == (m ? QUANT_Q6_K : QUANT_Q4_K),
+                   "layer %d", i);
+        EXPECT_MSG(ty(EXPORT_Q4_K_M, d, 8960, i, 28, 1, &fb) == (m ? QUANT_Q6_K : QUANT_Q4_K),
+                   "layer %d", i);
         EXPECT(ty(EXPORT_Q4_K_M, q, 1536, i, 28, 1, &fb) == QUANT_Q4_K && !fb);
         EXPECT(ty(EXPORT_Q5_K_M, v, 1536, i, 28, 1, &fb) == (m ? QUANT_Q6_K : QUANT_Q5_K));
     }
@@ -39,7 +41,8 @@ static void test_mix_q4_k_m(void) {
     EXPECT(ty(EXPORT_Q4_K_M, "blk.3.ffn_gate.weight", 3584, 3, 28, 0, &fb) == QUANT_Q4_K);
     /* 80 layers (Llama-70B class): attn_v outside use_more_bits is Q5_K, ffn_down unaffected */
     EXPECT(ty(EXPORT_Q4_K_M, "blk.11.attn_v.weight", 8192, 11, 80, 0, &fb) == QUANT_Q5_K);
-    EXPECT(ty(EXPORT_Q4_K_M, "blk.12.attn_v.weight", 8192, 12, 80, 0, &fb) == QUANT_Q6_K); /* (12-10)%3==2 */
+    EXPECT(ty(EXPORT_Q4_K_M, "blk.12.attn_v.weight", 8192, 12, 80, 0, &fb) ==
+           QUANT_Q6_K); /* (12-10)%3==2 */
     EXPECT(ty(EXPORT_Q4_K_M, "blk.11.ffn_down.weight", 28672, 11, 80, 0, &fb) == QUANT_Q4_K);
     EXPECT(ty(EXPORT_Q5_K_M, "blk.11.attn_v.weight", 8192, 11, 80, 0, &fb) == QUANT_Q5_K);
 }
@@ -113,10 +116,13 @@ static const char *detect(const char *pre_json) {
 }
 
 #define BL_FALSE "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": false}"
-#define SPLIT(re) "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"" re "\"}, \"behavior\": \"Isolated\"}"
+#define SPLIT(re)                                                                                  \
+    "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"" re "\"}, \"behavior\": \"Isolated\"}"
 /* the published patterns, JSON-escaped */
-#define QWEN2 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+"
-#define LLAMA3 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+"
+#define QWEN2                                                                                      \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+"
+#define LLAMA3                                                                                     \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+"
 
 static void test_detect_pre(void) {
     const char *n;
@@ -130,8 +136,10 @@ static void test_detect_pre(void) {
     n = detect("{\"type\": \"ByteLevel\", \"add_prefix_space\": false}");
     EXPECT(n && strcmp(n, "gpt-2") == 0);
     /* refusals, each with the --pre hint */
-    EXPECT(detect("{\"type\": \"Sequence\", \"pretokenizers\": [" SPLIT("\\\\w+") ", " BL_FALSE "]}") == NULL);
-    EXPECT(strstr(err_why(), "unrecognised pre-tokenizer regex") && strstr(err_hint_text(), "--pre"));
+    EXPECT(detect("{\"type\": \"Sequence\", \"pretokenizers\": [" SPLIT("\\\\w+") ", " BL_FALSE
+                                                                                  "]}") == NULL);
+    EXPECT(strstr(err_why(), "unrecognised pre-tokenizer regex") &&
+           strstr(err_hint_text(), "--pre"));
     EXPECT(detect("{\"type\": \"Metaspace\", \"replacement\": \"▁\"}") == NULL);
     EXPECT(strstr(err_why(), "Metaspace") != NULL);
     EXPECT(detect("{\"type\": \"Sequence\", \"pretokenizers\": [" SPLIT(QWEN2) "]}") == NULL);

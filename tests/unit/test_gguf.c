@@ -85,7 +85,8 @@ static void test_round_trip(void) {
     kv = gguf_find(&g, "tokenizer.ggml.token_type");
     EXPECT(kv && kv->arr_type == GGUF_I32 && gguf_arr_int(kv, 3) == 3);
     kv = gguf_find(&g, "test.floats");
-    EXPECT(kv && kv->arr_type == GGUF_F32 && gguf_arr_float(kv, 1) == 2.5 && gguf_arr_float(kv, 2) == -3.0);
+    EXPECT(kv && kv->arr_type == GGUF_F32 && gguf_arr_float(kv, 1) == 2.5 &&
+           gguf_arr_float(kv, 2) == -3.0);
     const gguf_tensor *a = gguf_find_tensor(&g, "a"), *b = gguf_find_tensor(&g, "b"),
                       *c = gguf_find_tensor(&g, "c");
     EXPECT(a && b && c);
@@ -126,7 +127,8 @@ static void header(bytes *x, uint64_t nt, uint64_t nkv) {
     le(x, nt, 8);
     le(x, nkv, 8);
 }
-static void tensor_info(bytes *x, const char *name, int nd, const int64_t *ne, int type, uint64_t off) {
+static void tensor_info(bytes *x, const char *name, int nd, const int64_t *ne, int type,
+                        uint64_t off) {
     str(x, name);
     le(x, (uint64_t)nd, 4);
     for (int d = 0; d < nd; d++) le(x, (uint64_t)ne[d], 8);

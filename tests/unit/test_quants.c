@@ -173,7 +173,8 @@ static void test_grid_values_exact(void) {
     for (int j = 0; j < 32; j++) EXPECT_NEAR(y[j], x[j], 0);
     /* F16 / BF16: representable values */
     for (int j = 0; j < 32; j++) x[j] = (float)(j - 16) * 0.5f;
-    for (quant_type t = QUANT_F16; t <= QUANT_BF16; t = t == QUANT_F16 ? QUANT_BF16 : QUANT_TYPE_LIMIT) {
+    for (quant_type t = QUANT_F16; t <= QUANT_BF16;
+         t = t == QUANT_F16 ? QUANT_BF16 : QUANT_TYPE_LIMIT) {
         quant_quantize_row(b, x, t, 32);
         quant_dequantize_row(y, b, t, 32);
         for (int j = 0; j < 32; j++) EXPECT_NEAR(y[j], x[j], 0);
@@ -189,7 +190,8 @@ static void test_zero_rows(void) {
         quant_quantize_row(b, x, ts[i], 512);
         for (int j = 0; j < 512; j++) y[j] = 1;
         quant_dequantize_row(y, b, ts[i], 512);
-        for (int j = 0; j < 512; j++) EXPECT_MSG(y[j] == 0, "%s element %d = %g", quant_type_name(ts[i]), j, y[j]);
+        for (int j = 0; j < 512; j++)
+            EXPECT_MSG(y[j] == 0, "%s element %d = %g", quant_type_name(ts[i]), j, y[j]);
     }
 }
 
@@ -216,8 +218,8 @@ static void test_round_trip_error(void) {
         quant_quantize_row(b, x, cases[c].t, N);
         quant_dequantize_row(y, b, cases[c].t, N);
         double e = rel_l2(y, x, N);
-        fprintf(stderr, "    %-5s relative RMS error %.5f (bound %.4f)\n", quant_type_name(cases[c].t),
-                e, cases[c].bound);
+        fprintf(stderr, "    %-5s relative RMS error %.5f (bound %.4f)\n",
+                quant_type_name(cases[c].t), e, cases[c].bound);
         EXPECT_MSG(e < cases[c].bound, "%s error %g", quant_type_name(cases[c].t), e);
         EXPECT(e > 0);
         /* more bits, less error among the K-quants */

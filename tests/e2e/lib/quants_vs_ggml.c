@@ -46,7 +46,8 @@ int main(int argc, char **argv) {
         {QUANT_Q6_K, "quantize_row_q6_K_ref", "dequantize_row_q6_K"},
     };
     enum { N = 256 * 64 };
-    float *x = malloc(sizeof(float) * N), *a = malloc(sizeof(float) * N), *b = malloc(sizeof(float) * N);
+    float *x = malloc(sizeof(float) * N), *a = malloc(sizeof(float) * N),
+          *b = malloc(sizeof(float) * N);
     unsigned char *qa = malloc(N * 2), *qb = malloc(N * 2);
     /* rows of different characters, 256 values each: Gaussian at several scales, outliers,
      * all-positive, constant, zero, tiny, and a sparse row */
