@@ -2,6 +2,7 @@
  * lie on a block's grid, and error bounds of round trips of random rows. */
 #include "core/dtype.h"
 #include "core/quants.h"
+#include "core/weight.h"
 #include "tests/unit/testing.h"
 
 static uint64_t rng = 12345;
@@ -252,6 +253,26 @@ static void test_deterministic(void) {
     }
 }
 
+/* A weight of GGUF blocks (weight.qtype): rows and single elements dequantize as the rows do. */
+static void test_weight_blocks(void) {
+    enum { R = 3, C = 512 };
+    static float x[R * C], rows[R * C], ref[C];
+    static uint8_t q[R * 420];
+    for (int i = 0; i < R * C; i++) x[i] = gauss();
+    quant_type ts[] = {QUANT_Q6_K, QUANT_Q4_0, QUANT_Q5_K};
+    for (int k = 0; k < 3; k++) {
+        const size_t rb = quant_row_bytes(ts[k], C);
+        for (int r = 0; r < R; r++) quant_quantize_row(q + r * rb, x + r * C, ts[k], C);
+        weight w = {.dt = DTYPE_U8, .rows = R, .cols = C, .data = q, .qtype = ts[k]};
+        weight_rows_to_f32(rows, &w, 1, 2);
+        for (int r = 1; r < R; r++) {
+            quant_dequantize_row(ref, q + r * rb, ts[k], C);
+            EXPECT(memcmp(rows + (r - 1) * C, ref, sizeof ref) == 0);
+            for (int c = 0; c < C; c += 37) EXPECT(weight_get(&w, r, c) == ref[c]);
+        }
+    }
+}
+
 int main(void) {
     RUN(test_table);
     RUN(test_dequant_hand_built);
@@ -259,5 +280,6 @@ int main(void) {
     RUN(test_zero_rows);
     RUN(test_round_trip_error);
     RUN(test_deterministic);
+    RUN(test_weight_blocks);
     TESTS_DONE();
 }
