@@ -65,7 +65,8 @@ export_check() {
         grep -q "^FROM ./m-q4_k_m.gguf$" "$TMP/Modelfile" || fail "Modelfile FROM line"
     fi
 
-    # llama.cpp: tokenize, metadata and tensor types as its GGUF reader sees them
+    # llama.cpp, in one process: tokenize, metadata and tensor types as its GGUF reader sees
+    # them, logits over the text for every type, greedy continuations for f32 and f16
     printf '%s' "$PROMPT" >"$TMP/prompt.txt"
     printf '%s' "$TEXT" >"$TMP/text.txt"
     {
@@ -74,7 +75,9 @@ export_check() {
         for q in $QUANTS; do
             echo "types $TMP/m-$q.gguf > $TMP/types-$q"
             echo "meta $TMP/m-$q.gguf > $TMP/meta-$q"
+            echo "logits $TMP/m-$q.gguf @$TMP/text.ids $TMP/lc-$q.f32 > $TMP/lc-$q.log"
         done
+        for q in $greedy_types; do echo "greedy $TMP/m-$q.gguf @$TMP/prompt.ids $N_GREEDY > $TMP/greedy-$q"; done
     } >"$TMP/jobs1"
     llamacpp batch "$TMP/jobs1"
     local prompt text bos
@@ -129,13 +132,7 @@ print([a["id"] for a in json.load(open(sys.argv[1]))["added_tokens"] if a["conte
         cmp "$TMP/hf.f32" "$TMP/ours-f32.f32" || fail "f32 GGUF logits differ from the HF directory's"
     fi
 
-    # llama.cpp: logits for every type, greedy continuations for f32 and f16
     : >"$TMP/jobs3"
-    {
-        for q in $QUANTS; do echo "logits $TMP/m-$q.gguf $text $TMP/lc-$q.f32 > $TMP/lc-$q.log"; done
-        for q in $greedy_types; do echo "greedy $TMP/m-$q.gguf $prompt $N_GREEDY > $TMP/greedy-$q"; done
-    } >"$TMP/jobs2"
-    llamacpp batch "$TMP/jobs2"
     for q in $greedy_types; do
         local cont
         cont=$(cat "$TMP/greedy-$q")

@@ -16,7 +16,7 @@
 //                                                      output after ">" goes to that file): one
 //                                                      process and one llama.cpp start for all
 //
-// IDS is comma-separated token ids. Contexts keep the KV cache in F32 and run without flash
+// IDS is comma-separated token ids, or @FILE naming a file that holds them. Contexts keep the KV cache in F32 and run without flash
 // attention on the CPU, so only the weights and llama.cpp's own arithmetic differ from ours.
 // NODE_LLAMA_CPP names the installed package folder (tests/e2e/lib/llamacpp.sh sets it).
 import fs from "node:fs";
@@ -29,7 +29,9 @@ function nodeLlamaCpp() {
     return import(pathToFileURL(path.join(dir, "dist", "index.js")).href);
 }
 
+// comma-separated ids, or @FILE holding them (written earlier in the same batch)
 function ids(s) {
+    if (s.startsWith("@")) s = fs.readFileSync(s.slice(1), "utf8").trim();
     return s.split(",").filter((x) => x.length).map((x) => parseInt(x, 10));
 }
 
