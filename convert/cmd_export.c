@@ -25,7 +25,7 @@ static const cli_opt export_opts[] = {
     {"pre", OPT_STRING, &opt_pre, NULL, 0, "NAME",
      "tokenizer.ggml.pre to write instead of the one detected from tokenizer.json"},
     {"name", OPT_STRING, &opt_name, NULL, 0, "NAME",
-     "general.name (default: the model folder's name)"},
+     "general.name to write instead of the model folder's name"},
     {"verbose", OPT_FLAG, &opt_verbose, NULL, 0, NULL, "print each tensor's GGUF type"},
 };
 
