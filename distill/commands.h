@@ -8,5 +8,6 @@
 #include "student/init.h"
 #include "student/plan.h"
 #include "teacher/teacher.h"
+#include "eval/eval.h"
 
 #endif

@@ -19,6 +19,7 @@ static const command commands[] = {
     {"plan", cmd_plan, "memory and FLOPs plan for a recipe's training on N GPUs"},
     {"init", cmd_init, "write a randomly initialised Qwen2/Llama model from a config.json"},
     {"run", cmd_run, "run a recipe's pipeline, skipping completed stages"},
+    {"verify", cmd_verify, "extract final answers from responses and judge them against gold"},
     {"export", cmd_export, "export a model to GGUF (+ Ollama Modelfile) or a clean HF directory"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };

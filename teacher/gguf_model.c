@@ -228,6 +228,7 @@ int gguf_model_open(teacher_model **out, const char *path, backend *be) {
             rc = gguf_weight(&m->lm_head, g, "output.weight", c->vocab_size, c->hidden_size);
     }
     for (int i = 0; i < c->num_layers && !rc; i++) rc = load_layer(m, g, i);
+    if (!rc) rc = dense_upload(m);
     if (!rc) {
         rope_init(&m->rope, &c->rope, c->head_dim,
                   c->arch == ARCH_LLAMA ? ROPE_PAIRS_INTERLEAVED : ROPE_PAIRS_HALF);
