@@ -9,5 +9,6 @@
 #include "student/plan.h"
 #include "teacher/teacher.h"
 #include "eval/eval.h"
+#include "distill/cmd_tokenize.h"
 
 #endif
