@@ -5,7 +5,8 @@
 #
 # For every type (f32 f16 bf16 q8_0 q4_0 q4_k_m q5_k_m q6_k):
 #   - `r1-distill export` writes it; llama.cpp loads it and returns logits over a text
-#   - the metadata llama.cpp's GGUF reader sees (file type, tokenizer, padding tokens)
+#   - the metadata llama.cpp's GGUF reader sees (file type, tokenizer, padding tokens), and
+#     llama.cpp's tokenization of a chat prompt and a text equals `r1-distill tokenize`'s
 #   - every tensor's type is the one llama-quantize's mix gives (rules restated below)
 #   - mean KL(unquantized HF model || llama.cpp on the file) and top-1 agreement, reported, and
 #     the same for our own GGUF reader (`r1-distill logits --model FILE.gguf`); the two KLs
@@ -95,6 +96,13 @@ print([a["id"] for a in json.load(open(sys.argv[1]))["added_tokens"] if a["conte
     asst=$(special_id "<｜Assistant｜>")
     think=$(special_id "<think>")
     [[ $prompt == "$bos,$user,"*",$asst,$think,"* ]] || fail "prompt tokens $prompt (User $user, Assistant $asst, think $think)"
+    # llama.cpp, reading the tokenizer from the GGUF metadata, tokenizes as our tokenizer (the
+    # HF tokenizer's equal) does from tokenizer.json
+    for f in prompt text; do
+        local ours
+        ours=$("$BIN" tokenize --tokenizer "$M" --add-special <"$TMP/$f.txt" | tr ' ' ',')
+        [ "$ours" = "$(cat "$TMP/$f.ids")" ] || fail "$f: llama.cpp $(cat "$TMP/$f.ids"), r1-distill tokenize $ours"
+    done
 
     for q in $QUANTS; do
         local ft
