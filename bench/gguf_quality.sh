@@ -25,7 +25,7 @@ source "$ROOT/tests/e2e/lib/llamacpp.sh"
 QUANTS="f32 f16 bf16 q8_0 q6_k q5_k_m q4_k_m q4_0"
 declare -A PEER=([q8_0]=0.0014 [q6_k]=0.0058 [q5_k_m]=0.0118 [q4_k_m]=0.0310 [q4_0]=0.0733)
 declare -A SECS
-V=$(sed -n 's/.*"vocab_size": *\([0-9]*\).*/\1/p' "$M/config.json")
+V=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["vocab_size"])' "$M/config.json")
 params=0
 for q in $QUANTS; do
     start=$(date +%s.%N)

@@ -39,4 +39,4 @@ check "$M" llama "q4_k_m q5_k_m"
 M=$TMP/qwen2-tied
 cp -r "$ROOT/tests/fixtures/qwen2-tied" "$M"
 python3 "$ROOT/tests/ref/make_bpe_tokenizer.py" "$M" 370
-check "$M" fixture "q4_k_m q5_k_m q6_k"
+check "$M" fixture "q4_k_m q5_k_m"

@@ -55,7 +55,7 @@ export_check() {
     local M=$1 LAYERS=$2 TIED=$3 EXACT=$4
     local V greedy_types=""
     for q in f32 f16; do [[ " $QUANTS " == *" $q "* ]] && greedy_types+=" $q"; done
-    V=$(sed -n 's/.*"vocab_size": *\([0-9]*\).*/\1/p' "$M/config.json")
+    V=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["vocab_size"])' "$M/config.json")
     for q in $QUANTS; do
         extra=()
         [ $q = q4_k_m ] && extra=(--modelfile "$TMP/Modelfile")
@@ -97,10 +97,13 @@ print([a["id"] for a in json.load(open(sys.argv[1]))["added_tokens"] if a["conte
     think=$(special_id "<think>")
     [[ $prompt == "$bos,$user,"*",$asst,$think,"* ]] || fail "prompt tokens $prompt (User $user, Assistant $asst, think $think)"
     # llama.cpp, reading the tokenizer from the GGUF metadata, tokenizes as our tokenizer (the
-    # HF tokenizer's equal) does from tokenizer.json
+    # HF tokenizer's equal) does from tokenizer.json. BOS: llama.cpp adds it when
+    # tokenizer.ggml.add_bos_token says so (tokenizer_config.json's add_bos_token, as
+    # convert_hf_to_gguf writes it), `tokenize --add-special` when the post-processor does
     for f in prompt text; do
         local ours
         ours=$("$BIN" tokenize --tokenizer "$M" --add-special <"$TMP/$f.txt" | tr ' ' ',')
+        [[ $ours == "$bos,"* ]] || ours="$bos,$ours"
         [ "$ours" = "$(cat "$TMP/$f.ids")" ] || fail "$f: llama.cpp $(cat "$TMP/$f.ids"), r1-distill tokenize $ours"
     done
 
