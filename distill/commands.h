@@ -2,6 +2,7 @@
 #ifndef R1_DISTILL_COMMANDS_H
 #define R1_DISTILL_COMMANDS_H
 
+#include "convert/convert.h"
 #include "datasets/datasets.h"
 #include "datasets/traces.h"
 #include "distill/pipeline.h"

@@ -25,6 +25,7 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "text to token ids and back with a tokenizer.json; chat formats"},
     {"pack", cmd_pack, "tokenize SFT examples (JSONL) into token shards for train"},
     {"train", cmd_train, "fine-tune a Qwen2 / Llama student on SFT data (fp32, CPU)"},
+    {"export", cmd_export, "export a model to GGUF (+ Ollama Modelfile) or a clean HF directory"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 
