@@ -32,6 +32,7 @@ static const char *o_model, *o_bench, *o_out, *o_instruction, *o_chat_format, *o
 static int64_t o_samples, o_max_new, o_top_k, o_seed, o_shuffle_seed, o_batch, o_max_len, o_chunk,
     o_limit;
 static double o_temperature, o_top_p, o_progress_interval;
+static int o_dry_run;
 
 static const cli_opt eval_opts[] = {
     {"model", OPT_STRING, &o_model, NULL, CLI_REQUIRED, "DIR|FILE.gguf",
@@ -66,6 +67,9 @@ static const cli_opt eval_opts[] = {
     {"prefill-chunk", OPT_INT, &o_chunk, "512", 0, "N", "most prompt tokens per forward call"},
     {"progress-interval", OPT_FLOAT, &o_progress_interval, "30", 0, "S",
      "seconds between progress lines when stderr is not a terminal"},
+    {"dry-run", OPT_FLAG, &o_dry_run, NULL, 0, NULL,
+     "print each question's user message (instruction included) and gold answer as JSON lines "
+     "and stop; the model is not opened"},
 };
 
 static const cli_spec eval_spec = {
@@ -149,6 +153,30 @@ static void collect_eos(eval_state *e) {
         int n, *ids = cli_parse_int_list("--eos", o_eos, &n);
         for (int i = 0; i < n; i++) add_eos(e, ids[i]);
         free(ids);
+    }
+}
+
+static const char *instruction_for(bench_layout l);
+
+/* --dry-run: what each question asks, as the model would be asked it (before the template). */
+static void print_questions(const bench_set *b) {
+    const char *instr = instruction_for(b->layout);
+    for (int q = 0; q < b->n; q++) {
+        const bench_item *it = &b->items[q];
+        char *user = instr ? xasprintf("%s\n%s", it->prompt, instr) : xstrdup(it->prompt);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", it->id);
+        cJSON_AddNumberToObject(o, "line", (double)it->line);
+        cJSON_AddStringToObject(o, "question", it->question);
+        cJSON_AddStringToObject(o, "prompt", user);
+        cJSON_AddStringToObject(o, "gold", it->gold);
+        cJSON_AddStringToObject(o, "kind", it->kind == ANSWER_CHOICE ? "choice" : "math");
+        char *line = cJSON_PrintUnformatted(o);
+        CHECK(line);
+        puts(line);
+        cJSON_free(line);
+        cJSON_Delete(o);
+        free(user);
     }
 }
 
@@ -466,6 +494,11 @@ int cmd_eval(int argc, char **argv) {
         e.b.n = (int)o_limit;
     }
     if (o_pass_k) free(pass_ks(e.K, &(int){0})); /* refuse a bad list before the work */
+    if (o_dry_run) {
+        print_questions(&e.b);
+        bench_free(&e.b);
+        return 0;
+    }
 
     if (teacher_open(&e.m, o_model, backend_cpu())) err_exit();
     char *tok_path = NULL;
