@@ -302,9 +302,11 @@ static int *pass_ks(int K, int *n) {
     if (o_pass_k) {
         int *ks = cli_parse_int_list("--pass-k", o_pass_k, n);
         for (int i = 0; i < *n; i++)
-            if (ks[i] < 1 || ks[i] > K)
-                die(R1_EINPUT, "--pass-k", "k = %d is outside 1..%d (the samples per question)",
-                    ks[i], K);
+            if (ks[i] < 1 || ks[i] > K) {
+                int k = ks[i];
+                free(ks);
+                die(R1_EINPUT, "--pass-k", "k = %d is outside 1..%d (the samples per question)", k, K);
+            }
         return ks;
     }
     int *ks = xmalloc(sizeof(int) * 40);
