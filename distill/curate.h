@@ -129,8 +129,9 @@ void exact_index_free(exact_index *x);
 
 /* Near duplicates by MinHash over word shingles with LSH banding:
  *   shingles   WORDS_FOLD 5-grams of the text (one shingle of all words when it has fewer)
- *   signature  128 values: for permutation i, the minimum over shingles s of
- *              hi32(mix64(s ^ mix64(i + 1)))   (core/hash.h's splitmix output function)
+ *   signature  128 values: for permutation i, the minimum over shingle hashes x of
+ *              hi32(a_i * x + b_i mod 2^64), a_i = mix64(2i + 1) | 1, b_i = mix64(2i + 2)
+ *              (multiply-shift hashing; mix64 is core/hash.h's splitmix output function)
  *   bands      32 bands of 4 values; texts that agree on a whole band are candidates, and a
  *              candidate whose signatures agree on at least threshold * 128 values is a match.
  * A text with no words is never a near duplicate. */

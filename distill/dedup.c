@@ -102,17 +102,21 @@ int minhash_signature(uint32_t *sig, const char *text, size_t len) {
         word_list_free(&w);
         return 0;
     }
-    uint64_t seeds[MINHASH_PERMS];
+    /* Permutation p maps a shingle hash x to the high 32 bits of a[p] * x + b[p] (mod 2^64):
+     * multiply-shift hashing (Dietzfelbinger et al. 1997) with odd a[p]; a and b are splitmix64
+     * outputs, fixed for every run. */
+    uint64_t a[MINHASH_PERMS], b[MINHASH_PERMS];
     for (int p = 0; p < MINHASH_PERMS; p++) {
-        seeds[p] = hash_mix64((uint64_t)p + 1);
+        a[p] = hash_mix64(2 * (uint64_t)p + 1) | 1;
+        b[p] = hash_mix64(2 * (uint64_t)p + 2);
         sig[p] = UINT32_MAX;
     }
     const int k = w.n < MINHASH_SHINGLE ? (int)w.n : MINHASH_SHINGLE;
     for (int64_t i = 0; i + k <= w.n; i++) {
-        uint64_t s = words_ngram_hash(w.h + i, k);
+        const uint64_t x = words_ngram_hash(w.h + i, k);
         for (int p = 0; p < MINHASH_PERMS; p++) {
-            uint32_t v = (uint32_t)(hash_mix64(s ^ seeds[p]) >> 32);
-            if (v < sig[p]) sig[p] = v;
+            uint32_t v = (uint32_t)((a[p] * x + b[p]) >> 32);
+            sig[p] = v < sig[p] ? v : sig[p];
         }
     }
     word_list_free(&w);

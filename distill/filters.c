@@ -137,6 +137,7 @@ static int letter_script(int32_t cp) {
 
 /* Scripts whose words are not separated by spaces: each character is a word. */
 static int is_word_per_char(int32_t cp) {
+    if (cp < 0x2E80) return 0; /* below the CJK radicals: no such script */
     int s = block_script(cp);
     if (s == SCRIPT_CJK) return 1;
     return cp >= 0xAC00 && cp <= 0xD7AF; /* Hangul syllables */
@@ -193,7 +194,13 @@ static int is_space_cp(int32_t cp) {
 }
 
 static int is_math_sign(int32_t cp) {
-    return cp < 0x80 && cp > 0 && strchr("+-*/=^<>()[]{}|\\%", (int)cp) != NULL;
+    switch (cp) {
+    case '+': case '-': case '*': case '/': case '=': case '^': case '<': case '>': case '(':
+    case ')': case '[': case ']': case '{': case '}': case '|': case '\\': case '%':
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /* In WORDS_FOLD mode: a letter, digit or mark (invalid bytes count as letters). */

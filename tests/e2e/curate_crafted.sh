@@ -180,3 +180,26 @@ keys2 = {json.loads(l)["id"] for l in open(tmp + "/kept2.jsonl")}
 assert keys2 == want_keys | {"00000002_01", "00000002_02", "00000004_00", "00000005_02"}, keys2
 print("curate crafted set ok: %d read, %d kept" % (rep["input"], rep["kept"]))
 PY
+
+# With --tokenizer, reasoning tokens are those before the first </think> id (319 in the tiny
+# tokenizer): at index 5 and 9 here, whatever the completion's length.
+python3 - "$TMP" <<'PY'
+import json, sys
+tmp = sys.argv[1]
+def rec(line, ids):
+    return {"line": line, "sample": 0, "prompt": "p%d" % line, "gold": "1", "finish_reason": "stop",
+            "text": "a%d\n</think>\n\n\\boxed{1}" % line, "completion_token_ids": ids}
+json.dump({"samples": 1, "pairs_total": 2, "shards": [[rec(1, [5] * 5 + [319] + [6] * 30),
+                                                      rec(2, [7] * 9 + [319, 8])]]},
+          open(tmp + "/tok.json", "w"))
+PY
+python3 "$ROOT/tests/e2e/lib/make_traces.py" "$TMP/tok.json" "$TMP/tok"
+"$BIN" curate --traces "$TMP/tok" --out "$TMP/tokc" --tokenizer "$ROOT/tests/fixtures/tiny-tokenizer" \
+    >/dev/null 2>&1
+python3 - "$TMP" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1] + "/tokc/report.json"))
+assert r["kept"] == 2, r
+assert (r["reasoning_tokens"]["p10"], r["reasoning_tokens"]["max"]) == (5, 9), r["reasoning_tokens"]
+assert r["reasoning_tokens_measure"].endswith("(tokenizer)"), r["reasoning_tokens_measure"]
+PY
