@@ -27,9 +27,9 @@ static const cli_opt curate_opts[] = {
     {"max-per-prompt", OPT_INT, &o_max_per_prompt, "0", 0, "N",
      "keep at most N samples per prompt (the first to pass); 0: no limit"},
     {"skip", OPT_STRING, &o_skip, NULL, 0, "LIST",
-     "filters to turn off, comma-separated: truncated, unclosed_think, empty_answer, incorrect, "
-     "mixed_script, code_block, long_paragraph, repetition, duplicate, near_duplicate, "
-     "decontaminated, max_per_prompt"},
+     "filters to turn off, comma-separated: decontaminated, truncated, unclosed_think, "
+     "empty_answer, incorrect, mixed_script, code_block, long_paragraph, repetition, duplicate, "
+     "near_duplicate, max_per_prompt"},
     {"decontaminate", OPT_STRING, &o_decontam, NULL, 0, "FILES",
      "benchmarks to decontaminate against, comma-separated: JSONL files (gsm8k:, math:, aime:, "
      "gpqa: to name the layout) or tasks:SPLIT:N[:SEED]"},
@@ -79,12 +79,26 @@ static const cli_spec curate_spec = {
         "  duplicate       the same response as a kept one (whitespace-normalised)\n"
         "  near_duplicate  MinHash Jaccard >= --near-dup with a kept response\n"
         "  max_per_prompt  the prompt already has --max-per-prompt kept samples\n"
-        "Writes OUT/shard-*.tar.zst, OUT/manifest.json (read by `traces`, `pack`) and\n"
-        "OUT/report.json, and prints the report.",
+        "Writes OUT/shard-*.tar.zst and OUT/manifest.json (a trace directory, as `generate`\n"
+        "writes) and OUT/report.json, and prints the report.",
 };
 
-/* Removes what a previous curate wrote into dir. */
+/* Removes what a previous curate wrote into dir; refuses a directory whose traces another
+ * command wrote (its manifest has no "curation" settings), so --overwrite never deletes the
+ * output of `generate`. */
 static void clear_previous(const char *dir) {
+    char *man = path_join(dir, "manifest.json");
+    if (path_exists(man)) {
+        cJSON *root;
+        if (json_parse_file(&root, man, 1u << 30)) err_exit();
+        const cJSON *settings = cJSON_GetObjectItemCaseSensitive(root, "settings");
+        int ours = cJSON_GetObjectItemCaseSensitive(settings, "curation") != NULL;
+        cJSON_Delete(root);
+        if (!ours)
+            die(R1_EINPUT, dir, "holds traces that curate did not write; --overwrite only "
+                "replaces a previous curate's output");
+    }
+    free(man);
     DIR *dh = opendir(dir);
     if (!dh) return;
     struct dirent *de;

@@ -445,6 +445,10 @@ int curate_run(cJSON **report, const curate_config *c, const char *in, const cha
         skipped += d->m[i].pairs_skipped;
     }
     json_get_int(d->m[0].settings, "samples", &samples, in);
+    for (int i = 0; i < d->n; i++)
+        if (!d->m[i].complete)
+            fprintf(stderr, "r1-distill curate: note: %s/%s is incomplete (generation has not "
+                    "finished); curating the shards it lists\n", in, d->names[i]);
     int rc = out_prepare(out);
     if (rc) {
         trace_reader_close(r);

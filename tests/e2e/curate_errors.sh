@@ -77,4 +77,9 @@ expect_fail range '--near-dup' -- --traces "$TMP/good" --out "$TMP/o10" --near-d
 expect_fail again "already holds" "--overwrite" -- --traces "$TMP/good" --out "$TMP/out"
 "$BIN" curate --traces "$TMP/good" --out "$TMP/out" --overwrite --max-per-prompt 1 >/dev/null 2>&1
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["kept"]==3, r' "$TMP/out/report.json"
+# --overwrite never deletes traces that curate did not write.
+cp -r "$TMP/good" "$TMP/gen"
+expect_fail notours "holds traces that curate did not write" -- --traces "$TMP/good" \
+    --out "$TMP/gen" --overwrite
+[ -f "$TMP/gen/shard-000000.tar.zst" ] && [ -f "$TMP/gen/manifest.json" ]
 echo "curate errors ok"
