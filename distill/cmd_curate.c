@@ -47,8 +47,9 @@ static const cli_opt curate_opts[] = {
     {"near-dup", OPT_FLOAT, &o_near_dup, "0.8", 0, "J",
      "estimated Jaccard similarity (word 5-grams, MinHash) at which a response is a near "
      "duplicate of one kept"},
-    {"source-field", OPT_STRING, &o_source_field, "source", 0, "NAME",
-     "record field naming a trace's source, for the acceptance table"},
+    {"source-field", OPT_STRING, &o_source_field, "source,kind", 0, "NAMES",
+     "record fields naming a trace's source for the acceptance table, comma-separated (the "
+     "first present counts; \"unknown\" when none is)"},
     {"tokenizer", OPT_STRING, &o_tokenizer, NULL, 0, "PATH",
      "the teacher's tokenizer.json (or its directory), to count reasoning tokens; without it "
      "completion tokens are counted"},

@@ -77,6 +77,23 @@ static int64_t reasoning_tokens(const curate_config *c, const cJSON *rec, const 
     return k;
 }
 
+/* The first non-empty string among the comma-separated fields, or "unknown". */
+static const char *record_source(const cJSON *rec, const char *fields) {
+    for (const char *p = fields; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char key[128];
+        if (n > 0 && n < sizeof key) {
+            memcpy(key, p, n);
+            key[n] = 0;
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, key);
+            if (cJSON_IsString(v) && v->valuestring[0]) return v->valuestring;
+        }
+        p = comma ? comma + 1 : NULL;
+    }
+    return "unknown";
+}
+
 int curate_check(curate_verdict *v, const curate_config *c, const cJSON *rec, const char *where) {
     memset(v, 0, sizeof *v);
     const char *text, *finish;
@@ -89,8 +106,7 @@ int curate_check(curate_verdict *v, const curate_config *c, const cJSON *rec, co
     if (got < 0) return R1_EINPUT;
     if (!got) return missing_field(where, "finish_reason", "is this a record of `r1-distill generate`?");
     v->text = (char *)text;
-    const cJSON *src = cJSON_GetObjectItemCaseSensitive(rec, c->source_field);
-    v->source = cJSON_IsString(src) && src->valuestring[0] ? src->valuestring : "unknown";
+    v->source = record_source(rec, c->source_field);
 
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(rec, "gold");
     char *gold = NULL;

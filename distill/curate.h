@@ -172,7 +172,8 @@ typedef struct {
     double repeat_max;           /* largest share of repeated words */
     double near_dup;             /* Jaccard estimate at which a response is a near duplicate */
     int max_per_prompt;          /* kept samples per prompt; 0: no limit */
-    const char *source_field;    /* record field that names a trace's source */
+    const char *source_field;    /* record fields naming a trace's source, comma-separated: the
+                                  * first that holds a non-empty string counts */
     const tokenizer *tok;        /* counts reasoning tokens; NULL: completion tokens are counted */
     int64_t shard_records;       /* records per output shard */
     double progress_interval;    /* seconds between progress lines off a terminal */

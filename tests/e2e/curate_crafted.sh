@@ -33,7 +33,7 @@ rec(1, 2, "First add 17 and 25. I think it is 37", first="unclosed_think",
     flags={"unclosed_think", "empty_answer", "incorrect"}, **P1)
 rec(1, 3, resp("Adding 17 and 25 gives 42.", ""), first="empty_answer",
     flags={"empty_answer", "incorrect"}, **P1)
-P2 = dict(prompt="Solve for x: 3x + 4 = 19.", gold="5", source="linear")
+P2 = dict(prompt="Solve for x: 3x + 4 = 19.", gold="5", kind="linear")   # "kind": the fallback
 rec(2, 0, resp("Subtract 4: 3x = 15. Divide by 2: x = 6.", "\\boxed{6}"), first="incorrect",
     flags={"incorrect"}, **P2)
 rec(2, 1, resp("Subtract 4 from both sides: 3x = 15. 所以 x 等于五。 Divide by 3.", "x = \\boxed{5}"),
@@ -74,6 +74,7 @@ def record(r):
     if "prompt" in r: o["prompt"] = r["prompt"]
     if "messages" in r: o["messages"] = r["messages"]
     if "source" in r: o["source"] = r["source"]
+    if "kind" in r: o["kind"] = r["kind"]
     o["text"] = r["text"]
     o["completion_token_ids"] = [4 + i % 300 for i in range(r["n"])]
     o["completion_tokens"] = r["n"]
@@ -131,13 +132,13 @@ assert rep["flagged"] == flagged, (rep["flagged"], flagged)
 assert rep["off"] == [], rep["off"]
 src = {}
 for r in R:
-    s = src.setdefault(r.get("source", "unknown"), {"input": 0, "kept": 0})
+    s = src.setdefault(r.get("source", r.get("kind", "unknown")), {"input": 0, "kept": 0})
     s["input"] += 1
     s["kept"] += r["first"] is None
 for s in src.values():
     s["rate"] = s["kept"] / s["input"]
 assert rep["acceptance_by_source"] == src, (rep["acceptance_by_source"], src)
-assert src["arith"] == {"input": 10, "kept": 3, "rate": 0.3}
+assert src["arith"] == {"input": 10, "kept": 3, "rate": 0.3} and src["linear"]["input"] == 4
 toks = sorted(r["n"] for r in kept)            # [20, 30, 40, 60, 90]
 rank = lambda q: toks[max(1, math.ceil(q / 100 * len(toks))) - 1]
 rt = rep["reasoning_tokens"]
