@@ -4,6 +4,7 @@
 #   make test       CPU test suite (unit, reference, end-to-end) plus the ASan/UBSan pass
 #   make test-cuda  CUDA checks against the CPU reference (needs a GPU)
 #   make bench      benchmarks beside their peers (reports, never fails)
+#   make bench-cuda GPU benchmarks beside their peers: decode vs transformers, training vs PyTorch
 #   make fuzz       libFuzzer targets for every parser (clang)
 #   make demo       the whole pipeline on the embedded tiny teacher
 #
@@ -27,8 +28,12 @@ endif
 
 # ---- required Debian packages: OpenBLAS, cJSON, libarchive, PCRE2, utf8proc ----------------
 PKGS := openblas libcjson libarchive libpcre2-8 libutf8proc
+# PKG_CFLAGS / PKG_LIBS from the environment replace pkg-config (tests/cuda/gpu_deps.sh sets them
+# on a GPU machine without the -dev packages).
+ifndef PKG_LIBS
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+endif
 ifeq ($(PKG_LIBS)$(filter deps clean,$(MAKECMDGOALS)),)
 $(error missing build dependencies: run `make deps` (apt-get install $(DEB_PKGS)) or see README.md)
 endif
@@ -65,8 +70,8 @@ CU_SRC   := $(foreach d,$(DIRS),$(wildcard $(d)/cuda/*.cu))
 ifeq ($(HAVE_CUDA),1)
 CFLAGS   += -DR1_HAVE_CUDA -I$(CUDA_HOME)/include
 CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
-NVFLAGS  := -std=c++17 -O3 -I. -gencode=arch=compute_90a,code=sm_90a -lineinfo \
-            -Xcompiler -Wall,-Wno-unused-parameter -DR1_HAVE_CUDA
+NVFLAGS  := -std=c++17 -O3 -I. $(PKG_CFLAGS) -gencode=arch=compute_90a,code=sm_90a -lineinfo \
+            -MMD -MP -Xcompiler -Wall,-Wno-unused-parameter -DR1_HAVE_CUDA
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lcublas -lstdc++
 HAVE_NCCL := $(shell [ -f $(CUDA_HOME)/include/nccl.h ] && echo 1)
 ifeq ($(HAVE_NCCL),1)
@@ -87,7 +92,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 CUDA_TEST_SRC := $(wildcard tests/cuda/test_*.cu)
 CUDA_TEST_BIN := $(CUDA_TEST_SRC:tests/cuda/%.cu=$(BUILD)/tests-cuda/%)
 
-.PHONY: all test test-unit test-san test-cuda bench fuzz demo demo-teacher deps clean info
+.PHONY: all test test-unit test-san test-cuda bench bench-cuda fuzz demo demo-teacher deps clean info
 all: info $(BIN)
 
 info:
@@ -124,13 +129,31 @@ test: all $(UNIT_BIN)
 test-unit: all $(UNIT_BIN)
 	@BUILD=$(BUILD) BIN=./$(BIN) tests/run.sh unit
 
-$(BUILD)/tests-cuda/%: tests/cuda/%.cu $(LIB)
+# compiled by nvcc, linked by $(CC) like the main binary (nvcc rejects -Wl, options)
+.PRECIOUS: $(BUILD)/tests-cuda/%.o
+$(BUILD)/tests-cuda/%.o: tests/cuda/%.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -o $@ $< $(LIB) $(filter-out -fopenmp,$(LDLIBS)) -Xcompiler -fopenmp
+	$(NVCC) $(NVFLAGS) $(if $(OMP),-Xcompiler -fopenmp) -c $< -o $@
+
+$(BUILD)/tests-cuda/%: $(BUILD)/tests-cuda/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 test-cuda: all $(CUDA_TEST_BIN)
 	@[ -n "$(HAVE_CUDA)" ] || { echo "test-cuda needs nvcc (and a GPU to run)"; exit 2; }
 	@BUILD=$(BUILD) BIN=./$(BIN) tests/run.sh cuda
+
+# CUDA benchmarks (run on a GPU machine): drivers bench/<name>.c linked against the library,
+# run by bench/cuda_generate.sh (decode) and bench/cuda/*.sh (training)
+CUDA_BENCH_SRC := $(wildcard bench/cuda_*.c)
+CUDA_BENCH_BIN := $(CUDA_BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--as-needed -o $@ $< $(LIB) $(LDLIBS)
+
+bench-cuda: all $(CUDA_BENCH_BIN) $(BUILD)/bench/decode
+	@[ -n "$(HAVE_CUDA)" ] || { echo "bench-cuda needs nvcc (and a GPU to run)"; exit 2; }
+	@BUILD=$(BUILD) bench/cuda_generate.sh
+	@for s in bench/cuda/*.sh; do BUILD=$(BUILD) bash $$s; done
 
 test-san:
 	@$(MAKE) --no-print-directory SAN=1 NO_CUDA=1 build-san/r1-distill \
@@ -152,4 +175,5 @@ deps:
 clean:
 	rm -rf build build-san build-fuzz $(BIN)
 
--include $(OBJ:.o=.d) $(BUILD)/distill/main.d $(UNIT_BIN:=.d)
+-include $(OBJ:.o=.d) $(BUILD)/distill/main.d $(UNIT_BIN:=.d) $(CU_OBJ:.o=.d) \
+         $(CUDA_TEST_BIN:=.d) $(BUILD)/bench/decode.d $(CUDA_BENCH_BIN:=.d)

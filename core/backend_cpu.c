@@ -14,6 +14,7 @@ static void *cpu_alloc(backend *be, size_t bytes) { return xmalloc(bytes); }
 static void cpu_release(backend *be, void *p) { free(p); }
 
 static void cpu_embed(backend *be, float *out, const weight *w, const int *ids, int n) {
+    CHECK(!w->device);
     for (int i = 0; i < n; i++) {
         CHECK(ids[i] >= 0 && ids[i] < w->rows);
         weight_rows_to_f32(out + (size_t)i * w->cols, w, ids[i], 1);
@@ -48,8 +49,11 @@ static inline float dot_f32(const float *a, const float *b, int64_t n) {
 
 enum { LINEAR_TILE_ROWS = 16 };
 
-static void cpu_linear(backend *be, float *y, const float *x, const weight *w, const weight *bias,
-                       int n) {
+/* y = x @ w^T (+ bias), or y += that when accumulate: the sum is formed first and added to y
+ * last, so linear_add equals linear followed by add bit for bit. */
+static void linear_into(float *y, const float *x, const weight *w, const weight *bias, int n,
+                        int accumulate) {
+    CHECK(!w->device && (!bias || !bias->device));
     const int64_t rows = w->rows, cols = w->cols;
     const int64_t n_tiles = (rows + LINEAR_TILE_ROWS - 1) / LINEAR_TILE_ROWS;
     float *bf = NULL;
@@ -77,13 +81,29 @@ static void cpu_linear(backend *be, float *y, const float *x, const weight *w, c
                 float *yi = y + (size_t)i * rows + r0;
                 for (int64_t r = 0; r < nr; r++) {
                     float v = dot_f32(xi, wt + (size_t)r * cols, cols);
-                    yi[r] = bf ? v + bf[r0 + r] : v;
+                    if (bf) v += bf[r0 + r];
+                    yi[r] = accumulate ? yi[r] + v : v;
                 }
             }
         }
         free(tile);
     }
     free(bf);
+}
+
+static void cpu_linear(backend *be, float *y, const float *x, const weight *w, const weight *bias,
+                       int n) {
+    linear_into(y, x, w, bias, n, 0);
+}
+
+static void cpu_linear_add(backend *be, float *y, const float *x, const weight *w,
+                           const weight *bias, int n) {
+    linear_into(y, x, w, bias, n, 1);
+}
+
+static void cpu_linear_multi(backend *be, int k, float *const *y, const float *x,
+                             const weight *const *w, const weight *const *bias, int n) {
+    for (int j = 0; j < k; j++) linear_into(y[j], x, w[j], bias ? bias[j] : NULL, n, 0);
 }
 
 static void cpu_rope(backend *be, float *x, const rope_table *r, const int *pos, int n,
@@ -102,8 +122,9 @@ static void cpu_swiglu(backend *be, float *out, const float *gate, const float *
         }
 }
 
-static void cpu_kv_store(backend *be, float *cache, const float *src, const token_layout *tl,
+static void cpu_kv_store(backend *be, void *cache_, const float *src, const token_layout *tl,
                          int width, int max_seq) {
+    float *cache = cache_;
     for (int i = 0; i < tl->n; i++) {
         CHECK(tl->pos[i] >= 0 && tl->pos[i] < max_seq);
         memcpy(cache + ((size_t)tl->slot[i] * max_seq + tl->pos[i]) * width,
@@ -115,9 +136,10 @@ static void cpu_add(backend *be, float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
-static void cpu_attention(backend *be, float *out, const float *q, const float *k_cache,
-                          const float *v_cache, const token_layout *tl, int max_seq, int n_heads,
+static void cpu_attention(backend *be, float *out, const float *q, const void *k_cache_,
+                          const void *v_cache_, const token_layout *tl, int max_seq, int n_heads,
                           int n_kv_heads, int head_dim, int v_dim, float scale) {
+    const float *k_cache = k_cache_, *v_cache = v_cache_;
     const int group = n_heads / n_kv_heads;
     const size_t krow = (size_t)n_kv_heads * head_dim, vrow = (size_t)n_kv_heads * v_dim;
 #pragma omp parallel
@@ -207,9 +229,10 @@ static void cpu_mla_q_absorb(backend *be, float *q_lat, const float *q, int q_st
 }
 
 static void cpu_mla_attention(backend *be, float *out, const float *q_lat, const float *q_pe,
-                              int pe_stride, const float *kv_cache, const float *pe_cache,
+                              int pe_stride, const void *kv_cache_, const void *pe_cache_,
                               const token_layout *tl, int max_seq, int n_heads, int lat,
                               int pe_dim, float scale) {
+    const float *kv_cache = kv_cache_, *pe_cache = pe_cache_;
 #pragma omp parallel
     {
         float *p = xmalloc(sizeof(float) * (size_t)max_seq);
@@ -265,6 +288,28 @@ static void cpu_mla_v_up(backend *be, float *out, const float *o_lat, const weig
     }
 }
 
+/* Host memory is the backend's memory: uploads keep the mapped view, transfers are copies,
+ * nothing is queued and nothing is recorded. */
+static int cpu_upload_weight(backend *be, weight *w) { return R1_OK; }
+static void cpu_unload_weight(backend *be, weight *w) {}
+static void cpu_upload(backend *be, void *dst, const void *src, size_t bytes) {
+    if (bytes) memcpy(dst, src, bytes);
+}
+static void cpu_sync(backend *be) {}
+static int cpu_graph_begin(backend *be, uint64_t key) { return 0; }
+static void cpu_graph_end(backend *be) {}
+static void cpu_destroy(backend *be) {}
+
+static void cpu_argmax(backend *be, int *out, const float *x, int n, int d) {
+    for (int i = 0; i < n; i++) {
+        const float *r = x + (size_t)i * d;
+        int best = 0;
+        for (int j = 1; j < d; j++)
+            if (r[j] > r[best] || (r[best] != r[best] && r[j] == r[j])) best = j;
+        out[i] = best;
+    }
+}
+
 static backend cpu_backend = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -285,6 +330,18 @@ static backend cpu_backend = {
     .mla_q_absorb = cpu_mla_q_absorb,
     .mla_attention = cpu_mla_attention,
     .mla_v_up = cpu_mla_v_up,
+    .cache_dtype = DTYPE_F32,
+    .host_memory = 1,
+    .upload_weight = cpu_upload_weight,
+    .unload_weight = cpu_unload_weight,
+    .upload = cpu_upload,
+    .sync = cpu_sync,
+    .graph_begin = cpu_graph_begin,
+    .graph_end = cpu_graph_end,
+    .linear_add = cpu_linear_add,
+    .linear_multi = cpu_linear_multi,
+    .argmax = cpu_argmax,
+    .destroy = cpu_destroy,
 };
 
 backend *backend_cpu(void) { return &cpu_backend; }

@@ -13,20 +13,37 @@
 #include "core/error.h"
 #include "core/tokenizer_internal.h"
 
+static inline uint64_t load64(const unsigned char *s) {
+    uint64_t w;
+    memcpy(&w, s, 8);
+    return w;
+}
+
+static inline uint64_t load32(const unsigned char *s) {
+    uint32_t w;
+    memcpy(&w, s, 4);
+    return w;
+}
+
+/* Hash of a short byte string. Every load has a constant size (a variable-size memcpy here
+ * would be a library call); tails are read as overlapping words, which the length, mixed in
+ * first, keeps apart. */
 uint32_t tok_hash(const void *p, size_t n) {
     const unsigned char *s = p;
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-        s += 8;
-        n -= 8;
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ ((uint64_t)n * 0xff51afd7ed558ccdull);
+    if (n >= 8) {
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            h = (h ^ load64(s + i)) * 0xff51afd7ed558ccdull;
+            h ^= h >> 32;
+        }
+        if (i < n) h ^= load64(s + n - 8);
+    } else if (n >= 4) {
+        h ^= load32(s) | load32(s + n - 4) << 32;
+    } else if (n > 0) {
+        h ^= (uint64_t)s[0] | (uint64_t)s[n / 2] << 8 | (uint64_t)s[n - 1] << 16;
     }
-    uint64_t w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    h *= 0xc4ceb9fe1a85ec53ull;
     h ^= h >> 29;
     h *= 0x9E3779B97F4A7C15ull;
     return (uint32_t)(h >> 32);
@@ -105,6 +122,17 @@ int str_index_put(str_index *x, const char *arena, uint32_t off, uint32_t len, i
 
 void str_index_prefetch(const str_index *x, uint32_t h) {
     __builtin_prefetch(&x->slots[h & x->mask]);
+}
+
+void str_index_prefetch_text(const str_index *x, const char *arena, uint32_t h) {
+    for (uint32_t i = h & x->mask;; i = (i + 1) & x->mask) {
+        const str_slot *e = &x->slots[i];
+        if (e->id < 0) return;
+        if (e->hash == h) {
+            __builtin_prefetch(arena + e->off);
+            return;
+        }
+    }
 }
 
 /* ---- (left, right) -> (rank, merged) --------------------------------------------------- */

@@ -14,6 +14,11 @@
 
 #include <stddef.h>
 
+/* CUDA sources (C++) include this header too. */
+#if defined(__cplusplus) && !defined(_Noreturn)
+#define _Noreturn [[noreturn]]
+#endif
+
 enum {
     R1_OK = 0,
     R1_ERUNTIME = 1,  /* the machine failed us: I/O error, out of memory, a CUDA fault */

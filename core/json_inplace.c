@@ -31,19 +31,44 @@ static uint32_t new_node(parser *p, jin_type t) {
         d->cap = d->cap ? d->cap * 2 : 1024;
         d->nodes = xrealloc(d->nodes, sizeof(jin_node) * d->cap);
     }
-    jin_node *n = &d->nodes[d->n_nodes];
-    memset(n, 0, sizeof *n);
-    n->type = (uint8_t)t;
+    d->nodes[d->n_nodes] = (jin_node){.type = (uint8_t)t};
     return d->n_nodes++;
 }
 
-static void skip_ws(parser *p) {
-    while (p->pos < p->len) {
-        char c = p->text[p->pos];
-        if (c != ' ' && c != '\n' && c != '\r' && c != '\t') break;
-        if (c == '\n') p->line++, p->line_start = p->pos + 1;
-        p->pos++;
+/* Eight bytes at a time: pretty-printed files are mostly indentation. */
+static void skip_ws_slow(parser *p) {
+    const char *t = p->text;
+    size_t i = p->pos, n = p->len;
+    for (;;) {
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, t + i, 8);
+            uint64_t x = w ^ 0x2020202020202020ull; /* zero bytes where there are spaces */
+            if (x) {
+                i += (size_t)__builtin_ctzll(x) >> 3; /* little-endian: the first non-space */
+                break;
+            }
+            i += 8;
+        }
+        if (i >= n) break;
+        char c = t[i];
+        if (c == ' ' || c == '\t' || c == '\r') {
+            i++;
+        } else if (c == '\n') {
+            p->line++;
+            p->line_start = i + 1;
+            i++;
+        } else {
+            break;
+        }
     }
+    p->pos = i;
+}
+
+/* Called around every token, and most of the time there is no whitespace to skip. */
+static inline void skip_ws(parser *p) {
+    if (p->pos < p->len && (unsigned char)p->text[p->pos] > ' ') return;
+    skip_ws_slow(p);
 }
 
 static int hex4(const char *s, uint32_t *out) {
@@ -104,17 +129,40 @@ static size_t put_utf8(char *w, uint32_t cp) {
 /* Decodes the string starting after the opening quote at p->pos, in place. The decoded form is
  * never longer than the escaped one, so it is written over the source and NUL-terminated where
  * the closing quote (or earlier) was. */
-static int parse_string(parser *p, const char **out, uint32_t *out_len) {
+static int parse_string(parser *p, uint32_t *out_off, uint32_t *out_len) {
     char *t = p->text;
     size_t r = p->pos, w = p->pos, n = p->len;
     const size_t start = p->pos;
+    /* Most strings have no escape: scan them without writing, eight bytes at a time for the
+     * first byte that is a quote, a backslash, a control character or non-ASCII. */
+    while (r + 8 <= n) {
+        uint64_t x;
+        memcpy(&x, t + r, 8);
+        const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+        /* Zero-byte tests for '"' and '\\', a borrow for bytes below 0x20, the top bit for
+         * non-ASCII; only the lowest flagged byte is exact, and only it is used. */
+        uint64_t special = ((q - ones) & ~q) | ((b - ones) & ~b) | (x - ones * 0x20) | x;
+        special &= high;
+        if (special) {
+            r += (size_t)__builtin_ctzll(special) >> 3;
+            break;
+        }
+        r += 8;
+    }
+    while (r < n) {
+        unsigned char c = (unsigned char)t[r];
+        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;
+        r++;
+    }
+    w = r;
     for (;;) {
-        /* Fast path: plain ASCII runs need no rewriting until the first escape. */
+        /* Plain ASCII runs, moved down once an escape has shortened the string. */
         while (r < n) {
             unsigned char c = (unsigned char)t[r];
             if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) break;
-            if (w != r) t[w] = (char)c;
-            r++, w++;
+            t[w++] = (char)c;
+            r++;
         }
         if (r >= n) return fail(p, r, "unterminated string");
         unsigned char c = (unsigned char)t[r];
@@ -160,7 +208,7 @@ static int parse_string(parser *p, const char **out, uint32_t *out_len) {
     }
     if (w - start > UINT32_MAX) return fail(p, start, "string too long");
     t[w] = 0; /* w <= r, and t[r] is the closing quote we consume now */
-    *out = t + start;
+    *out_off = (uint32_t)start;
     *out_len = (uint32_t)(w - start);
     p->pos = r + 1;
     return 0;
@@ -187,7 +235,7 @@ static int parse_number(parser *p, uint32_t node) {
     }
     if (i - s > 4096) return fail(p, s, "number too long");
     jin_node *nd = &p->d->nodes[node];
-    nd->s = t + s;
+    nd->off = (uint32_t)s;
     nd->len = (uint32_t)(i - s);
     p->pos = i;
     return 0;
@@ -200,7 +248,7 @@ static int literal(parser *p, const char *word, size_t k) {
     return 0;
 }
 
-static int parse_value(parser *p, int depth, const char *key, uint32_t key_len);
+static int parse_value(parser *p, int depth, uint32_t key_off, uint32_t key_len);
 
 static int parse_container(parser *p, int depth, uint32_t node, int is_obj) {
     char close = is_obj ? '}' : ']';
@@ -211,20 +259,19 @@ static int parse_container(parser *p, int depth, uint32_t node, int is_obj) {
         p->pos++;
     } else {
         for (;;) {
-            const char *key = NULL;
-            uint32_t key_len = 0;
+            uint32_t key_off = 0, key_len = 0;
             if (is_obj) {
                 skip_ws(p);
                 if (p->pos >= p->len || p->text[p->pos] != '"')
                     return fail(p, p->pos, "expected a member name");
                 p->pos++;
-                if (parse_string(p, &key, &key_len)) return -1;
+                if (parse_string(p, &key_off, &key_len)) return -1;
                 skip_ws(p);
                 if (p->pos >= p->len || p->text[p->pos] != ':')
                     return fail(p, p->pos, "expected ':'");
                 p->pos++;
             }
-            if (parse_value(p, depth + 1, key, key_len)) return -1;
+            if (parse_value(p, depth + 1, key_off, key_len)) return -1;
             if (count == UINT32_MAX) return fail(p, p->pos, "too many members");
             count++;
             skip_ws(p);
@@ -239,7 +286,7 @@ static int parse_container(parser *p, int depth, uint32_t node, int is_obj) {
     return 0;
 }
 
-static int parse_value(parser *p, int depth, const char *key, uint32_t key_len) {
+static int parse_value(parser *p, int depth, uint32_t key_off, uint32_t key_len) {
     if (depth > JIN_MAX_DEPTH) return fail(p, p->pos, "nested too deeply");
     skip_ws(p);
     if (p->pos >= p->len) return fail(p, p->pos, "unexpected end of input");
@@ -254,12 +301,11 @@ static int parse_value(parser *p, int depth, const char *key, uint32_t key_len) 
         break;
     case '"': {
         node = new_node(p, JIN_STR);
-        const char *s;
-        uint32_t n;
+        uint32_t off, n;
         p->pos++;
-        rc = parse_string(p, &s, &n);
+        rc = parse_string(p, &off, &n);
         if (!rc) {
-            p->d->nodes[node].s = s;
+            p->d->nodes[node].off = off;
             p->d->nodes[node].len = n;
         }
         break;
@@ -275,7 +321,7 @@ static int parse_value(parser *p, int depth, const char *key, uint32_t key_len) 
     }
     if (rc) return rc;
     jin_node *nd = &p->d->nodes[node];
-    nd->key = key;
+    nd->key_off = key_off;
     nd->key_len = key_len;
     nd->end = p->d->n_nodes;
     return 0;
@@ -286,8 +332,10 @@ int jin_parse(jin_doc *d, char *text, size_t len, const char *where) {
     /* Sized so that tokenizer.json files (about one value per 16 bytes) need no regrowth. */
     d->cap = (uint32_t)(len / 16 < (1u << 28) ? len / 16 + 64 : 1u << 28);
     d->nodes = xmalloc(sizeof *d->nodes * d->cap);
+    if (len >= UINT32_MAX) return err_fail(R1_EINPUT, where, "larger than 4 GiB");
+    d->text = text;
     parser p = {.d = d, .text = text, .len = len, .where = where};
-    int rc = parse_value(&p, 0, NULL, 0);
+    int rc = parse_value(&p, 0, 0, 0);
     if (!rc) {
         skip_ws(&p);
         if (p.pos != len) rc = fail(&p, p.pos, "text after the JSON value");
@@ -315,7 +363,7 @@ uint32_t jin_get(const jin_doc *d, uint32_t i, const char *key) {
     uint32_t found = 0;
     for (uint32_t c = jin_first(d, i); c; c = jin_next_in(d, i, c)) {
         const jin_node *n = &d->nodes[c];
-        if (n->key_len == k && memcmp(n->key, key, k) == 0) found = c;
+        if (n->key_len == k && memcmp(d->text + n->key_off, key, k) == 0) found = c;
     }
     return found;
 }
@@ -348,9 +396,9 @@ int jin_member(const jin_doc *d, uint32_t obj, const char *key, jin_type t, uint
     return 1;
 }
 
-int jin_int(const jin_node *n, int64_t *out) {
+int jin_int(const jin_doc *d, const jin_node *n, int64_t *out) {
     if (n->type != JIN_NUM) return -1;
-    const char *s = n->s;
+    const char *s = d->text + n->off;
     uint32_t i = 0, len = n->len;
     int neg = 0;
     if (i < len && s[i] == '-') neg = 1, i++;
@@ -368,10 +416,10 @@ int jin_int(const jin_node *n, int64_t *out) {
     return 0;
 }
 
-double jin_num(const jin_node *n) {
+double jin_num(const jin_doc *d, const jin_node *n) {
     char buf[4100];
     uint32_t k = n->len < sizeof buf - 1 ? n->len : (uint32_t)sizeof buf - 1;
-    memcpy(buf, n->s, k);
+    memcpy(buf, d->text + n->off, k);
     buf[k] = 0;
     return strtod(buf, NULL);
 }

@@ -445,7 +445,31 @@ int tokenizer_add_bos(const tokenizer *t) { return t->add_bos; }
 const char *tokenizer_chat_template(const tokenizer *t) { return t->chat_template; }
 const char *tokenizer_path(const tokenizer *t) { return t->path; }
 
+/* The "a b" strings are only needed for GGUF export, so they are made the first time they are
+ * asked for (under a lock: the tokenizer is otherwise read-only and shared between threads). */
 const char *const *tokenizer_merges(const tokenizer *t, int *n_merges) {
+    tokenizer *w = (tokenizer *)t;
     *n_merges = t->n_merges;
+    pthread_mutex_lock(&w->merge_lock);
+    if (!t->merge_text && t->n_merges) {
+        size_t total = 0;
+        for (int i = 0; i < t->n_merges; i++)
+            total += t->text_len[t->merge_pair[2 * i]] + t->text_len[t->merge_pair[2 * i + 1]] + 2;
+        char *block = xmalloc(total);
+        const char **mt = xmalloc(sizeof *mt * (size_t)t->n_merges);
+        char *p = block;
+        for (int i = 0; i < t->n_merges; i++) {
+            uint32_t a = t->merge_pair[2 * i], b = t->merge_pair[2 * i + 1];
+            mt[i] = p;
+            memcpy(p, t->arena + t->text_off[a], t->text_len[a]);
+            p += t->text_len[a];
+            *p++ = ' ';
+            memcpy(p, t->arena + t->text_off[b], t->text_len[b]);
+            p += t->text_len[b];
+            *p++ = 0;
+        }
+        w->merge_text = mt;
+    }
+    pthread_mutex_unlock(&w->merge_lock);
     return t->merge_text;
 }

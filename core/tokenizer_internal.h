@@ -6,6 +6,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -98,7 +99,9 @@ struct tokenizer {
     int32_t byte_id[256];    /* the vocab id of each single byte, -1 if absent */
     merge_index merges;
     int n_merges;
-    const char **merge_text; /* "a b" in rank order, into the arena */
+    uint32_t *merge_pair;    /* [n_merges][2]: the left and right ids of each merge by rank */
+    const char **merge_text; /* "a b" in rank order, made on first use (one block) */
+    pthread_mutex_t merge_lock;
     int ignore_merges;
     int unk_id, fuse_unk;
 
@@ -133,6 +136,8 @@ int str_index_put_h(str_index *x, const char *arena, uint32_t off, uint32_t len,
                     uint32_t h);
 int str_index_get_h(const str_index *x, const char *arena, const char *s, size_t n, uint32_t h);
 void str_index_prefetch(const str_index *x, uint32_t h);
+/* Prefetches the text of the first slot whose hash is h (the likely match). */
+void str_index_prefetch_text(const str_index *x, const char *arena, uint32_t h);
 
 void merge_index_init(merge_index *x, uint32_t expected);
 void merge_index_free(merge_index *x);

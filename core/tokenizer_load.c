@@ -5,6 +5,7 @@
  * AddedVocabulary::add_tokens (an added token whose content is in the vocab takes that id;
  * others take the next id past the vocabulary), then the pipeline parts. Anything this reader
  * would handle differently from HF is refused with a message listing what is supported. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,33 +88,52 @@ static void ensure_ids(tokenizer *t, int n) {
     t->n_ids = n;
 }
 
-/* Sets id's text and the bytes the ByteLevel decoder turns it into: each character of the
- * byte-level alphabet is its byte; a token with any other character decodes to its own UTF-8
- * (tokenizers' ByteLevel::decode_chain falls back to the token's bytes). */
-static void set_token(tokenizer *t, int id, const char *s, size_t n) {
-    uint32_t toff = arena_add(t, s, n);
-    /* Decode into the arena right after the text: the bytes are never longer than the text. */
+/* The byte each code point below U+0144 stands for in the byte-level alphabet, or -1: every
+ * character of the alphabet is one or two bytes of UTF-8, so one table decodes them all. */
+static int16_t bl_table[0x144];
+static pthread_once_t bl_once = PTHREAD_ONCE_INIT;
+
+static void bl_init(void) {
+    for (uint32_t cp = 0; cp < 0x144; cp++) bl_table[cp] = (int16_t)bytelevel_byte(cp);
+}
+
+static void set_bytes(tokenizer *t, int id, uint32_t soff, size_t n) {
+    const unsigned char *u = (const unsigned char *)t->arena + soff;
+    /* Printable ASCII stands for itself: such a token's bytes are its text. */
+    size_t i = 0;
+    while (i < n && u[i] >= 33 && u[i] <= 126) i++;
+    if (i == n) {
+        t->bytes_off[id] = soff;
+        t->bytes_len[id] = (uint32_t)n;
+        t->flags[id] &= (uint8_t)~TOK_RAW_TEXT;
+        return;
+    }
+    /* Decode into the arena after the string: the bytes are never longer than it. */
     uint32_t boff = arena_alloc(t, n);
     t->arena_len = boff; /* given back below, once the length is known */
     char *w = t->arena + boff;
-    const unsigned char *u = (const unsigned char *)t->arena + toff;
-    size_t i = 0, k = 0;
+    u = (const unsigned char *)t->arena + soff; /* the arena may have moved */
+    memcpy(w, u, i);
+    size_t k = i;
     int raw = 0;
     while (i < n) {
-        size_t len;
-        uint32_t cp = utf8_decode_at(u + i, &len);
-        int b = bytelevel_byte(cp);
+        unsigned char c = u[i];
+        int b = -1;
+        if (c < 0x80) {
+            b = bl_table[c], i += 1;
+        } else if (c >= 0xC2 && c <= 0xC5 && i + 1 < n) {
+            uint32_t cp = (uint32_t)(c & 0x1F) << 6 | (u[i + 1] & 0x3F);
+            if (cp < 0x144) b = bl_table[cp];
+            i += 2;
+        }
         if (b < 0) {
             raw = 1;
             break;
         }
         w[k++] = (char)b;
-        i += len;
     }
-    t->text_off[id] = toff;
-    t->text_len[id] = (uint32_t)n;
     if (raw) {
-        t->bytes_off[id] = toff;
+        t->bytes_off[id] = soff;
         t->bytes_len[id] = (uint32_t)n;
         t->flags[id] |= TOK_RAW_TEXT;
     } else {
@@ -123,6 +143,16 @@ static void set_token(tokenizer *t, int id, const char *s, size_t n) {
         t->arena_len += k + 1;
         t->flags[id] &= (uint8_t)~TOK_RAW_TEXT;
     }
+}
+
+/* Sets id's text and the bytes the ByteLevel decoder turns it into: each character of the
+ * byte-level alphabet is its byte; a token with any other character decodes to its own UTF-8
+ * (tokenizers' ByteLevel::decode_chain falls back to the token's bytes). */
+static void set_token(tokenizer *t, int id, const char *s, size_t n) {
+    uint32_t toff = arena_add(t, s, n);
+    t->text_off[id] = toff;
+    t->text_len[id] = (uint32_t)n;
+    set_bytes(t, id, toff, n);
 }
 
 static int get_flag(const jin_doc *d, uint32_t obj, const char *key, int def, int *out,
@@ -136,7 +166,7 @@ static int get_flag(const jin_doc *d, uint32_t obj, const char *key, int def, in
 
 static const char *type_of(const jin_doc *d, uint32_t obj) {
     uint32_t i = jin_get(d, obj, "type");
-    return i && d->nodes[i].type == JIN_STR ? d->nodes[i].s : NULL;
+    return i && d->nodes[i].type == JIN_STR ? jin_str(d, &d->nodes[i]) : NULL;
 }
 
 static int unsupported(const char *where, const char *part, const char *what) {
@@ -151,9 +181,9 @@ static int load_vocab(tokenizer *t, const jin_doc *d, uint32_t vocab, const char
     int64_t max_id = -1;
     for (uint32_t c = jin_first(d, vocab); c; c = jin_next_in(d, vocab, c)) {
         int64_t id;
-        if (jin_int(jin_at(d, c), &id) || id < 0 || id >= MAX_IDS)
+        if (jin_int(d, jin_at(d, c), &id) || id < 0 || id >= MAX_IDS)
             return err_fail(R1_EINPUT, where, "model.vocab[\"%s\"]: id must be an integer in [0, %d)",
-                            jin_at(d, c)->key, MAX_IDS);
+                            jin_key(d, jin_at(d, c)), MAX_IDS);
         if (id > max_id) max_id = id;
     }
     /* Dense files are the norm; a huge gap would only make us allocate for nothing. */
@@ -173,15 +203,15 @@ static int load_vocab(tokenizer *t, const jin_doc *d, uint32_t vocab, const char
         if (i >= PIPE) {
             const jin_node *e = jin_at(d, ring_node[i % PIPE]);
             int64_t id;
-            jin_int(e, &id);
+            jin_int(d, e, &id);
             if (t->flags[id] & TOK_IN_VOCAB)
                 return err_fail(R1_EINPUT, where, "model.vocab: id %lld is given to \"%s\" and "
-                                "\"%s\"", (long long)id, t->arena + t->text_off[id], e->key);
+                                "\"%s\"", (long long)id, t->arena + t->text_off[id], jin_key(d, e));
             t->flags[id] |= TOK_IN_VOCAB;
-            set_token(t, (int)id, e->key, e->key_len);
+            set_token(t, (int)id, jin_key(d, e), e->key_len);
             if (str_index_put_h(&t->by_text, t->arena, t->text_off[id], t->text_len[id],
                                 (int)id, ring_hash[i % PIPE]) != id)
-                return err_fail(R1_EINPUT, where, "model.vocab: \"%s\" appears twice", e->key);
+                return err_fail(R1_EINPUT, where, "model.vocab: \"%s\" appears twice", jin_key(d, e));
             /* The bytes index serves only ignore_merges: only Llama-3-style files pay for it. */
             if (t->ignore_merges && !(t->flags[id] & TOK_RAW_TEXT))
                 str_index_put(&t->by_bytes, t->arena, t->bytes_off[id], t->bytes_len[id], (int)id);
@@ -189,7 +219,7 @@ static int load_vocab(tokenizer *t, const jin_doc *d, uint32_t vocab, const char
         if (i < v->n) {
             const jin_node *e = jin_at(d, c);
             ring_node[i % PIPE] = c;
-            ring_hash[i % PIPE] = tok_hash(e->key, e->key_len);
+            ring_hash[i % PIPE] = tok_hash(jin_key(d, e), e->key_len);
             str_index_prefetch(&t->by_text, ring_hash[i % PIPE]);
             c = jin_next_in(d, vocab, c);
         }
@@ -225,15 +255,15 @@ static int merge_parse(tokenizer *t, const jin_doc *d, uint32_t c, int rank, mer
     const jin_node *e = jin_at(d, c);
     if (e->type == JIN_STR) {
         /* "a b": exactly one space, as tokenizers' convert_merges_to_hashmap demands. */
-        const char *sp = memchr(e->s, ' ', e->len);
-        if (!sp || memchr(sp + 1, ' ', e->len - (size_t)(sp + 1 - e->s)))
+        const char *sp = memchr(jin_str(d, e), ' ', e->len);
+        if (!sp || memchr(sp + 1, ' ', e->len - (size_t)(sp + 1 - jin_str(d, e))))
             return err_fail(R1_EINPUT, where, "model.merges[%d]: \"%s\" is not two tokens "
-                            "separated by one space", rank, e->s);
-        j->a = e->s, j->na = (uint32_t)(sp - e->s), j->b = sp + 1, j->nb = e->len - j->na - 1;
+                            "separated by one space", rank, jin_str(d, e));
+        j->a = jin_str(d, e), j->na = (uint32_t)(sp - jin_str(d, e)), j->b = sp + 1, j->nb = e->len - j->na - 1;
     } else if (e->type == JIN_ARR && e->n == 2 && jin_at(d, c + 1)->type == JIN_STR &&
                jin_at(d, c + 2)->type == JIN_STR) {
-        j->a = jin_at(d, c + 1)->s, j->na = jin_at(d, c + 1)->len;
-        j->b = jin_at(d, c + 2)->s, j->nb = jin_at(d, c + 2)->len;
+        j->a = jin_str(d, jin_at(d, c + 1)), j->na = jin_at(d, c + 1)->len;
+        j->b = jin_str(d, jin_at(d, c + 2)), j->nb = jin_at(d, c + 2)->len;
     } else {
         return err_fail(R1_EINPUT, where, "model.merges[%d]: must be \"a b\" or [\"a\", \"b\"]",
                         rank);
@@ -253,7 +283,15 @@ static int merge_parse(tokenizer *t, const jin_doc *d, uint32_t c, int rank, mer
     return R1_OK;
 }
 
-/* Stage 2: resolve the three tokens (a, b, a+b must all be in the vocabulary, as the HF BPE
+/* Stage 2: the slots have arrived; prefetch the token texts they point at, which the
+ * comparisons of stage 3 read. */
+static void merge_touch(tokenizer *t, merge_job *j) {
+    str_index_prefetch_text(&t->by_text, t->arena, j->ha);
+    str_index_prefetch_text(&t->by_text, t->arena, j->hb);
+    str_index_prefetch_text(&t->by_text, t->arena, j->hcat);
+}
+
+/* Stage 3: resolve the three tokens (a, b, a+b must all be in the vocabulary, as the HF BPE
  * builder demands) and prefetch the merge slot. */
 static int merge_resolve(tokenizer *t, merge_job *j, const char *where) {
     j->ia = str_index_get_h(&t->by_text, t->arena, j->a, j->na, j->ha);
@@ -271,48 +309,41 @@ static int merge_resolve(tokenizer *t, merge_job *j, const char *where) {
     return R1_OK;
 }
 
-/* Stage 3: record the merge and its "a b" text (for GGUF export). */
-static void merge_store(tokenizer *t, merge_job *j, uint32_t *moff) {
+/* Stage 3: record the merge; its "a b" text is made on demand (tokenizer_merges). */
+static void merge_store(tokenizer *t, merge_job *j) {
     merge_index_put(&t->merges, (uint32_t)j->ia, (uint32_t)j->ib, (uint32_t)j->rank,
                     (uint32_t)j->im);
-    size_t n = (size_t)j->na + j->nb;
-    uint32_t off = arena_alloc(t, n + 1);
-    memcpy(t->arena + off, j->a, j->na);
-    t->arena[off + j->na] = ' ';
-    memcpy(t->arena + off + j->na + 1, j->b, j->nb);
-    moff[j->rank] = off;
+    t->merge_pair[2 * j->rank] = (uint32_t)j->ia;
+    t->merge_pair[2 * j->rank + 1] = (uint32_t)j->ib;
     if (j->cat != j->buf) free(j->cat);
     j->cat = NULL;
 }
 
-/* Merges go through three stages PIPE apart, so the random probes of each stage find their
+/* Merges go through four stages PIPE apart, so the random memory reads of each stage find their
  * cache lines already fetched by the stage before. */
 static int load_merges(tokenizer *t, const jin_doc *d, uint32_t merges, const char *where) {
-    enum { PIPE = 8, RING = 4 * PIPE };
+    enum { PIPE = 6, RING = 4 * PIPE };
     const jin_node *m = jin_at(d, merges);
     merge_index_init(&t->merges, m->n + 16);
-    uint32_t *moff = xmalloc(sizeof *moff * (m->n + 1));
+    t->merge_pair = xmalloc(sizeof *t->merge_pair * 2 * ((size_t)m->n + 1));
     merge_job *ring = xcalloc(RING, sizeof *ring);
     int n = (int)m->n, rc = R1_OK;
     uint32_t c = jin_first(d, merges);
-    for (int i = 0; i < n + 2 * PIPE && !rc; i++) {
+    for (int i = 0; i < n + 3 * PIPE && !rc; i++) {
         if (i < n) {
             rc = merge_parse(t, d, c, i, &ring[i % RING], where);
             c = jin_next_in(d, merges, c);
         }
-        if (!rc && i >= PIPE && i - PIPE < n) rc = merge_resolve(t, &ring[(i - PIPE) % RING], where);
-        if (!rc && i >= 2 * PIPE) merge_store(t, &ring[(i - 2 * PIPE) % RING], moff);
+        if (!rc && i >= PIPE && i - PIPE < n) merge_touch(t, &ring[(i - PIPE) % RING]);
+        if (!rc && i >= 2 * PIPE && i - 2 * PIPE < n)
+            rc = merge_resolve(t, &ring[(i - 2 * PIPE) % RING], where);
+        if (!rc && i >= 3 * PIPE) merge_store(t, &ring[(i - 3 * PIPE) % RING]);
     }
     for (int i = 0; i < RING; i++)
         if (ring[i].cat && ring[i].cat != ring[i].buf) free(ring[i].cat);
     free(ring);
-    if (rc) {
-        free(moff);
-        return rc;
-    }
+    if (rc) return rc;
     t->n_merges = n;
-    /* Pointers are made once the arena stops moving (see load_owned). */
-    t->merge_text = (const char **)moff;
     return R1_OK;
 }
 
@@ -329,7 +360,7 @@ static int load_model(tokenizer *t, const jin_doc *d, const char *where) {
     /* Options that would change the result and that byte-level BPE files leave unset. */
     rc = jin_member(d, model, "dropout", JIN_NUM, &x, where, "model");
     if (rc < 0) return R1_EINPUT;
-    if (rc > 0 && jin_num(jin_at(d, x)) != 0.0)
+    if (rc > 0 && jin_num(d, jin_at(d, x)) != 0.0)
         return unsupported(where, "model option", "dropout (must be null or 0)");
     static const char *const empty_str[] = {"continuing_subword_prefix", "end_of_word_suffix"};
     for (int i = 0; i < 2; i++) {
@@ -337,7 +368,7 @@ static int load_model(tokenizer *t, const jin_doc *d, const char *where) {
         if (rc < 0) return R1_EINPUT;
         if (rc > 0 && jin_at(d, x)->len)
             return err_fail(R1_EINPUT, where, "unsupported model.%s \"%s\" (must be null or "
-                            "empty for byte-level BPE)", empty_str[i], jin_at(d, x)->s);
+                            "empty for byte-level BPE)", empty_str[i], jin_str(d, jin_at(d, x)));
     }
     int byte_fallback;
     TRY(get_flag(d, model, "byte_fallback", 0, &byte_fallback, where, "model"));
@@ -350,10 +381,10 @@ static int load_model(tokenizer *t, const jin_doc *d, const char *where) {
     rc = jin_member(d, model, "unk_token", JIN_STR, &x, where, "model");
     if (rc < 0) return R1_EINPUT;
     if (rc > 0) {
-        t->unk_id = vocab_lookup(t, jin_at(d, x)->s, jin_at(d, x)->len);
+        t->unk_id = vocab_lookup(t, jin_str(d, jin_at(d, x)), jin_at(d, x)->len);
         if (t->unk_id < 0)
             return err_fail(R1_EINPUT, where, "model.unk_token \"%s\" is not in the vocab",
-                            jin_at(d, x)->s);
+                            jin_str(d, jin_at(d, x)));
     }
     return R1_OK;
 }
@@ -443,7 +474,7 @@ static int load_added(tokenizer *t, const jin_doc *d, const char *where) {
         if (cn->len == 0) continue; /* tokenizers ignores empty tokens */
         /* AddedVocabulary::add_tokens: the content's existing id (added or vocab), else the
          * next id past both the vocabulary and the added tokens so far. */
-        int id = vocab_lookup(t, cn->s, cn->len);
+        int id = vocab_lookup(t, jin_str(d, cn), cn->len);
         int existing = -1;
         for (int i = 0; id >= 0 && i < t->n_added; i++)
             if (t->added[i].id == id) existing = i;
@@ -468,14 +499,14 @@ static int load_added(tokenizer *t, const jin_doc *d, const char *where) {
         int64_t want;
         uint32_t idn;
         if (jin_member(d, c, "id", JIN_NUM, &idn, where, "added_tokens") > 0 &&
-            (jin_int(jin_at(d, idn), &want) || want != id))
+            (jin_int(d, jin_at(d, idn), &want) || want != id))
             /* tokenizers only warns and keeps its own id; so do we, but say it loudly in the
              * one place where it can matter. */
             return err_fail(R1_EINPUT, where,
                             "added_tokens[%d] \"%s\" has id %s but the HF tokenizer would give "
                             "it %d (ids must follow the vocabulary in order)",
-                            k, cn->s, jin_at(d, idn)->s, id);
-        set_token(t, id, cn->s, cn->len);
+                            k, jin_str(d, cn), jin_str(d, jin_at(d, idn)), id);
+        set_token(t, id, jin_str(d, cn), cn->len);
         t->flags[id] |= TOK_ADDED | (a.special ? TOK_SPECIAL : 0);
         str_index_put(&t->by_text, t->arena, t->text_off[id], t->text_len[id], id);
         a.id = id;
@@ -501,6 +532,10 @@ static int load_added(tokenizer *t, const jin_doc *d, const char *where) {
                 a->noff = arena_add(t, norm, nlen);
                 a->nlen = (uint32_t)nlen;
                 free(norm);
+                /* tokenizers decodes such a token from its normalized form (normalized_cache),
+                 * through the ByteLevel decoder like any other token. */
+                if (a->nlen != a->len || memcmp(t->arena + a->noff, t->arena + a->off, a->len) != 0)
+                    set_bytes(t, a->id, a->noff, a->nlen);
             } else {
                 a->noff = a->off, a->nlen = a->len;
             }
@@ -617,7 +652,7 @@ static int compile_regex(pretok_step *out, const char *pat, size_t n, int litera
                          const char *where) {
     int err;
     PCRE2_SIZE off;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
     char *conv = NULL;
     if (!literal) pat = conv = onig_to_pcre2(pat, n, &n);
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, n, opts, &err, &off, NULL);
@@ -671,9 +706,9 @@ static int load_pretok(tokenizer *t, const jin_doc *d, uint32_t p, const char *w
         if (jin_member(d, p, "pattern", JIN_OBJ, &pat, where, "pre_tokenizer") <= 0)
             return err_fail(R1_EINPUT, where, "pre_tokenizer: Split needs a \"pattern\" object");
         if (jin_member(d, p, "behavior", JIN_STR, &beh, where, "pre_tokenizer") <= 0 ||
-            strcmp(jin_at(d, beh)->s, "Isolated") != 0)
+            strcmp(jin_str(d, jin_at(d, beh)), "Isolated") != 0)
             return unsupported(where, "pre_tokenizer Split behavior",
-                               beh ? jin_at(d, beh)->s : "(none)");
+                               beh ? jin_str(d, jin_at(d, beh)) : "(none)");
         /* With Isolated every match and every gap is its own piece, so invert changes
          * nothing. */
         int literal = 0;
@@ -690,7 +725,7 @@ static int load_pretok(tokenizer *t, const jin_doc *d, uint32_t p, const char *w
             return err_fail(R1_EINPUT, where, "pre_tokenizer: Split pattern is empty");
         pretok_step *s = new_step(t);
         s->kind = PRETOK_SPLIT;
-        return compile_regex(s, jin_at(d, x)->s, jin_at(d, x)->len, literal, where);
+        return compile_regex(s, jin_str(d, jin_at(d, x)), jin_at(d, x)->len, literal, where);
     }
     return unsupported(where, "pre_tokenizer", type);
 }
@@ -719,7 +754,7 @@ static int load_template(tokenizer *t, const jin_doc *d, uint32_t p, const char 
         uint32_t item = 0, idn = 0;
         if (jin_member(d, c, "Sequence", JIN_OBJ, &item, where, "post_processor.single") > 0) {
             if (jin_member(d, item, "id", JIN_STR, &idn, where, "post_processor") <= 0 ||
-                strcmp(jin_at(d, idn)->s, "A") != 0 || seen_seq)
+                strcmp(jin_str(d, jin_at(d, idn)), "A") != 0 || seen_seq)
                 rc = err_fail(R1_EINPUT, where, "post_processor: \"single\" must hold the "
                               "sequence A once");
             seen_seq = 1;
@@ -731,7 +766,7 @@ static int load_template(tokenizer *t, const jin_doc *d, uint32_t p, const char 
                           "{\"Sequence\": ...} or {\"SpecialToken\": ...}");
             break;
         }
-        const char *name = jin_at(d, idn)->s;
+        const char *name = jin_str(d, jin_at(d, idn));
         uint32_t spec = specials ? jin_get(d, specials, name) : 0, ids;
         if (!spec || jin_member(d, spec, "ids", JIN_ARR, &ids, where, "post_processor") <= 0) {
             rc = err_fail(R1_EINPUT, where, "post_processor: special token \"%s\" is not in "
@@ -740,7 +775,7 @@ static int load_template(tokenizer *t, const jin_doc *d, uint32_t p, const char 
         }
         for (uint32_t e = jin_first(d, ids); e; e = jin_next_in(d, ids, e)) {
             int64_t id;
-            if (jin_int(jin_at(d, e), &id) || id < 0 || id >= t->n_ids) {
+            if (jin_int(d, jin_at(d, e), &id) || id < 0 || id >= t->n_ids) {
                 rc = err_fail(R1_EINPUT, where, "post_processor: special token \"%s\" has an id "
                               "outside the vocabulary", name);
                 break;
@@ -851,9 +886,9 @@ static int load_doc(tokenizer *t, const jin_doc *d, const char *where) {
     uint32_t x;
     int rc = jin_member(d, 0, "version", JIN_STR, &x, where, NULL);
     if (rc < 0) return R1_EINPUT;
-    if (rc > 0 && strcmp(jin_at(d, x)->s, "1.0") != 0)
+    if (rc > 0 && strcmp(jin_str(d, jin_at(d, x)), "1.0") != 0)
         return err_fail(R1_EINPUT, where, "unknown tokenizer.json version \"%s\" (1.0 is "
-                        "supported)", jin_at(d, x)->s);
+                        "supported)", jin_str(d, jin_at(d, x)));
     static const char *const unused[] = {"truncation", "padding"};
     for (int i = 0; i < 2; i++) {
         uint32_t y = jin_get(d, 0, unused[i]);
@@ -884,8 +919,10 @@ static int load_doc(tokenizer *t, const jin_doc *d, const char *where) {
 static int load_owned(tokenizer **out, char *json, size_t len, const char *config,
                       size_t config_len, const char *where, const char *config_where) {
     *out = NULL;
+    pthread_once(&bl_once, bl_init);
     static _Atomic uint32_t next_serial = 1;
     tokenizer *t = xcalloc(1, sizeof *t);
+    pthread_mutex_init(&t->merge_lock, NULL);
     t->path = xstrdup(where);
     t->serial = next_serial++;
     if (!t->serial) t->serial = next_serial++; /* after 2^32 loads, skip 0 */
@@ -902,16 +939,9 @@ static int load_owned(tokenizer **out, char *json, size_t len, const char *confi
     free(json);
     if (!rc && config) rc = load_config(t, config, config_len, config_where);
     if (rc) {
-        /* merge_text may still hold offsets, not pointers: it is freed as plain memory. */
         tokenizer_free(t);
         return rc;
     }
-    /* The arena no longer moves: turn merge offsets into pointers. */
-    uint32_t *moff = (uint32_t *)t->merge_text;
-    const char **mt = xmalloc(sizeof *mt * (size_t)(t->n_merges + 1));
-    for (int i = 0; i < t->n_merges; i++) mt[i] = t->arena + moff[i];
-    free(moff);
-    t->merge_text = mt;
     /* Without a config, what the post-processor adds is the BOS. */
     if (t->bos_id < 0 && t->n_pre == 1) t->bos_id = t->pre_ids[0];
     if (t->add_bos < 0) t->add_bos = t->n_pre > 0 && t->pre_ids[0] == t->bos_id;
@@ -966,7 +996,12 @@ void tokenizer_free(tokenizer *t) {
     str_index_free(&t->by_text);
     str_index_free(&t->by_bytes);
     merge_index_free(&t->merges);
-    free((void *)t->merge_text);
+    free(t->merge_pair);
+    if (t->merge_text) {
+        free((void *)t->merge_text[0]);
+        free((void *)t->merge_text);
+    }
+    pthread_mutex_destroy(&t->merge_lock);
     free(t->added);
     free(t->raw_trie.nodes);
     free(t->norm_trie.nodes);

@@ -1,8 +1,9 @@
 /* Weights: views of checkpoint tensors in their stored dtype, checked against the config.
  *
  * A `weight` never owns its data: it points into a memory-mapped safetensors shard (or GGUF
- * file, or device memory), so loading a model maps files and builds views; nothing is copied
- * until an operation dequantizes the rows it is about to use. */
+ * file), so loading a model maps files and builds views; nothing is copied until an operation
+ * dequantizes the rows it is about to use. A device backend's upload() repoints a view at its
+ * own copy in device memory (which that backend owns and unload() frees). */
 #ifndef R1_CORE_WEIGHT_H
 #define R1_CORE_WEIGHT_H
 
@@ -20,6 +21,8 @@ typedef struct {
      * element (i, j) is fp8[i, j] * scale_inv[i / block_rows, j / block_cols]. */
     const float *scale_inv;
     int block_rows, block_cols;
+    int device;             /* 1 when data (and scale_inv) are in a device backend's memory
+                               (backend->upload); host code must not read them then */
 } weight;
 
 /* Dequantizes rows [r0, r0 + nr) of w into dst ([nr, cols] float32). */

@@ -7,6 +7,8 @@
 #include "distill/pipeline.h"
 #include "student/init.h"
 #include "student/plan.h"
+#include "datasets/sft.h"
+#include "student/student.h"
 #include "teacher/generate.h"
 #include "teacher/teacher.h"
 #include "eval/eval.h"

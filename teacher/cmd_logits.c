@@ -7,7 +7,7 @@
 #include "core/fileio.h"
 #include "teacher/teacher.h"
 
-static const char *opt_model, *opt_tokens, *opt_out;
+static const char *opt_model, *opt_tokens, *opt_out, *opt_device;
 static int64_t opt_top;
 
 static const cli_opt logits_opts[] = {
@@ -18,6 +18,8 @@ static const cli_opt logits_opts[] = {
     {"out", OPT_STRING, &opt_out, NULL, 0, "FILE",
      "write float32 little-endian logits, row-major [T, vocab]"},
     {"top", OPT_INT, &opt_top, "5", 0, "K", "how many of the last position's top ids to print"},
+    {"device", OPT_STRING, &opt_device, "cpu", 0, "DEV",
+     "cpu, cuda (bf16 weights), cuda-fp32 (float32 throughout), cuda:N, auto"},
 };
 
 static const cli_spec logits_spec = {
@@ -43,8 +45,10 @@ int cmd_logits(int argc, char **argv) {
     cli_parse(&logits_spec, argc, argv, NULL, NULL);
     int n;
     int *tokens = cli_parse_int_list("--tokens", opt_tokens, &n);
+    backend *be;
+    if (backend_open(&be, opt_device)) err_exit();
     teacher_model *m;
-    if (teacher_open(&m, opt_model, backend_cpu())) err_exit();
+    if (teacher_open(&m, opt_model, be)) err_exit();
     float *logits;
     if (teacher_logits_all(m, tokens, n, &logits)) err_exit();
     const int64_t V = m->cfg.vocab_size;
@@ -60,5 +64,6 @@ int cmd_logits(int argc, char **argv) {
     free(logits);
     free(tokens);
     teacher_close(m);
+    be->destroy(be);
     return 0;
 }

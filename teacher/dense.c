@@ -38,7 +38,19 @@ typedef struct {
     weight lm_head;     /* [vocab, d]; the embedding when tied */
     dense_layer *layers;
     rope_table rope;
-    float *k_cache, *v_cache; /* [layers][slots][len][KV*hd] */
+    void *k_cache, *v_cache;  /* [layers][slots][len][KV*hd] of be->cache_dtype */
+    /* Per-forward buffers in backend memory, kept between passes (and grown when a pass needs
+     * more) so that a pass of the same shape uses the same addresses and a device backend can
+     * replay its recording (backend.h graph_begin). */
+    int cap_n;                /* rows the buffers below hold (tokens and output rows) */
+    int cap_out;              /* rows of `logits` */
+    float *x, *h;             /* [cap_n, d] residual stream, normed input */
+    float *q, *att;           /* [cap_n, H*hd] */
+    float *k, *v;             /* [cap_n, KV*hd] */
+    float *g, *u;             /* [cap_n, ff] */
+    float *logits;            /* [cap_out, vocab] */
+    int *idx;                 /* [4 * cap_n]: tokens, slots, positions, output rows */
+    int *host_idx;            /* host staging for idx */
 } dense_model;
 
 static int load_layer(dense_model *m, int i) {
@@ -76,8 +88,8 @@ static int dense_cache_init(teacher_model *tm, int slots, int len) {
     if (m->k_cache) be->release(be, m->k_cache);
     if (m->v_cache) be->release(be, m->v_cache);
     size_t per = (size_t)slots * len * c->num_kv_heads * c->head_dim * c->num_layers;
-    m->k_cache = be->alloc(be, per * sizeof(float));
-    m->v_cache = be->alloc(be, per * sizeof(float));
+    m->k_cache = be->alloc(be, per * dtype_size(be->cache_dtype));
+    m->v_cache = be->alloc(be, per * dtype_size(be->cache_dtype));
     tm->cache_slots = slots;
     tm->cache_len = len;
     return R1_OK;
@@ -85,7 +97,69 @@ static int dense_cache_init(teacher_model *tm, int slots, int len) {
 
 static size_t dense_cache_bytes(const teacher_model *tm) {
     const model_config *c = &tm->cfg;
-    return 2 * sizeof(float) * (size_t)c->num_layers * c->num_kv_heads * c->head_dim;
+    return 2 * dtype_size(tm->be->cache_dtype) * (size_t)c->num_layers * c->num_kv_heads *
+           c->head_dim;
+}
+
+static void release_buffers(dense_model *m) {
+    backend *be = m->base.be;
+    float *bufs[] = {m->x, m->h, m->q, m->att, m->k, m->v, m->g, m->u, m->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        if (bufs[i]) be->release(be, bufs[i]);
+    if (m->idx) be->release(be, m->idx);
+    free(m->host_idx);
+    m->x = m->h = m->q = m->att = m->k = m->v = m->g = m->u = m->logits = NULL;
+    m->idx = m->host_idx = NULL;
+    m->cap_n = m->cap_out = 0;
+}
+
+static int pow2_at_least(int have, int want) {
+    int c = have > 1 ? have : 1;
+    while (c < want) c *= 2;
+    return c;
+}
+
+/* Makes the per-forward buffers hold n rows (tokens, and output rows), rounded up to a power
+ * of two so that growing batches reallocate rarely. */
+static void reserve_buffers(dense_model *m, int n) {
+    if (n <= m->cap_n) return;
+    const model_config *c = &m->base.cfg;
+    backend *be = m->base.be;
+    const int cn = pow2_at_least(m->cap_n, n);
+    release_buffers(m);
+    const size_t f = sizeof(float), N = (size_t)cn, qd = (size_t)c->num_heads * c->head_dim,
+                 kvd = (size_t)c->num_kv_heads * c->head_dim;
+    m->x = be->alloc(be, f * N * c->hidden_size);
+    m->h = be->alloc(be, f * N * c->hidden_size);
+    m->q = be->alloc(be, f * N * qd);
+    m->att = be->alloc(be, f * N * qd);
+    m->k = be->alloc(be, f * N * kvd);
+    m->v = be->alloc(be, f * N * kvd);
+    m->g = be->alloc(be, f * N * c->intermediate_size);
+    m->u = be->alloc(be, f * N * c->intermediate_size);
+    m->idx = be->alloc(be, sizeof(int) * 4 * N);
+    m->host_idx = xmalloc(sizeof(int) * 4 * N);
+    m->cap_n = cn;
+}
+
+/* The logits buffer for n_out rows (only when they cannot go straight to the caller). */
+static void reserve_logits(dense_model *m, int n_out) {
+    if (n_out <= m->cap_out) return;
+    backend *be = m->base.be;
+    const int co = pow2_at_least(m->cap_out, n_out);
+    if (m->logits) be->release(be, m->logits);
+    m->logits = be->alloc(be, sizeof(float) * (size_t)co * (size_t)m->base.cfg.vocab_size);
+    m->cap_out = co;
+}
+
+/* splitmix64's finaliser: the graph key below mixes every value the op calls depend on. */
+static uint64_t mix64(uint64_t h, uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
 }
 
 static int dense_forward(teacher_model *tm, const int *tokens, const token_layout *tl,
@@ -96,6 +170,7 @@ static int dense_forward(teacher_model *tm, const int *tokens, const token_layou
     const int n = tl->n, d = c->hidden_size, H = c->num_heads, KV = c->num_kv_heads,
               hd = c->head_dim, ff = c->intermediate_size;
     const int qd = H * hd, kvd = KV * hd;
+    if (n <= 0) return err_fail(R1_EINPUT, "tokens", "no tokens to run");
     for (int i = 0; i < n; i++) {
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return err_fail(R1_EINPUT, "tokens", "token id %d is outside the vocabulary [0, %lld)",
@@ -105,53 +180,107 @@ static int dense_forward(teacher_model *tm, const int *tokens, const token_layou
             return err_fail(R1_EINPUT, "tokens", "position %d is past the cache length %d",
                             tl->pos[i], tm->cache_len);
     }
-    float *x = be->alloc(be, sizeof(float) * (size_t)n * d);
-    float *h = be->alloc(be, sizeof(float) * (size_t)n * d);
-    float *q = be->alloc(be, sizeof(float) * (size_t)n * qd);
-    float *k = be->alloc(be, sizeof(float) * (size_t)n * kvd);
-    float *v = be->alloc(be, sizeof(float) * (size_t)n * kvd);
-    float *att = be->alloc(be, sizeof(float) * (size_t)n * qd);
-    float *g = be->alloc(be, sizeof(float) * (size_t)n * ff);
-    float *u = be->alloc(be, sizeof(float) * (size_t)n * ff);
-    const size_t layer_cache = (size_t)tm->cache_slots * tm->cache_len * kvd;
-    const float eps = (float)c->rms_norm_eps, scale = 1.0f / sqrtf((float)hd);
+    for (int i = 0; i < n_out; i++)
+        if (out_rows[i] < 0 || out_rows[i] >= n)
+            return err_fail(R1_EINPUT, "tokens", "output row %d is outside the batch of %d",
+                            out_rows[i], n);
+    reserve_buffers(m, n > n_out ? n : n_out); /* x and h also hold the output rows */
+    /* The head writes straight into the caller's array when that is backend memory too. */
+    if (!(logits && be->host_memory)) reserve_logits(m, n_out);
+    float *out = logits && be->host_memory ? logits : m->logits;
+    /* Token ids, slots, positions and output rows go to backend memory in one copy. */
+    int *hi = m->host_idx;
+    memcpy(hi, tokens, sizeof(int) * (size_t)n);
+    memcpy(hi + n, tl->slot, sizeof(int) * (size_t)n);
+    memcpy(hi + 2 * n, tl->pos, sizeof(int) * (size_t)n);
+    memcpy(hi + 3 * n, out_rows, sizeof(int) * (size_t)n_out);
+    be->upload(be, m->idx, hi, sizeof(int) * (size_t)(3 * n + n_out));
+    const int *ids = m->idx, *rows = m->idx + 3 * n;
+    const token_layout btl = {.n = n, .slot = m->idx + n, .pos = m->idx + 2 * n};
 
-    be->embed(be, x, &m->embed, tokens, n);
-    for (int l = 0; l < c->num_layers; l++) {
-        const dense_layer *L = &m->layers[l];
-        float *kc = m->k_cache + l * layer_cache, *vc = m->v_cache + l * layer_cache;
-        be->rmsnorm(be, h, x, &L->attn_norm, n, d, eps);
-        be->linear(be, q, h, &L->wq, c->attention_bias ? &L->bq : NULL, n);
-        be->linear(be, k, h, &L->wk, c->attention_bias ? &L->bk : NULL, n);
-        be->linear(be, v, h, &L->wv, c->attention_bias ? &L->bv : NULL, n);
-        be->rope(be, q, &m->rope, tl->pos, n, qd, H, hd, 0);
-        be->rope(be, k, &m->rope, tl->pos, n, kvd, KV, hd, 0);
-        be->kv_store(be, kc, k, tl, kvd, tm->cache_len);
-        be->kv_store(be, vc, v, tl, kvd, tm->cache_len);
-        be->attention(be, att, q, kc, vc, tl, tm->cache_len, H, KV, hd, hd, scale);
-        be->linear(be, h, att, &L->wo, NULL, n);
-        be->add(be, x, h, (size_t)n * d);
-        be->rmsnorm(be, h, x, &L->mlp_norm, n, d, eps);
-        be->linear(be, g, h, &L->wg, NULL, n);
-        be->linear(be, u, h, &L->wu, NULL, n);
-        be->swiglu(be, g, g, u, n, ff, ff);
-        be->linear(be, h, g, &L->wd, NULL, n);
-        be->add(be, x, h, (size_t)n * d);
+    uint64_t key = mix64(mix64(mix64(0, (uintptr_t)m), (uint64_t)n), (uint64_t)n_out);
+    key = mix64(mix64(mix64(key, (uintptr_t)m->x), (uintptr_t)m->k_cache), (uintptr_t)out);
+    key = mix64(mix64(key, (uint64_t)tm->cache_slots), (uint64_t)tm->cache_len);
+    if (!be->graph_begin(be, key ? key : 1)) {
+        float *x = m->x, *h = m->h, *q = m->q, *k = m->k, *v = m->v, *att = m->att, *g = m->g,
+              *u = m->u;
+        const size_t layer_cache = (size_t)tm->cache_slots * tm->cache_len * kvd *
+                                   dtype_size(be->cache_dtype);
+        const float eps = (float)c->rms_norm_eps, scale = 1.0f / sqrtf((float)hd);
+        be->embed(be, x, &m->embed, ids, n);
+        for (int l = 0; l < c->num_layers; l++) {
+            const dense_layer *L = &m->layers[l];
+            void *kc = (char *)m->k_cache + l * layer_cache, *vc = (char *)m->v_cache + l * layer_cache;
+            be->rmsnorm(be, h, x, &L->attn_norm, n, d, eps);
+            {   /* q, k, v = h Wq^T + bq, h Wk^T + bk, h Wv^T + bv */
+                float *const ys[] = {q, k, v};
+                const weight *const ws[] = {&L->wq, &L->wk, &L->wv};
+                const weight *const bs[] = {&L->bq, &L->bk, &L->bv};
+                be->linear_multi(be, 3, ys, h, ws, c->attention_bias ? bs : NULL, n);
+            }
+            be->rope(be, q, &m->rope, btl.pos, n, qd, H, hd, 0);
+            be->rope(be, k, &m->rope, btl.pos, n, kvd, KV, hd, 0);
+            be->kv_store(be, kc, k, &btl, kvd, tm->cache_len);
+            be->kv_store(be, vc, v, &btl, kvd, tm->cache_len);
+            be->attention(be, att, q, kc, vc, &btl, tm->cache_len, H, KV, hd, hd, scale);
+            be->linear_add(be, x, att, &L->wo, NULL, n);       /* x += o_proj(att) */
+            be->rmsnorm(be, h, x, &L->mlp_norm, n, d, eps);
+            {   /* g, u = h Wg^T, h Wu^T */
+                float *const ys[] = {g, u};
+                const weight *const ws[] = {&L->wg, &L->wu};
+                be->linear_multi(be, 2, ys, h, ws, NULL, n);
+            }
+            be->swiglu(be, g, g, u, n, ff, ff);
+            be->linear_add(be, x, g, &L->wd, NULL, n);         /* x += down_proj(mlp) */
+        }
+        /* Only the requested rows reach the head: a decode step needs one row per sequence. */
+        be->gather_rows(be, h, x, rows, n_out, d);
+        be->rmsnorm(be, x, h, &m->final_norm, n_out, d, eps);
+        be->linear(be, out, x, &m->lm_head, NULL, n_out);
+        be->graph_end(be);
     }
-    /* Only the requested rows reach the head: a decode step needs one row per sequence. */
-    for (int i = 0; i < n_out; i++) memcpy(h + (size_t)i * d, x + (size_t)out_rows[i] * d, sizeof(float) * d);
-    be->rmsnorm(be, x, h, &m->final_norm, n_out, d, eps);
-    be->linear(be, logits, x, &m->lm_head, NULL, n_out);
-
-    float *bufs[] = {x, h, q, k, v, att, g, u};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) be->release(be, bufs[i]);
+    tm->logits = out;
+    if (logits && out != logits)
+        be->download(be, logits, out, sizeof(float) * (size_t)n_out * c->vocab_size);
     return R1_OK;
+}
+
+/* Every weight view of the model, for upload and unload; the lm_head only when it is not the
+ * embedding itself. */
+static int model_weights(dense_model *m, weight **out) {
+    int k = 0;
+    out[k++] = &m->embed;
+    out[k++] = &m->final_norm;
+    if (!m->base.cfg.tie_word_embeddings) out[k++] = &m->lm_head;
+    for (int i = 0; i < m->base.cfg.num_layers; i++) {
+        dense_layer *L = &m->layers[i];
+        weight *ws[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->bq, &L->bk,
+                        &L->bv, &L->wo, &L->mlp_norm, &L->wg, &L->wu, &L->wd};
+        for (size_t j = 0; j < sizeof ws / sizeof *ws; j++)
+            if (ws[j]->data) out[k++] = ws[j];
+    }
+    return k;
+}
+
+static weight **weight_list(dense_model *m, int *n) {
+    weight **ws = xmalloc(sizeof(weight *) * (3 + 12 * (size_t)m->base.cfg.num_layers));
+    *n = model_weights(m, ws);
+    return ws;
 }
 
 static void dense_destroy(teacher_model *tm) {
     dense_model *m = (dense_model *)tm;
-    if (m->k_cache) tm->be->release(tm->be, m->k_cache);
-    if (m->v_cache) tm->be->release(tm->be, m->v_cache);
+    backend *be = tm->be;
+    if (m->k_cache) be->release(be, m->k_cache);
+    if (m->v_cache) be->release(be, m->v_cache);
+    release_buffers(m);
+    if (m->layers) {
+        int n;
+        weight **ws = weight_list(m, &n);
+        for (int i = 0; i < n; i++)
+            if (ws[i]->device) be->unload_weight(be, ws[i]);
+        free(ws);
+    }
     free(m->layers);
     rope_free(&m->rope);
     safetensors_close(&m->st);
@@ -185,6 +314,13 @@ int dense_open(teacher_model **out, const char *path, const model_config *cfg, b
                              NULL, "config.json vocab_size, hidden_size (untied)");
     }
     for (int i = 0; i < c->num_layers && !rc; i++) rc = load_layer(m, i);
+    if (!rc) { /* weights to the backend's memory (nothing to do on the CPU) */
+        int nw;
+        weight **ws = weight_list(m, &nw);
+        for (int i = 0; i < nw && !rc; i++) rc = be->upload_weight(be, ws[i]);
+        free(ws);
+        if (!rc && c->tie_word_embeddings) m->lm_head = m->embed;
+    }
     if (rc) {
         dense_destroy(&m->base);
         free(m);

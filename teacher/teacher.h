@@ -19,8 +19,12 @@ struct teacher_model {
     backend *be;
     int cache_slots;    /* sequences the cache holds */
     int cache_len;      /* positions per sequence */
+    /* Logits [n_out, vocab] of the last forward, in backend memory (valid until the next
+     * forward): a device sampler reads them there. */
+    const float *logits;
 
-    /* Runs the batch; writes logits [n_out, vocab] for the batch rows listed in out_rows. */
+    /* Runs the batch; writes logits [n_out, vocab] for the batch rows listed in out_rows to the
+     * host array `logits`, or only to m->logits when `logits` is NULL. */
     int (*forward)(teacher_model *m, const int *tokens, const token_layout *tl,
                    const int *out_rows, int n_out, float *logits);
     /* (Re)allocates the cache for `slots` sequences of up to `len` positions. */

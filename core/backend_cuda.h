@@ -1,0 +1,37 @@
+/* The CUDA backend: the backend interface (core/backend.h) on one NVIDIA Hopper GPU.
+ *
+ * Two modes:
+ *   BACKEND_CUDA_FP32  weights, activations, KV cache and arithmetic in float32, TF32 off: the
+ *                      exactness mode (logits within ~1e-5 of the CPU backend, the same greedy
+ *                      continuations).
+ *   BACKEND_CUDA_BF16  bf16 weights (FP8 e4m3 weights stay FP8 with their block scales), bf16 KV
+ *                      cache, float32 activations between ops and float32 accumulation: the
+ *                      speed mode.
+ * Linear layers run a bandwidth-bound GEMV kernel for up to 4 tokens and cuBLASLt otherwise;
+ * decode steps are recorded as CUDA graphs and replayed (backend.h graph_begin). Design and
+ * per-kernel costs: docs/cuda-inference.md.
+ *
+ * In builds without CUDA (no nvcc, or NO_CUDA=1) backend_cuda() records an error and returns
+ * NULL, so callers need no #ifdef. */
+#ifndef R1_CORE_BACKEND_CUDA_H
+#define R1_CORE_BACKEND_CUDA_H
+
+#include "core/backend.h"
+
+enum { BACKEND_CUDA_FP32 = 0, BACKEND_CUDA_BF16 = 1 };
+
+/* Creates a backend on GPU `device` (0-based) in `mode`, run from the calling thread. Returns
+ * NULL with the error recorded when there is no usable GPU (R1_ERUNTIME) or the arguments are
+ * wrong (R1_EINPUT). Free with be->destroy(be) after the models that use it are closed.
+ * Environment: R1_CUDA_GRAPHS=0 turns graph recording off. */
+backend *backend_cuda(int device, int mode);
+
+/* Knobs for tests and benchmarks; both are safe to call between forward passes. */
+/* Graph recording on (1) or off (0); turning it off drops the recorded graphs. */
+void backend_cuda_set_graphs(backend *be, int on);
+/* linear() uses the GEMV kernel for n <= max_n tokens (default 4; 0: cuBLASLt always). */
+void backend_cuda_set_gemv_max(backend *be, int max_n);
+/* Replayed graph launches and recordings so far (for tests: proof that replay happened). */
+void backend_cuda_graph_stats(backend *be, long *replays, long *recordings);
+
+#endif

@@ -1,0 +1,19 @@
+/* backend_cuda() in builds without CUDA: a clear error instead of a missing symbol. */
+#include "core/backend_cuda.h"
+#include "core/error.h"
+
+#ifndef R1_HAVE_CUDA
+backend *backend_cuda(int device, int mode) {
+    err_fail(R1_EINPUT, "--device cuda", "this r1-distill was built without CUDA");
+    err_hint("rebuild on a machine with nvcc (and without NO_CUDA=1), or use --device cpu");
+    return NULL;
+}
+void backend_cuda_set_graphs(backend *be, int on) {}
+void backend_cuda_set_gemv_max(backend *be, int max_n) {}
+void backend_cuda_graph_stats(backend *be, long *replays, long *recordings) {
+    *replays = *recordings = 0;
+}
+#else
+/* The CUDA build defines these in core/cuda/backend_cuda.cu. */
+typedef int backend_cuda_none_unused;
+#endif

@@ -1,0 +1,122 @@
+/* AdamW on float32 master weights and moments, with global-norm gradient clipping.
+ *
+ * torch.optim.AdamW (_single_tensor_adam with decoupled weight decay), per parameter:
+ *   p  = p (1 - lr wd)
+ *   m  = m + (1 - b1) (g - m)                  (torch: exp_avg.lerp_(grad, 1 - beta1))
+ *   v  = b2 v + (1 - b2) g^2
+ *   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * where g is the gradient times the clip factor min(1, max_norm / (||g|| + 1e-6))
+ * (torch.nn.utils.clip_grad_norm_). The clip factor stays on the device: no host round trip
+ * between the backward pass and the update.
+ *
+ * The squared norm is summed by a fixed grid of GRAD_NORM_PARTIALS blocks in grid-stride order
+ * and the partials are added by one block in index order, so it is the same on every run. Data
+ * parallel ranks can all-reduce the partials (1024 floats) and each finish the same way. */
+#include <math.h>
+
+#include "student/cuda/common.cuh"
+
+/* ---- kernels ------------------------------------------------------------------------------------ */
+
+__global__ void grad_sqnorm_kernel(float *partials, int accumulate, const void *g, int g_f32,
+                                   size_t n, int vec8) {
+    __shared__ float red[32];
+    const size_t tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const size_t stride = (size_t)gridDim.x * blockDim.x;
+    float acc = 0.0f;
+    size_t done = 0;
+    if (vec8) {
+        /* 8 elements per step: two float4 loads, or one 16-byte load of bf16 */
+        const size_t n8 = n / 8;
+        for (size_t i = tid; i < n8; i += stride) {
+            float f[8];
+            if (g_f32) {
+                const float4 *p = (const float4 *)g + 2 * i;
+                float4 a = p[0], b = p[1];
+                f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w;
+                f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+            } else {
+                unpack8(f, load8((const bf16 *)g + 8 * i));
+            }
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc += f[e] * f[e];
+        }
+        done = n8 * 8;
+    }
+    for (size_t i = done + tid; i < n; i += stride) {
+        const float f = grad_get(g, g_f32, (long long)i);
+        acc += f * f;
+    }
+    acc = block_sum(acc, red);
+    if (threadIdx.x == 0) partials[blockIdx.x] = accumulate ? partials[blockIdx.x] + acc : acc;
+}
+
+__global__ void grad_norm_finish_kernel(float *out, const float *partials, float max_norm) {
+    __shared__ float red[32];
+    float v = threadIdx.x < GRAD_NORM_PARTIALS ? partials[threadIdx.x] : 0.0f;
+    v = block_sum(v, red);
+    if (threadIdx.x == 0) {
+        const float norm = sqrtf(v);
+        float factor = 1.0f;
+        if (max_norm > 0.0f) {
+            factor = max_norm / (norm + 1e-6f);
+            if (!(factor < 1.0f)) factor = 1.0f;
+        }
+        out[0] = norm;
+        out[1] = factor;
+    }
+}
+
+__global__ void adamw_kernel(float *master, float *m, float *v, bf16 *w_bf16, const void *g,
+                             int g_f32, size_t n, float decay, float beta1, float beta2,
+                             float step_size, float bc2_sqrt, float eps, const float *clip) {
+    const float c = clip ? *clip : 1.0f;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const float gi = grad_get(g, g_f32, (long long)i) * c;
+        float p = master[i] * decay;
+        float mi = m[i];
+        mi = mi + (1.0f - beta1) * (gi - mi);
+        const float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        const float denom = sqrtf(vi) / bc2_sqrt + eps;
+        p = p - step_size * (mi / denom);
+        master[i] = p;
+        m[i] = mi;
+        v[i] = vi;
+        if (w_bf16) w_bf16[i] = __float2bfloat16_rn(p);
+    }
+}
+
+/* ---- launchers ---------------------------------------------------------------------------------- */
+
+extern "C" void grad_sqnorm_partials(float *partials, int accumulate, const void *g, int g_f32,
+                                     size_t n, cudaStream_t s) {
+    const int vec8 = aligned16(g);
+    grad_sqnorm_kernel<<<GRAD_NORM_PARTIALS, 256, 0, s>>>(partials, accumulate, g, g_f32, n,
+                                                          vec8);
+    LAUNCH_CHECK();
+}
+
+extern "C" void grad_norm_finish(float *out, const float *partials, float max_norm,
+                                 cudaStream_t s) {
+    grad_norm_finish_kernel<<<1, GRAD_NORM_PARTIALS, 0, s>>>(out, partials, max_norm);
+    LAUNCH_CHECK();
+}
+
+extern "C" void adamw_update_cuda(float *master, float *m, float *v, r1_bf16 *w_bf16, const void *g,
+                             int g_f32, size_t n, adamw_hparams h, const float *clip,
+                             cudaStream_t s) {
+    CHECK(h.step >= 1);
+    if (n == 0) return;
+    /* bias corrections in double on the host, as torch computes them in Python floats */
+    const double bc1 = 1.0 - pow((double)h.beta1, (double)h.step);
+    const double bc2 = 1.0 - pow((double)h.beta2, (double)h.step);
+    const float step_size = (float)((double)h.lr / bc1);
+    const float bc2_sqrt = (float)sqrt(bc2);
+    const float decay = (float)(1.0 - (double)h.lr * (double)h.weight_decay);
+    const long long want = ceil_div((long long)n, 256);
+    const int blocks = want < 8192 ? (int)want : 8192;
+    adamw_kernel<<<blocks, 256, 0, s>>>(master, m, v, w_bf16, g, g_f32, n, decay, h.beta1,
+                                        h.beta2, step_size, bc2_sqrt, h.eps, clip);
+    LAUNCH_CHECK();
+}

@@ -1,0 +1,14 @@
+/* The tensor-core attention kernels (attention_mma.cu), called by the dispatcher in
+ * attention.cu. */
+#ifndef R1_STUDENT_CUDA_ATTENTION_CUH
+#define R1_STUDENT_CUDA_ATTENTION_CUH
+
+#include "student/cuda/common.cuh"
+
+void attention_forward_mma(bf16 *out, float *lse, const bf16 *qkv, const attn_shape *a,
+                           cudaStream_t s);
+/* delta: [H, n] already computed */
+void attention_backward_mma(bf16 *dqkv, const float *delta, const bf16 *dout, const bf16 *qkv,
+                            const float *lse, const attn_shape *a, cudaStream_t s);
+
+#endif

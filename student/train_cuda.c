@@ -1,0 +1,661 @@
+/* The CUDA training step of a Qwen2 / Llama student: parameter layout, activation memory, the
+ * forward and backward of a packed micro-batch, and the AdamW step (see student/train_cuda.h).
+ *
+ * Each line of a layer's forward mirrors transformers' modeling_qwen2.py (and teacher/dense.c);
+ * the backward walks the same lines in reverse. Activation gradients assign, parameter gradients
+ * accumulate, the residual-stream gradient `dx` collects the two branches (rmsnorm_backward adds
+ * into it). */
+#ifdef R1_HAVE_CUDA
+
+#include "student/train_cuda.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/rope.h"
+#include "core/weight.h"
+
+enum { PARAM_ALIGN = 128 }; /* elements: 256 bytes of bf16, 512 of float32 */
+#define GEMM_WORKSPACE (32u << 20)
+
+typedef struct {
+    size_t attn_norm, wqkv, bqkv, wo, mlp_norm, wgu, wd; /* element offsets */
+} layer_params;
+
+typedef struct {                        /* a layer's activations, bf16 unless noted */
+    r1_bf16 *h1;                        /* [n, d]     input_layernorm(x) */
+    float *rstd1;                       /* [n] */
+    r1_bf16 *qkv;                       /* [n, qkvd]  after RoPE */
+    r1_bf16 *att;                       /* [n, qd]    attention output, before o_proj */
+    float *lse;                         /* [H, n] */
+    r1_bf16 *xmid;                      /* [n, d]     x + o_proj(att) */
+    r1_bf16 *h2;                        /* [n, d]     post_attention_layernorm(xmid) */
+    float *rstd2;                       /* [n] */
+    r1_bf16 *gu;                        /* [n, 2 ff]  [gate | up]; its gradient in the backward */
+    r1_bf16 *act;                       /* [n, ff]    silu(gate) * up */
+} layer_acts;
+
+struct cuda_student {
+    model_config cfg;
+    cuda_student_opts o;
+    int d, H, KV, hd, ff, qd, kvd, qkvd, L, V, N;
+    float eps;
+
+    /* parameters: flat arrays, tensors at the offsets of `params` */
+    int n_params;
+    cuda_param *params;
+    layer_params *lp;
+    size_t off_embed, off_final_norm, off_lm_head, total;
+    r1_bf16 *w;
+    float *master, *adam_m, *adam_v;
+    void *grad;
+    size_t gsize;
+    int step;
+
+    /* activations */
+    r1_bf16 **x;        /* [L + 1] of [N, d]: the residual stream entering each layer; x[L] last */
+    layer_acts *acts;   /* [L], or [1] when recomputing */
+    r1_bf16 *hf;        /* [N, d] final norm */
+    float *rstdf;       /* [N] */
+    r1_bf16 *dx, *dh, *datt, *dqkv, *dact;
+    float *delta, *rms_scratch;
+    ce_scratch ce;
+
+    /* the current micro-batch */
+    int n, m, n_tiles, n_eids;
+    int *d_tokens, *d_targets, *d_rows, *d_pos, *d_tiles_q, *d_tiles_kv, *d_eids, *d_eoff,
+        *d_epos;
+    int *stage;         /* pinned host staging for the batch arrays */
+    size_t stage_ints, max_tiles;
+    cudaEvent_t staged;
+
+    float *rope_cs;     /* [N][hd / 2][2] */
+    float *loss, *norm_partials, *norm_out;
+    r1_gemm *gemm;
+    cudaStream_t stream;
+    void **allocs;
+    int n_allocs;
+    size_t bytes;
+};
+
+/* ---- memory -------------------------------------------------------------------------------------- */
+
+typedef struct {
+    size_t total;
+} mem_plan;
+
+static size_t round_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
+
+/* Each allocation is counted by dev_alloc; cuda_student_bytes replays the same sizes. */
+static void *dev_alloc(cuda_student *s, mem_plan *p, size_t bytes) {
+    bytes = round_up(bytes ? bytes : 1, 256);
+    if (p) {
+        p->total += bytes;
+        return NULL;
+    }
+    void *ptr;
+    R1_CUDA_CHECK(cudaMalloc(&ptr, bytes));
+    s->allocs = xrealloc(s->allocs, sizeof(void *) * (size_t)(s->n_allocs + 1));
+    s->allocs[s->n_allocs++] = ptr;
+    s->bytes += bytes;
+    return ptr;
+}
+
+/* ---- the parameter table ----------------------------------------------------------------------------- */
+
+static void add_param(cuda_student *s, size_t *off, const char *name, int64_t rows, int64_t cols,
+                      int decay, int align) {
+    if (align) *off = round_up(*off, PARAM_ALIGN);
+    cuda_param *p = &s->params[s->n_params++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->rows = rows;
+    p->cols = cols;
+    p->offset = *off;
+    p->decay = decay;
+    *off += (size_t)rows * (size_t)cols;
+}
+
+/* Lays out the tensors; q, k, v (weights and biases) and gate, up are consecutive with no
+ * padding between them, so each group is one matrix for the fused GEMMs. */
+static void layout_params(cuda_student *s) {
+    const model_config *c = &s->cfg;
+    const int d = s->d;
+    s->params = xcalloc((size_t)(3 + 12 * s->L), sizeof *s->params);
+    s->lp = xcalloc((size_t)s->L, sizeof *s->lp);
+    size_t off = 0;
+    char n[96];
+    add_param(s, &off, "model.embed_tokens.weight", s->V, d, 1, 1);
+    s->off_embed = s->params[0].offset;
+    for (int l = 0; l < s->L; l++) {
+        layer_params *lp = &s->lp[l];
+#define P(field, suffix, rows, cols, decay, align)                                             \
+    snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);                                   \
+    add_param(s, &off, n, rows, cols, decay, align);                                          \
+    if (field) *(field) = s->params[s->n_params - 1].offset
+        P(&lp->attn_norm, "input_layernorm.weight", 1, d, 0, 1);
+        P(&lp->wqkv, "self_attn.q_proj.weight", s->qd, d, 1, 1);
+        P((size_t *)NULL, "self_attn.k_proj.weight", s->kvd, d, 1, 0);
+        P((size_t *)NULL, "self_attn.v_proj.weight", s->kvd, d, 1, 0);
+        if (c->attention_bias) {
+            P(&lp->bqkv, "self_attn.q_proj.bias", 1, s->qd, 0, 1);
+            P((size_t *)NULL, "self_attn.k_proj.bias", 1, s->kvd, 0, 0);
+            P((size_t *)NULL, "self_attn.v_proj.bias", 1, s->kvd, 0, 0);
+        }
+        P(&lp->wo, "self_attn.o_proj.weight", d, s->qd, 1, 1);
+        P(&lp->mlp_norm, "post_attention_layernorm.weight", 1, d, 0, 1);
+        P(&lp->wgu, "mlp.gate_proj.weight", s->ff, d, 1, 1);
+        P((size_t *)NULL, "mlp.up_proj.weight", s->ff, d, 1, 0);
+        P(&lp->wd, "mlp.down_proj.weight", d, s->ff, 1, 1);
+#undef P
+    }
+    add_param(s, &off, "model.norm.weight", 1, d, 0, 1);
+    s->off_final_norm = s->params[s->n_params - 1].offset;
+    if (c->tie_word_embeddings) {
+        s->off_lm_head = s->off_embed;
+    } else {
+        add_param(s, &off, "lm_head.weight", s->V, d, 1, 1);
+        s->off_lm_head = s->params[s->n_params - 1].offset;
+    }
+    s->total = round_up(off, PARAM_ALIGN);
+}
+
+/* ---- creation ------------------------------------------------------------------------------------------ */
+
+static int check_config(const model_config *c, const cuda_student_opts *o) {
+    if (c->arch != ARCH_QWEN2 && c->arch != ARCH_LLAMA)
+        return err_fail(R1_EINPUT, "config.json", "model_type %s: the CUDA trainer takes qwen2 and llama",
+                        c->model_type);
+    if (c->num_heads % c->num_kv_heads)
+        return err_fail(R1_EINPUT, "config.json", "num_attention_heads %d is not a multiple of num_key_value_heads %d",
+                        c->num_heads, c->num_kv_heads);
+    if (c->head_dim > 128 || c->head_dim % 2)
+        return err_fail(R1_EINPUT, "config.json", "head_dim %d: the CUDA attention takes even head sizes up to 128",
+                        c->head_dim);
+    if (c->mlp_bias)
+        return err_fail(R1_EINPUT, "config.json", "mlp_bias is not supported by the CUDA trainer");
+    if (o->max_tokens <= 0)
+        return err_fail(R1_EINPUT, "max_tokens", "must be positive (got %d)", o->max_tokens);
+    return R1_OK;
+}
+
+static void set_dims(cuda_student *s, const model_config *c, const cuda_student_opts *o) {
+    s->cfg = *c;
+    s->o = *o;
+    s->d = c->hidden_size;
+    s->H = c->num_heads;
+    s->KV = c->num_kv_heads;
+    s->hd = c->head_dim;
+    s->ff = c->intermediate_size;
+    s->qd = s->H * s->hd;
+    s->kvd = s->KV * s->hd;
+    s->qkvd = s->qd + 2 * s->kvd;
+    s->L = c->num_layers;
+    s->V = (int)c->vocab_size;
+    s->N = o->max_tokens;
+    s->eps = (float)c->rms_norm_eps;
+    s->gsize = o->grad_f32 ? 4 : 2;
+    if (s->o.ce_chunk <= 0) {
+        long long chunk = (1ll << 28) / s->V; /* about 1 GiB of float32 logits */
+        chunk = chunk < 16 ? 16 : chunk;
+        s->o.ce_chunk = (int)(chunk < s->N ? chunk : s->N);
+    }
+}
+
+/* Allocates (or, with p, only counts) every device buffer. */
+static void alloc_all(cuda_student *s, mem_plan *p) {
+    const size_t N = (size_t)s->N, d = (size_t)s->d, bf = sizeof(r1_bf16), f = sizeof(float);
+    const size_t T = s->total;
+    s->w = dev_alloc(s, p, T * bf);
+    s->master = dev_alloc(s, p, T * f);
+    s->adam_m = dev_alloc(s, p, T * f);
+    s->adam_v = dev_alloc(s, p, T * f);
+    s->grad = dev_alloc(s, p, T * s->gsize);
+
+    for (int l = 0; l <= s->L; l++) s->x[l] = dev_alloc(s, p, N * d * bf);
+    const int sets = s->o.recompute ? 1 : s->L;
+    for (int i = 0; i < sets; i++) {
+        layer_acts *a = &s->acts[i];
+        a->h1 = dev_alloc(s, p, N * d * bf);
+        a->rstd1 = dev_alloc(s, p, N * f);
+        a->qkv = dev_alloc(s, p, N * (size_t)s->qkvd * bf);
+        a->att = dev_alloc(s, p, N * (size_t)s->qd * bf);
+        a->lse = dev_alloc(s, p, N * (size_t)s->H * f);
+        a->xmid = dev_alloc(s, p, N * d * bf);
+        a->h2 = dev_alloc(s, p, N * d * bf);
+        a->rstd2 = dev_alloc(s, p, N * f);
+        a->gu = dev_alloc(s, p, N * 2 * (size_t)s->ff * bf);
+        a->act = dev_alloc(s, p, N * (size_t)s->ff * bf);
+    }
+    for (int i = sets; i < s->L; i++) s->acts[i] = s->acts[0];
+    s->hf = dev_alloc(s, p, N * d * bf);
+    s->rstdf = dev_alloc(s, p, N * f);
+    s->dx = dev_alloc(s, p, N * d * bf);
+    s->dh = dev_alloc(s, p, N * d * bf);
+    s->datt = dev_alloc(s, p, N * (size_t)s->qd * bf);
+    s->dqkv = dev_alloc(s, p, N * (size_t)s->qkvd * bf);
+    s->dact = dev_alloc(s, p, N * (size_t)s->ff * bf);
+    s->delta = dev_alloc(s, p, N * (size_t)s->H * f);
+    s->rms_scratch = dev_alloc(s, p, rmsnorm_backward_scratch_floats(s->N, s->d) * f);
+    const size_t chunk = (size_t)s->o.ce_chunk;
+    s->ce.chunk = s->o.ce_chunk;
+    s->ce.logits = dev_alloc(s, p, chunk * (size_t)s->V * f);
+    s->ce.h = dev_alloc(s, p, chunk * d * bf);
+    s->ce.dh = dev_alloc(s, p, chunk * d * bf);
+    s->ce.row_loss = dev_alloc(s, p, chunk * f);
+
+    s->max_tiles = N / ATTN_TILE + N + 1;
+    const size_t I = sizeof(int);
+    s->d_tokens = dev_alloc(s, p, N * I);
+    s->d_targets = dev_alloc(s, p, N * I);
+    s->d_rows = dev_alloc(s, p, N * I);
+    s->d_pos = dev_alloc(s, p, N * I);
+    s->d_tiles_q = dev_alloc(s, p, 4 * s->max_tiles * I);
+    s->d_tiles_kv = dev_alloc(s, p, 4 * s->max_tiles * I);
+    s->d_eids = dev_alloc(s, p, N * I);
+    s->d_eoff = dev_alloc(s, p, (N + 1) * I);
+    s->d_epos = dev_alloc(s, p, N * I);
+    s->rope_cs = dev_alloc(s, p, N * (size_t)s->hd * f);
+    s->loss = dev_alloc(s, p, f);
+    s->norm_partials = dev_alloc(s, p, GRAD_NORM_PARTIALS * f);
+    s->norm_out = dev_alloc(s, p, 2 * f);
+    if (p) p->total += GEMM_WORKSPACE;
+}
+
+size_t cuda_student_bytes(const model_config *cfg, const cuda_student_opts *o) {
+    cuda_student s;
+    memset(&s, 0, sizeof s);
+    set_dims(&s, cfg, o);
+    layout_params(&s);
+    s.x = xcalloc((size_t)s.L + 1, sizeof *s.x);
+    s.acts = xcalloc((size_t)s.L, sizeof *s.acts);
+    mem_plan p = {0};
+    alloc_all(&s, &p);
+    free(s.x);
+    free(s.acts);
+    free(s.params);
+    free(s.lp);
+    return p.total;
+}
+
+int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_student_opts *o) {
+    TRY(check_config(cfg, o));
+    const size_t need = cuda_student_bytes(cfg, o);
+    size_t free_b = 0, total_b = 0;
+    R1_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    if (need > free_b) {
+        err_fail(R1_ERUNTIME, "cuda", "the student needs %.1f GiB of GPU memory; %.1f GiB are free",
+                 need / 1073741824.0, free_b / 1073741824.0);
+        return err_hint("use --recompute, fewer tokens per micro-batch, or more GPUs");
+    }
+    cuda_student *s = xcalloc(1, sizeof *s);
+    set_dims(s, cfg, o);
+    layout_params(s);
+    s->x = xcalloc((size_t)s->L + 1, sizeof *s->x);
+    s->acts = xcalloc((size_t)s->L, sizeof *s->acts);
+    R1_CUDA_CHECK(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
+    alloc_all(s, NULL);
+    s->gemm = r1_gemm_create(GEMM_WORKSPACE);
+    s->stage_ints = 8 * (size_t)s->N + 8 * s->max_tiles + 8;
+    R1_CUDA_CHECK(cudaMallocHost((void **)&s->stage, s->stage_ints * sizeof(int)));
+    R1_CUDA_CHECK(cudaEventCreateWithFlags(&s->staged, cudaEventDisableTiming));
+    R1_CUDA_CHECK(cudaEventRecord(s->staged, s->stream));
+
+    /* cos/sin for every position a document of max_tokens can reach */
+    rope_table rt;
+    rope_init(&rt, &cfg->rope, s->hd, ROPE_PAIRS_HALF);
+    float *cs = xmalloc(sizeof(float) * (size_t)s->N * s->hd);
+    rope_cs_table(cs, rt.inv_freq, rt.attn_factor, s->hd, s->N);
+    R1_CUDA_CHECK(cudaMemcpy(s->rope_cs, cs, sizeof(float) * (size_t)s->N * s->hd,
+                             cudaMemcpyHostToDevice));
+    free(cs);
+    rope_free(&rt);
+
+    const size_t T = s->total;
+    R1_CUDA_CHECK(cudaMemsetAsync(s->master, 0, T * sizeof(float), s->stream));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->w, 0, T * sizeof(r1_bf16), s->stream));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->adam_m, 0, T * sizeof(float), s->stream));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->adam_v, 0, T * sizeof(float), s->stream));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->grad, 0, T * s->gsize, s->stream));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->loss, 0, sizeof(float), s->stream));
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    *out = s;
+    return R1_OK;
+}
+
+void cuda_student_destroy(cuda_student *s) {
+    if (!s) return;
+    cudaStreamSynchronize(s->stream);
+    for (int i = 0; i < s->n_allocs; i++) cudaFree(s->allocs[i]);
+    free(s->allocs);
+    if (s->stage) cudaFreeHost(s->stage);
+    cudaEventDestroy(s->staged);
+    r1_gemm_destroy(s->gemm);
+    cudaStreamDestroy(s->stream);
+    free(s->x);
+    free(s->acts);
+    free(s->params);
+    free(s->lp);
+    free(s);
+}
+
+int cuda_student_n_params(const cuda_student *s) { return s->n_params; }
+const cuda_param *cuda_student_param(const cuda_student *s, int i) { return &s->params[i]; }
+cudaStream_t cuda_student_stream(const cuda_student *s) { return s->stream; }
+int cuda_student_step_count(const cuda_student *s) { return s->step; }
+
+size_t cuda_student_numel(const cuda_student *s) {
+    size_t t = 0;
+    for (int i = 0; i < s->n_params; i++) t += (size_t)(s->params[i].rows * s->params[i].cols);
+    return t;
+}
+
+/* ---- parameters in and out ---------------------------------------------------------------------------- */
+
+static void reset_state(cuda_student *s) {
+    const size_t T = s->total;
+    cast_f32_to_bf16(s->w, s->master, T, s->stream);
+    R1_CUDA_CHECK(cudaMemsetAsync(s->adam_m, 0, T * sizeof(float), s->stream));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->adam_v, 0, T * sizeof(float), s->stream));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->grad, 0, T * s->gsize, s->stream));
+    s->step = 0;
+}
+
+int cuda_student_load(cuda_student *s, const safetensors *st) {
+    size_t biggest = 0;
+    for (int i = 0; i < s->n_params; i++) {
+        const size_t ne = (size_t)(s->params[i].rows * s->params[i].cols);
+        biggest = ne > biggest ? ne : biggest;
+    }
+    float *buf = xmalloc(sizeof(float) * biggest);
+    for (int i = 0; i < s->n_params; i++) {
+        const cuda_param *p = &s->params[i];
+        weight w;
+        int rc = weight_load(&w, st, p->name, p->rows == 1 ? 0 : p->rows, p->cols, NULL,
+                             "the student's config.json");
+        if (rc) {
+            free(buf);
+            return rc;
+        }
+        weight_rows_to_f32(buf, &w, 0, w.rows);
+        R1_CUDA_CHECK(cudaMemcpy(s->master + p->offset, buf, sizeof(float) * (size_t)(p->rows * p->cols),
+                                 cudaMemcpyHostToDevice));
+    }
+    free(buf);
+    reset_state(s);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    return R1_OK;
+}
+
+void cuda_student_init_random(cuda_student *s, uint64_t seed, float std) {
+    for (int i = 0; i < s->n_params; i++) {
+        const cuda_param *p = &s->params[i];
+        const size_t ne = (size_t)(p->rows * p->cols);
+        const int is_norm = strstr(p->name, "norm") != NULL, is_bias = strstr(p->name, "bias") != NULL;
+        if (is_norm)
+            fill_f32(s->master + p->offset, ne, 1.0f, s->stream);
+        else if (is_bias)
+            fill_f32(s->master + p->offset, ne, 0.0f, s->stream);
+        else
+            fill_normal_f32(s->master + p->offset, ne, seed * 1000003u + (uint64_t)i, std, s->stream);
+    }
+    reset_state(s);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+}
+
+static void *tensor_ptr(const cuda_student *s, cuda_tensor_kind kind, size_t off, size_t *esize,
+                        int *is_bf16) {
+    *is_bf16 = 0;
+    *esize = sizeof(float);
+    switch (kind) {
+    case CUDA_MASTER: return s->master + off;
+    case CUDA_ADAM_M: return s->adam_m + off;
+    case CUDA_ADAM_V: return s->adam_v + off;
+    default:
+        *esize = s->gsize;
+        *is_bf16 = s->gsize == 2;
+        return (char *)s->grad + off * s->gsize;
+    }
+}
+
+void cuda_student_download(const cuda_student *s, cuda_tensor_kind kind, int i, float *dst) {
+    const cuda_param *p = &s->params[i];
+    const size_t ne = (size_t)(p->rows * p->cols);
+    size_t es;
+    int is_bf16;
+    const void *src = tensor_ptr(s, kind, p->offset, &es, &is_bf16);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    if (!is_bf16) {
+        R1_CUDA_CHECK(cudaMemcpy(dst, src, ne * sizeof(float), cudaMemcpyDeviceToHost));
+        return;
+    }
+    uint16_t *tmp = xmalloc(sizeof(uint16_t) * ne);
+    R1_CUDA_CHECK(cudaMemcpy(tmp, src, ne * sizeof(uint16_t), cudaMemcpyDeviceToHost));
+    for (size_t j = 0; j < ne; j++) dst[j] = bf16_to_f32(tmp[j]);
+    free(tmp);
+}
+
+void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const float *src) {
+    CHECK(kind != CUDA_GRAD);
+    const cuda_param *p = &s->params[i];
+    const size_t ne = (size_t)(p->rows * p->cols);
+    size_t es;
+    int is_bf16;
+    float *dst = tensor_ptr(s, kind, p->offset, &es, &is_bf16);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    R1_CUDA_CHECK(cudaMemcpy(dst, src, ne * sizeof(float), cudaMemcpyHostToDevice));
+    if (kind == CUDA_MASTER) cast_f32_to_bf16(s->w + p->offset, dst, ne, s->stream);
+}
+
+/* ---- the micro-batch --------------------------------------------------------------------------------- */
+
+/* Validates the batch and queues its arrays to the device: tokens, targets, the counted rows,
+ * positions (restarting per document), the attention tiles and the embedding-gradient plan. */
+static int batch_upload(cuda_student *s, const cuda_batch *b) {
+    if (b->n <= 0 || b->n > s->N)
+        return err_fail(R1_EINPUT, "batch", "%d tokens; this student takes 1 to %d per micro-batch",
+                        b->n, s->N);
+    if (b->n_docs <= 0 || b->cu_seqlens[0] != 0 || b->cu_seqlens[b->n_docs] != b->n)
+        return err_fail(R1_EINPUT, "batch", "document bounds must run from 0 to %d tokens", b->n);
+    for (int i = 0; i < b->n_docs; i++)
+        if (b->cu_seqlens[i + 1] < b->cu_seqlens[i])
+            return err_fail(R1_EINPUT, "batch", "document %d ends before it starts", i);
+    for (int i = 0; i < b->n; i++) {
+        if (b->tokens[i] < 0 || b->tokens[i] >= s->V)
+            return err_fail(R1_EINPUT, "batch", "token %d at position %d is outside the vocabulary [0, %d)",
+                            b->tokens[i], i, s->V);
+        if (b->targets[i] < -1 || b->targets[i] >= s->V)
+            return err_fail(R1_EINPUT, "batch", "target %d at position %d is outside [-1, %d)",
+                            b->targets[i], i, s->V);
+    }
+    const int n = b->n;
+    const int nt = attn_tiles_count(b->cu_seqlens, b->n_docs);
+    CHECK((size_t)nt <= s->max_tiles);
+    /* the previous batch's copies have left the staging buffer */
+    R1_CUDA_CHECK(cudaEventSynchronize(s->staged));
+    int *st = s->stage;
+    int *tok = st, *tgt = tok + n, *rows = tgt + n, *pos = rows + n, *tq = pos + n, *tk = tq + 4 * nt;
+    int *eids = tk + 4 * nt, *eoff = eids + n, *epos = eoff + n + 1;
+    CHECK((size_t)(epos + n - st) <= s->stage_ints);
+    memcpy(tok, b->tokens, sizeof(int) * n);
+    memcpy(tgt, b->targets, sizeof(int) * n);
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (b->targets[i] >= 0) rows[m++] = i;
+    for (int dcount = 0; dcount < b->n_docs; dcount++)
+        for (int i = b->cu_seqlens[dcount]; i < b->cu_seqlens[dcount + 1]; i++)
+            pos[i] = i - b->cu_seqlens[dcount];
+    attn_tiles_build(tq, tk, b->cu_seqlens, b->n_docs);
+    const int u = embed_backward_plan(eids, eoff, epos, b->tokens, n);
+    const enum cudaMemcpyKind h2d = cudaMemcpyHostToDevice;
+    R1_CUDA_CHECK(cudaMemcpyAsync(s->d_tokens, tok, sizeof(int) * n, h2d, s->stream));
+    R1_CUDA_CHECK(cudaMemcpyAsync(s->d_targets, tgt, sizeof(int) * n, h2d, s->stream));
+    if (m) R1_CUDA_CHECK(cudaMemcpyAsync(s->d_rows, rows, sizeof(int) * m, h2d, s->stream));
+    R1_CUDA_CHECK(cudaMemcpyAsync(s->d_pos, pos, sizeof(int) * n, h2d, s->stream));
+    if (nt) {
+        R1_CUDA_CHECK(cudaMemcpyAsync(s->d_tiles_q, tq, sizeof(int) * 4 * nt, h2d, s->stream));
+        R1_CUDA_CHECK(cudaMemcpyAsync(s->d_tiles_kv, tk, sizeof(int) * 4 * nt, h2d, s->stream));
+    }
+    R1_CUDA_CHECK(cudaMemcpyAsync(s->d_eids, eids, sizeof(int) * u, h2d, s->stream));
+    R1_CUDA_CHECK(cudaMemcpyAsync(s->d_eoff, eoff, sizeof(int) * (u + 1), h2d, s->stream));
+    R1_CUDA_CHECK(cudaMemcpyAsync(s->d_epos, epos, sizeof(int) * n, h2d, s->stream));
+    R1_CUDA_CHECK(cudaEventRecord(s->staged, s->stream));
+    s->n = n;
+    s->m = m;
+    s->n_tiles = nt;
+    s->n_eids = u;
+    return R1_OK;
+}
+
+static attn_shape attn_of(const cuda_student *s) {
+    attn_shape a;
+    memset(&a, 0, sizeof a);
+    a.n = s->n;
+    a.n_heads = s->H;
+    a.n_kv_heads = s->KV;
+    a.head_dim = s->hd;
+    a.scale = 1.0f / sqrtf((float)s->hd);
+    a.n_tiles = s->n_tiles;
+    a.tiles_q = s->d_tiles_q;
+    a.tiles_kv = s->d_tiles_kv;
+    a.impl = s->o.attn;
+    return a;
+}
+
+#define W(off) (s->w + (off))
+#define G(off) ((void *)((char *)s->grad + (size_t)(off) * s->gsize))
+
+/* One decoder layer's forward from s->x[l] into a; writes s->x[l + 1] unless recomputing. */
+static void layer_forward(cuda_student *s, int l, layer_acts *a, int write_out) {
+    const layer_params *p = &s->lp[l];
+    const int n = s->n, d = s->d;
+    const attn_shape at = attn_of(s);
+    cudaStream_t st = s->stream;
+    /* h = self.input_layernorm(hidden_states) */
+    rmsnorm_forward_cuda(a->h1, a->rstd1, s->x[l], W(p->attn_norm), n, d, s->eps, st);
+    /* q, k, v = q_proj(h), k_proj(h), v_proj(h): one GEMM over [Wq; Wk; Wv] */
+    linear_forward(s->gemm, a->qkv, 0, s->qkvd, a->h1, d, W(p->wqkv),
+                   s->cfg.attention_bias ? W(p->bqkv) : NULL, NULL, n, d, s->qkvd, st);
+    /* q, k = apply_rotary_pos_emb(q, k, cos, sin): the H + KV heads at the row's start */
+    rope_forward_cuda(a->qkv, s->qkvd, s->H + s->KV, s->hd, s->hd, s->rope_cs, s->d_pos, n, st);
+    /* attn_output = softmax(q k^T * scale + causal mask) v */
+    attention_forward_cuda(a->att, a->lse, a->qkv, &at, st);
+    /* hidden_states = residual + o_proj(attn_output): the residual enters as C (beta = 1) */
+    linear_forward(s->gemm, a->xmid, 0, d, a->att, s->qd, W(p->wo), NULL, s->x[l], n, s->qd, d, st);
+    /* h = self.post_attention_layernorm(hidden_states) */
+    rmsnorm_forward_cuda(a->h2, a->rstd2, a->xmid, W(p->mlp_norm), n, d, s->eps, st);
+    /* gate, up = gate_proj(h), up_proj(h): one GEMM over [Wg; Wu] */
+    linear_forward(s->gemm, a->gu, 0, 2 * s->ff, a->h2, d, W(p->wgu), NULL, NULL, n, d, 2 * s->ff, st);
+    /* act_fn(gate) * up */
+    swiglu_forward_cuda(a->act, a->gu, n, s->ff, st);
+    /* hidden_states = residual + down_proj(...) */
+    if (write_out)
+        linear_forward(s->gemm, s->x[l + 1], 0, d, a->act, s->ff, W(p->wd), NULL, a->xmid, n,
+                       s->ff, d, st);
+}
+
+/* The backward of layer l; s->dx holds the gradient of its output and receives its input's. */
+static void layer_backward(cuda_student *s, int l, layer_acts *a) {
+    const layer_params *p = &s->lp[l];
+    const int n = s->n, d = s->d, ff = s->ff, f32 = s->o.grad_f32;
+    const attn_shape at = attn_of(s);
+    cudaStream_t st = s->stream;
+    r1_gemm *g = s->gemm;
+    /* x_out = xmid + act Wd^T */
+    linear_backward_x(g, s->dact, 0, s->dx, d, W(p->wd), n, ff, d, st);
+    linear_backward_w(g, G(p->wd), f32, 1, s->dx, d, a->act, ff, n, ff, d, st);
+    /* act = silu(gate) * up; the gradient of [gate | up] replaces gu */
+    swiglu_backward_cuda(a->gu, s->dact, a->gu, n, ff, st);
+    /* [gate | up] = h2 [Wg; Wu]^T */
+    linear_backward_x(g, s->dh, 0, a->gu, 2 * ff, W(p->wgu), n, d, 2 * ff, st);
+    linear_backward_w(g, G(p->wgu), f32, 1, a->gu, 2 * ff, a->h2, d, n, d, 2 * ff, st);
+    /* h2 = rmsnorm(xmid): dx += */
+    rmsnorm_backward_cuda(s->dx, G(p->mlp_norm), f32, s->rms_scratch, s->dh, a->xmid, W(p->mlp_norm),
+                     a->rstd2, n, d, st);
+    /* xmid = x + att Wo^T */
+    linear_backward_x(g, s->datt, 0, s->dx, d, W(p->wo), n, s->qd, d, st);
+    linear_backward_w(g, G(p->wo), f32, 1, s->dx, d, a->att, s->qd, n, s->qd, d, st);
+    /* att = attention(qkv) */
+    attention_backward_cuda(s->dqkv, s->delta, s->datt, a->qkv, a->att, a->lse, &at, st);
+    /* RoPE's transpose on dq, dk */
+    rope_backward_cuda(s->dqkv, s->qkvd, s->H + s->KV, s->hd, s->hd, s->rope_cs, s->d_pos, n, st);
+    /* qkv = h1 [Wq; Wk; Wv]^T + b */
+    linear_backward_x(g, s->dh, 0, s->dqkv, s->qkvd, W(p->wqkv), n, d, s->qkvd, st);
+    linear_backward_w(g, G(p->wqkv), f32, 1, s->dqkv, s->qkvd, a->h1, d, n, d, s->qkvd, st);
+    if (s->cfg.attention_bias) bias_backward(G(p->bqkv), f32, s->dqkv, s->qkvd, n, s->qkvd, st);
+    /* h1 = rmsnorm(x): dx += */
+    rmsnorm_backward_cuda(s->dx, G(p->attn_norm), f32, s->rms_scratch, s->dh, s->x[l],
+                     W(p->attn_norm), a->rstd1, n, d, st);
+}
+
+static void model_forward(cuda_student *s) {
+    embed_forward(s->x[0], W(s->off_embed), s->d_tokens, s->n, s->d, s->stream);
+    for (int l = 0; l < s->L; l++) layer_forward(s, l, &s->acts[l], 1);
+    rmsnorm_forward_cuda(s->hf, s->rstdf, s->x[s->L], W(s->off_final_norm), s->n, s->d, s->eps,
+                    s->stream);
+}
+
+int cuda_student_forward(cuda_student *s, const cuda_batch *b, float inv_count) {
+    TRY(batch_upload(s, b));
+    model_forward(s);
+    linear_cross_entropy(s->gemm, s->loss, NULL, NULL, s->o.grad_f32, s->hf, W(s->off_lm_head),
+                         s->d_targets, s->d_rows, s->m, s->n, s->d, s->V, inv_count, &s->ce,
+                         s->stream);
+    return R1_OK;
+}
+
+int cuda_student_forward_backward(cuda_student *s, const cuda_batch *b, float inv_count) {
+    TRY(batch_upload(s, b));
+    model_forward(s);
+    const int n = s->n, d = s->d, f32 = s->o.grad_f32;
+    cudaStream_t st = s->stream;
+    /* logits = lm_head(norm(x)); the loss and dh of the final norm's output (into s->dh) */
+    linear_cross_entropy(s->gemm, s->loss, s->dh, G(s->off_lm_head), f32, s->hf,
+                         W(s->off_lm_head), s->d_targets, s->d_rows, s->m, n, d, s->V, inv_count,
+                         &s->ce, st);
+    R1_CUDA_CHECK(cudaMemsetAsync(s->dx, 0, sizeof(r1_bf16) * (size_t)n * d, st));
+    rmsnorm_backward_cuda(s->dx, G(s->off_final_norm), f32, s->rms_scratch, s->dh, s->x[s->L],
+                     W(s->off_final_norm), s->rstdf, n, d, st);
+    for (int l = s->L - 1; l >= 0; l--) {
+        if (s->o.recompute) layer_forward(s, l, &s->acts[l], 0);
+        layer_backward(s, l, &s->acts[l]);
+    }
+    embed_backward(G(s->off_embed), f32, s->dx, s->d_eids, s->d_eoff, s->d_epos, s->n_eids, d, st);
+    return R1_OK;
+}
+
+void cuda_student_zero_grad(cuda_student *s) {
+    R1_CUDA_CHECK(cudaMemsetAsync(s->grad, 0, s->total * s->gsize, s->stream));
+}
+
+float cuda_student_take_loss(cuda_student *s) {
+    float v;
+    R1_CUDA_CHECK(cudaMemcpyAsync(&v, s->loss, sizeof v, cudaMemcpyDeviceToHost, s->stream));
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->loss, 0, sizeof(float), s->stream));
+    return v;
+}
+
+void cuda_student_step(cuda_student *s, const cuda_optim *o, float *grad_norm) {
+    cudaStream_t st = s->stream;
+    /* the padding between tensors holds zero gradients, so the flat norm is the tensors' norm */
+    grad_sqnorm_partials(s->norm_partials, 0, s->grad, s->o.grad_f32, s->total, st);
+    grad_norm_finish(s->norm_out, s->norm_partials, o->max_grad_norm, st);
+    s->step++;
+    for (int i = 0; i < s->n_params; i++) {
+        const cuda_param *p = &s->params[i];
+        adamw_hparams h = {o->lr, o->beta1, o->beta2, o->eps, p->decay ? o->weight_decay : 0.0f,
+                           s->step};
+        adamw_update_cuda(s->master + p->offset, s->adam_m + p->offset, s->adam_v + p->offset,
+                     s->w + p->offset, G(p->offset), s->o.grad_f32, (size_t)(p->rows * p->cols), h,
+                     s->norm_out + 1, st);
+    }
+    if (grad_norm) {
+        R1_CUDA_CHECK(cudaMemcpyAsync(grad_norm, s->norm_out, sizeof(float), cudaMemcpyDeviceToHost, st));
+        R1_CUDA_CHECK(cudaStreamSynchronize(st));
+    }
+}
+
+#endif /* R1_HAVE_CUDA */

@@ -1,0 +1,113 @@
+/* The CUDA training step of a Qwen2 / Llama student (pre-norm decoder, GQA, RoPE, SwiGLU; tied
+ * or untied head; q/k/v bias for Qwen2), built from the kernels of student/cuda/kernels.h.
+ *
+ *   x = embed(tokens)                                  one flat stream of packed documents
+ *   for each layer:
+ *       h1 = rmsnorm(x); qkv = h1 Wqkv^T + bqkv; rope(q, k)   (positions restart per document)
+ *       x' = x + attention(qkv) Wo^T                    causal within each document
+ *       h2 = rmsnorm(x'); x'' = x' + swiglu(h2 Wgu^T) Wd^T
+ *   loss = sum over counted tokens of CE(rmsnorm(x) Wlm^T, target) / count   (chunked; no logits)
+ *
+ * Parameters live in one flat allocation per kind: bf16 working weights, float32 master weights,
+ * AdamW moments m and v, and gradients (bf16, or float32 with grad_f32), each tensor starting on a
+ * 256-byte boundary. Within a layer q, k, v are consecutive, so [Wq; Wk; Wv] is the one [qkv, d]
+ * matrix the fused projection multiplies by (likewise [bq; bk; bv] and [Wgate; Wup]); a checkpoint
+ * sees the usual separate Hugging Face tensors (cuda_student_param). Layers are contiguous, so a
+ * layer's gradients form one range (for a bucketed reduce-scatter when training on several GPUs).
+ *
+ * Without recomputation every activation the backward needs is kept (about 20 d + 3 ff bf16 per
+ * token and layer for a 0.5B shape); with recomputation only each layer's input is kept and the
+ * layer's forward is run again inside the backward. Either way the results are bit-identical.
+ *
+ * Errors (bad batches, missing tensors) return R1_EINPUT / R1_ERUNTIME with err_fail; CUDA
+ * failures abort with file and line (R1_CUDA_CHECK). */
+#ifndef R1_STUDENT_TRAIN_CUDA_H
+#define R1_STUDENT_TRAIN_CUDA_H
+
+#ifdef R1_HAVE_CUDA
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/safetensors.h"
+#include "student/cuda/kernels.h"
+
+typedef struct {
+    int max_tokens;     /* tokens per micro-batch, at most */
+    int recompute;      /* 1: keep layer inputs only, recompute each layer in the backward */
+    int grad_f32;       /* float32 gradients (else bf16) */
+    int ce_chunk;       /* rows per logits chunk of the loss (0: sized to ~1 GiB of logits) */
+    attn_impl attn;     /* ATTN_AUTO normally */
+} cuda_student_opts;
+
+/* One parameter tensor as a checkpoint names it. */
+typedef struct {
+    char name[96];      /* Hugging Face name, e.g. "model.layers.3.self_attn.k_proj.weight" */
+    int64_t rows, cols; /* rows = 1 for vectors */
+    size_t offset;      /* element offset in the flat parameter arrays */
+    int decay;          /* weight decay applies (matrices: yes; norms and biases: no) */
+} cuda_param;
+
+typedef struct cuda_student cuda_student;
+
+/* Device memory the student will allocate for these options (for planning and reports). */
+size_t cuda_student_bytes(const model_config *cfg, const cuda_student_opts *o);
+
+/* Allocates everything up front (no allocation during training). Parameters start undefined:
+ * load or initialise them. R1_ERUNTIME if the device has too little free memory. */
+int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_student_opts *o);
+void cuda_student_destroy(cuda_student *s);
+
+int cuda_student_n_params(const cuda_student *s);
+const cuda_param *cuda_student_param(const cuda_student *s, int i);
+size_t cuda_student_numel(const cuda_student *s); /* all parameters, padding excluded */
+
+/* Parameters from a Hugging Face checkpoint (any float dtype), or random: matrices normal(0, std),
+ * norm weights 1, biases 0 (device-side generator; seed picks the stream). Either resets the
+ * optimizer state (moments 0, step 0) and the gradients. */
+int cuda_student_load(cuda_student *s, const safetensors *st);
+void cuda_student_init_random(cuda_student *s, uint64_t seed, float std);
+
+/* Copies tensor i to the host as float32: its master weights, gradient, or moments. */
+typedef enum { CUDA_MASTER, CUDA_GRAD, CUDA_ADAM_M, CUDA_ADAM_V } cuda_tensor_kind;
+void cuda_student_download(const cuda_student *s, cuda_tensor_kind kind, int i, float *dst);
+/* Uploads float32 host values into tensor i (master weights, or moments); updates the bf16 copy
+ * when kind is CUDA_MASTER. */
+void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const float *src);
+
+/* A micro-batch: n tokens of n_docs packed documents [cu_seqlens[i], cu_seqlens[i + 1]);
+ * targets[i] is the token to predict at position i (-1: no loss there, e.g. prompt tokens or a
+ * document's last token). Host arrays. */
+typedef struct {
+    int n, n_docs;
+    const int *tokens, *targets, *cu_seqlens;
+} cuda_batch;
+
+/* Forward and backward of one micro-batch: gradients accumulate (+=), the loss accumulates
+ * sum(CE) * inv_count (inv_count = 1 / the counted tokens of the whole optimizer step).
+ * Asynchronous: returns once the work is queued. */
+int cuda_student_forward_backward(cuda_student *s, const cuda_batch *b, float inv_count);
+/* Forward only, the loss accumulated as above (evaluation). */
+int cuda_student_forward(cuda_student *s, const cuda_batch *b, float inv_count);
+
+void cuda_student_zero_grad(cuda_student *s);
+/* The loss accumulated since the last call, which resets it (synchronises). */
+float cuda_student_take_loss(cuda_student *s);
+
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    float max_grad_norm; /* <= 0: no clipping */
+} cuda_optim;
+
+/* Clip factor from the global gradient norm, then AdamW on every tensor; the step counter
+ * advances. *grad_norm receives the norm before clipping (synchronises when not NULL). The
+ * gradients are left as they were: call cuda_student_zero_grad before the next step. */
+void cuda_student_step(cuda_student *s, const cuda_optim *o, float *grad_norm);
+int cuda_student_step_count(const cuda_student *s);
+
+/* The stream every operation is queued on. */
+cudaStream_t cuda_student_stream(const cuda_student *s);
+
+#endif /* R1_HAVE_CUDA */
+#endif
