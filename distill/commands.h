@@ -13,6 +13,7 @@
 #include "teacher/generate.h"
 #include "teacher/teacher.h"
 #include "eval/eval.h"
+#include "distill/curate.h"
 #include "distill/cmd_tokenize.h"
 
 #endif
