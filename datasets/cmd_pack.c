@@ -35,7 +35,7 @@ static const cli_opt pack_opts[] = {
 static const cli_spec pack_spec = {
     .command = "pack",
     .summary = "Tokenize SFT examples into token shards for `train`.",
-    .positional = "INPUT.jsonl...",
+    .positional = "INPUT...",
     .opts = pack_opts,
     .n_opts = sizeof pack_opts / sizeof *pack_opts,
     .details =
@@ -117,7 +117,7 @@ int cmd_pack(int argc, char **argv) {
     token_builder_init(&b, (uint32_t)vocab, tok_id);
     sft_stats st = {0};
     for (int i = 0; i < n_in; i++)
-        if (sft_read_jsonl(&b, inputs[i], &so, &st)) err_exit();
+        if (sft_read_input(&b, inputs[i], &so, &st)) err_exit();
     if (st.examples == 0) {
         err_fail(R1_EINPUT, n_in == 1 ? inputs[0] : "inputs",
                  "no examples to pack (%lld lines: %lld longer than --max-len, %lld with nothing "

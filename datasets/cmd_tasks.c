@@ -19,11 +19,12 @@ static const cli_opt tasks_opts[] = {
     {"n", OPT_INT, &opt_n, "100", 0, "N", "number of items"},
     {"seed", OPT_INT, &opt_seed, "1", 0, "S", "generator seed"},
     {"kinds", OPT_STRING, &opt_kinds, "all", 0, "LIST", "task families: arith,linear,word or all"},
-    {"format", OPT_STRING, &opt_format, "prompts", 0, "prompts|messages",
+    {"format", OPT_STRING, &opt_format, "prompts", 0, "prompts|messages|facts",
      "prompts: {id, question, answer}; messages: user/assistant conversations with the "
-     "step-by-step solution (for training a teacher)"},
+     "step-by-step solution (for training a teacher); facts: {text} paragraphs of the arithmetic "
+     "facts the solutions use, shuffled by --seed (a base model's corpus; --n, --split ignored)"},
     {"instruction", OPT_STRING, &opt_instruction, "", 0, "TEXT",
-     "text appended to each question in messages format (after a blank line)"},
+     "text appended to each question in messages format (after a newline, as generate does)"},
     {"out", OPT_STRING, &opt_out, "-", 0, "FILE", "output JSONL file, - for stdout"},
 };
 
@@ -34,6 +35,36 @@ static const cli_spec tasks_spec = {
     .opts = tasks_opts,
     .n_opts = sizeof tasks_opts / sizeof *tasks_opts,
 };
+
+static int write_out(const char *buf, size_t len) {
+    if (strcmp(opt_out, "-") == 0) return fwrite(buf, 1, len, stdout) == len ? 0 : R1_ERUNTIME;
+    if (file_write_atomic(opt_out, buf, len)) err_exit();
+    return 0;
+}
+
+static int write_facts(uint64_t seed) {
+    char **rec;
+    int n = tasks_facts(&rec, seed, 12);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = xmalloc(cap);
+    for (int i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "text", rec[i]);
+        char *line = cJSON_PrintUnformatted(o);
+        size_t k = strlen(line);
+        while (len + k + 2 > cap) buf = xrealloc(buf, cap *= 2);
+        memcpy(buf + len, line, k);
+        len += k;
+        buf[len++] = '\n';
+        cJSON_free(line);
+        cJSON_Delete(o);
+        free(rec[i]);
+    }
+    free(rec);
+    int rc = write_out(buf, len);
+    free(buf);
+    return rc;
+}
 
 int cmd_tasks(int argc, char **argv) {
     cli_parse(&tasks_spec, argc, argv, NULL, NULL);
@@ -49,8 +80,9 @@ int cmd_tasks(int argc, char **argv) {
         die(R1_EINPUT, "--kinds", "unknown task family in \"%s\" (known: arith, linear, word, all)",
             opt_kinds);
     int messages = strcmp(opt_format, "messages") == 0;
+    if (strcmp(opt_format, "facts") == 0) return write_facts((uint64_t)opt_seed);
     if (!messages && strcmp(opt_format, "prompts") != 0)
-        die(R1_EINPUT, "--format", "expected prompts or messages, got \"%s\"", opt_format);
+        die(R1_EINPUT, "--format", "expected prompts, messages or facts, got \"%s\"", opt_format);
     if (opt_n < 1 || opt_n > 10000000) die(R1_EINPUT, "--n", "must be between 1 and 10000000");
     task_item *items = xmalloc(sizeof *items * (size_t)opt_n);
     if (tasks_generate(items, (int)opt_n, split, (uint64_t)opt_seed, kinds)) err_exit();
@@ -62,7 +94,7 @@ int cmd_tasks(int argc, char **argv) {
         if (messages) {
             cJSON *msgs = cJSON_AddArrayToObject(o, "messages");
             cJSON *u = cJSON_CreateObject(), *a = cJSON_CreateObject();
-            char *q = opt_instruction[0] ? xasprintf("%s\n\n%s", items[i].question, opt_instruction)
+            char *q = opt_instruction[0] ? xasprintf("%s\n%s", items[i].question, opt_instruction)
                                          : xstrdup(items[i].question);
             char *sol = task_solution_text(&items[i]);
             cJSON_AddStringToObject(u, "role", "user");
@@ -87,11 +119,7 @@ int cmd_tasks(int argc, char **argv) {
         cJSON_free(line);
         cJSON_Delete(o);
     }
-    int rc = 0;
-    if (strcmp(opt_out, "-") == 0)
-        rc = fwrite(buf, 1, len, stdout) == len ? 0 : R1_ERUNTIME;
-    else if (file_write_atomic(opt_out, buf, len))
-        err_exit();
+    int rc = write_out(buf, len);
     free(buf);
     free(items);
     return rc;

@@ -8,6 +8,12 @@
  *                  the last message is the assistant turn being learned; it may carry its
  *                  reasoning in "reasoning_content" (the DeepSeek API field) instead of inside
  *                  content. Conversations need a tokenizer and a chat format.
+ *   plain text     {"text": "..."}: language-model training (pretraining a base): BOS, the
+ *                  text, EOS, every token learned.
+ * A trace directory (what `generate` and `curate` write) is read record by record: the prompt
+ * as the teacher saw it, then the teacher's completion, learned. When the student's tokenizer
+ * renders and tokenizes the prompt to exactly the teacher's prompt_token_ids, the teacher's own
+ * ids are used as they are (prompt and completion); otherwise the text is tokenized again.
  *
  * The loss covers the final assistant turn only: its reasoning, answer and closing end-of-turn
  * token, never the prompt (system, user and earlier turns, the assistant header). A token's mask
@@ -42,6 +48,8 @@ typedef struct {
     int64_t no_loss;      /* dropped: no token to learn (all-zero mask, or one token) */
     int64_t tokens, loss_tokens;
     int64_t conversations; /* lines that were conversations (tokenized here) */
+    int64_t traces;        /* trace records read */
+    int64_t teacher_ids;   /* trace records whose teacher token ids were used as they are */
 } sft_stats;
 
 /* Reads a JSONL file of examples into b (ids are checked against b->vocab_size). Errors name
@@ -50,6 +58,13 @@ int sft_read_jsonl(token_builder *b, const char *path, const sft_options *o, sft
 /* The same for JSONL text in memory (`where` names it in messages; used by the fuzz target). */
 int sft_read_buffer(token_builder *b, const char *data, size_t len, const char *where,
                     const sft_options *o, sft_stats *st);
+
+/* Reads a trace directory (see above) into b. */
+int sft_read_traces(token_builder *b, const char *dir, const sft_options *o, sft_stats *st);
+/* A trace directory (holding a trace manifest), a JSONL file, or an error. */
+int sft_read_input(token_builder *b, const char *path, const sft_options *o, sft_stats *st);
+/* True if path is a directory of traces (it holds manifest.json or manifest-r*.json). */
+int sft_is_trace_dir(const char *path);
 
 /* Adds one example, applying max_len / truncate and dropping examples with nothing to learn;
  * the counts go to st. Used by every input path. */

@@ -125,6 +125,44 @@ int sft_chat_encode_turn(sft_chat **state, const chat_message *msgs, int n_msgs,
     return R1_OK;
 }
 
+int sft_text_encode(sft_chat **state, const char *text, const char *where, const sft_options *o,
+                    uint32_t vocab, int32_t **ids_out, uint8_t **mask_out, int64_t *n_out) {
+    TRY(chat_init(state, o));
+    sft_chat *c = *state;
+    int *t_ids = NULL, nt = 0;
+    if (tokenizer_encode(c->tok, text, strlen(text), 0, &t_ids, &nt)) return err_context(where);
+    /* A document of language-model text: BOS when the tokenizer has one, the text, EOS. */
+    const int bos = tokenizer_bos_id(c->tok), eos = tokenizer_eos_id(c->tok);
+    const int64_t n = (int64_t)nt + (bos >= 0) + (eos >= 0);
+    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+    uint8_t *mask = xmalloc((size_t)(n ? n : 1));
+    int64_t k = 0;
+    if (bos >= 0) ids[k++] = bos;
+    for (int i = 0; i < nt; i++) ids[k++] = t_ids[i];
+    if (eos >= 0) ids[k++] = eos;
+    free(t_ids);
+    for (int64_t i = 0; i < n; i++) {
+        mask[i] = 1;
+        if (ids[i] < 0 || (uint32_t)ids[i] >= vocab) {
+            free(ids);
+            free(mask);
+            err_fail(R1_EINPUT, where, "the tokenizer produced id %d, outside the vocabulary "
+                     "[0, %u)", ids[i], vocab);
+            return err_hint("the tokenizer does not match the model");
+        }
+    }
+    *ids_out = ids;
+    *mask_out = mask;
+    *n_out = n;
+    return R1_OK;
+}
+
+const tokenizer *sft_chat_tokenizer(sft_chat **state, const sft_options *o, chat_format *format) {
+    if (chat_init(state, o)) return NULL;
+    if (format) *format = (*state)->format;
+    return (*state)->tok;
+}
+
 int sft_chat_encode(sft_chat **state, const cJSON *root, const char *where, const sft_options *o,
                     uint32_t vocab, int32_t **ids, uint8_t **mask, int64_t *n) {
     const cJSON *arr = NULL;

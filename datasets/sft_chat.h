@@ -21,6 +21,12 @@ int sft_chat_encode_turn(sft_chat **state, const chat_message *msgs, int n_msgs,
                          const char *reasoning, const char *content, const char *where,
                          const sft_options *o, uint32_t vocab, int32_t **ids, uint8_t **mask,
                          int64_t *n);
+/* Plain text for language-model training: BOS (if the tokenizer has one), the text, EOS
+ * (if it has one), every token learned. */
+int sft_text_encode(sft_chat **state, const char *text, const char *where, const sft_options *o,
+                    uint32_t vocab, int32_t **ids, uint8_t **mask, int64_t *n);
+/* The tokenizer and chat format (loaded on first use); NULL with the error recorded. */
+const tokenizer *sft_chat_tokenizer(sft_chat **state, const sft_options *o, chat_format *format);
 void sft_chat_free(sft_chat *state);
 
 #endif

@@ -113,10 +113,16 @@ static int read_record(token_builder *b, const char *line, size_t k, const char 
     } else if (cJSON_GetObjectItemCaseSensitive(root, "messages")) {
         rc = sft_chat_encode(chat, root, where, o, b->vocab_size, &ids, &mask, &n);
         st->conversations++;
+    } else if (cJSON_GetObjectItemCaseSensitive(root, "text")) {
+        const char *text = NULL;
+        if (json_get_str(root, "text", &text, where) != 1)
+            rc = err_status() ? R1_EINPUT : err_fail(R1_EINPUT, where, "\"text\" must be a string");
+        else
+            rc = sft_text_encode(chat, text, where, o, b->vocab_size, &ids, &mask, &n);
     } else {
-        rc = err_fail(R1_EINPUT, where, "expected \"input_ids\" or \"messages\"");
-        err_hint("each line is {\"messages\": [...]} or {\"input_ids\": [...], "
-                 "\"loss_mask\": [...]}");
+        rc = err_fail(R1_EINPUT, where, "expected \"input_ids\", \"messages\" or \"text\"");
+        err_hint("each line is {\"messages\": [...]}, {\"text\": \"...\"} or "
+                 "{\"input_ids\": [...], \"loss_mask\": [...]}");
     }
     if (rc == R1_OK) sft_add_example(b, o, st, ids, mask, n);
     if (rc == R1_OK && o->flush && b->n_tokens >= o->flush_tokens) rc = o->flush(b, o->flush_ctx);

@@ -247,3 +247,39 @@ int tasks_generate(task_item *items, int n, task_split split, uint64_t seed, uns
 char *task_solution_text(const task_item *it) {
     return xasprintf("<think>\n%s\n</think>\n\nThe answer is \\boxed{%s}.", it->reasoning, it->answer);
 }
+
+int tasks_facts(char ***out, uint64_t seed, int per_record) {
+    enum { MAX_FACTS = 8192 };
+    char (*facts)[24] = xmalloc(sizeof *facts * MAX_FACTS);
+    int n = 0;
+    for (int a = 0; a <= 144; a++)
+        for (int b = 1; b <= 20; b++) snprintf(facts[n++], sizeof facts[0], "%d + %d = %d.", a, b, a + b);
+    for (int a = 1; a <= 164; a++)
+        for (int b = 1; b <= 20 && b <= a; b++)
+            snprintf(facts[n++], sizeof facts[0], "%d - %d = %d.", a, b, a - b);
+    for (int a = 0; a <= 12; a++)
+        for (int b = 0; b <= 12; b++) snprintf(facts[n++], sizeof facts[0], "%d * %d = %d.", a, b, a * b);
+    for (int a = 2; a <= 12; a++)
+        for (int b = 1; b <= 12; b++) snprintf(facts[n++], sizeof facts[0], "%d / %d = %d.", a * b, a, b);
+    CHECK(n <= MAX_FACTS);
+    uint64_t s = seed ^ 0xfac75ull;
+    for (int i = n - 1; i > 0; i--) { /* Fisher-Yates */
+        int j = (int)(next_u64(&s) % (uint64_t)(i + 1));
+        char t[24];
+        memcpy(t, facts[i], sizeof t);
+        memcpy(facts[i], facts[j], sizeof t);
+        memcpy(facts[j], t, sizeof t);
+    }
+    if (per_record < 1) per_record = 1;
+    int n_rec = (n + per_record - 1) / per_record;
+    char **rec = xcalloc((size_t)n_rec, sizeof *rec);
+    for (int r = 0; r < n_rec; r++) {
+        size_t cap = (size_t)per_record * 25 + 1, len = 0;
+        rec[r] = xcalloc(1, cap);
+        for (int k = r * per_record; k < n && k < (r + 1) * per_record; k++)
+            len += (size_t)snprintf(rec[r] + len, cap - len, "%s%s", len ? "\n" : "", facts[k]);
+    }
+    free(facts);
+    *out = rec;
+    return n_rec;
+}

@@ -39,4 +39,10 @@ task_split task_question_split(const char *question);
  * The answer is \boxed{answer}." Caller frees. */
 char *task_solution_text(const task_item *it);
 
+/* The arithmetic facts the tasks' steps use (sums and differences up to 164 and 20, products
+ * and quotients up to 12 x 12), shuffled by seed and grouped `per_record` to a paragraph: a
+ * language-model corpus for a base model that knows the facts but not the tasks. Returns the
+ * number of paragraphs; *out holds fresh strings (free each, then the array). */
+int tasks_facts(char ***out, uint64_t seed, int per_record);
+
 #endif

@@ -13,14 +13,15 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* JSONL (by extension) is read and tokenized in memory; anything else is a shard path. */
+/* JSONL (by extension) and trace directories are read and tokenized in memory; anything else is
+ * a shard path. */
 static int load_shards(train_data *td, const char *path, const train_data_options *o) {
-    if (ends_with(path, ".jsonl") || ends_with(path, ".json")) {
+    if (ends_with(path, ".jsonl") || ends_with(path, ".json") || sft_is_trace_dir(path)) {
         sft_options so = {.tokenizer_dir = o->tokenizer_dir, .format = o->format};
         sft_stats st = {0};
         token_builder b;
         token_builder_init(&b, (uint32_t)o->vocab_size, o->tokenizer_id);
-        int rc = sft_read_jsonl(&b, path, &so, &st);
+        int rc = sft_read_input(&b, path, &so, &st);
         if (rc) {
             token_builder_free(&b);
             return rc;

@@ -14,6 +14,8 @@ MODE=${1:-all}
 cd "$ROOT"
 case "$BIN" in /*) ;; *) BIN="$ROOT/${BIN#./}" ;; esac
 export BIN ROOT
+# idle OpenMP threads sleep: spinning ones make a loaded machine crawl (see distill/main.c)
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 pass=0; fail=0; failed=()
 run() {  # name, command...
     local name=$1; shift

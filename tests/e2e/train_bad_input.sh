@@ -45,7 +45,7 @@ expect 2 "longer than --max-len" "$BIN" pack --tokenizer "$M" --max-len 4 --out 
 # malformed records and shards
 printf '{"input_ids": [1, 2, 3], "loss_mask": [0, 1]}\n' >"$TMP/bad1.jsonl"
 expect 2 "line 1" "$BIN" train --model "$M" --data "$TMP/bad1.jsonl" --out "$TMP/o7" "${t[@]}"
-printf '{"input_ids": [1, 2, 3]}\n{"text": "hello"}\n' >"$TMP/bad2.jsonl"
+printf '{"input_ids": [1, 2, 3]}\n{"prompt": "hello"}\n' >"$TMP/bad2.jsonl"
 expect 2 "line 2" "$BIN" pack --vocab-size 320 --out "$TMP/p7" "$TMP/bad2.jsonl"
 printf 'not json\n' >"$TMP/bad3.jsonl"
 expect 2 "invalid JSON" "$BIN" pack --vocab-size 320 --out "$TMP/p8" "$TMP/bad3.jsonl"

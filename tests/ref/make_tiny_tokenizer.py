@@ -9,15 +9,26 @@ built-in text, then the added tokens, VOCAB ids in all.
 
 Pure Python (no numpy, no tokenizers package), deterministic.
 Run: python3 tests/ref/make_tiny_tokenizer.py tests/fixtures/tiny-tokenizer [VOCAB]
+     python3 tests/ref/make_tiny_tokenizer.py OUT VOCAB --text FILE... --regex llama3
+       (merges learned from the given text files instead; the demo's tokenizer is made so, with
+       the Llama 3 pattern, whose \p{N}{1,3} lets whole numbers up to 999 become tokens)
 """
 import json
 import os
 import re
 import sys
 
-# The Qwen2 pre-tokenizer pattern, as tokenizer.json stores it.
+# The Qwen2 and Llama 3 pre-tokenizer patterns, as tokenizer.json stores them, and ASCII
+# approximations of each for splitting the training text (merges only ever join bytes within one
+# pre-tokenized word, so the split used for training must not cross the real one's boundaries).
 QWEN2_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+"
                r"[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+"
+                r"[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+TRAIN_SPLIT = {
+    "qwen2": r"[^\r\nA-Za-z0-9]?[A-Za-z]+|[0-9]| ?[^\sA-Za-z0-9]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+    "llama3": r"[^\r\nA-Za-z0-9]?[A-Za-z]+|[0-9]{1,3}| ?[^\sA-Za-z0-9]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+}
 
 SPECIALS = [  # (content, special) in id order after the BPE vocabulary
     ("<｜end▁of▁sentence｜>", True),
@@ -78,13 +89,29 @@ def training_text():
     return "".join(lines)
 
 
-def train_merges(text, n_merges, b2u):
+def apply_merges(word, merges):
+    for pair in merges:
+        out, i = [], 0
+        while i < len(word):
+            if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
+                out.append(word[i] + word[i + 1])
+                i += 2
+            else:
+                out.append(word[i])
+                i += 1
+        word = tuple(out)
+    return word
+
+
+def train_merges(text, n_merges, b2u, split=None, fixed=()):
     # Word split for training only (merges apply within pre-tokenized words at encode time).
-    words = re.findall(r" ?[A-Za-z]+| ?[0-9]| ?[^\sA-Za-z0-9]+|\s+", text)
+    words = re.findall(split or r" ?[A-Za-z]+| ?[0-9]| ?[^\sA-Za-z0-9]+|\s+", text)
     counts = {}
     for w in words:
         key = tuple(b2u[b] for b in w.encode("utf-8"))
         counts[key] = counts.get(key, 0) + 1
+    if fixed:
+        counts = {apply_merges(w, fixed): c for w, c in counts.items()}
     merges = []
     for _ in range(n_merges):
         pairs = {}
@@ -111,11 +138,30 @@ def train_merges(text, n_merges, b2u):
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/tiny-tokenizer"
-    total = int(sys.argv[2]) if len(sys.argv) > 2 else 320
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", nargs="?", default="tests/fixtures/tiny-tokenizer")
+    ap.add_argument("vocab", nargs="?", type=int, default=320)
+    ap.add_argument("--text", nargs="*", help="train the merges on these files")
+    ap.add_argument("--regex", choices=["qwen2", "llama3"], default="qwen2")
+    ap.add_argument("--numbers", type=int, default=0,
+                    help="first make every integer 10..N one token (with --regex llama3)")
+    args = ap.parse_args()
+    out, total = args.out, args.vocab
     b2u = bytes_to_unicode()
     vocab = {b2u[b]: b for b in range(256)}
-    merges = train_merges(training_text(), total - 256 - len(SPECIALS), b2u)
+    merges = []
+    if args.numbers:
+        # "1 2" -> "12", then "12 3" -> "123": each number joins its prefix and its last digit
+        merges = [(str(k // 10), str(k % 10)) for k in range(10, args.numbers + 1)]
+    if args.text:
+        text = "".join(open(p, encoding="utf-8").read() for p in args.text)
+        # apply the fixed merges' effect by treating whole numbers as single symbols in training
+        merges += train_merges(text, total - 256 - len(SPECIALS) - len(merges), b2u,
+                               TRAIN_SPLIT[args.regex], fixed=merges)
+    else:
+        merges = train_merges(training_text(), total - 256 - len(SPECIALS), b2u)
+    regex = LLAMA3_REGEX if args.regex == "llama3" else QWEN2_REGEX
     for a, b in merges:
         vocab.setdefault(a + b, len(vocab))
     added = []
@@ -127,7 +173,7 @@ def main():
         "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
         "normalizer": {"type": "NFC"},
         "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": QWEN2_REGEX}, "behavior": "Isolated",
+            {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated",
              "invert": False},
             {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
              "use_regex": False}]},
