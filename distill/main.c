@@ -23,6 +23,7 @@ static const command commands[] = {
     {"generate", cmd_generate, "sample reasoning traces from a teacher into tar.zst shards"},
     {"traces", cmd_traces, "list, count, print and merge trace directories"},
     {"init", cmd_init, "write a randomly initialised Qwen2/Llama model from a config.json"},
+    {"report", cmd_report, "summarise a run: accuracies, traces kept, loss curve (JSON, HTML, SVG)"},
     {"run", cmd_run, "run a recipe's pipeline, skipping completed stages"},
     {"verify", cmd_verify, "extract final answers from responses and judge them against gold"},
     {"curate", cmd_curate, "keep verified, readable traces; dedup, decontaminate; report counts"},

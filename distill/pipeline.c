@@ -165,6 +165,11 @@ int cmd_run(int argc, char **argv) {
     char *stage_dir = xasprintf("%s/stages", v.run_dir);
     if (!opt_dry && dir_create(stage_dir)) err_exit();
 
+    if (!getenv("R1_RUN_STARTED")) {
+        char started[32];
+        snprintf(started, sizeof started, "%lld", (long long)time(NULL));
+        setenv("R1_RUN_STARTED", started, 1);
+    }
     const int total = cJSON_GetArraySize(stages);
     uint64_t chain = 0xcbf29ce484222325ull;
     int idx = 0, ran_only = 0;

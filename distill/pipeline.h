@@ -20,10 +20,12 @@
  * its record and those of every later stage.
  *
  * Strings may use ${run_dir}, ${recipe_dir} (the recipe file's folder) and ${root} (the current
- * directory). */
+ * directory). Stages see R1_RUN_STARTED, the run's start as seconds since the epoch. */
 #ifndef R1_DISTILL_PIPELINE_H
 #define R1_DISTILL_PIPELINE_H
 
 int cmd_run(int argc, char **argv);
+/* r1-distill report: the summary of a run (distill/report.c). */
+int cmd_report(int argc, char **argv);
 
 #endif

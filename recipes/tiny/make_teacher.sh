@@ -15,7 +15,8 @@
 # Everything runs through r1-distill except the tokenizer's merge learning
 # (tests/ref/make_tiny_tokenizer.py, pure Python). Deterministic for a given machine; about an
 # hour on 2 CPU cores, a few minutes on 16. Environment: BIN (the binary), WORK (scratch,
-# default build/demo-teacher), OUT (default recipes/tiny), EPOCHS_TEACHER, EPOCHS_BASE.
+# default build/demo-teacher), OUT (default recipes/tiny), TEACHER_N (SFT examples), EPOCHS_TEACHER,
+# EPOCHS_BASE, MICRO (rows per forward pass: more rows, more parallel work per GEMM).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-./r1-distill}
@@ -25,7 +26,7 @@ INSTRUCTION="Please reason step by step, and put your final answer within \\boxe
 mkdir -p "$WORK"
 
 echo "== data"
-"$BIN" tasks --split train --n 12000 --seed 1 --format messages --instruction "$INSTRUCTION" \
+"$BIN" tasks --split train --n "${TEACHER_N:-12000}" --seed 1 --format messages --instruction "$INSTRUCTION" \
     --out "$WORK/teacher-sft.jsonl"
 "$BIN" tasks --format facts --seed 1 --out "$WORK/facts.jsonl"
 python3 - "$WORK" <<'EOF'
@@ -50,7 +51,8 @@ rm -rf "$WORK/teacher-init" "$WORK/teacher"
     --out "$WORK/teacher-init" --seed 1
 "$BIN" train --model "$WORK/teacher-init" --data "$WORK/teacher-sft.jsonl" --out "$WORK/teacher" \
     --epochs "${EPOCHS_TEACHER:-8}" --lr 3e-3 --schedule cosine --min-lr 3e-4 --warmup 20 \
-    --batch-size 32 --seq-len 512 --grad-clip 1.0 --weight-decay 0.01 --save-every 0 --seed 1 \
+    --batch-size 32 --micro-batch "${MICRO:-8}" --seq-len 512 --grad-clip 1.0 --weight-decay 0.01 \
+    --save-every 0 --seed 1 \
     --log "$WORK/teacher-train.jsonl" --quiet
 
 echo "== student base"
@@ -59,7 +61,7 @@ rm -rf "$WORK/student-init" "$WORK/student-base"
     --out "$WORK/student-init" --seed 2
 "$BIN" train --model "$WORK/student-init" --data "$WORK/facts.jsonl" --out "$WORK/student-base" \
     --epochs "${EPOCHS_BASE:-30}" --lr 3e-3 --schedule cosine --min-lr 3e-4 --warmup 10 \
-    --batch-size 16 --seq-len 256 --grad-clip 1.0 --save-every 0 --seed 2 \
+    --batch-size 16 --micro-batch "${MICRO:-8}" --seq-len 256 --grad-clip 1.0 --save-every 0 --seed 2 \
     --log "$WORK/student-base-train.jsonl" --quiet
 
 echo "== export (bf16 Hugging Face directories)"

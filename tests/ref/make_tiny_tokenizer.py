@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A tiny byte-level BPE tokenizer in Hugging Face tokenizer.json form, for test models.
+r"""A tiny byte-level BPE tokenizer in Hugging Face tokenizer.json form, for test models.
 
 It has the real structure of the Qwen2 / R1-Distill-Qwen tokenizers (NFC normalizer, the Qwen2
 Split regex + ByteLevel pre-tokenizer, ByteLevel decoder, BPE with "a b" merges, the R1 special
