@@ -3,9 +3,11 @@
 #define R1_DISTILL_COMMANDS_H
 
 #include "datasets/datasets.h"
+#include "datasets/traces.h"
 #include "distill/pipeline.h"
 #include "student/init.h"
 #include "student/plan.h"
+#include "teacher/generate.h"
 #include "teacher/teacher.h"
 #include "eval/eval.h"
 

@@ -17,6 +17,8 @@ static const command commands[] = {
     {"inspect", cmd_inspect, "parameters, active parameters, bytes by dtype, KV cache per token"},
     {"tasks", cmd_tasks, "write built-in reasoning tasks (train/test splits) as JSONL"},
     {"plan", cmd_plan, "memory and FLOPs plan for a recipe's training on N GPUs"},
+    {"generate", cmd_generate, "sample reasoning traces from a teacher into tar.zst shards"},
+    {"traces", cmd_traces, "list, count, print and merge trace directories"},
     {"init", cmd_init, "write a randomly initialised Qwen2/Llama model from a config.json"},
     {"run", cmd_run, "run a recipe's pipeline, skipping completed stages"},
     {"verify", cmd_verify, "extract final answers from responses and judge them against gold"},
