@@ -23,6 +23,10 @@ typedef struct tokenizer tokenizer;
  * tokenizer_config.json). Errors name the file and what is unsupported (R1_EINPUT). */
 int tokenizer_load(tokenizer **out, const char *path);
 void tokenizer_free(tokenizer *t);
+/* The same from memory (tests, fuzzing): json is tokenizer.json's text, config that of
+ * tokenizer_config.json or NULL; `where` names the source in messages. */
+int tokenizer_load_mem(tokenizer **out, const char *json, size_t len, const char *config,
+                       size_t config_len, const char *where);
 
 /* Encodes UTF-8 text. Added tokens are matched before BPE as the HF tokenizer does.
  * add_special: add what the post-processor adds (e.g. BOS). Invalid UTF-8 is R1_EINPUT.
@@ -54,6 +58,9 @@ int tokenizer_pad_id(const tokenizer *t);
 int tokenizer_add_bos(const tokenizer *t);
 /* The chat_template string, or NULL. */
 const char *tokenizer_chat_template(const tokenizer *t);
+/* Replaces the chat template (a Jinja template's text, or NULL for none), e.g. from a file the
+ * user names; chat_detect and chat_render read it. */
+int tokenizer_set_chat_template(tokenizer *t, const char *tpl);
 /* The path the tokenizer was loaded from (tokenizer.json). */
 const char *tokenizer_path(const tokenizer *t);
 

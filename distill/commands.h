@@ -10,5 +10,6 @@
 #include "teacher/generate.h"
 #include "teacher/teacher.h"
 #include "eval/eval.h"
+#include "distill/cmd_tokenize.h"
 
 #endif

@@ -22,6 +22,7 @@ static const command commands[] = {
     {"init", cmd_init, "write a randomly initialised Qwen2/Llama model from a config.json"},
     {"run", cmd_run, "run a recipe's pipeline, skipping completed stages"},
     {"verify", cmd_verify, "extract final answers from responses and judge them against gold"},
+    {"tokenize", cmd_tokenize, "text to token ids and back with a tokenizer.json; chat formats"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 
