@@ -195,10 +195,10 @@ static chat_message *parse_conversation(char *json, size_t len, const char *wher
             jin_member(&d, c, "content", JIN_STR, &content, where, NULL) <= 0)
             die(R1_EINPUT, where, "message %d needs \"role\" and \"content\" strings", i);
         const jin_node *cn = jin_at(&d, content);
-        if (strlen(cn->s) != cn->len)
+        if (strlen(jin_str(&d, cn)) != cn->len)
             die(R1_EINPUT, where, "message %d: content holds U+0000, which no chat format allows", i);
-        m[i].role = jin_at(&d, role)->s;
-        m[i].content = cn->s;
+        m[i].role = jin_str(&d, jin_at(&d, role));
+        m[i].content = jin_str(&d, cn);
     }
     *n = i;
     jin_free(&d);
@@ -250,7 +250,7 @@ static void encode_line(char *line, long lineno, void *ctx) {
     if (jin_parse(&d, line, strlen(line), where)) err_exit();
     if (d.nodes[0].type != JIN_STR) die(R1_EINPUT, where, "expected a JSON string");
     int *ids, n;
-    if (tokenizer_encode(c->t, d.nodes[0].s, d.nodes[0].len, opt_add_special, &ids, &n)) {
+    if (tokenizer_encode(c->t, jin_str(&d, &d.nodes[0]), d.nodes[0].len, opt_add_special, &ids, &n)) {
         err_context(where);
         err_exit();
     }
