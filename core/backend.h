@@ -153,6 +153,14 @@ struct backend {
      * and v; gate and up). k <= 4. */
     void (*linear_multi)(backend *be, int k, float *const *y, const float *x,
                          const weight *const *w, const weight *const *bias, int n);
+    /* The attention inputs of a GQA layer after its projections: rope on q [n, n_heads * hd]
+     * and k [n, n_kv_heads * hd] (every head rotated from its first element, as rope with
+     * head_stride hd and off 0), then k and v [n, n_kv_heads * hd] into their caches (kv_store
+     * with width n_kv_heads * hd). The same values as those four calls, in one launch on a
+     * device backend. */
+    void (*rope_store_kv)(backend *be, float *q, float *k, const float *v, void *k_cache,
+                          void *v_cache, const rope_table *r, const token_layout *tl, int n_heads,
+                          int n_kv_heads, int head_dim, int max_seq);
     /* out[i] = the index of the largest of x[i, 0..d), the lowest among equals (NaN never wins);
      * out in backend memory. Greedy decoding without copying logits to the host. */
     void (*argmax)(backend *be, int *out, const float *x, int n, int d);

@@ -16,6 +16,8 @@
 #ifndef R1_CORE_BACKEND_CUDA_H
 #define R1_CORE_BACKEND_CUDA_H
 
+#include <stdio.h>
+
 #include "core/backend.h"
 
 enum { BACKEND_CUDA_FP32 = 0, BACKEND_CUDA_BF16 = 1 };
@@ -33,5 +35,13 @@ void backend_cuda_set_graphs(backend *be, int on);
 void backend_cuda_set_gemv_max(backend *be, int max_n);
 /* Replayed graph launches and recordings so far (for tests: proof that replay happened). */
 void backend_cuda_graph_stats(backend *be, long *replays, long *recordings);
+/* 1 when be was made by backend_cuda (device-side code such as the GPU sampler may then use
+ * its stream); 0 otherwise, and always 0 in builds without CUDA. */
+int backend_cuda_is(const backend *be);
+/* Per-op GPU time for benchmarks: while on, every op runs between two CUDA events and graph
+ * recording is off; the report lists ops by name and shape with calls, total and mean time
+ * (and bytes per second for linears), largest total first. Turning it on clears the totals. */
+void backend_cuda_profile(backend *be, int on);
+void backend_cuda_profile_report(backend *be, FILE *f);
 
 #endif

@@ -13,6 +13,9 @@ void backend_cuda_set_gemv_max(backend *be, int max_n) {}
 void backend_cuda_graph_stats(backend *be, long *replays, long *recordings) {
     *replays = *recordings = 0;
 }
+int backend_cuda_is(const backend *be) { return 0; }
+void backend_cuda_profile(backend *be, int on) {}
+void backend_cuda_profile_report(backend *be, FILE *f) {}
 #else
 /* The CUDA build defines these in core/cuda/backend_cuda.cu. */
 typedef int backend_cuda_none_unused;

@@ -49,7 +49,7 @@ const char *cublas_status_name(cublasStatus_t s);
 enum { CU_MAX_GRAPHS = 64, CU_MAX_ROPES = 16 };
 
 /* Workspaces owned by the backend, grown on demand (never while recording a graph). */
-enum { WS_XBF16, WS_ATTN, WS_DEQUANT, WS_COUNT };
+enum { WS_XBF16, WS_ATTN, WS_DEQUANT, WS_SPLITK, WS_COUNT };
 
 struct cu_graph {
     uint64_t key;
@@ -94,12 +94,19 @@ struct cuda_backend {
 
     cu_linear_state *lin;
     int gemv_max;
+    int skinny_on;   /* bf16 mode: skinny_cuda.cu for 5..64 tokens (R1_CUDA_SKINNY=0: off) */
+    int *skinny_sem; /* its split-K counters */
 
     /* The bf16 copy of the last activation converted for a GEMM (q, k and v share one input,
      * so do gate and up): valid while nothing may have written the source. */
     const float *xbf_src;
     int64_t xbf_count;
     int xbf_valid;
+
+    /* Per-op timing (profile_cuda.cu): the ops' real entries while the table holds wrappers. */
+    struct cu_prof *prof;
+    backend orig;
+    int prof_graphs; /* graphs_on before profiling turned it off */
 };
 
 static inline cuda_backend *cu_of(backend *be) { return (cuda_backend *)be; }
@@ -123,6 +130,9 @@ static inline unsigned cu_blocks(int64_t n, int threads, int64_t cap) {
     return (unsigned)(b < 1 ? 1 : b);
 }
 
+/* ---- profile_cuda.cu ---- */
+void cu_prof_free(cuda_backend *cu);
+
 /* ---- linear_cuda.cu ---- */
 void cu_linear_init(cuda_backend *cu);
 void cu_linear_free(cuda_backend *cu);
@@ -136,6 +146,14 @@ void cu_linear_multi(backend *be, int k, float *const *y, const float *x, const 
 void cu_convert_weight(cuda_backend *cu, void *dst, dtype dst_dt, const void *src, dtype src_dt,
                        const float *scale_inv, int64_t rows, int64_t cols, int block_rows,
                        int block_cols);
+
+/* ---- skinny_cuda.cu ---- */
+/* 1 when the tensor-core kernel takes these shapes: 1..64 tokens, K a multiple of 32, weights
+ * 16-byte aligned, at most 4 matrices. */
+int cu_skinny_fits(int64_t cols, int n, const void *const *w, int k);
+/* y[j] (+)= x @ w[j]^T (+ bias[j]) for j < k, w[j] BF16 with equal cols; x is bf16 [n, cols]. */
+void cu_skinny(cuda_backend *cu, int k, float *const *y, const __nv_bfloat16 *xb,
+               const weight *const *w, const float *const *bias, int n, int accumulate);
 
 /* ---- attention_cuda.cu ---- */
 void cu_attention(backend *be, float *out, const float *q, const void *k_cache,

@@ -426,6 +426,9 @@ static void linear_impl(backend *be, float *y, const float *x, const weight *w,
         gemv_generic_kernel<<<dim3((unsigned)rows, n), 128, 0, cu->stream>>>(y, x, v, bp, rows,
                                                                            cols, acc);
         LAUNCH_CHECK();
+    } else if (cu->skinny_on && w->dt == DTYPE_BF16 && cu_skinny_fits(cols, n, &wd, 1)) {
+        const __nv_bfloat16 *xb = x_as_bf16(cu, x, (int64_t)n * cols);
+        cu_skinny(cu, 1, &y, xb, &w, &bp, n, acc);
     } else if (wt == DTYPE_F32) {
         lt_matmul(cu, y, x, wd, DTYPE_F32, bp, rows, n, cols, acc);
     } else {
@@ -461,6 +464,21 @@ void cu_linear_multi(backend *be, int k, float *const *y, const float *x, const 
             CU_REQUIRE(y[i] != y[j], "linear_multi: outputs %d and %d are the same buffer", i, j);
     }
     if (!fused) {
+        /* decode batches in bf16 mode: one tensor-core launch for all k */
+        int skinny = cu->skinny_on && n > cu->gemv_max && k <= 4;
+        const void *wd[4];
+        for (int j = 0; j < k && skinny; j++) {
+            skinny = w[j]->dt == DTYPE_BF16 && w[j]->cols == w[0]->cols;
+            wd[j] = w[j]->data;
+        }
+        if (skinny && cu_skinny_fits(w[0]->cols, n, wd, k)) {
+            const float *bp[4] = {NULL, NULL, NULL, NULL};
+            for (int j = 0; j < k; j++) bp[j] = bias && bias[j] ? (const float *)bias[j]->data : NULL;
+            const __nv_bfloat16 *xb = x_as_bf16(cu, x, (int64_t)n * w[0]->cols);
+            cu_skinny(cu, k, y, xb, w, bp, n, 0);
+            for (int j = 0; j < k; j++) cu_touch(cu, y[j], sizeof(float) * (size_t)n * w[j]->rows);
+            return;
+        }
         for (int j = 0; j < k; j++) linear_impl(be, y[j], x, w[j], bias ? bias[j] : NULL, n, 0);
         return;
     }
