@@ -29,7 +29,7 @@
 #include "teacher/sampler_device.h"
 #include "teacher/teacher.h"
 
-static const char *opt_model, *opt_device;
+static const char *opt_model, *opt_device, *opt_profile_json;
 static int64_t opt_batch, opt_prompt, opt_new, opt_warmup, opt_top_k;
 static double opt_temperature, opt_top_p;
 static int opt_linear, opt_profile;
@@ -47,6 +47,8 @@ static const cli_opt opts[] = {
     {"top-k", OPT_INT, &opt_top_k, "0", 0, "K", "top-k; 0 turns it off"},
     {"profile", OPT_FLAG, &opt_profile, NULL, 0, NULL,
      "then one more run with per-op GPU times (stderr)"},
+    {"profile-json", OPT_STRING, &opt_profile_json, NULL, 0, "FILE",
+     "with --profile: also write the per-op times as JSON lines to FILE"},
     {"linear-bench", OPT_FLAG, &opt_linear, NULL, 0, NULL,
      "time the Qwen2.5-7B decode GEMV shapes (GEMV kernel vs cuBLASLt) instead"},
 };
@@ -159,6 +161,15 @@ static void bench_decode(void) {
         fprintf(stderr, "decode: profiled run (eager): prefill %.1f ms, %.1f ms per decode step\n",
                 pf * 1e3, T > 1 ? dc * 1e3 / (T - 1) : 0.0);
         backend_cuda_profile_report(be, stderr);
+        if (opt_profile_json) {
+            FILE *f = fopen(opt_profile_json, "w");
+            if (!f) die(R1_ERUNTIME, opt_profile_json, "cannot write");
+            fprintf(f, "{\"kind\": \"profiled_run\", \"batch\": %d, \"prompt\": %d, \"new\": %d, "
+                       "\"prefill_ms\": %.3f, \"step_ms\": %.4f}\n",
+                    B, P, T, pf * 1e3, T > 1 ? dc * 1e3 / (T - 1) : 0.0);
+            backend_cuda_profile_json(be, f);
+            fclose(f);
+        }
         backend_cuda_profile(be, 0);
     }
     sampler_device_close(sd);

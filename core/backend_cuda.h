@@ -43,5 +43,8 @@ int backend_cuda_is(const backend *be);
  * (and bytes per second for linears), largest total first. Turning it on clears the totals. */
 void backend_cuda_profile(backend *be, int on);
 void backend_cuda_profile_report(backend *be, FILE *f);
+/* The same entries as JSON lines: {"kind": "op", "op", "a", "b", "c" (shape), "calls", "ms",
+ * "bytes" (weight bytes per call for linears, else 0)}. */
+void backend_cuda_profile_json(backend *be, FILE *f);
 
 #endif

@@ -16,6 +16,7 @@ void backend_cuda_graph_stats(backend *be, long *replays, long *recordings) {
 int backend_cuda_is(const backend *be) { return 0; }
 void backend_cuda_profile(backend *be, int on) {}
 void backend_cuda_profile_report(backend *be, FILE *f) {}
+void backend_cuda_profile_json(backend *be, FILE *f) {}
 #else
 /* The CUDA build defines these in core/cuda/backend_cuda.cu. */
 typedef int backend_cuda_none_unused;

@@ -183,6 +183,7 @@ static void cu_unload_weight(backend *be, weight *w) {
     if (!w->device) return;
     CU_REQUIRE(!cu->recording, "unload while recording a CUDA graph");
     cu_drop_graphs(cu);
+    cu_drop_expert_tables(cu);
     CUDA_CHECK(cudaStreamSynchronize(cu->stream));
     CUDA_CHECK(cudaFree((void *)w->data));
     if (w->scale_inv) CUDA_CHECK(cudaFree((void *)w->scale_inv));
@@ -649,6 +650,29 @@ static void cu_scatter_add_rows(backend *be, float *dst, const float *src, const
     LAUNCH_CHECK();
 }
 
+/* combine_rows: thread per (token, column) adds its K terms in order, the product rounded
+ * before the sum (the CPU's d += s * x). */
+__global__ void combine_rows_kernel(float *dst, const float *src, const int *idx,
+                                    const float *scale, int n, int K, int width) {
+    for (int i = blockIdx.y; i < n; i += gridDim.y)
+        for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < width; j += gridDim.x * blockDim.x) {
+            float d = dst[(int64_t)i * width + j];
+            for (int k = 0; k < K; k++)
+                d = __fadd_rn(d, __fmul_rn(scale[i * K + k], src[(int64_t)idx[i * K + k] * width + j]));
+            dst[(int64_t)i * width + j] = d;
+        }
+}
+
+static void cu_combine_rows(backend *be, float *dst, const float *src, const int *idx,
+                            const float *scale, int n, int K, int width) {
+    cuda_backend *cu = cu_of(be);
+    cu_invalidate_xbf(cu);
+    if (n <= 0 || width <= 0) return;
+    combine_rows_kernel<<<dim3(cu_blocks(width, 256, 64), token_blocks(n)), 256, 0, cu->stream>>>(
+        dst, src, idx, scale, n, K, width);
+    LAUNCH_CHECK();
+}
+
 /* (value, index) a beats b: a number beats NaN, then the larger value, then the lower index:
  * the CPU's first-largest rule, also for rows holding NaN. */
 __device__ __forceinline__ bool argmax_better(float av, int ai, float bv, int bi) {
@@ -698,6 +722,7 @@ static void cu_destroy(backend *be) {
     CU_REQUIRE(!cu->recording, "destroy while recording a CUDA graph");
     CUDA_CHECK(cudaStreamSynchronize(cu->stream));
     cu_drop_graphs(cu);
+    cu_drop_expert_tables(cu);
     cu_prof_free(cu);
     for (int i = 0; i < cu->n_ropes; i++) {
         free(cu->ropes[i].host_copy);
@@ -787,6 +812,8 @@ extern "C" backend *backend_cuda(int device, int mode) {
     be->linear_multi = cu_linear_multi;
 
     be->rope_store_kv = cu_rope_store_kv;
+    be->linear_segments = cu_linear_segments;
+    be->combine_rows = cu_combine_rows;
     be->argmax = cu_argmax;
     be->destroy = cu_destroy;
     return be;

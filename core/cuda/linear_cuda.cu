@@ -119,7 +119,7 @@ __global__ void f32_to_bf16_kernel(__nv_bfloat16 *dst, const float *src, int64_t
         dst[i] = __float2bfloat16_rn(src[i]);
 }
 
-static const __nv_bfloat16 *x_as_bf16(cuda_backend *cu, const float *x, int64_t count) {
+const __nv_bfloat16 *cu_x_bf16(cuda_backend *cu, const float *x, int64_t count) {
     if (cu->xbf_valid && cu->xbf_src == x && cu->xbf_count == count)
         return (const __nv_bfloat16 *)cu->ws[WS_XBF16];
     __nv_bfloat16 *dst = (__nv_bfloat16 *)cu_workspace(cu, WS_XBF16, (size_t)count * 2);
@@ -405,6 +405,13 @@ static void linear_impl(backend *be, float *y, const float *x, const weight *w,
     if (n <= 0) return;
     const void *wd = w->data;
     int wt = (int)w->dt;
+    if (cu->mode == BACKEND_CUDA_BF16 && cu->skinny_on && w->dt == DTYPE_F8_E4M3 &&
+        cu_skinny_fits(n, &w, 1)) { /* decode batches on FP8 weights: no dequantized copy */
+        const __nv_bfloat16 *xb = cu_x_bf16(cu, x, (int64_t)n * cols);
+        cu_skinny(cu, 1, &y, xb, &w, &bp, n, acc);
+        cu_touch(cu, y, sizeof(float) * (size_t)n * rows);
+        return;
+    }
     if (w->dt == DTYPE_F8_E4M3) {
         void *deq = cu_workspace(cu, WS_DEQUANT, (size_t)rows * cols * 2);
         cu_convert_weight(cu, deq, DTYPE_BF16, w->data, DTYPE_F8_E4M3, w->scale_inv, rows, cols,
@@ -426,13 +433,13 @@ static void linear_impl(backend *be, float *y, const float *x, const weight *w,
         gemv_generic_kernel<<<dim3((unsigned)rows, n), 128, 0, cu->stream>>>(y, x, v, bp, rows,
                                                                            cols, acc);
         LAUNCH_CHECK();
-    } else if (cu->skinny_on && w->dt == DTYPE_BF16 && cu_skinny_fits(cols, n, &wd, 1)) {
-        const __nv_bfloat16 *xb = x_as_bf16(cu, x, (int64_t)n * cols);
+    } else if (cu->skinny_on && w->dt == DTYPE_BF16 && cu_skinny_fits(n, &w, 1)) {
+        const __nv_bfloat16 *xb = cu_x_bf16(cu, x, (int64_t)n * cols);
         cu_skinny(cu, 1, &y, xb, &w, &bp, n, acc);
     } else if (wt == DTYPE_F32) {
         lt_matmul(cu, y, x, wd, DTYPE_F32, bp, rows, n, cols, acc);
     } else {
-        const __nv_bfloat16 *xb = x_as_bf16(cu, x, (int64_t)n * cols);
+        const __nv_bfloat16 *xb = cu_x_bf16(cu, x, (int64_t)n * cols);
         lt_matmul(cu, y, xb, wd, DTYPE_BF16, bp, rows, n, cols, acc);
     }
     cu_touch(cu, y, sizeof(float) * (size_t)n * rows);
@@ -464,17 +471,14 @@ void cu_linear_multi(backend *be, int k, float *const *y, const float *x, const 
             CU_REQUIRE(y[i] != y[j], "linear_multi: outputs %d and %d are the same buffer", i, j);
     }
     if (!fused) {
-        /* decode batches in bf16 mode: one tensor-core launch for all k */
-        int skinny = cu->skinny_on && n > cu->gemv_max && k <= 4;
-        const void *wd[4];
-        for (int j = 0; j < k && skinny; j++) {
-            skinny = w[j]->dt == DTYPE_BF16 && w[j]->cols == w[0]->cols;
-            wd[j] = w[j]->data;
-        }
-        if (skinny && cu_skinny_fits(w[0]->cols, n, wd, k)) {
+        /* decode batches in bf16 mode: one tensor-core launch for all k (FP8 weights also for
+         * n <= gemv_max: the GEMV would need dequantized copies) */
+        const int skinny = cu->mode == BACKEND_CUDA_BF16 && cu->skinny_on &&
+                           (n > cu->gemv_max || w[0]->dt == DTYPE_F8_E4M3);
+        if (skinny && cu_skinny_fits(n, w, k)) {
             const float *bp[4] = {NULL, NULL, NULL, NULL};
             for (int j = 0; j < k; j++) bp[j] = bias && bias[j] ? (const float *)bias[j]->data : NULL;
-            const __nv_bfloat16 *xb = x_as_bf16(cu, x, (int64_t)n * w[0]->cols);
+            const __nv_bfloat16 *xb = cu_x_bf16(cu, x, (int64_t)n * w[0]->cols);
             cu_skinny(cu, k, y, xb, w, bp, n, 0);
             for (int j = 0; j < k; j++) cu_touch(cu, y[j], sizeof(float) * (size_t)n * w[j]->rows);
             return;

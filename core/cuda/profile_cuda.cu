@@ -162,6 +162,15 @@ static void p_rope_store_kv(backend *be, float *q, float *k, const float *v, voi
           ORIG.rope_store_kv(be, q, k, v, k_cache, v_cache, r, tl, n_heads, n_kv_heads, head_dim,
                              max_seq));
 }
+static void p_linear_segments(backend *be, float *y, const float *x, const weight *w,
+                              const int *seg, int n_w, int n) {
+    TIMED("linear_segments", w[0].rows, w[0].cols, n, 0,
+          ORIG.linear_segments(be, y, x, w, seg, n_w, n));
+}
+static void p_combine_rows(backend *be, float *dst, const float *src, const int *idx,
+                           const float *scale, int n, int K, int width) {
+    TIMED("combine_rows", n, K, width, 0, ORIG.combine_rows(be, dst, src, idx, scale, n, K, width));
+}
 static void p_argmax(backend *be, int *out, const float *x, int n, int d) {
     TIMED("argmax", n, d, 0, 0, ORIG.argmax(be, out, x, n, d));
 }
@@ -213,6 +222,8 @@ extern "C" void backend_cuda_profile(backend *be, int on) {
         be->mla_v_up = p_mla_v_up;
         be->argmax = p_argmax;
         be->rope_store_kv = p_rope_store_kv;
+        be->linear_segments = p_linear_segments;
+        be->combine_rows = p_combine_rows;
     }
     cu->prof->n_pending = 0;
     cu->prof->n_entries = 0;
@@ -247,5 +258,19 @@ extern "C" void backend_cuda_profile_report(backend *be, FILE *f) {
             snprintf(gbps, sizeof gbps, "%.0f", e->bytes * e->calls / (e->ms * 1e6));
         fprintf(f, "  %-13s %30s %8ld %10.3f %9.1f %6.2f %9s\n", e->op, shape, e->calls, e->ms,
                 mean_us, total > 0 ? 100 * e->ms / total : 0.0, gbps);
+    }
+}
+
+extern "C" void backend_cuda_profile_json(backend *be, FILE *f) {
+    cuda_backend *cu = cu_of(be);
+    cu_prof *p = cu->prof;
+    if (!p) return;
+    prof_flush(cu);
+    for (int i = 0; i < p->n_entries; i++) {
+        const prof_entry *e = &p->e[i];
+        fprintf(f, "{\"kind\": \"op\", \"op\": \"%s\", \"a\": %lld, \"b\": %lld, \"c\": %lld, "
+                   "\"calls\": %ld, \"ms\": %.6f, \"bytes\": %.0f}\n",
+                e->op, (long long)e->a, (long long)e->b, (long long)e->c, e->calls, e->ms,
+                e->bytes);
     }
 }
