@@ -39,7 +39,7 @@ with open(sys.argv[1], "w") as f:
         f.write(json.dumps({"prompt": [r.randrange(3, 384) for _ in range(16)]}) + "\n")
 PY
 
-echo "generate, CPU decode ($(nproc) cores, ${OMP_NUM_THREADS:-all} threads), $NEW new tokens x 16 prompts:"
+echo "generate, CPU decode ($(nproc --all) cores, ${OMP_NUM_THREADS:-all} threads), $NEW new tokens x 16 prompts:"
 printf '  %-6s %6s %12s %10s %10s\n' model batch "tok/s" "wall s" "RSS MB"
 for m in small 100m; do
     for b in 1 8 16; do

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# make bench: runs every bench/*.sh (except this one) in name order. Benchmarks report figures;
-# they never fail the build, so a failing benchmark is reported and the next one runs.
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export BIN=${BIN:-$ROOT/r1-distill}
-for b in "$ROOT"/bench/*.sh; do
+# Runs every benchmark (bench/*.sh but this one) in turn. Benchmarks report figures beside
+# their peers; they never fail the build, so a failing one is reported and the rest still run.
+cd "$(dirname "$0")/.."
+BIN=${BIN:-./r1-distill}
+export BIN
+for b in bench/*.sh; do
     [ "$(basename "$b")" = run.sh ] && continue
     echo "== $(basename "$b" .sh)"
-    bash "$b" || echo "(benchmark $(basename "$b") failed with status $?)"
+    bash "$b" || echo "($(basename "$b") did not finish: exit $?)"
 done
 exit 0

@@ -63,7 +63,7 @@ static void linear_into(float *y, const float *x, const weight *w, const weight 
     }
 #pragma omp parallel
     {
-        float *tile = w->dt == DTYPE_F32 ? NULL
+        float *tile = w->dt == DTYPE_F32 && !w->qtype ? NULL
                                          : xmalloc(sizeof(float) * LINEAR_TILE_ROWS * (size_t)cols);
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < n_tiles; t++) {

@@ -36,7 +36,7 @@ static uint32_t new_node(parser *p, jin_type t) {
 }
 
 /* Eight bytes at a time: pretty-printed files are mostly indentation. */
-static void skip_ws(parser *p) {
+static void skip_ws_slow(parser *p) {
     const char *t = p->text;
     size_t i = p->pos, n = p->len;
     for (;;) {
@@ -63,6 +63,12 @@ static void skip_ws(parser *p) {
         }
     }
     p->pos = i;
+}
+
+/* Called around every token, and most of the time there is no whitespace to skip. */
+static inline void skip_ws(parser *p) {
+    if (p->pos < p->len && (unsigned char)p->text[p->pos] > ' ') return;
+    skip_ws_slow(p);
 }
 
 static int hex4(const char *s, uint32_t *out) {

@@ -4,9 +4,18 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/quants.h"
 
 void weight_rows_to_f32(float *dst, const weight *w, int64_t r0, int64_t nr) {
     const size_t cols = (size_t)w->cols;
+    if (w->qtype) {
+        const size_t row = quant_row_bytes((quant_type)w->qtype, w->cols);
+        for (int64_t r = 0; r < nr; r++)
+            quant_dequantize_row(dst + (size_t)r * cols,
+                                 (const uint8_t *)w->data + (size_t)(r0 + r) * row,
+                                 (quant_type)w->qtype, w->cols);
+        return;
+    }
     if (w->dt != DTYPE_F8_E4M3) {
         const uint8_t *src = (const uint8_t *)w->data + (size_t)r0 * cols * dtype_size(w->dt);
         dtype_to_f32(dst, src, w->dt, (size_t)nr * cols);
@@ -18,16 +27,28 @@ void weight_rows_to_f32(float *dst, const weight *w, int64_t r0, int64_t nr) {
         const uint8_t *src = (const uint8_t *)w->data + (size_t)(r0 + r) * cols;
         const float *srow = w->scale_inv + ((r0 + r) / w->block_rows) * scale_cols;
         float *d = dst + (size_t)r * cols;
-        for (int64_t c = 0; c < w->cols; c++) d[c] = fp8_e4m3_table[src[c]] * srow[c / w->block_cols];
+        for (int64_t c = 0; c < w->cols; c++)
+            d[c] = fp8_e4m3_table[src[c]] * srow[c / w->block_cols];
     }
 }
 
 float weight_get(const weight *w, int64_t r, int64_t c) {
     float v;
+    if (w->qtype) {
+        /* dequantize the one block that holds (r, c) */
+        const quant_info *q = quant_type_info(w->qtype);
+        float blk[QK_K];
+        const uint8_t *p = (const uint8_t *)w->data +
+                           (size_t)r * quant_row_bytes((quant_type)w->qtype, w->cols) +
+                           (size_t)(c / q->block) * (size_t)q->block_bytes;
+        quant_dequantize_row(blk, p, (quant_type)w->qtype, q->block);
+        return blk[c % q->block];
+    }
     if (w->dt == DTYPE_F8_E4M3) {
         const int64_t scale_cols = (w->cols + w->block_cols - 1) / w->block_cols;
         const uint8_t *p = (const uint8_t *)w->data + r * w->cols + c;
-        return fp8_e4m3_table[*p] * w->scale_inv[(r / w->block_rows) * scale_cols + c / w->block_cols];
+        return fp8_e4m3_table[*p] *
+               w->scale_inv[(r / w->block_rows) * scale_cols + c / w->block_cols];
     }
     const uint8_t *p = (const uint8_t *)w->data + (size_t)(r * w->cols + c) * dtype_size(w->dt);
     dtype_to_f32(&v, p, w->dt, 1);

@@ -14,9 +14,13 @@
 
 /* A 2-D weight [rows, cols] (or a 1-D vector with rows == 1) as stored in the checkpoint. */
 typedef struct {
-    dtype dt;               /* F32, F16, BF16 or F8_E4M3 */
+    dtype dt;               /* F32, F16, BF16 or F8_E4M3; DTYPE_U8 (raw bytes) when qtype is set */
     int64_t rows, cols;
     const void *data;
+    /* GGUF block types: 0 for none, else a block type of core/quants.h (QUANT_Q8_0, QUANT_Q4_K,
+     * ...): each row is cols / block blocks of that type, rows stored one after another (GGUF
+     * F32/F16/BF16 tensors use dt instead). */
+    int qtype;
     /* F8_E4M3 only: float32 scale_inv [ceil(rows/block_rows), ceil(cols/block_cols)];
      * element (i, j) is fp8[i, j] * scale_inv[i / block_rows, j / block_cols]. */
     const float *scale_inv;

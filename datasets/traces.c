@@ -144,7 +144,6 @@ static la_ssize_t shard_write_cb(struct archive *a, void *ctx, const void *buf, 
         left -= (size_t)k;
         w->bytes += (uint64_t)k;
     }
-    (void)a;
     return (la_ssize_t)n;
 }
 

@@ -22,7 +22,12 @@ static const command commands[] = {
     {"init", cmd_init, "write a randomly initialised Qwen2/Llama model from a config.json"},
     {"run", cmd_run, "run a recipe's pipeline, skipping completed stages"},
     {"verify", cmd_verify, "extract final answers from responses and judge them against gold"},
+    {"curate", cmd_curate, "keep verified, readable traces; dedup, decontaminate; report counts"},
+    {"eval", cmd_eval, "sample a model on a benchmark: pass@1 (K samples), cons@K, pass@k"},
     {"tokenize", cmd_tokenize, "text to token ids and back with a tokenizer.json; chat formats"},
+    {"pack", cmd_pack, "tokenize SFT examples (JSONL) into token shards for train"},
+    {"train", cmd_train, "fine-tune a Qwen2 / Llama student on SFT data (fp32, CPU)"},
+    {"export", cmd_export, "export a model to GGUF (+ Ollama Modelfile) or a clean HF directory"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 

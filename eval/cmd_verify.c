@@ -1,6 +1,5 @@
 /* r1-distill verify: extract the final answer of every response in a JSONL file and judge it
  * against the gold answer, with the same code curate and eval use (answer_verify). */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include "core/json.h"
 #include "datasets/jsonl.h"
 #include "eval/answer_parts.h"
+#include "eval/benchmarks.h"
 #include "eval/eval.h"
 
 static const char *opt_in, *opt_response, *opt_gold;
@@ -59,17 +59,6 @@ static int missing_field(const cJSON *rec, const char *where, const char *field,
     return R1_EINPUT;
 }
 
-/* A JSON number as the shortest text that reads back as the same double. */
-static char *number_text(double v) {
-    if (v == floor(v) && fabs(v) < 9007199254740992.0) return xasprintf("%.0f", v);
-    for (int prec = 1; prec <= 17; prec++) {
-        char *s = xasprintf("%.*g", prec, v);
-        if (strtod(s, NULL) == v) return s;
-        free(s);
-    }
-    return xasprintf("%.17g", v);
-}
-
 /* Reads the response and gold fields of one record. *gold is fresh; *response is borrowed. */
 static int record_fields(const cJSON *rec, const char *where, const char **response, char **gold) {
     if (!cJSON_IsObject(rec))
@@ -81,13 +70,8 @@ static int record_fields(const cJSON *rec, const char *where, const char **respo
     if (got == 0) return missing_field(rec, where, opt_response, "response-field");
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(rec, opt_gold);
     if (!g || cJSON_IsNull(g)) return missing_field(rec, where, opt_gold, "gold-field");
-    if (cJSON_IsString(g)) {
-        *gold = xstrdup(g->valuestring);
-    } else if (cJSON_IsNumber(g) && isfinite(g->valuedouble)) {
-        *gold = number_text(g->valuedouble);
-    } else {
+    if (!(*gold = answer_gold_text(g)))
         return err_fail(R1_EINPUT, where, "\"%s\" must be a string or a number", opt_gold);
-    }
     return R1_OK;
 }
 

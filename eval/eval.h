@@ -1,5 +1,5 @@
 /* eval/: answer extraction and equivalence (shared by curate and eval), benchmark reports, and
- * the commands that run them (verify).
+ * the commands that run them (verify, eval).
  *
  * A verdict is two steps:
  *   1. answer_extract() finds the final answer in a model response: the text after the last
@@ -47,5 +47,8 @@ void answer_verdict_free(answer_verdict *v);
 
 /* r1-distill verify: the verdict for every record of a JSONL file. */
 int cmd_verify(int argc, char **argv);
+/* r1-distill eval: sample a model on a benchmark and report pass@1, cons@K, pass@k
+ * (eval/cmd_eval.c; benchmarks in eval/benchmarks.h, metrics in eval/metrics.h). */
+int cmd_eval(int argc, char **argv);
 
 #endif

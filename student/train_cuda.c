@@ -534,22 +534,22 @@ static void layer_forward(cuda_student *s, int l, layer_acts *a, int write_out) 
     const attn_shape at = attn_of(s);
     cudaStream_t st = s->stream;
     /* h = self.input_layernorm(hidden_states) */
-    rmsnorm_forward(a->h1, a->rstd1, s->x[l], W(p->attn_norm), n, d, s->eps, st);
+    rmsnorm_forward_cuda(a->h1, a->rstd1, s->x[l], W(p->attn_norm), n, d, s->eps, st);
     /* q, k, v = q_proj(h), k_proj(h), v_proj(h): one GEMM over [Wq; Wk; Wv] */
     linear_forward(s->gemm, a->qkv, 0, s->qkvd, a->h1, d, W(p->wqkv),
                    s->cfg.attention_bias ? W(p->bqkv) : NULL, NULL, n, d, s->qkvd, st);
     /* q, k = apply_rotary_pos_emb(q, k, cos, sin): the H + KV heads at the row's start */
-    rope_forward(a->qkv, s->qkvd, s->H + s->KV, s->hd, s->hd, s->rope_cs, s->d_pos, n, st);
+    rope_forward_cuda(a->qkv, s->qkvd, s->H + s->KV, s->hd, s->hd, s->rope_cs, s->d_pos, n, st);
     /* attn_output = softmax(q k^T * scale + causal mask) v */
-    attention_forward(a->att, a->lse, a->qkv, &at, st);
+    attention_forward_cuda(a->att, a->lse, a->qkv, &at, st);
     /* hidden_states = residual + o_proj(attn_output): the residual enters as C (beta = 1) */
     linear_forward(s->gemm, a->xmid, 0, d, a->att, s->qd, W(p->wo), NULL, s->x[l], n, s->qd, d, st);
     /* h = self.post_attention_layernorm(hidden_states) */
-    rmsnorm_forward(a->h2, a->rstd2, a->xmid, W(p->mlp_norm), n, d, s->eps, st);
+    rmsnorm_forward_cuda(a->h2, a->rstd2, a->xmid, W(p->mlp_norm), n, d, s->eps, st);
     /* gate, up = gate_proj(h), up_proj(h): one GEMM over [Wg; Wu] */
     linear_forward(s->gemm, a->gu, 0, 2 * s->ff, a->h2, d, W(p->wgu), NULL, NULL, n, d, 2 * s->ff, st);
     /* act_fn(gate) * up */
-    swiglu_forward(a->act, a->gu, n, s->ff, st);
+    swiglu_forward_cuda(a->act, a->gu, n, s->ff, st);
     /* hidden_states = residual + down_proj(...) */
     if (write_out)
         linear_forward(s->gemm, s->x[l + 1], 0, d, a->act, s->ff, W(p->wd), NULL, a->xmid, n,
@@ -567,33 +567,33 @@ static void layer_backward(cuda_student *s, int l, layer_acts *a) {
     linear_backward_x(g, s->dact, 0, s->dx, d, W(p->wd), n, ff, d, st);
     linear_backward_w(g, G(p->wd), f32, 1, s->dx, d, a->act, ff, n, ff, d, st);
     /* act = silu(gate) * up; the gradient of [gate | up] replaces gu */
-    swiglu_backward(a->gu, s->dact, a->gu, n, ff, st);
+    swiglu_backward_cuda(a->gu, s->dact, a->gu, n, ff, st);
     /* [gate | up] = h2 [Wg; Wu]^T */
     linear_backward_x(g, s->dh, 0, a->gu, 2 * ff, W(p->wgu), n, d, 2 * ff, st);
     linear_backward_w(g, G(p->wgu), f32, 1, a->gu, 2 * ff, a->h2, d, n, d, 2 * ff, st);
     /* h2 = rmsnorm(xmid): dx += */
-    rmsnorm_backward(s->dx, G(p->mlp_norm), f32, s->rms_scratch, s->dh, a->xmid, W(p->mlp_norm),
+    rmsnorm_backward_cuda(s->dx, G(p->mlp_norm), f32, s->rms_scratch, s->dh, a->xmid, W(p->mlp_norm),
                      a->rstd2, n, d, st);
     /* xmid = x + att Wo^T */
     linear_backward_x(g, s->datt, 0, s->dx, d, W(p->wo), n, s->qd, d, st);
     linear_backward_w(g, G(p->wo), f32, 1, s->dx, d, a->att, s->qd, n, s->qd, d, st);
     /* att = attention(qkv) */
-    attention_backward(s->dqkv, s->delta, s->datt, a->qkv, a->att, a->lse, &at, st);
+    attention_backward_cuda(s->dqkv, s->delta, s->datt, a->qkv, a->att, a->lse, &at, st);
     /* RoPE's transpose on dq, dk */
-    rope_backward(s->dqkv, s->qkvd, s->H + s->KV, s->hd, s->hd, s->rope_cs, s->d_pos, n, st);
+    rope_backward_cuda(s->dqkv, s->qkvd, s->H + s->KV, s->hd, s->hd, s->rope_cs, s->d_pos, n, st);
     /* qkv = h1 [Wq; Wk; Wv]^T + b */
     linear_backward_x(g, s->dh, 0, s->dqkv, s->qkvd, W(p->wqkv), n, d, s->qkvd, st);
     linear_backward_w(g, G(p->wqkv), f32, 1, s->dqkv, s->qkvd, a->h1, d, n, d, s->qkvd, st);
     if (s->cfg.attention_bias) bias_backward(G(p->bqkv), f32, s->dqkv, s->qkvd, n, s->qkvd, st);
     /* h1 = rmsnorm(x): dx += */
-    rmsnorm_backward(s->dx, G(p->attn_norm), f32, s->rms_scratch, s->dh, s->x[l],
+    rmsnorm_backward_cuda(s->dx, G(p->attn_norm), f32, s->rms_scratch, s->dh, s->x[l],
                      W(p->attn_norm), a->rstd1, n, d, st);
 }
 
 static void model_forward(cuda_student *s) {
     embed_forward(s->x[0], W(s->off_embed), s->d_tokens, s->n, s->d, s->stream);
     for (int l = 0; l < s->L; l++) layer_forward(s, l, &s->acts[l], 1);
-    rmsnorm_forward(s->hf, s->rstdf, s->x[s->L], W(s->off_final_norm), s->n, s->d, s->eps,
+    rmsnorm_forward_cuda(s->hf, s->rstdf, s->x[s->L], W(s->off_final_norm), s->n, s->d, s->eps,
                     s->stream);
 }
 
@@ -616,7 +616,7 @@ int cuda_student_forward_backward(cuda_student *s, const cuda_batch *b, float in
                          W(s->off_lm_head), s->d_targets, s->d_rows, s->m, n, d, s->V, inv_count,
                          &s->ce, st);
     R1_CUDA_CHECK(cudaMemsetAsync(s->dx, 0, sizeof(r1_bf16) * (size_t)n * d, st));
-    rmsnorm_backward(s->dx, G(s->off_final_norm), f32, s->rms_scratch, s->dh, s->x[s->L],
+    rmsnorm_backward_cuda(s->dx, G(s->off_final_norm), f32, s->rms_scratch, s->dh, s->x[s->L],
                      W(s->off_final_norm), s->rstdf, n, d, st);
     for (int l = s->L - 1; l >= 0; l--) {
         if (s->o.recompute) layer_forward(s, l, &s->acts[l], 0);
@@ -648,7 +648,7 @@ void cuda_student_step(cuda_student *s, const cuda_optim *o, float *grad_norm) {
         const cuda_param *p = &s->params[i];
         adamw_hparams h = {o->lr, o->beta1, o->beta2, o->eps, p->decay ? o->weight_decay : 0.0f,
                            s->step};
-        adamw_update(s->master + p->offset, s->adam_m + p->offset, s->adam_v + p->offset,
+        adamw_update_cuda(s->master + p->offset, s->adam_m + p->offset, s->adam_v + p->offset,
                      s->w + p->offset, G(p->offset), s->o.grad_f32, (size_t)(p->rows * p->cols), h,
                      s->norm_out + 1, st);
     }

@@ -12,7 +12,7 @@ static int64_t opt_top;
 
 static const cli_opt logits_opts[] = {
     {"model", OPT_STRING, &opt_model, NULL, CLI_REQUIRED, "DIR",
-     "model directory (config.json + safetensors)"},
+     "model directory (config.json + safetensors) or .gguf file"},
     {"tokens", OPT_STRING, &opt_tokens, NULL, CLI_REQUIRED, "IDS",
      "comma-separated token ids, run at positions 0..T-1"},
     {"out", OPT_STRING, &opt_out, NULL, 0, "FILE",

@@ -18,40 +18,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
-#include "teacher/teacher.h"
-
-typedef struct {
-    weight attn_norm;   /* [d] */
-    weight wq, wk, wv;  /* [H*hd, d], [KV*hd, d], [KV*hd, d] */
-    weight bq, bk, bv;  /* Qwen2 / attention_bias */
-    weight wo;          /* [d, H*hd] */
-    weight mlp_norm;    /* [d] */
-    weight wg, wu;      /* [ff, d] */
-    weight wd;          /* [d, ff] */
-} dense_layer;
-
-typedef struct {
-    teacher_model base;
-    safetensors st;
-    weight embed;       /* [vocab, d] */
-    weight final_norm;  /* [d] */
-    weight lm_head;     /* [vocab, d]; the embedding when tied */
-    dense_layer *layers;
-    rope_table rope;
-    void *k_cache, *v_cache;  /* [layers][slots][len][KV*hd] of be->cache_dtype */
-    /* Per-forward buffers in backend memory, kept between passes (and grown when a pass needs
-     * more) so that a pass of the same shape uses the same addresses and a device backend can
-     * replay its recording (backend.h graph_begin). */
-    int cap_n;                /* rows the buffers below hold (tokens and output rows) */
-    int cap_out;              /* rows of `logits` */
-    float *x, *h;             /* [cap_n, d] residual stream, normed input */
-    float *q, *att;           /* [cap_n, H*hd] */
-    float *k, *v;             /* [cap_n, KV*hd] */
-    float *g, *u;             /* [cap_n, ff] */
-    float *logits;            /* [cap_out, vocab] */
-    int *idx;                 /* [4 * cap_n]: tokens, slots, positions, output rows */
-    int *host_idx;            /* host staging for idx */
-} dense_model;
+#include "teacher/dense.h"
 
 static int load_layer(dense_model *m, int i) {
     const model_config *c = &m->base.cfg;
@@ -280,11 +247,15 @@ static void dense_destroy(teacher_model *tm) {
         free(ws);
     }
     free(m->layers);
+    m->layers = NULL;
+    m->k_cache = m->v_cache = NULL;
     rope_free(&m->rope);
     safetensors_close(&m->st);
+    if (m->close_source) m->close_source(m->source);
+    m->close_source = NULL;
 }
 
-int dense_open(teacher_model **out, const char *path, const model_config *cfg, backend *be) {
+dense_model *dense_new(const model_config *cfg, backend *be) {
     dense_model *m = xcalloc(1, sizeof *m);
     m->base.cfg = *cfg;
     m->base.be = be;
@@ -292,13 +263,50 @@ int dense_open(teacher_model **out, const char *path, const model_config *cfg, b
     m->base.cache_init = dense_cache_init;
     m->base.cache_bytes_per_token = dense_cache_bytes;
     m->base.destroy = dense_destroy;
+    m->layers = xcalloc((size_t)cfg->num_layers, sizeof *m->layers);
+    return m;
+}
+
+void dense_free(dense_model *m) {
+    dense_destroy(&m->base);
+    free(m);
+}
+
+int dense_upload(dense_model *m) {
+    backend *be = m->base.be;
+    int nw, rc = R1_OK;
+    weight **ws = weight_list(m, &nw);
+    for (int i = 0; i < nw && !rc; i++) {
+        weight *w = ws[i];
+        if (!w->qtype || be->host_memory) {
+            rc = be->upload_weight(be, w);
+            continue;
+        }
+        /* GGUF blocks reach a device backend as float32 rows, which it converts to its own
+         * storage type; the CPU backend reads the blocks as they are */
+        weight f = *w;
+        float *rows = xmalloc(sizeof(float) * (size_t)w->rows * (size_t)w->cols);
+        weight_rows_to_f32(rows, w, 0, w->rows);
+        f.dt = DTYPE_F32;
+        f.qtype = 0;
+        f.data = rows;
+        rc = be->upload_weight(be, &f);
+        free(rows);
+        if (!rc) *w = f;
+    }
+    free(ws);
+    if (!rc && m->base.cfg.tie_word_embeddings) m->lm_head = m->embed;
+    return rc;
+}
+
+int dense_open(teacher_model **out, const char *path, const model_config *cfg, backend *be) {
+    dense_model *m = dense_new(cfg, be);
     int rc = safetensors_open(&m->st, path);
     if (rc) {
-        free(m);
+        dense_free(m);
         return rc;
     }
     const model_config *c = cfg;
-    m->layers = xcalloc((size_t)c->num_layers, sizeof *m->layers);
     rc = weight_load(&m->embed, &m->st, "model.embed_tokens.weight", c->vocab_size, c->hidden_size,
                      NULL, "config.json vocab_size, hidden_size");
     if (!rc)
@@ -312,16 +320,9 @@ int dense_open(teacher_model **out, const char *path, const model_config *cfg, b
                              NULL, "config.json vocab_size, hidden_size (untied)");
     }
     for (int i = 0; i < c->num_layers && !rc; i++) rc = load_layer(m, i);
-    if (!rc) { /* weights to the backend's memory (nothing to do on the CPU) */
-        int nw;
-        weight **ws = weight_list(m, &nw);
-        for (int i = 0; i < nw && !rc; i++) rc = be->upload_weight(be, ws[i]);
-        free(ws);
-        if (!rc && c->tie_word_embeddings) m->lm_head = m->embed;
-    }
+    if (!rc) rc = dense_upload(m); /* weights to the backend's memory (nothing to do on the CPU) */
     if (rc) {
-        dense_destroy(&m->base);
-        free(m);
+        dense_free(m);
         return rc;
     }
     rope_init(&m->rope, &c->rope, c->head_dim, ROPE_PAIRS_HALF);

@@ -1,16 +1,38 @@
 /* Opening a model of any supported architecture, and whole-prompt logits. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/fileio.h"
+#include "teacher/dense.h"
 #include "teacher/teacher.h"
+
+/* A regular file named *.gguf (the reader then says what is wrong with it) or one that starts
+ * with the GGUF magic. */
+static int is_gguf_file(const char *path) {
+    if (path_is_dir(path)) return 0;
+    size_t n0 = strlen(path);
+    if (n0 >= 5 && strcmp(path + n0 - 5, ".gguf") == 0) return 1;
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char magic[4] = {0};
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    return n == 4 && memcmp(magic, "GGUF", 4) == 0;
+}
 
 int teacher_open(teacher_model **out, const char *path, backend *be) {
     *out = NULL;
     if (!path_exists(path)) {
-        err_fail(R1_EINPUT, path, "no such model directory");
-        return err_hint("pass a Hugging Face model directory (config.json + *.safetensors)");
+        err_fail(R1_EINPUT, path, "no such model directory or GGUF file");
+        return err_hint("pass a Hugging Face model directory (config.json + *.safetensors) or a "
+                        ".gguf file");
+    }
+    if (is_gguf_file(path)) {
+        TRY(gguf_model_open(out, path, be));
+        (*out)->path = xstrdup(path);
+        return R1_OK;
     }
     model_config cfg;
     TRY(model_config_load(&cfg, path));

@@ -34,7 +34,8 @@ struct teacher_model {
     void (*destroy)(teacher_model *m);
 };
 
-/* Opens a model directory (config.json + safetensors) of any supported architecture. */
+/* Opens a model directory (config.json + safetensors) of any supported architecture, or a GGUF
+ * file (qwen2 or llama; teacher/gguf_model.c). */
 int teacher_open(teacher_model **out, const char *path, backend *be);
 void teacher_close(teacher_model *m);
 

@@ -103,7 +103,7 @@ extern "C" void grad_norm_finish(float *out, const float *partials, float max_no
     LAUNCH_CHECK();
 }
 
-extern "C" void adamw_update(float *master, float *m, float *v, r1_bf16 *w_bf16, const void *g,
+extern "C" void adamw_update_cuda(float *master, float *m, float *v, r1_bf16 *w_bf16, const void *g,
                              int g_f32, size_t n, adamw_hparams h, const float *clip,
                              cudaStream_t s) {
     CHECK(h.step >= 1);

@@ -319,7 +319,7 @@ static void set_smem(const void *kernel, size_t bytes) {
                                        (int)bytes));
 }
 
-extern "C" void attention_forward(r1_bf16 *out, float *lse, const r1_bf16 *qkv,
+extern "C" void attention_forward_cuda(r1_bf16 *out, float *lse, const r1_bf16 *qkv,
                                   const attn_shape *a, cudaStream_t s) {
     check_shape(a);
     if (use_mma(a, qkv)) {
@@ -336,7 +336,7 @@ extern "C" void attention_forward(r1_bf16 *out, float *lse, const r1_bf16 *qkv,
     LAUNCH_CHECK();
 }
 
-extern "C" void attention_backward(r1_bf16 *dqkv, float *delta, const r1_bf16 *dout,
+extern "C" void attention_backward_cuda(r1_bf16 *dqkv, float *delta, const r1_bf16 *dout,
                                    const r1_bf16 *qkv, const r1_bf16 *out, const float *lse,
                                    const attn_shape *a, cudaStream_t s) {
     check_shape(a);

@@ -74,12 +74,12 @@ void bias_backward(void *db, int db_f32, const r1_bf16 *dy, int ld, int n, int c
 /* ---- RMSNorm (rmsnorm.cu) -------------------------------------------------------------------
  * out = x * rstd * w with rstd = 1 / sqrt(mean(x^2) + eps) per row (transformers' Qwen2RMSNorm /
  * LlamaRMSNorm, computed in float32, rounded once to bf16). */
-void rmsnorm_forward(r1_bf16 *out, float *rstd, const r1_bf16 *x, const r1_bf16 *w, int n, int d,
+void rmsnorm_forward_cuda(r1_bf16 *out, float *rstd, const r1_bf16 *x, const r1_bf16 *w, int n, int d,
                      float eps, cudaStream_t s);
 /* dx[n, d] += dL/dx (the residual stream's gradient collects it: +=, not =);
  * dw[d] += dL/dw. scratch: rmsnorm_backward_scratch_floats(n, d) floats. */
 size_t rmsnorm_backward_scratch_floats(int n, int d);
-void rmsnorm_backward(r1_bf16 *dx, void *dw, int dw_f32, float *scratch, const r1_bf16 *dy,
+void rmsnorm_backward_cuda(r1_bf16 *dx, void *dw, int dw_f32, float *scratch, const r1_bf16 *dy,
                       const r1_bf16 *x, const r1_bf16 *w, const float *rstd, int n, int d,
                       cudaStream_t s);
 
@@ -89,10 +89,10 @@ void rmsnorm_backward(r1_bf16 *dx, void *dw, int dw_f32, float *scratch, const r
  * pos[i]: cs[(pos * rot_dim/2 + j) * 2 + {0, 1}] = cos, sin (a table built on the host from
  * core/rope.h, so the CPU and GPU use the same float32 values). The q and k heads of a fused
  * qkv row are contiguous, so one call rotates both. Positions restart at each packed document. */
-void rope_forward(r1_bf16 *x, int ld, int n_heads, int head_dim, int rot_dim, const float *cs,
+void rope_forward_cuda(r1_bf16 *x, int ld, int n_heads, int head_dim, int rot_dim, const float *cs,
                   const int *pos, int n, cudaStream_t s);
 /* The backward: the inverse rotation applied to the gradient, in place. */
-void rope_backward(r1_bf16 *dx, int ld, int n_heads, int head_dim, int rot_dim, const float *cs,
+void rope_backward_cuda(r1_bf16 *dx, int ld, int n_heads, int head_dim, int rot_dim, const float *cs,
                    const int *pos, int n, cudaStream_t s);
 /* Host: fills cs[max_pos][rot_dim/2][2] with cos, sin of pos * inv_freq[j] times attn_factor,
  * in float32 exactly as core/rope.c's rope_apply computes them (inv_freq, attn_factor from a
@@ -102,9 +102,9 @@ void rope_cs_table(float *cs, const float *inv_freq, float attn_factor, int rot_
 /* ---- SwiGLU (swiglu.cu) ---------------------------------------------------------------------
  * gu[n, 2 ff]: the fused gate/up projection (gate in columns [0, ff), up in [ff, 2 ff)).
  * out[n, ff] = silu(gate) * up. */
-void swiglu_forward(r1_bf16 *out, const r1_bf16 *gu, int n, int ff, cudaStream_t s);
+void swiglu_forward_cuda(r1_bf16 *out, const r1_bf16 *gu, int n, int ff, cudaStream_t s);
 /* dgu[n, 2 ff] from dout[n, ff]; dgu may be gu itself (in place). */
-void swiglu_backward(r1_bf16 *dgu, const r1_bf16 *dout, const r1_bf16 *gu, int n, int ff,
+void swiglu_backward_cuda(r1_bf16 *dgu, const r1_bf16 *dout, const r1_bf16 *gu, int n, int ff,
                      cudaStream_t s);
 
 /* ---- causal flash attention over packed documents (attention.cu, attention_mma.cu) ----------
@@ -135,11 +135,11 @@ typedef struct {
 /* True when the tensor-core kernels take this shape (head_dim 64 or 128, 16-byte rows). */
 int attention_mma_supported(const attn_shape *a, const void *qkv);
 
-void attention_forward(r1_bf16 *out, float *lse, const r1_bf16 *qkv, const attn_shape *a,
+void attention_forward_cuda(r1_bf16 *out, float *lse, const r1_bf16 *qkv, const attn_shape *a,
                        cudaStream_t s);
 /* dqkv[n, (H + 2 KV) hd] (all of dq, dk, dv assigned) from dout[n, H hd].
  * delta: scratch [H, n] floats (rowsum(dout * out)). */
-void attention_backward(r1_bf16 *dqkv, float *delta, const r1_bf16 *dout, const r1_bf16 *qkv,
+void attention_backward_cuda(r1_bf16 *dqkv, float *delta, const r1_bf16 *dout, const r1_bf16 *qkv,
                         const r1_bf16 *out, const float *lse, const attn_shape *a,
                         cudaStream_t s);
 
@@ -180,7 +180,7 @@ typedef struct {
 /* torch.optim.AdamW on float32 master weights and moments over n parameters: decoupled weight
  * decay, bias correction; the gradient is multiplied by *clip (device float, NULL = 1) first.
  * w_bf16 (may be NULL) receives the rounded working copy. */
-void adamw_update(float *master, float *m, float *v, r1_bf16 *w_bf16, const void *g, int g_f32,
+void adamw_update_cuda(float *master, float *m, float *v, r1_bf16 *w_bf16, const void *g, int g_f32,
                   size_t n, adamw_hparams h, const float *clip, cudaStream_t s);
 
 /* ---- embedding and small helpers (embed.cu) -------------------------------------------------- */

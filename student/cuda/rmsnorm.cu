@@ -155,7 +155,7 @@ static row_plan plan_rows(int d, bool vec8) {
         }                                                                                     \
     } while (0)
 
-extern "C" void rmsnorm_forward(r1_bf16 *out, float *rstd, const r1_bf16 *x, const r1_bf16 *w,
+extern "C" void rmsnorm_forward_cuda(r1_bf16 *out, float *rstd, const r1_bf16 *x, const r1_bf16 *w,
                                 int n, int d, float eps, cudaStream_t s) {
     CHECK(n > 0 && d > 0);
     const bool v8 = d % 8 == 0 && aligned16(out) && aligned16(x) && aligned16(w);
@@ -170,7 +170,7 @@ extern "C" size_t rmsnorm_backward_scratch_floats(int n, int d) {
     return (size_t)(n < RMS_BWD_BLOCKS ? n : RMS_BWD_BLOCKS) * (size_t)d;
 }
 
-extern "C" void rmsnorm_backward(r1_bf16 *dx, void *dw, int dw_f32, float *scratch,
+extern "C" void rmsnorm_backward_cuda(r1_bf16 *dx, void *dw, int dw_f32, float *scratch,
                                  const r1_bf16 *dy, const r1_bf16 *x, const r1_bf16 *w,
                                  const float *rstd, int n, int d, cudaStream_t s) {
     CHECK(n > 0 && d > 0);

@@ -76,12 +76,12 @@ static void rope_launch(bf16 *x, int ld, int n_heads, int head_dim, int rot_dim,
     LAUNCH_CHECK();
 }
 
-extern "C" void rope_forward(r1_bf16 *x, int ld, int n_heads, int head_dim, int rot_dim,
+extern "C" void rope_forward_cuda(r1_bf16 *x, int ld, int n_heads, int head_dim, int rot_dim,
                              const float *cs, const int *pos, int n, cudaStream_t s) {
     rope_launch(x, ld, n_heads, head_dim, rot_dim, cs, pos, n, 1.0f, s);
 }
 
-extern "C" void rope_backward(r1_bf16 *dx, int ld, int n_heads, int head_dim, int rot_dim,
+extern "C" void rope_backward_cuda(r1_bf16 *dx, int ld, int n_heads, int head_dim, int rot_dim,
                               const float *cs, const int *pos, int n, cudaStream_t s) {
     rope_launch(dx, ld, n_heads, head_dim, rot_dim, cs, pos, n, -1.0f, s);
 }

@@ -55,7 +55,7 @@ __global__ void swiglu_backward_kernel(bf16 *dgu, const bf16 *dout, const bf16 *
 
 /* ---- launchers ---------------------------------------------------------------------------------- */
 
-extern "C" void swiglu_forward(r1_bf16 *out, const r1_bf16 *gu, int n, int ff, cudaStream_t s) {
+extern "C" void swiglu_forward_cuda(r1_bf16 *out, const r1_bf16 *gu, int n, int ff, cudaStream_t s) {
     CHECK(n > 0 && ff > 0);
     const bool v8 = ff % 8 == 0 && aligned16(out) && aligned16(gu);
     const int vec = v8 ? 8 : 1;
@@ -67,7 +67,7 @@ extern "C" void swiglu_forward(r1_bf16 *out, const r1_bf16 *gu, int n, int ff, c
     LAUNCH_CHECK();
 }
 
-extern "C" void swiglu_backward(r1_bf16 *dgu, const r1_bf16 *dout, const r1_bf16 *gu, int n,
+extern "C" void swiglu_backward_cuda(r1_bf16 *dgu, const r1_bf16 *dout, const r1_bf16 *gu, int n,
                                 int ff, cudaStream_t s) {
     CHECK(n > 0 && ff > 0);
     const bool v8 = ff % 8 == 0 && aligned16(dgu) && aligned16(dout) && aligned16(gu);

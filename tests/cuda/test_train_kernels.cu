@@ -174,7 +174,7 @@ static void test_rmsnorm(int n, int d, int dw_f32) {
     }
     void *dx = dev_upload(xh, 2 * (size_t)n * d), *dw = dev_upload(wh, 2 * (size_t)d);
     void *dy = dev_poison(2 * (size_t)n * d), *drstd = dev_poison(4 * (size_t)n);
-    rmsnorm_forward((r1_bf16 *)dy, (float *)drstd, (const r1_bf16 *)dx, (const r1_bf16 *)dw, n, d,
+    rmsnorm_forward_cuda((r1_bf16 *)dy, (float *)drstd, (const r1_bf16 *)dx, (const r1_bf16 *)dw, n, d,
                     eps, S);
     sync_check("rmsnorm_forward");
     float *gy = download_bf16(dy, (size_t)n * d), *gr = download_f32(drstd, n);
@@ -190,7 +190,7 @@ static void test_rmsnorm(int n, int d, int dw_f32) {
     for (int run = 0; run < 2; run++) {
         ddx[run] = dev_upload(dx0, 2 * (size_t)n * d);
         ddw[run] = dw_f32 ? dev_upload(dw0f, 4 * (size_t)d) : dev_upload(dw0h, 2 * (size_t)d);
-        rmsnorm_backward((r1_bf16 *)ddx[run], ddw[run], dw_f32, scratch, (const r1_bf16 *)ddy,
+        rmsnorm_backward_cuda((r1_bf16 *)ddx[run], ddw[run], dw_f32, scratch, (const r1_bf16 *)ddy,
                          (const r1_bf16 *)dx, (const r1_bf16 *)dw, (const float *)rstd_in, n, d,
                          S);
     }
@@ -277,8 +277,8 @@ static void test_rope(const int *lens, int n_docs, int H, int KV, int hd, int ro
     void *dcs = dev_upload(cs, sizeof(float) * (size_t)dc.max_len * rot);
     void *dpos = dev_upload(dc.pos, sizeof(int) * n);
     void *x1 = dev_upload(xh, 2 * (size_t)n * ld), *x2 = dev_upload(xh, 2 * (size_t)n * ld);
-    rope_forward((r1_bf16 *)x1, ld, H + KV, hd, rot, (const float *)dcs, (const int *)dpos, n, S);
-    rope_backward((r1_bf16 *)x2, ld, H + KV, hd, rot, (const float *)dcs, (const int *)dpos, n, S);
+    rope_forward_cuda((r1_bf16 *)x1, ld, H + KV, hd, rot, (const float *)dcs, (const int *)dpos, n, S);
+    rope_backward_cuda((r1_bf16 *)x2, ld, H + KV, hd, rot, (const float *)dcs, (const int *)dpos, n, S);
     sync_check("rope");
     float *g1 = download_bf16(x1, (size_t)n * ld), *g2 = download_bf16(x2, (size_t)n * ld);
     compare("rope_forward", shape, g1, rf, (size_t)n * ld, ld, 1e-2);
@@ -308,10 +308,10 @@ static void test_swiglu(int n, int ff, int in_place) {
     void *dgu = dev_upload(guh, 2 * (size_t)n * 2 * ff), *dd = dev_upload(dh, 2 * (size_t)n * ff);
     void *dout = dev_poison(2 * (size_t)n * ff);
     void *dgrad = in_place ? dgu : dev_poison(2 * (size_t)n * 2 * ff);
-    swiglu_forward((r1_bf16 *)dout, (const r1_bf16 *)dgu, n, ff, S);
+    swiglu_forward_cuda((r1_bf16 *)dout, (const r1_bf16 *)dgu, n, ff, S);
     sync_check("swiglu_forward");
     float *go = download_bf16(dout, (size_t)n * ff);
-    swiglu_backward((r1_bf16 *)dgrad, (const r1_bf16 *)dd, (const r1_bf16 *)dgu, n, ff, S);
+    swiglu_backward_cuda((r1_bf16 *)dgrad, (const r1_bf16 *)dd, (const r1_bf16 *)dgu, n, ff, S);
     sync_check("swiglu_backward");
     float *gd = download_bf16(dgrad, (size_t)n * 2 * ff);
     compare("swiglu_forward", shape, go, ro, (size_t)n * ff, ff, 1e-2);
@@ -431,7 +431,7 @@ static void test_attention(const int *lens, int n_docs, int H, int KV, int hd, f
     void *dqkv_in = dev_upload(qkvh, 2 * (size_t)n * ld);
     void *ddo = dev_upload(doh, 2 * (size_t)n * H * hd);
     void *dout = dev_poison(2 * (size_t)n * H * hd), *dlse = dev_poison(4 * (size_t)n * H);
-    attention_forward((r1_bf16 *)dout, (float *)dlse, (const r1_bf16 *)dqkv_in, &a, S);
+    attention_forward_cuda((r1_bf16 *)dout, (float *)dlse, (const r1_bf16 *)dqkv_in, &a, S);
     sync_check("attention_forward");
     float *go = download_bf16(dout, (size_t)n * H * hd), *gl = download_f32(dlse, (size_t)n * H);
     compare("attention_forward out", shape, go, ro, (size_t)n * H * hd, H * hd, 1e-2);
@@ -444,7 +444,7 @@ static void test_attention(const int *lens, int n_docs, int H, int KV, int hd, f
     void *dg[2];
     for (int run = 0; run < 2; run++) {
         dg[run] = dev_poison(2 * (size_t)n * ld);
-        attention_backward((r1_bf16 *)dg[run], (float *)delta, (const r1_bf16 *)ddo,
+        attention_backward_cuda((r1_bf16 *)dg[run], (float *)delta, (const r1_bf16 *)ddo,
                            (const r1_bf16 *)dqkv_in, (const r1_bf16 *)dout, (const float *)dlse,
                            &a, S);
     }
@@ -598,7 +598,7 @@ static void test_adamw(size_t n, int g_f32, int clip, int step, float wd) {
     grad_sqnorm_partials((float *)partials, 1, (const char *)dg + es * n1, g_f32, n - n1, S);
     grad_norm_finish((float *)dn, (const float *)partials, max_norm, S);
     adamw_hparams hp = {(float)lr, (float)b1, (float)b2, (float)eps, wd, step};
-    adamw_update((float *)dp, (float *)dm, (float *)dv, (r1_bf16 *)dw, dg, g_f32, n, hp,
+    adamw_update_cuda((float *)dp, (float *)dm, (float *)dv, (r1_bf16 *)dw, dg, g_f32, n, hp,
                  (const float *)dn + 1, S);
     sync_check("adamw");
     float *gn = download_f32(dn, 2);

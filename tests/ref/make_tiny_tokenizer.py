@@ -144,7 +144,10 @@ def main():
         "add_bos_token": True, "add_eos_token": False,
         "bos_token": "<｜begin▁of▁sentence｜>", "eos_token": "<｜end▁of▁sentence｜>",
         "pad_token": "<｜▁pad▁｜>", "clean_up_tokenization_spaces": False,
-        "legacy": True, "model_max_length": 16384, "tokenizer_class": "LlamaTokenizerFast",
+        "model_max_length": 16384,
+        # PreTrainedTokenizerFast: transformers 5's LlamaTokenizerFast rebuilds a SentencePiece-
+        # style pipeline instead of reading tokenizer.json (it drops the spaces of byte-level BPE)
+        "tokenizer_class": "PreTrainedTokenizerFast",
         "chat_template": CHAT_TEMPLATE,
     }
     os.makedirs(out, exist_ok=True)

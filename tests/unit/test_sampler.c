@@ -157,12 +157,13 @@ static int reference_pick(const sampler_params *p, const float *l, int V, double
     if (p->top_p < 1) {
         double Wk = W;
         if (n < V) { /* ascending id order over the top-k set */
+            static char in[4096];
+            CHECK(V <= 4096);
+            memset(in, 0, (size_t)V);
+            for (int j = 0; j < n; j++) in[order[j]] = 1;
             Wk = 0;
-            for (int i = 0; i < V; i++) {
-                int in = 0;
-                for (int j = 0; j < n && !in; j++) in = order[j] == i;
-                if (in) Wk += w[i];
-            }
+            for (int i = 0; i < V; i++)
+                if (in[i]) Wk += w[i];
         }
         double c = 0;
         int keep = 0;

@@ -1,0 +1,232 @@
+/* Checkpoints: a Hugging Face model directory plus the optimizer and trainer state.
+ *
+ *   config.json              the base model's (with a recipe's config changes merged in)
+ *   model.safetensors        the weights in the base checkpoint's dtype (bf16 stays bf16, f32
+ *                            stays f32); model-0000k-of-0000n.safetensors + index past 5 GB
+ *   tokenizer.json, tokenizer_config.json, special_tokens_map.json, vocab.json, merges.txt,
+ *   tokenizer.model, chat_template.jinja   copied from the base model where present
+ *   generation_config.json   the base model's, or bos/eos ids from config.json
+ *   optimizer.safetensors    exp_avg.<name>, exp_avg_sq.<name> (fp32) and, when the weights are
+ *                            stored narrower than fp32, master.<name>: the fp32 master weights
+ *   trainer_state.json       step, data position, seed, hyperparameters (student/train.c)
+ *
+ * checkpoint-<step> directories are written under a temporary name and renamed into place, so a
+ * kill leaves either the previous checkpoint or the new one, never a torn one. */
+#define _XOPEN_SOURCE 700
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/fileio.h"
+#include "core/json.h"
+#include "student/train.h"
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    return remove(path);
+}
+
+int remove_tree(const char *path) {
+    if (!path_exists(path)) return R1_OK;
+    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return err_fail(R1_ERUNTIME, path, "cannot remove: %s", strerror(errno));
+    return R1_OK;
+}
+
+static int copy_file(const char *src, const char *dst) {
+    char *data;
+    size_t len;
+    TRY(file_read_all(src, (size_t)1 << 32, &data, &len));
+    int rc = file_write_atomic(dst, data, len);
+    free(data);
+    return rc;
+}
+
+static int copy_from_base(const char *base, const char *dir, const char *name) {
+    char *src = path_join(base, name), *dst = path_join(dir, name);
+    int rc = path_exists(src) ? copy_file(src, dst) : R1_OK;
+    free(src);
+    free(dst);
+    return rc;
+}
+
+static int write_json(const char *dir, const char *name, const cJSON *obj) {
+    char *text = json_print(obj), *path = path_join(dir, name);
+    int rc = file_write_atomic(path, text, strlen(text));
+    free(text);
+    free(path);
+    return rc;
+}
+
+static int write_generation_config(const char *dir, const student_model *m) {
+    char *src = m->path ? path_join(m->path, "generation_config.json") : NULL;
+    int have = src && path_exists(src);
+    free(src);
+    if (have) return copy_from_base(m->path, dir, "generation_config.json");
+    cJSON *g = cJSON_CreateObject();
+    if (m->cfg.bos_id >= 0) cJSON_AddNumberToObject(g, "bos_token_id", m->cfg.bos_id);
+    if (m->cfg.n_eos == 1) {
+        cJSON_AddNumberToObject(g, "eos_token_id", m->cfg.eos_ids[0]);
+    } else if (m->cfg.n_eos > 1) {
+        cJSON *arr = cJSON_AddArrayToObject(g, "eos_token_id");
+        for (int i = 0; i < m->cfg.n_eos; i++)
+            cJSON_AddItemToArray(arr, cJSON_CreateNumber(m->cfg.eos_ids[i]));
+    }
+    int rc = write_json(dir, "generation_config.json", g);
+    cJSON_Delete(g);
+    return rc;
+}
+
+int checkpoint_write(const char *dir, const student_model *m, const float *exp_avg,
+                     const float *exp_avg_sq, const cJSON *state) {
+    TRY(dir_create(dir));
+    CHECK(m->path);
+    char *cfg_dst = path_join(dir, "config.json");
+    int rc = file_write_atomic(cfg_dst, m->config_json, strlen(m->config_json));
+    free(cfg_dst);
+    if (rc) return rc;
+    static const char *const copied[] = {"tokenizer.json",
+                                         "tokenizer_config.json", "special_tokens_map.json",
+                                         "vocab.json",       "merges.txt",
+                                         "tokenizer.model",  "chat_template.jinja"};
+    for (size_t i = 0; i < sizeof copied / sizeof *copied; i++)
+        TRY(copy_from_base(m->path, dir, copied[i]));
+    TRY(write_generation_config(dir, m));
+
+    const int n = m->n_tensors;
+    st_entry *e = xmalloc(sizeof(st_entry) * 3 * (size_t)n);
+    void *s0 = NULL, *s1 = NULL, *s2 = NULL;
+    student_model_entries(m, m->param_mem, "", m->disk_dtype, &s0, e);
+    rc = safetensors_write_dir(dir, e, n, (size_t)5 << 30);
+    free(s0);
+    if (!rc && exp_avg) {
+        student_model_entries(m, exp_avg, "exp_avg.", DTYPE_F32, &s0, e);
+        student_model_entries(m, exp_avg_sq, "exp_avg_sq.", DTYPE_F32, &s1, e + n);
+        int k = 2 * n;
+        if (m->disk_dtype != DTYPE_F32) {
+            student_model_entries(m, m->param_mem, "master.", DTYPE_F32, &s2, e + k);
+            k += n;
+        }
+        char *p = path_join(dir, "optimizer.safetensors");
+        rc = safetensors_write(p, e, k, NULL);
+        free(p);
+        free(s0);
+        free(s1);
+        free(s2);
+    }
+    free(e);
+    if (!rc) rc = write_json(dir, "trainer_state.json", state);
+    return rc;
+}
+
+/* The step of a "checkpoint-<N>" name, or -1. */
+static int64_t checkpoint_step(const char *name) {
+    if (strncmp(name, "checkpoint-", 11) != 0 || !name[11]) return -1;
+    int64_t v = 0;
+    for (const char *p = name + 11; *p; p++) {
+        if (*p < '0' || *p > '9' || v > INT64_MAX / 10 - 10) return -1;
+        v = v * 10 + (*p - '0');
+    }
+    return v;
+}
+
+/* Complete checkpoints under out, sorted by step. */
+static int list_checkpoints(const char *out, int64_t **steps) {
+    *steps = NULL;
+    DIR *d = opendir(out);
+    if (!d) return 0;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int64_t s = checkpoint_step(e->d_name);
+        if (s < 0) continue;
+        char *dir = path_join(out, e->d_name), *st = path_join(dir, "trainer_state.json");
+        int ok = path_exists(st);
+        free(dir);
+        free(st);
+        if (!ok) continue;
+        if (n == cap) *steps = xrealloc(*steps, sizeof(int64_t) * (size_t)(cap = cap ? 2 * cap : 8));
+        (*steps)[n++] = s;
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of entries */
+        for (int j = i; j > 0 && (*steps)[j - 1] > (*steps)[j]; j--) {
+            int64_t t = (*steps)[j];
+            (*steps)[j] = (*steps)[j - 1];
+            (*steps)[j - 1] = t;
+        }
+    return n;
+}
+
+char *checkpoint_latest(const char *out) {
+    int64_t *steps;
+    int n = list_checkpoints(out, &steps);
+    char *r = NULL;
+    if (n > 0) {
+        char name[40];
+        snprintf(name, sizeof name, "checkpoint-%lld", (long long)steps[n - 1]);
+        r = path_join(out, name);
+    }
+    free(steps);
+    return r;
+}
+
+int checkpoint_save(const char *out, int64_t step, const student_model *m, const float *exp_avg,
+                    const float *exp_avg_sq, const cJSON *state, int keep) {
+    char name[48];
+    snprintf(name, sizeof name, "checkpoint-%lld", (long long)step);
+    char *final = path_join(out, name);
+    char *tmp = xasprintf("%s.tmp", final);
+    int rc = remove_tree(tmp);
+    if (!rc) rc = checkpoint_write(tmp, m, exp_avg, exp_avg_sq, state);
+    if (!rc) rc = remove_tree(final);
+    if (!rc && rename(tmp, final) != 0)
+        rc = err_fail(R1_ERUNTIME, final, "cannot rename the checkpoint into place: %s",
+                      strerror(errno));
+    if (!rc) rc = dir_sync(out);
+    free(tmp);
+    free(final);
+    if (rc || keep <= 0) return rc;
+    int64_t *steps;
+    int n = list_checkpoints(out, &steps);
+    for (int i = 0; i + keep < n && !rc; i++) {
+        snprintf(name, sizeof name, "checkpoint-%lld", (long long)steps[i]);
+        char *old = path_join(out, name);
+        rc = remove_tree(old);
+        free(old);
+    }
+    free(steps);
+    return rc;
+}
+
+int checkpoint_load(const char *dir, student_model *m, float **exp_avg, float **exp_avg_sq,
+                    cJSON **state) {
+    *exp_avg = *exp_avg_sq = NULL;
+    *state = NULL;
+    char *sp = path_join(dir, "trainer_state.json"), *op = path_join(dir, "optimizer.safetensors");
+    int rc = json_parse_file(state, sp, 64u << 20);
+    if (!rc) rc = student_model_load(m, dir, NULL);
+    if (!rc) {
+        *exp_avg = xcalloc(m->n_params, sizeof(float));
+        *exp_avg_sq = xcalloc(m->n_params, sizeof(float));
+        rc = student_model_read_tensors(m, *exp_avg, op, "exp_avg.");
+        if (!rc) rc = student_model_read_tensors(m, *exp_avg_sq, op, "exp_avg_sq.");
+        if (!rc && m->disk_dtype != DTYPE_F32)
+            rc = student_model_read_tensors(m, m->param_mem, op, "master.");
+    }
+    free(sp);
+    free(op);
+    if (rc) {
+        free(*exp_avg);
+        free(*exp_avg_sq);
+        *exp_avg = *exp_avg_sq = NULL;
+        if (*state) cJSON_Delete(*state);
+        *state = NULL;
+        if (m->param_mem) student_model_free(m);
+    }
+    return rc;
+}

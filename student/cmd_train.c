@@ -1,0 +1,215 @@
+/* r1-distill train: fine-tune a Qwen2 / Llama student on SFT examples (fp32, CPU). */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cli.h"
+#include "core/error.h"
+#include "core/fileio.h"
+#include "core/json.h"
+#include "core/recipe.h"
+#include "student/train.h"
+
+static const char *o_model, *o_data, *o_out, *o_eval, *o_log, *o_schedule, *o_warmup, *o_pack,
+    *o_student, *o_base, *o_format;
+static int64_t o_steps, o_epochs, o_batch, o_micro, o_seq, o_seed, o_save, o_keep, o_eval_every;
+static double o_lr, o_min_lr, o_wd, o_b1, o_b2, o_eps, o_clip;
+static int o_recompute, o_truncate, o_resume, o_quiet;
+
+static const cli_opt train_opts[] = {
+    {"model", OPT_STRING, &o_model, NULL, 0, "DIR",
+     "base model directory (Hugging Face: config.json, safetensors, tokenizer)"},
+    {"data", OPT_STRING, &o_data, NULL, CLI_REQUIRED, "PATH",
+     "token shards (a directory or .tokens file from `pack`) or a .jsonl file"},
+    {"out", OPT_STRING, &o_out, NULL, CLI_REQUIRED, "DIR",
+     "output: the trained model, and checkpoint-<step>/ directories"},
+    {"student", OPT_STRING, &o_student, NULL, 0, "NAME",
+     "a recipe (recipes/NAME.json or a path): base model, config changes and hyperparameters "
+     "(options given here win)"},
+    {"base", OPT_STRING, &o_base, NULL, 0, "DIR",
+     "with --student: the base checkpoint (else the directory in the recipe's student.base_env)"},
+    {"steps", OPT_INT, &o_steps, "0", 0, "N", "optimizer steps (0: --epochs decides)"},
+    {"epochs", OPT_INT, &o_epochs, "3", 0, "N", "passes over the data when --steps is 0"},
+    {"lr", OPT_FLOAT, &o_lr, "5e-5", 0, "X", "peak learning rate"},
+    {"schedule", OPT_STRING, &o_schedule, "linear", 0, "KIND",
+     "learning-rate decay after warmup: constant, linear or cosine"},
+    {"warmup", OPT_STRING, &o_warmup, "0", 0, "W",
+     "warmup: a step count (>= 1) or a ratio of the total steps (< 1)"},
+    {"min-lr", OPT_FLOAT, &o_min_lr, "0", 0, "X", "where linear and cosine decay end"},
+    {"weight-decay", OPT_FLOAT, &o_wd, "0", 0, "X",
+     "AdamW decoupled weight decay (matrices only, never norms or biases)"},
+    {"adam-beta1", OPT_FLOAT, &o_b1, "0.9", 0, "X", "AdamW beta1"},
+    {"adam-beta2", OPT_FLOAT, &o_b2, "0.999", 0, "X", "AdamW beta2"},
+    {"adam-eps", OPT_FLOAT, &o_eps, "1e-8", 0, "X", "AdamW epsilon"},
+    {"grad-clip", OPT_FLOAT, &o_clip, "1.0", 0, "X", "clip the global gradient norm (0: off)"},
+    {"batch-size", OPT_INT, &o_batch, "8", 0, "N", "rows (sequences) per optimizer step"},
+    {"micro-batch", OPT_INT, &o_micro, "1", 0, "N",
+     "rows per forward pass; gradients accumulate up to --batch-size"},
+    {"seq-len", OPT_INT, &o_seq, "4096", 0, "N", "tokens per row"},
+    {"pack", OPT_STRING, &o_pack, "on", 0, "on|off",
+     "put several examples in a row (attention and positions stay inside each example)"},
+    {"truncate", OPT_FLAG, &o_truncate, NULL, 0, NULL,
+     "cut examples longer than --seq-len instead of dropping them"},
+    {"recompute", OPT_FLAG, &o_recompute, NULL, 0, NULL,
+     "keep only each layer's input and recompute the rest in backward (less memory)"},
+    {"seed", OPT_INT, &o_seed, "42", 0, "N", "seed of the data order"},
+    {"save-every", OPT_INT, &o_save, "500", 0, "N", "write checkpoint-<step>/ every N steps (0: never)"},
+    {"keep", OPT_INT, &o_keep, "2", 0, "N", "checkpoints kept (0: all)"},
+    {"resume", OPT_FLAG, &o_resume, NULL, 0, NULL,
+     "continue from the newest checkpoint in --out, exactly as if never stopped"},
+    {"eval-data", OPT_STRING, &o_eval, NULL, 0, "PATH", "validation data (as --data)"},
+    {"eval-every", OPT_INT, &o_eval_every, "0", 0, "N",
+     "validation loss every N steps (0: only at the end)"},
+    {"log", OPT_STRING, &o_log, NULL, 0, "FILE",
+     "JSONL per step: step, loss, lr, grad_norm (before clipping), tokens, loss_tokens, "
+     "tokens_per_s"},
+    {"chat-format", OPT_STRING, &o_format, "auto", 0, "FMT",
+     "for JSONL conversations: auto, r1, chatml or llama3"},
+    {"quiet", OPT_FLAG, &o_quiet, NULL, 0, NULL, "no per-step progress lines"},
+};
+
+static const cli_spec train_spec = {
+    .command = "train",
+    .summary = "Fine-tune a Qwen2 or Llama student on SFT data (fp32 on the CPU).",
+    .opts = train_opts,
+    .n_opts = sizeof train_opts / sizeof *train_opts,
+    .details =
+        "The loss is the mean cross-entropy over the step's loss tokens (the assistant turns),\n"
+        "whatever --micro-batch is. AdamW follows torch.optim.AdamW; schedules follow the HF\n"
+        "Trainer (with warmup the first step runs at lr 0). With --student NAME the recipe\n"
+        "(core/recipe.h) gives student.base / student.base_env (the base checkpoint),\n"
+        "student.config_changes (merged into its config.json) and the train object, whose keys\n"
+        "are the options above with underscores (lr, schedule, warmup, epochs, batch_size, ...).",
+};
+
+static const cli_opt *find_opt(const char *key) {
+    char name[64];
+    snprintf(name, sizeof name, "%s", key);
+    for (char *p = name; *p; p++)
+        if (*p == '_') *p = '-';
+    for (int i = 0; i < train_spec.n_opts; i++)
+        if (strcmp(train_opts[i].name, name) == 0) return &train_opts[i];
+    return NULL;
+}
+
+/* Fills the options the command line did not give from the recipe's "train" object. Keys this
+ * command does not know are the recipe's documentation ("source", ...) and are left alone. */
+static int apply_recipe(const cJSON *train, const char *where) {
+    static const char *const keys[] = {
+        "lr",         "min_lr",      "schedule",  "warmup",    "weight_decay", "adam_beta1",
+        "adam_beta2", "adam_eps",    "grad_clip", "batch_size", "micro_batch", "seq_len",
+        "pack",       "truncate",    "recompute", "epochs",     "steps",       "seed",
+        "save_every", "keep"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(train, keys[k]);
+        const cli_opt *o = find_opt(keys[k]);
+        CHECK(o);
+        if (!it || cli_given(&train_spec, o->name)) continue;
+        int bad = 0;
+        switch (o->kind) {
+        case OPT_INT:
+            if (!json_is_int(it)) bad = 1;
+            else *(int64_t *)o->dst = (int64_t)it->valuedouble;
+            break;
+        case OPT_FLOAT:
+            if (!cJSON_IsNumber(it)) bad = 1;
+            else *(double *)o->dst = it->valuedouble;
+            break;
+        case OPT_FLAG:
+            if (!cJSON_IsBool(it)) bad = 1;
+            else *(int *)o->dst = cJSON_IsTrue(it);
+            break;
+        case OPT_STRING:
+            if (cJSON_IsString(it)) {
+                *(const char **)o->dst = it->valuestring;
+            } else if (cJSON_IsBool(it) && strcmp(o->name, "pack") == 0) {
+                *(const char **)o->dst = cJSON_IsTrue(it) ? "on" : "off";
+            } else if (cJSON_IsNumber(it) && strcmp(o->name, "warmup") == 0) {
+                /* a number here: kept as text for the one parser below */
+                static char buf[40];
+                snprintf(buf, sizeof buf, "%.17g", it->valuedouble);
+                *(const char **)o->dst = buf;
+            } else {
+                bad = 1;
+            }
+            break;
+        }
+        if (bad) return err_fail(R1_EINPUT, where, "train.%s has the wrong type", keys[k]);
+    }
+    /* a recipe's epochs give way to --steps on the command line, and its steps to --epochs */
+    if (cli_given(&train_spec, "epochs") && !cli_given(&train_spec, "steps")) o_steps = 0;
+    return R1_OK;
+}
+
+/* --student NAME: the recipe's base model, config changes and hyperparameters. */
+static int load_recipe(recipe *r, char **base_dir, const cJSON **changes) {
+    TRY(recipe_load(r, o_student));
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(r->root, "student");
+    if (json_get_obj(st, "config_changes", changes, r->path) < 0) return R1_EINPUT;
+    TRY(apply_recipe(r->train, r->path));
+    if (o_base) {
+        *base_dir = xstrdup(o_base);
+    } else if (r->base_env && getenv(r->base_env) && *getenv(r->base_env)) {
+        *base_dir = xstrdup(getenv(r->base_env));
+    } else {
+        err_fail(R1_EINPUT, r->path, "where is the base checkpoint %s?",
+                 r->base ? r->base : "(student.base)");
+        if (r->base_env)
+            return err_hint("pass --base DIR, or set %s to its directory", r->base_env);
+        return err_hint("pass --base DIR");
+    }
+    return R1_OK;
+}
+
+int cmd_train(int argc, char **argv) {
+    cli_parse(&train_spec, argc, argv, NULL, NULL);
+    recipe rec = {0};
+    char *base_dir = NULL;
+    const cJSON *changes = NULL;
+    if (o_student) {
+        if (o_model) die(R1_EINPUT, "--student", "give --student or --model, not both");
+        if (load_recipe(&rec, &base_dir, &changes)) err_exit();
+        o_model = base_dir;
+    } else if (o_base) {
+        die(R1_EINPUT, "--base", "--base goes with --student; use --model DIR");
+    }
+    if (!o_model && !o_resume)
+        die(R1_EINPUT, "--model", "--model DIR (or --student NAME) is required");
+    if (cli_given(&train_spec, "steps") && cli_given(&train_spec, "epochs"))
+        die(R1_EINPUT, "--steps", "give --steps or --epochs, not both");
+
+    train_args a = {
+        .model = o_model, .data = o_data, .eval_data = o_eval, .out = o_out, .log = o_log,
+        .chat_format = o_format, .steps = o_steps, .epochs = o_epochs, .lr = o_lr,
+        .min_lr = o_min_lr, .weight_decay = o_wd, .beta1 = o_b1, .beta2 = o_b2, .eps = o_eps,
+        .grad_clip = o_clip, .batch_size = o_batch, .micro_batch = o_micro, .seq_len = o_seq,
+        .recompute = o_recompute, .truncate = o_truncate, .resume = o_resume, .seed = o_seed,
+        .save_every = o_save, .eval_every = o_eval_every, .keep = o_keep, .quiet = o_quiet,
+        .config_changes = changes,
+    };
+    if (lr_schedule_parse(o_schedule, &a.schedule) != 0)
+        die(R1_EINPUT, "--schedule", "unknown schedule \"%s\" (constant, linear, cosine)",
+            o_schedule);
+    if (strcmp(o_pack, "on") == 0) a.pack = 1;
+    else if (strcmp(o_pack, "off") == 0) a.pack = 0;
+    else die(R1_EINPUT, "--pack", "expected on or off, got \"%s\"", o_pack);
+    char *end;
+    a.warmup = strtod(o_warmup, &end);
+    if (end == o_warmup || *end || !(a.warmup >= 0) ||
+        (a.warmup >= 1 && a.warmup != (double)(int64_t)a.warmup))
+        die(R1_EINPUT, "--warmup", "expected a step count or a ratio in [0, 1), got \"%s\"",
+            o_warmup);
+    if (!(a.lr >= 0) || !(a.min_lr >= 0) || a.min_lr > a.lr || !(a.beta1 >= 0 && a.beta1 < 1) ||
+        !(a.beta2 >= 0 && a.beta2 < 1) || !(a.eps > 0) || !(a.weight_decay >= 0) ||
+        !(a.grad_clip >= 0))
+        die(R1_EINPUT, "options", "need 0 <= --min-lr <= --lr, betas in [0, 1), --adam-eps > 0, "
+            "--weight-decay >= 0 and --grad-clip >= 0");
+    if (a.steps < 0 || a.epochs < 0 || a.save_every < 0 || a.keep < 0 || a.eval_every < 0)
+        die(R1_EINPUT, "options", "counts must not be negative");
+    int rc = train_run(&a);
+    recipe_free(&rec);
+    free(base_dir);
+    if (rc) err_exit();
+    return 0;
+}
