@@ -33,6 +33,9 @@ backend *backend_cuda(int device, int mode);
 void backend_cuda_set_graphs(backend *be, int on);
 /* linear() uses the GEMV kernel for n <= max_n tokens (default 4; 0: cuBLASLt always). */
 void backend_cuda_set_gemv_max(backend *be, int max_n);
+/* bf16 mode: the skinny tensor-core kernel (core/cuda/skinny_cuda.cu) also for BF16 weights at
+ * 5..64 tokens (default off: cuBLASLt is faster there; FP8 weights always use it). */
+void backend_cuda_set_skinny_bf16(backend *be, int on);
 /* Replayed graph launches and recordings so far (for tests: proof that replay happened). */
 void backend_cuda_graph_stats(backend *be, long *replays, long *recordings);
 /* 1 when be was made by backend_cuda (device-side code such as the GPU sampler may then use

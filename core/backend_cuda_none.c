@@ -10,6 +10,7 @@ backend *backend_cuda(int device, int mode) {
 }
 void backend_cuda_set_graphs(backend *be, int on) {}
 void backend_cuda_set_gemv_max(backend *be, int max_n) {}
+void backend_cuda_set_skinny_bf16(backend *be, int on) {}
 void backend_cuda_graph_stats(backend *be, long *replays, long *recordings) {
     *replays = *recordings = 0;
 }

@@ -776,8 +776,11 @@ extern "C" backend *backend_cuda(int device, int mode) {
     const char *g = getenv("R1_CUDA_GRAPHS");
     cu->graphs_on = !(g && strcmp(g, "0") == 0);
     cu->gemv_max = 4;
+    /* The skinny kernel serves FP8 weights (no dequantized copy); on BF16 weights cuBLASLt is
+     * faster at 5-64 tokens (measured: docs/cuda-inference.md), so it is opt-in there. */
     const char *sk = getenv("R1_CUDA_SKINNY");
     cu->skinny_on = !(sk && strcmp(sk, "0") == 0);
+    cu->skinny_bf16 = sk && strcmp(sk, "bf16") == 0;
     cu_linear_init(cu);
 
     backend *be = &cu->be;
@@ -834,6 +837,13 @@ extern "C" void backend_cuda_set_gemv_max(backend *be, int max_n) {
 }
 
 extern "C" int backend_cuda_is(const backend *be) { return be && be->destroy == cu_destroy; }
+
+extern "C" void backend_cuda_set_skinny_bf16(backend *be, int on) {
+    cuda_backend *cu = cu_of(be);
+    CU_REQUIRE(!cu->recording, "set_skinny_bf16 while recording");
+    cu_drop_graphs(cu);
+    cu->skinny_bf16 = on;
+}
 
 extern "C" void backend_cuda_graph_stats(backend *be, long *replays, long *recordings) {
     *replays = cu_of(be)->replays;

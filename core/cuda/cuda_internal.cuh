@@ -49,7 +49,7 @@ const char *cublas_status_name(cublasStatus_t s);
 enum { CU_MAX_GRAPHS = 64, CU_MAX_ROPES = 16, CU_MAX_ETABS = 64 };
 
 /* Workspaces owned by the backend, grown on demand (never while recording a graph). */
-enum { WS_XBF16, WS_ATTN, WS_DEQUANT, WS_SPLITK, WS_SEGMENTS, WS_COUNT };
+enum { WS_XBF16, WS_ATTN, WS_DEQUANT, WS_SPLITK, WS_SEGMENTS, WS_TUNE, WS_COUNT };
 
 struct cu_graph {
     uint64_t key;
@@ -101,7 +101,8 @@ struct cuda_backend {
 
     cu_linear_state *lin;
     int gemv_max;
-    int skinny_on;   /* bf16 mode: skinny_cuda.cu for 5..64 tokens (R1_CUDA_SKINNY=0: off) */
+    int skinny_on;   /* bf16 mode: skinny_cuda.cu for FP8 weights (R1_CUDA_SKINNY=0: off) */
+    int skinny_bf16; /* ... and for BF16 weights of 5..64 tokens (R1_CUDA_SKINNY=bf16) */
     int *skinny_sem; /* its split-K counters */
     cu_etab etabs[CU_MAX_ETABS];
     int n_etabs;

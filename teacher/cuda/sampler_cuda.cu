@@ -35,7 +35,8 @@ extern "C" {
 
 enum {
     SD_NB = 1024,      /* coarse buckets */
-    SD_CHUNK = 4096,   /* logits per block in kernels 1 and 2 */
+    SD_CHUNK = 16384,  /* logits per block in kernels 1 and 2 (fewer blocks: each clears and
+                          flushes a whole histogram) */
     SD_THREADS = 1024, /* threads of kernels 1 and 2 */
     SD_SEL_THREADS = 512, /* threads of kernel 3 (registers for eight loads in flight) */
     SD_CAP = 2048,     /* largest bucket sorted in shared memory */
