@@ -257,9 +257,10 @@ static void linear_case(int mode, int64_t rows, int64_t cols, int n, dtype wdt, 
              with_bias ? " + bias" : "", gemm ? "cuBLASLt" : "GEMV");
     check_close(mode, accumulate ? "linear_add" : "linear", shape, got.data(), want.data(),
                 want.size(), tol);
-    if (mode == 1 && n > 5 && n <= 64 && wdt == DTYPE_BF16 && cols % 32 == 0) {
-        /* the skinny tensor-core kernel (opt-in for BF16): the CPU's values, and a token's
-         * result does not depend on the batch */
+    if (mode == 1 && n > 5 && n <= 64 && gw.dt == DTYPE_BF16 && cols % 32 == 0) {
+        /* the skinny tensor-core kernel (opt-in for BF16; a [1, cols] weight is stored as an
+         * F32 vector and never takes it): the CPU's values, and a token's result does not
+         * depend on the batch */
         backend_cuda_set_skinny_bf16(g, 1);
         float *dn = accumulate ? dev_floats(g, y0) : dev_poisoned(g, y0.size());
         if (accumulate) g->linear_add(g, dn, dx, &gw, with_bias ? &gb : NULL, n);
