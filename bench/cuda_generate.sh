@@ -5,14 +5,18 @@
 # For each shape: bench/hf_generate.py builds the model with transformers on the GPU, saves it
 # under $BENCH_MODELS and times model.generate (64-token prompts, exactly 128 new tokens,
 # sampling T=0.6 top-p 0.95, and greedy) at batch 1 and 64; then build/bench/decode loads the
-# saved checkpoint and times our engine (greedy, token picked on the GPU) on the same shapes,
-# and the CPU engine on a shorter run. Also: the GPU's copy bandwidth (the roofline) and our
-# decode GEMV vs cuBLASLt on the 7B shapes. A table comes last; everything is in $OUT.
+# saved checkpoint and times our engine with the same sampling (the token chosen on the GPU by
+# the CPU sampler's algorithm) and greedy, and the CPU engine on a shorter run. Also: the GPU's
+# copy bandwidth (the roofline) and our decode GEMV vs cuBLASLt on the 7B shapes. Then the
+# DeepSeek-V3-shaped MoE scaled to one GPU (bench/make_deepseek_bench.py): tokens/s at batch 1
+# and 64, % of its bandwidth limit, and the projection to DeepSeek-R1 on 8xH200
+# (bench/deepseek_report.py). A table comes last; everything is in $OUT.
 #
 # Environment: OUT (results, default build/bench-cuda), BENCH_MODELS (checkpoints, default
 # /tmp/r1-bench-models; reused when present), BENCH_SHAPES ("1.5b 7b"), BENCH_BATCHES ("1 64"),
 # BENCH_CPU (1: also the CPU engine), CPU_PROMPT / CPU_NEW (16 / 4: the CPU engine runs float32
-# loops over the bf16 weights, seconds per 7B token).
+# loops over the bf16 weights, seconds per 7B token), BENCH_DEEPSEEK (1: the DeepSeek part;
+# DS_LAYERS / DS_EXPERTS: 4 / 32).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -44,8 +48,10 @@ for shape in $SHAPES; do
         $([ $first = 1 ] && echo --bandwidth) >>"$RES" 2>>"$LOG"
     first=0
     for b in $BATCHES; do
-        say "$shape: ours, batch $b"
+        say "$shape: ours, batch $b (sampling T 0.6 top-p 0.95, and greedy)"
         "$DEC" --model "$dir" --device cuda --batch "$b" --prompt 64 --new 128 >>"$RES" 2>>"$LOG"
+        "$DEC" --model "$dir" --device cuda --batch "$b" --prompt 64 --new 128 --temperature 0 \
+            >>"$RES" 2>>"$LOG"
     done
     if [ "${BENCH_CPU:-1}" = 1 ]; then
         say "$shape: CPU engine, batch 1, ${CPU_PROMPT:-16}-token prompt, ${CPU_NEW:-4} new"
@@ -53,6 +59,24 @@ for shape in $SHAPES; do
             --new "${CPU_NEW:-4}" --warmup 0 >>"$RES" 2>>"$LOG"
     fi
 done
+
+if [ "${BENCH_DEEPSEEK:-1}" = 1 ]; then
+    ds=$MODELS/deepseek-v3-scaled
+    say "deepseek: checkpoint ${DS_LAYERS:-4} layers, ${DS_EXPERTS:-32} experts ($ds)"
+    python3 bench/make_deepseek_bench.py --dir "$ds" --layers "${DS_LAYERS:-4}" \
+        --experts "${DS_EXPERTS:-32}" >>"$RES" 2>>"$LOG"
+    for b in 1 64; do
+        say "deepseek: ours, batch $b"
+        "$DEC" --model "$ds" --device cuda --batch "$b" --prompt 64 --new 128 --profile \
+            --profile-json "$OUT/ds_prof$b.jsonl" >>"$RES" 2>>"$LOG"
+    done
+    python3 bench/deepseek_report.py --model "$ds" --results "$RES" --profile "$OUT/ds_prof64.jsonl" \
+        >>"$RES" 2>>"$LOG"
+    if [ "${BENCH_CPU:-1}" = 1 ]; then
+        say "deepseek: CPU engine, batch 1, 8-token prompt, 2 new"
+        "$DEC" --model "$ds" --device cpu --batch 1 --prompt 8 --new 2 --warmup 0 >>"$RES" 2>>"$LOG"
+    fi
+fi
 
 python3 - "$RES" <<'EOF' | tee "$OUT/table.txt"
 import json, sys
@@ -74,28 +98,45 @@ if lin:
             cell.append(f"{g:6.0f} GB/s ({100 * g / bw:3.0f}%)" if g and bw else "-")
         print(f"  {s[0]:>7} x {s[1]:<6}  {cell[0]:>16}  {cell[1]:>16}")
 hf = {(r["shape"], r["batch"], r["mode"]): r["tok_s"] for r in rows if r["kind"] == "hf"}
-dec = [r for r in rows if r["kind"] == "decode"]
+dec = [r for r in rows if r["kind"] == "decode" and r["model"] in dirs]
 print("\ndecode, 64-token prompts, 128 new tokens, tokens/s (end to end = new tokens / (prefill +")
-print("decode), as generate is timed; ours greedy, transformers sampling T=0.6 top-p 0.95 and greedy;")
+print("decode), as generate is timed; sampling T=0.6 top-p 0.95 (transformers and ours) and greedy;")
 print("roofline = copy bandwidth / weight bytes, batch-1 decode steps only):")
-print(f"  {'shape':>5} {'batch':>5} | {'ours e2e':>9} {'ours steps':>10} | {'HF sample':>9} {'HF greedy':>9} | {'x HF smp':>8} | {'roofline':>8} {'% roof':>6}")
+print(f"  {'shape':>5} {'batch':>5} {'mode':>6} | {'ours e2e':>9} {'ours steps':>10} | {'HF':>9} | {'x HF':>6} | {'roofline':>8} {'% roof':>6}")
 for r in dec:
     if r["device"] != "cuda":
         continue
     shape = dirs.get(r["model"], "?")
     b = r["batch"]
-    hs, hg = hf.get((shape, b, "sample")), hf.get((shape, b, "greedy"))
+    mode = "greedy" if r.get("temperature", 0) == 0 else "sample"
+    h = hf.get((shape, b, mode))
     roof = bw * 1e9 / models[shape]["weight_bytes"] if bw and shape in models else None
     pct = f"{100 * r['decode_tok_s'] / roof:5.0f}%" if roof and b == 1 else "     -"
-    print(f"  {shape:>5} {b:>5} | {r['e2e_tok_s']:9.1f} {r['decode_tok_s']:10.1f} | "
-          f"{hs or 0:9.1f} {hg or 0:9.1f} | {r['e2e_tok_s'] / hs if hs else 0:7.1f}x | "
-          f"{roof or 0:8.1f} {pct:>6}")
-cpu = [r for r in dec if r["device"] == "cpu"]
+    print(f"  {shape:>5} {b:>5} {mode:>6} | {r['e2e_tok_s']:9.1f} {r['decode_tok_s']:10.1f} | "
+          f"{h or 0:9.1f} | {r['e2e_tok_s'] / h if h else 0:5.1f}x | {roof or 0:8.1f} {pct:>6}")
+cpu = [r for r in dec if r["device"] == "cpu" and r["model"] in dirs]
 if cpu:
     print("\nCPU engine on this machine (same checkpoints, float32 arithmetic):")
     for r in cpu:
         print(f"  {dirs.get(r['model'], '?'):>5} batch {r['batch']}, {r['prompt']}-token prompt, "
               f"{r['new']} new: {r['e2e_tok_s']:.2f} tokens/s end to end, "
               f"{r['decode_tok_s']:.2f} decoding, prefill {r['prefill_s']:.1f} s")
+ds = [r for r in rows if r["kind"] == "ds_decode"]
+if ds:
+    print("\nDeepSeek-V3-shaped MoE scaled to one GPU (bench/make_deepseek_bench.py), FP8 weights,")
+    print("sampling T=0.6 top-p 0.95; limit = copy bandwidth / bytes a decode step reads:")
+    for r in ds:
+        print(f"  batch {r['batch']:>3}: {r['decode_tok_s']:8.1f} tokens/s decoding ({r['step_ms']:.2f} ms "
+              f"a step), {r['e2e_tok_s']:8.1f} end to end; limit {r['limit_tok_s']:8.1f} "
+              f"({r['pct_of_limit']:.0f}%)")
+    pr = next((r for r in rows if r["kind"] == "ds_projection"), None)
+    if pr:
+        print(f"  projection, DeepSeek-R1 on one 8xH200 node, 64 concurrent sequences: "
+              f"{pr['r1_step_ms']:.1f} ms a step, {pr['r1_tok_s']:.0f} output tokens/s "
+              f"(SGLang published ~{pr['sglang_tok_s']}; bench/deepseek_report.py lists the assumptions)")
+        print("    per layer (ms): " + ", ".join(f"{k} {v:.3f}" for k, v in pr["per_layer_ms"].items()))
+    dcpu = [r for r in rows if r["kind"] == "decode" and r["device"] == "cpu" and "deepseek" in r["model"]]
+    for r in dcpu:
+        print(f"  CPU engine: {r['decode_tok_s']:.3f} tokens/s decoding at batch 1")
 print("\ntargets (issue 11): 7b batch 1 >= 85% of roofline; 7b batch 64 >= 8x transformers")
 EOF

@@ -1,13 +1,18 @@
-/* Decode throughput of a dense model on a backend: the inner loop of `generate` (prefill a
- * batch of prompts as one ragged batch, then one token per sequence per step), greedy, with the
- * logits kept in backend memory and the token picked there (backend argmax).
+/* Decode throughput of a model on a backend: the inner loop of `generate` (prefill a batch of
+ * prompts as one ragged batch, then one token per sequence per step), sampling with the
+ * engine's algorithm and random streams (teacher/sampler.h): on a GPU the logits stay in device
+ * memory and the token is chosen there (teacher/sampler_device.h); on the CPU by sampler_pick.
  *
  *   build/bench/decode --model DIR --device cuda --batch 64 --prompt 64 --new 128
+ *       [--temperature 0.6 --top-p 0.95 --top-k 0] [--profile]
  *
  * Prints one JSON line per measurement on stdout (progress on stderr):
  *   {"kind": "decode", "device", "batch", "prompt", "new", "load_s", "prefill_s", "decode_s",
  *    "decode_tok_s" (batch * (new - 1) / decode_s: the steps after the prefill's token),
- *    "e2e_tok_s" (batch * new / (prefill_s + decode_s): what transformers' generate reports)}
+ *    "e2e_tok_s" (batch * new / (prefill_s + decode_s): what transformers' generate reports),
+ *    "temperature", "top_p", "top_k"}
+ * --profile then runs the generation once more with per-op GPU timing (eager, no graphs) and
+ * prints the table on stderr.
  * --linear-bench adds {"kind": "linear", "rows", "cols", "n", "path", "gbps"} for the decode
  * GEMV shapes of the model (bf16, n = 1), through the GEMV kernel and through cuBLASLt, timed
  * as replayed CUDA graphs over weight copies larger than L2. */
@@ -20,11 +25,14 @@
 #include "core/cli.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "teacher/sampler.h"
+#include "teacher/sampler_device.h"
 #include "teacher/teacher.h"
 
-static const char *opt_model, *opt_device;
-static int64_t opt_batch, opt_prompt, opt_new, opt_warmup;
-static int opt_linear;
+static const char *opt_model, *opt_device, *opt_profile_json;
+static int64_t opt_batch, opt_prompt, opt_new, opt_warmup, opt_top_k;
+static double opt_temperature, opt_top_p;
+static int opt_linear, opt_profile;
 
 static const cli_opt opts[] = {
     {"model", OPT_STRING, &opt_model, NULL, 0, "DIR", "model directory (not needed for --linear-bench)"},
@@ -34,12 +42,19 @@ static const cli_opt opts[] = {
     {"new", OPT_INT, &opt_new, "128", 0, "T", "new tokens per sequence (the prefill makes the first)"},
     {"warmup", OPT_INT, &opt_warmup, "2", 0, "N",
      "untimed runs first (two let the timed run replay recorded graphs throughout)"},
+    {"temperature", OPT_FLOAT, &opt_temperature, "0.6", 0, "T", "sampling temperature; 0 is greedy"},
+    {"top-p", OPT_FLOAT, &opt_top_p, "0.95", 0, "P", "nucleus mass; 1 turns it off"},
+    {"top-k", OPT_INT, &opt_top_k, "0", 0, "K", "top-k; 0 turns it off"},
+    {"profile", OPT_FLAG, &opt_profile, NULL, 0, NULL,
+     "then one more run with per-op GPU times (stderr)"},
+    {"profile-json", OPT_STRING, &opt_profile_json, NULL, 0, "FILE",
+     "with --profile: also write the per-op times as JSON lines to FILE"},
     {"linear-bench", OPT_FLAG, &opt_linear, NULL, 0, NULL,
      "time the Qwen2.5-7B decode GEMV shapes (GEMV kernel vs cuBLASLt) instead"},
 };
 static const cli_spec spec = {
     .command = "decode",
-    .summary = "Greedy decode throughput of a dense model on a backend.",
+    .summary = "Decode throughput of a model on a backend, sampling as generate does.",
     .opts = opts,
     .n_opts = sizeof opts / sizeof *opts,
 };
@@ -56,35 +71,55 @@ static backend *make_backend(void) {
     return be;
 }
 
+/* The token of each of B rows: on the device when the backend samples there, else on the host
+ * from downloaded logits (the CPU engine's path). Uniforms: seed 0, stream b, sample 0. */
+static void pick(teacher_model *m, sampler_device *sd, float *host_logits, int B, int step,
+                 int *next) {
+    const sampler_params sp = {opt_temperature, opt_top_p, (int)opt_top_k};
+    double *u = xmalloc(sizeof(double) * B);
+    for (int b = 0; b < B; b++) u[b] = sampler_uniform(0, (uint64_t)b, 0, (uint64_t)step);
+    if (sd) {
+        sampler_device_pick(sd, next, m->logits, B, &sp, u);
+    } else {
+        const int V = (int)m->cfg.vocab_size;
+#pragma omp parallel
+        {
+            sampler_work ws;
+            sampler_work_init(&ws, V);
+#pragma omp for
+            for (int b = 0; b < B; b++)
+                next[b] = sampler_pick(&sp, host_logits + (size_t)b * V, V, u[b], &ws);
+            sampler_work_free(&ws);
+        }
+    }
+    free(u);
+}
+
 /* One generation: prefill all prompts as one ragged batch, then new - 1 decode steps. */
-static void generate(teacher_model *m, const int *prompts, int B, int P, int T, double *prefill_s,
-                     double *decode_s) {
-    backend *be = m->be;
+static void generate(teacher_model *m, sampler_device *sd, const int *prompts, int B, int P,
+                     int T, double *prefill_s, double *decode_s) {
     const int V = (int)m->cfg.vocab_size, n = B * P;
     int *slot = xmalloc(sizeof(int) * n), *pos = xmalloc(sizeof(int) * n);
     int *rows = xmalloc(sizeof(int) * B), *next = xmalloc(sizeof(int) * B);
+    float *host = sd ? NULL : xmalloc(sizeof(float) * (size_t)B * V);
     for (int i = 0; i < n; i++) slot[i] = i / P, pos[i] = i % P;
     for (int b = 0; b < B; b++) rows[b] = b * P + P - 1;
-    int *dnext = be->alloc(be, sizeof(int) * B);
     double t0 = now();
     token_layout tl = {.n = n, .slot = slot, .pos = pos};
-    if (m->forward(m, prompts, &tl, rows, B, NULL)) err_exit();
-    be->argmax(be, dnext, m->logits, B, V);
-    be->download(be, next, dnext, sizeof(int) * B);
+    if (m->forward(m, prompts, &tl, rows, B, host)) err_exit();
+    pick(m, sd, host, B, 0, next);
     double t1 = now();
     for (int b = 0; b < B; b++) slot[b] = b, rows[b] = b;
     for (int s = 1; s < T; s++) {
         for (int b = 0; b < B; b++) pos[b] = P + s - 1;
         token_layout st = {.n = B, .slot = slot, .pos = pos};
-        if (m->forward(m, next, &st, rows, B, NULL)) err_exit();
-        be->argmax(be, dnext, m->logits, B, V);
-        be->download(be, next, dnext, sizeof(int) * B);
+        if (m->forward(m, next, &st, rows, B, host)) err_exit();
+        pick(m, sd, host, B, s, next);
     }
     double t2 = now();
     *prefill_s = t1 - t0;
     *decode_s = t2 - t1;
-    be->release(be, dnext);
-    free(slot), free(pos), free(rows), free(next);
+    free(slot), free(pos), free(rows), free(next), free(host);
 }
 
 static void bench_decode(void) {
@@ -103,18 +138,41 @@ static void bench_decode(void) {
         h = h * 6364136223846793005ull + 1442695040888963407ull;
         prompts[i] = (int)((h >> 33) % (uint64_t)m->cfg.vocab_size);
     }
+    sampler_device *sd = NULL;
+    if (sampler_device_supported(be) && sampler_device_open(&sd, be, B, (int)m->cfg.vocab_size))
+        err_exit();
     double pf, dc;
-    for (int w = 0; w < opt_warmup; w++) generate(m, prompts, B, P, T < 4 ? T : 4, &pf, &dc);
-    generate(m, prompts, B, P, T, &pf, &dc);
+    for (int w = 0; w < opt_warmup; w++) generate(m, sd, prompts, B, P, T < 4 ? T : 4, &pf, &dc);
+    generate(m, sd, prompts, B, P, T, &pf, &dc);
     const double dtok = T > 1 ? B * (T - 1) / dc : 0, etok = B * T / (pf + dc);
     fprintf(stderr, "decode: batch %d prompt %d new %d: prefill %.1f ms, %.1f tokens/s decoding, "
                     "%.1f tokens/s end to end\n",
             B, P, T, pf * 1e3, dtok, etok);
     printf("{\"kind\": \"decode\", \"device\": \"%s\", \"model\": \"%s\", \"batch\": %d, "
            "\"prompt\": %d, \"new\": %d, \"load_s\": %.3f, \"prefill_s\": %.6f, \"decode_s\": "
-           "%.6f, \"decode_tok_s\": %.2f, \"e2e_tok_s\": %.2f}\n",
-           opt_device, opt_model, B, P, T, load_s, pf, dc, dtok, etok);
+           "%.6f, \"decode_tok_s\": %.2f, \"e2e_tok_s\": %.2f, \"temperature\": %g, "
+           "\"top_p\": %g, \"top_k\": %d}\n",
+           opt_device, opt_model, B, P, T, load_s, pf, dc, dtok, etok, opt_temperature, opt_top_p,
+           (int)opt_top_k);
     fflush(stdout);
+    if (opt_profile && backend_cuda_is(be)) {
+        backend_cuda_profile(be, 1);
+        generate(m, sd, prompts, B, P, T, &pf, &dc);
+        fprintf(stderr, "decode: profiled run (eager): prefill %.1f ms, %.1f ms per decode step\n",
+                pf * 1e3, T > 1 ? dc * 1e3 / (T - 1) : 0.0);
+        backend_cuda_profile_report(be, stderr);
+        if (opt_profile_json) {
+            FILE *f = fopen(opt_profile_json, "w");
+            if (!f) die(R1_ERUNTIME, opt_profile_json, "cannot write");
+            fprintf(f, "{\"kind\": \"profiled_run\", \"batch\": %d, \"prompt\": %d, \"new\": %d, "
+                       "\"prefill_ms\": %.3f, \"step_ms\": %.4f}\n",
+                    B, P, T, pf * 1e3, T > 1 ? dc * 1e3 / (T - 1) : 0.0);
+            backend_cuda_profile_json(be, f);
+            fclose(f);
+        }
+        backend_cuda_profile(be, 0);
+    }
+    sampler_device_close(sd);
     free(prompts);
     teacher_close(m);
     be->destroy(be);

@@ -153,6 +153,26 @@ struct backend {
      * and v; gate and up). k <= 4. */
     void (*linear_multi)(backend *be, int k, float *const *y, const float *x,
                          const weight *const *w, const weight *const *bias, int n);
+    /* The attention inputs of a GQA layer after its projections: rope on q [n, n_heads * hd]
+     * and k [n, n_kv_heads * hd] (every head rotated from its first element, as rope with
+     * head_stride hd and off 0), then k and v [n, n_kv_heads * hd] into their caches (kv_store
+     * with width n_kv_heads * hd). The same values as those four calls, in one launch on a
+     * device backend. */
+    void (*rope_store_kv)(backend *be, float *q, float *k, const float *v, void *k_cache,
+                          void *v_cache, const rope_table *r, const token_layout *tl, int n_heads,
+                          int n_kv_heads, int head_dim, int max_seq);
+    /* ---- mixture of experts ----
+     * Grouped expert products: rows seg[e] <= r < seg[e + 1] of x [n, w->cols] go through
+     * expert e: y[r, 0..w[e].rows) = x[r] @ w[e]^T, for e < n_w (all w[e] of one shape and type;
+     * seg [n_w + 1] in backend memory, seg[0] = 0, seg[n_w] = n). Each row gets the value a
+     * linear call would give it; experts with no rows cost nothing. */
+    void (*linear_segments)(backend *be, float *y, const float *x, const weight *w,
+                            const int *seg, int n_w, int n);
+    /* dst[i] += scale[i, k] * src[idx[i, k]] for k = 0..K-1 in that order, for i < n; idx and
+     * scale [n, K] in backend memory, rows of `width` floats. The per-token sum of the routed
+     * experts' outputs, in the order idx lists them. */
+    void (*combine_rows)(backend *be, float *dst, const float *src, const int *idx,
+                         const float *scale, int n, int K, int width);
     /* out[i] = the index of the largest of x[i, 0..d), the lowest among equals (NaN never wins);
      * out in backend memory. Greedy decoding without copying logits to the host. */
     void (*argmax)(backend *be, int *out, const float *x, int n, int d);

@@ -300,6 +300,39 @@ static int cpu_graph_begin(backend *be, uint64_t key) { return 0; }
 static void cpu_graph_end(backend *be) {}
 static void cpu_destroy(backend *be) {}
 
+static void cpu_rope_store_kv(backend *be, float *q, float *k, const float *v, void *k_cache,
+                              void *v_cache, const rope_table *r, const token_layout *tl,
+                              int n_heads, int n_kv_heads, int head_dim, int max_seq) {
+    const int qd = n_heads * head_dim, kvd = n_kv_heads * head_dim;
+    cpu_rope(be, q, r, tl->pos, tl->n, qd, n_heads, head_dim, 0);
+    cpu_rope(be, k, r, tl->pos, tl->n, kvd, n_kv_heads, head_dim, 0);
+    cpu_kv_store(be, k_cache, k, tl, kvd, max_seq);
+    cpu_kv_store(be, v_cache, v, tl, kvd, max_seq);
+}
+
+static void cpu_linear_segments(backend *be, float *y, const float *x, const weight *w,
+                                const int *seg, int n_w, int n) {
+    for (int e = 0; e < n_w; e++) {
+        const int r0 = seg[e], cnt = seg[e + 1] - seg[e];
+        if (cnt > 0)
+            cpu_linear(be, y + (size_t)r0 * w[e].rows, x + (size_t)r0 * w[e].cols, &w[e], NULL,
+                       cnt);
+    }
+}
+
+static void cpu_combine_rows(backend *be, float *dst, const float *src, const int *idx,
+                             const float *scale, int n, int K, int width) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        float *d = dst + (size_t)i * width;
+        for (int k = 0; k < K; k++) {
+            const float s = scale[(size_t)i * K + k];
+            const float *x = src + (size_t)idx[(size_t)i * K + k] * width;
+            for (int j = 0; j < width; j++) d[j] += s * x[j];
+        }
+    }
+}
+
 static void cpu_argmax(backend *be, int *out, const float *x, int n, int d) {
     for (int i = 0; i < n; i++) {
         const float *r = x + (size_t)i * d;
@@ -340,6 +373,9 @@ static backend cpu_backend = {
     .graph_end = cpu_graph_end,
     .linear_add = cpu_linear_add,
     .linear_multi = cpu_linear_multi,
+    .rope_store_kv = cpu_rope_store_kv,
+    .linear_segments = cpu_linear_segments,
+    .combine_rows = cpu_combine_rows,
     .argmax = cpu_argmax,
     .destroy = cpu_destroy,
 };

@@ -16,6 +16,8 @@
 #ifndef R1_CORE_BACKEND_CUDA_H
 #define R1_CORE_BACKEND_CUDA_H
 
+#include <stdio.h>
+
 #include "core/backend.h"
 
 enum { BACKEND_CUDA_FP32 = 0, BACKEND_CUDA_BF16 = 1 };
@@ -31,7 +33,21 @@ backend *backend_cuda(int device, int mode);
 void backend_cuda_set_graphs(backend *be, int on);
 /* linear() uses the GEMV kernel for n <= max_n tokens (default 4; 0: cuBLASLt always). */
 void backend_cuda_set_gemv_max(backend *be, int max_n);
+/* bf16 mode: the skinny tensor-core kernel (core/cuda/skinny_cuda.cu) also for BF16 weights at
+ * 5..64 tokens (default off: cuBLASLt is faster there; FP8 weights always use it). */
+void backend_cuda_set_skinny_bf16(backend *be, int on);
 /* Replayed graph launches and recordings so far (for tests: proof that replay happened). */
 void backend_cuda_graph_stats(backend *be, long *replays, long *recordings);
+/* 1 when be was made by backend_cuda (device-side code such as the GPU sampler may then use
+ * its stream); 0 otherwise, and always 0 in builds without CUDA. */
+int backend_cuda_is(const backend *be);
+/* Per-op GPU time for benchmarks: while on, every op runs between two CUDA events and graph
+ * recording is off; the report lists ops by name and shape with calls, total and mean time
+ * (and bytes per second for linears), largest total first. Turning it on clears the totals. */
+void backend_cuda_profile(backend *be, int on);
+void backend_cuda_profile_report(backend *be, FILE *f);
+/* The same entries as JSON lines: {"kind": "op", "op", "a", "b", "c" (shape), "calls", "ms",
+ * "bytes" (weight bytes per call for linears, else 0)}. */
+void backend_cuda_profile_json(backend *be, FILE *f);
 
 #endif

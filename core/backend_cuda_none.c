@@ -10,9 +10,14 @@ backend *backend_cuda(int device, int mode) {
 }
 void backend_cuda_set_graphs(backend *be, int on) {}
 void backend_cuda_set_gemv_max(backend *be, int max_n) {}
+void backend_cuda_set_skinny_bf16(backend *be, int on) {}
 void backend_cuda_graph_stats(backend *be, long *replays, long *recordings) {
     *replays = *recordings = 0;
 }
+int backend_cuda_is(const backend *be) { return 0; }
+void backend_cuda_profile(backend *be, int on) {}
+void backend_cuda_profile_report(backend *be, FILE *f) {}
+void backend_cuda_profile_json(backend *be, FILE *f) {}
 #else
 /* The CUDA build defines these in core/cuda/backend_cuda.cu. */
 typedef int backend_cuda_none_unused;

@@ -32,7 +32,7 @@
 #include "teacher/generate.h"
 
 static const char *o_teacher, *o_prompts, *o_out, *o_prompt_field, *o_id_field, *o_gold_field,
-    *o_instruction, *o_chat_format, *o_tokenizer, *o_stop, *o_eos, *o_log;
+    *o_instruction, *o_chat_format, *o_tokenizer, *o_stop, *o_eos, *o_log, *o_device;
 static int64_t o_samples, o_top_k, o_max_new, o_seed, o_batch, o_logprobs, o_max_len, o_chunk,
     o_shard_records, o_rank, o_world;
 static double o_temperature, o_top_p, o_shard_seconds, o_progress_interval;
@@ -42,6 +42,9 @@ static const cli_opt gen_opts[] = {
     {"teacher", OPT_STRING, &o_teacher, NULL, CLI_REQUIRED, "DIR",
      "teacher model directory (config.json, safetensors, tokenizer.json)"},
     {"prompts", OPT_STRING, &o_prompts, NULL, CLI_REQUIRED, "FILE", "JSONL prompts, one per line"},
+    {"device", OPT_STRING, &o_device, "auto", 0, "DEV",
+     "cpu; cuda (bf16 GPU); cuda-fp32 (float32 GPU, the CPU's greedy tokens); cuda:N; auto (a "
+     "GPU when one is usable)"},
     {"out", OPT_STRING, &o_out, NULL, CLI_REQUIRED, "DIR",
      "trace directory: shards and manifest (re-run the same command to resume)"},
     {"samples", OPT_INT, &o_samples, "1", 0, "N", "samples per prompt"},
@@ -99,7 +102,10 @@ static const cli_spec gen_spec = {
         "Text prompts are rendered with the chat format; for R1 the assistant turn is prefilled\n"
         "with \"<think>\\n\". Each (prompt, sample) is written once: re-running the same command\n"
         "after a crash or kill finishes the job; other settings into the same --out are refused.\n"
-        "Ranks: prompt line L goes to rank (L-1) mod W; ranks may share --out.",
+        "Ranks: prompt line L goes to rank (L-1) mod W; ranks may share --out.\n"
+        "Devices: auto runs on GPU 0 in bf16 when one is usable, else on the CPU; the device\n"
+        "kind is part of the settings, so a run resumes on the same kind. On a GPU the tokens\n"
+        "are chosen there by the CPU's algorithm and random streams (README \"GPU inference\").",
 };
 
 /* ---- state ---------------------------------------------------------------------------------- */
@@ -114,6 +120,7 @@ typedef struct {
     int samples;
 
     teacher_model *m;
+    backend *be;
     tokenizer *tok;
     char teacher_name[256], config_hash[17];
     cJSON *settings;
@@ -357,6 +364,8 @@ static void build_settings(gen_state *g, const char *tok_hash, const char *fmt_n
     cJSON *eos = cJSON_AddArrayToObject(sp, "eos_ids");
     for (int i = 0; i < g->n_eos; i++) cJSON_AddItemToArray(eos, cJSON_CreateNumber(g->eos[i]));
     cJSON_AddNumberToObject(s, "logprobs", (double)o_logprobs);
+    /* The numerics: bf16 GPU runs give other samples than float32 ones. */
+    cJSON_AddStringToObject(s, "device", g->be->name);
     g->settings = s;
 }
 
@@ -663,6 +672,7 @@ static void gen_state_free(gen_state *g) {
     free(g->todo);
     prompts_free(&g->ps);
     teacher_close(g->m);
+    if (g->be) g->be->destroy(g->be);
     tokenizer_free(g->tok);
     cJSON_Delete(g->settings);
     for (int i = 0; i < g->n_stops; i++) free(g->stops[i]);
@@ -733,7 +743,8 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "r1-distill generate: skipped %lld bad line%s of %s (--skip-bad)\n",
                 (long long)g.ps.bad, g.ps.bad == 1 ? "" : "s", o_prompts);
 
-    if (teacher_open(&g.m, o_teacher, backend_cpu())) err_exit();
+    if (backend_open(&g.be, o_device)) err_exit();
+    if (teacher_open(&g.m, o_teacher, g.be)) err_exit();
     teacher_identity(&g);
     int needs_text = g.n_stops > 0;
     for (int i = 0; i < g.ps.n && !needs_text; i++) needs_text = g.ps.items[i].kind != PROMPT_TOKENS;

@@ -11,6 +11,7 @@
  * active and 11.61 B in the MTP module (HF's 685 B is 671 B plus the MTP module with its copies
  * of the embedding and head). */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,17 +140,112 @@ void model_size_from_config(model_size *s, const model_config *c) {
         (int64_t)c->num_layers * (c->kv_lora_rank + c->qk_rope_head_dim) * 2;
 }
 
+/* ---- the multi-GPU memory plan --------------------------------------------------------------
+ *
+ * One node of G GPUs serving the model with tensor-parallel attention and dense layers and
+ * expert-parallel MoE (teacher/teacher.h gpu_plan): per GPU, the weights it holds and the KV
+ * cache of one sequence of seq_len tokens, so how many such sequences fit beside a reserve for
+ * the CUDA context, workspaces and activations.
+ *
+ *   split G ways   embedding and head (vocabulary-parallel), q_b_proj, kv_b_proj, o_proj (by
+ *                  head), dense MLPs and shared experts (by intermediate channel); Qwen2/Llama:
+ *                  q/k/v/o and the MLP
+ *   whole on each  q_a_proj, kv_a_proj_with_mqa, the router, norms (small, or needed by every
+ *                  head)
+ *   E / G each     routed experts (expert parallel: ceil(E / G) experts per GPU)
+ *   KV cache       DeepSeek's latent cache is shared by all heads, so tensor-parallel attention
+ *                  holds it whole on every GPU; data-parallel attention (each GPU attends its
+ *                  own sequences, as SGLang's --enable-dp-attention) divides it by G. Qwen2/Llama
+ *                  split their KV heads (whole heads: max(1, kv_heads / G) per GPU). */
+
+/* Bytes of a [rows, cols] weight in the checkpoint's storage (FP8 + F32 block scales for
+ * linears of an FP8 checkpoint). */
+static double weight_bytes(const model_config *c, double rows, double cols, int linear) {
+    if (linear && c->fp8)
+        return rows * cols + ceil(rows / c->fp8_block[0]) * ceil(cols / c->fp8_block[1]) * 4.0;
+    return rows * cols * (double)dtype_size(stored_dtype(c));
+}
+
+void gpu_plan_from_config(gpu_plan *p, const model_config *c, int gpus, double gpu_bytes,
+                          double reserve_bytes, int seq_len) {
+    memset(p, 0, sizeof *p);
+    const double G = gpus, d = c->hidden_size, V = (double)c->vocab_size;
+    p->gpus = gpus;
+    p->embed_head = weight_bytes(c, V, d, 0) * (c->tie_word_embeddings ? 1 : 2) / G;
+    p->other = weight_bytes(c, 1, d, 0); /* final norm */
+    if (c->arch != ARCH_DEEPSEEK_V3) {
+        const double qd = (double)c->num_heads * c->head_dim,
+                     kvd = (double)c->num_kv_heads * c->head_dim, ff = c->intermediate_size;
+        for (int l = 0; l < c->num_layers; l++) {
+            p->attention += (weight_bytes(c, qd, d, 1) + 2 * weight_bytes(c, kvd, d, 1) +
+                             weight_bytes(c, d, qd, 1)) / G;
+            if (c->attention_bias) p->attention += weight_bytes(c, 1, qd + 2 * kvd, 0) / G;
+            p->dense_mlp += 3 * weight_bytes(c, ff, d, 1) / G;
+            p->other += 2 * weight_bytes(c, 1, d, 0);
+        }
+        const int kv_local = c->num_kv_heads / gpus > 0 ? c->num_kv_heads / gpus : 1;
+        p->kv_per_seq_tp = (double)seq_len * c->num_layers * 2.0 * kv_local * c->head_dim * 2.0;
+        p->kv_per_seq_dp = p->kv_per_seq_tp;
+    } else {
+        const double H = c->num_heads, qk = c->qk_nope_head_dim + c->qk_rope_head_dim,
+                     lat = c->kv_lora_rank, rope = c->qk_rope_head_dim;
+        const double moe_ff = c->moe_intermediate_size;
+        p->experts_per_gpu = (c->n_routed_experts + gpus - 1) / gpus;
+        for (int l = 0; l < c->num_layers; l++) {
+            double rep = weight_bytes(c, lat + rope, d, 1) + weight_bytes(c, 1, lat, 0) +
+                         2 * weight_bytes(c, 1, d, 0);
+            double split = weight_bytes(c, H * (c->qk_nope_head_dim + c->v_head_dim), lat, 1) +
+                           weight_bytes(c, d, H * c->v_head_dim, 1);
+            if (c->q_lora_rank == 0) {
+                split += weight_bytes(c, H * qk, d, 1);
+            } else {
+                rep += weight_bytes(c, c->q_lora_rank, d, 1) + weight_bytes(c, 1, c->q_lora_rank, 0);
+                split += weight_bytes(c, H * qk, c->q_lora_rank, 1);
+            }
+            p->attention += rep + split / G;
+            if (l < c->first_k_dense_replace) {
+                p->dense_mlp += 3 * weight_bytes(c, c->intermediate_size, d, 1) / G;
+            } else {
+                p->other += weight_bytes(c, c->n_routed_experts, d, 0) + 4.0 * c->n_routed_experts;
+                p->dense_mlp += 3 * weight_bytes(c, c->n_shared_experts * moe_ff, d, 1) / G;
+                p->experts += 3 * weight_bytes(c, moe_ff, d, 1) * p->experts_per_gpu;
+            }
+        }
+        p->kv_per_seq_tp = (double)seq_len * c->num_layers * (lat + rope) * 2.0;
+        p->kv_per_seq_dp = p->kv_per_seq_tp / G;
+    }
+    p->weights = p->embed_head + p->attention + p->dense_mlp + p->experts + p->other;
+    p->reserve = reserve_bytes;
+    p->free_for_cache = gpu_bytes - p->weights - reserve_bytes;
+    const double f = p->free_for_cache > 0 ? p->free_for_cache : 0;
+    p->fit_tp = (int64_t)floor(f / p->kv_per_seq_tp);
+    /* data-parallel attention: each GPU holds the caches of its own sequences */
+    p->fit_dp = (int64_t)floor(f / (p->kv_per_seq_dp * G)) * gpus;
+    if (c->arch != ARCH_DEEPSEEK_V3) p->fit_dp = p->fit_tp;
+}
+
 /* ---- the command --------------------------------------------------------------------------- */
 
 static const char *opt_model;
 static int opt_json;
+static int64_t opt_gpus, opt_seq_len, opt_seqs;
+static double opt_gpu_mem, opt_reserve;
 
 static const cli_opt inspect_opts[] = {
     {"model", OPT_STRING, &opt_model, NULL, CLI_REQUIRED, "DIR",
      "model directory (config.json, weights optional) or a config.json file"},
     {"json", OPT_FLAG, &opt_json, NULL, 0, NULL,
      "print one JSON object: params_total, params_active, params_mtp, "
-     "kv_cache_bytes_per_token, bytes_by_dtype, and files when weights are present"},
+     "kv_cache_bytes_per_token, bytes_by_dtype, files when weights are present, gpu_plan with "
+     "--gpus"},
+    {"gpus", OPT_INT, &opt_gpus, "0", 0, "N",
+     "also print the memory plan for one node of N GPUs (tensor-parallel attention and dense "
+     "layers, expert-parallel MoE)"},
+    {"gpu-mem", OPT_FLOAT, &opt_gpu_mem, "141", 0, "GB", "memory per GPU, 1e9 bytes (H200: 141)"},
+    {"seq-len", OPT_INT, &opt_seq_len, "32768", 0, "N", "tokens per sequence for the KV cache"},
+    {"seqs", OPT_INT, &opt_seqs, "64", 0, "N", "concurrent sequences to check the plan for"},
+    {"reserve", OPT_FLOAT, &opt_reserve, "4", 0, "GB",
+     "per GPU, for the CUDA context, workspaces and activations"},
 };
 
 static const cli_spec inspect_spec = {
@@ -162,7 +258,9 @@ static const cli_spec inspect_spec = {
                "leave out the routed experts a token does not pick. The KV cache is counted in\n"
                "bf16 (DeepSeek-V3: the latent cache, kv_lora_rank + qk_rope_head_dim values per\n"
                "layer). Bytes by dtype come from config.json; with weights present the\n"
-               "safetensors headers are read too (nothing else of the files).",
+               "safetensors headers are read too (nothing else of the files).\n"
+               "--gpus N adds the memory plan of one node (teacher/cmd_inspect.c says what is\n"
+               "split, what is whole on every GPU and how the KV cache is held).",
 };
 
 typedef struct {
@@ -234,6 +332,37 @@ static void print_bytes(const int64_t *bytes) {
     printf("\n");
 }
 
+static void print_plan(const model_config *c) {
+    gpu_plan p;
+    gpu_plan_from_config(&p, c, (int)opt_gpus, opt_gpu_mem * 1e9, opt_reserve * 1e9,
+                         (int)opt_seq_len);
+    const double GB = 1e9;
+    printf("GPU plan       %d GPUs x %.1f GB: attention and dense layers tensor parallel (%d "
+           "ways)", p.gpus, opt_gpu_mem, p.gpus);
+    if (c->arch == ARCH_DEEPSEEK_V3)
+        printf(", routed experts expert parallel (%d of %d per GPU)", p.experts_per_gpu,
+               c->n_routed_experts);
+    printf("\n  weights/GPU  %.2f GB: ", p.weights / GB);
+    if (c->arch == ARCH_DEEPSEEK_V3) printf("routed experts %.2f, ", p.experts / GB);
+    printf("attention %.2f, %s %.2f, embedding + head %.2f, norms/router %.2f\n",
+           p.attention / GB, c->arch == ARCH_DEEPSEEK_V3 ? "dense MLPs + shared experts" : "MLPs",
+           p.dense_mlp / GB, p.embed_head / GB, p.other / GB);
+    printf("  reserve      %.2f GB (CUDA context, workspaces, activations)\n", p.reserve / GB);
+    printf("  left         %.2f GB per GPU for the KV cache\n", p.free_for_cache / GB);
+    printf("  KV cache     %.3f GB per %" PRId64 "-token sequence per GPU", p.kv_per_seq_tp / GB,
+           opt_seq_len);
+    if (c->arch == ARCH_DEEPSEEK_V3)
+        printf(" (tensor-parallel attention: the latent cache whole on every GPU); %.3f GB "
+               "with data-parallel attention", p.kv_per_seq_dp / GB);
+    printf("\n  fits         %" PRId64 " concurrent %" PRId64 "-token sequences", p.fit_tp,
+           opt_seq_len);
+    if (c->arch == ARCH_DEEPSEEK_V3)
+        printf(" (%" PRId64 " with data-parallel attention)", p.fit_dp);
+    const int ok_tp = p.fit_tp >= opt_seqs, ok_dp = p.fit_dp >= opt_seqs;
+    printf("\n  %" PRId64 " seqs    %s\n", opt_seqs,
+           ok_tp ? "fit" : ok_dp ? "fit with data-parallel attention only" : "do not fit");
+}
+
 int cmd_inspect(int argc, char **argv) {
     cli_parse(&inspect_spec, argc, argv, NULL, NULL);
     if (!path_exists(opt_model)) {
@@ -249,6 +378,12 @@ int cmd_inspect(int argc, char **argv) {
                                        "parameters or bytes");
         err_exit();
     }
+    if (opt_gpus < 0 || opt_gpus > 4096) die(R1_EINPUT, "--gpus", "must be between 0 and 4096");
+    if (opt_gpus > 0 && !(opt_gpu_mem > 0 && opt_gpu_mem < 1e6))
+        die(R1_EINPUT, "--gpu-mem", "must be a positive number of GB");
+    if (opt_seq_len < 1 || opt_seq_len > (1ll << 31)) die(R1_EINPUT, "--seq-len", "must be positive");
+    if (opt_seqs < 0) die(R1_EINPUT, "--seqs", "must be >= 0");
+    if (!(opt_reserve >= 0)) die(R1_EINPUT, "--reserve", "must be >= 0");
     file_totals f;
     if (read_files(&f, opt_model)) err_exit();
 
@@ -266,6 +401,27 @@ int cmd_inspect(int argc, char **argv) {
             cJSON_AddNumberToObject(fo, "tensors", f.tensors);
             cJSON_AddNumberToObject(fo, "params", (double)f.params);
             cJSON_AddItemToObject(fo, "bytes_by_dtype", bytes_json(f.bytes));
+        }
+        if (opt_gpus > 0) {
+            gpu_plan p;
+            gpu_plan_from_config(&p, &c, (int)opt_gpus, opt_gpu_mem * 1e9, opt_reserve * 1e9,
+                                 (int)opt_seq_len);
+            cJSON *g = cJSON_AddObjectToObject(o, "gpu_plan");
+            cJSON_AddNumberToObject(g, "gpus", p.gpus);
+            cJSON_AddNumberToObject(g, "gpu_bytes", opt_gpu_mem * 1e9);
+            cJSON_AddNumberToObject(g, "seq_len", (double)opt_seq_len);
+            cJSON_AddNumberToObject(g, "weights_per_gpu", p.weights);
+            cJSON_AddNumberToObject(g, "experts_per_gpu", p.experts_per_gpu);
+            cJSON_AddNumberToObject(g, "experts_bytes", p.experts);
+            cJSON_AddNumberToObject(g, "attention_bytes", p.attention);
+            cJSON_AddNumberToObject(g, "dense_mlp_bytes", p.dense_mlp);
+            cJSON_AddNumberToObject(g, "embed_head_bytes", p.embed_head);
+            cJSON_AddNumberToObject(g, "other_bytes", p.other);
+            cJSON_AddNumberToObject(g, "reserve_bytes", p.reserve);
+            cJSON_AddNumberToObject(g, "kv_per_seq_tp", p.kv_per_seq_tp);
+            cJSON_AddNumberToObject(g, "kv_per_seq_dp", p.kv_per_seq_dp);
+            cJSON_AddNumberToObject(g, "fit_seqs_tp", (double)p.fit_tp);
+            cJSON_AddNumberToObject(g, "fit_seqs_dp", (double)p.fit_dp);
         }
         char *text = json_print(o);
         fputs(text, stdout);
@@ -299,5 +455,6 @@ int cmd_inspect(int argc, char **argv) {
         print_bytes(f.bytes);
     }
     printf("KV cache       %" PRId64 " bytes per token (bf16)\n", s.kv_cache_bytes_per_token);
+    if (opt_gpus > 0) print_plan(&c);
     return 0;
 }

@@ -20,9 +20,18 @@
  * token attends over the latent cache, so one code path is exact for both. It equals
  * transformers' expanded form (k = [c W_UK^T, k_pe], v = c W_UV^T) up to float rounding.
  *
- * Weights stay memory-mapped views in their stored dtype (BF16, or FP8 e4m3 with 128x128 block
- * scales); the backend dequantizes the rows it is about to use. Layers numbered
- * num_hidden_layers and up (the multi-token-prediction modules) are never loaded. */
+ * Weights are views in their stored dtype (BF16, or FP8 e4m3 with 128x128 block scales): the CPU
+ * dequantizes the rows it is about to use where they are mapped; a device backend gets its own
+ * copy (upload_weight). Layers numbered num_hidden_layers and up (the multi-token-prediction
+ * modules) are never loaded.
+ *
+ * The MoE runs as grouped products on every backend: the router's choice puts each (token,
+ * expert) assignment into its expert's segment of rows (teacher/moe_device.h describes the
+ * arrays), linear_segments runs every expert over its rows, combine_rows adds each token's
+ * outputs in ascending expert id. The CPU routes on the host (moe_router.h); a device backend
+ * routes in its own memory (moe_device.h), so a forward pass makes no host round trip and a
+ * decode step can be recorded and replayed like dense.c's. Per-forward buffers are kept
+ * between passes (grown in powers of two), as in dense.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +39,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "teacher/moe_device.h"
 #include "teacher/moe_router.h"
 #include "teacher/teacher.h"
 
@@ -56,8 +66,9 @@ typedef struct {
     int moe;                 /* 0: dense mlp; 1: gate + experts + shared */
     ds_mlp mlp;              /* dense MLP, or the shared experts (width n_shared * moe_inter) */
     weight gate;             /* [E, d] mlp.gate.weight */
-    float *gate_bias;        /* [E] e_score_correction_bias, as float32 (host) */
-    ds_mlp *experts;         /* [E] */
+    float *gate_bias_host;   /* [E] e_score_correction_bias, as float32 */
+    weight gate_bias;        /* a 1-D F32 view of it (in backend memory once uploaded) */
+    weight *w1, *w3, *w2;    /* [E] each: the experts' gate_proj, up_proj, down_proj */
 } ds_layer;
 
 typedef struct {
@@ -70,8 +81,29 @@ typedef struct {
     rope_table rope;         /* qk_rope_head_dim rotated dims, interleaved pairs */
     float softmax_scale;
     moe_router router;
-    float *kv_cache;         /* [layers][slots][len][kv_lora_rank]  normed latent c */
-    float *pe_cache;         /* [layers][slots][len][qk_rope_head_dim]  rotated k_pe */
+    void *kv_cache;          /* [layers][slots][len][kv_lora_rank]  normed latent c */
+    void *pe_cache;          /* [layers][slots][len][qk_rope_head_dim]  rotated k_pe */
+    /* per-forward buffers (backend memory), kept between passes */
+    int cap_n, cap_out;
+    float *x, *h;            /* [n, d] residual stream, normed input */
+    float *qa;               /* [n, q_lora] */
+    float *q;                /* [n, H, nope + rope] */
+    float *ckv;              /* [n, lat + rope] kv_a_proj_with_mqa output */
+    float *kv, *kpe;         /* [n, lat], [n, rope] */
+    float *q_lat, *o_lat;    /* [n, H, lat] */
+    float *o;                /* [n, H, v] */
+    float *g, *u;            /* [n, ff] dense MLP / shared experts hidden */
+    float *y, *s;            /* [n, d] MoE routed sum, shared-expert output */
+    float *router_logits;    /* [n, E] */
+    float *xe, *ye;          /* [n K, d] the assignments' inputs and outputs */
+    float *ge, *ue;          /* [n K, moe_inter] */
+    float *logits;           /* [cap_out, vocab] */
+    int *idx;                /* [4 cap_n]: tokens, slots, positions, output rows */
+    int *host_idx;
+    moe_dispatch disp;       /* backend memory; filled on the host for the CPU */
+    int *host_route;         /* [n K] expert ids, host path */
+    float *host_w;           /* [n K] weights, host path */
+    float *host_logits;      /* [n, E] router logits, host path */
 } ds_model;
 
 /* ---- loading ------------------------------------------------------------------------------- */
@@ -139,19 +171,24 @@ static int load_layer(loader *ld, int l) {
     TRY(load(ld, &L->gate, pm, "gate.weight", E, d, "n_routed_experts, hidden_size"));
     weight bias;
     TRY(load(ld, &bias, pm, "gate.e_score_correction_bias", 0, E, "n_routed_experts"));
-    L->gate_bias = xmalloc(sizeof(float) * (size_t)E);
-    weight_rows_to_f32(L->gate_bias, &bias, 0, 1);
+    L->gate_bias_host = xmalloc(sizeof(float) * (size_t)E);
+    weight_rows_to_f32(L->gate_bias_host, &bias, 0, 1);
+    L->gate_bias = (weight){.dt = DTYPE_F32, .rows = 1, .cols = E, .data = L->gate_bias_host};
     if (c->n_shared_experts > 0) {
         char sp[96];
         snprintf(sp, sizeof sp, "%sshared_experts.", pm);
         TRY(load_mlp(ld, &L->mlp, sp, (int64_t)c->n_shared_experts * c->moe_intermediate_size,
                      "n_shared_experts x moe_intermediate_size"));
     }
-    L->experts = xcalloc((size_t)E, sizeof *L->experts);
+    L->w1 = xcalloc((size_t)E, sizeof *L->w1);
+    L->w3 = xcalloc((size_t)E, sizeof *L->w3);
+    L->w2 = xcalloc((size_t)E, sizeof *L->w2);
     for (int e = 0; e < E; e++) {
         char ep[96];
         snprintf(ep, sizeof ep, "%sexperts.%d.", pm, e);
-        TRY(load_mlp(ld, &L->experts[e], ep, c->moe_intermediate_size, "moe_intermediate_size"));
+        ds_mlp ex;
+        TRY(load_mlp(ld, &ex, ep, c->moe_intermediate_size, "moe_intermediate_size"));
+        L->w1[e] = ex.w1, L->w3[e] = ex.w3, L->w2[e] = ex.w2;
     }
     return R1_OK;
 }
@@ -164,145 +201,225 @@ static int ds_cache_init(teacher_model *tm, int slots, int len) {
     backend *be = tm->be;
     if (m->kv_cache) be->release(be, m->kv_cache);
     if (m->pe_cache) be->release(be, m->pe_cache);
-    const size_t tokens = (size_t)c->num_layers * slots * len;
-    m->kv_cache = be->alloc(be, sizeof(float) * tokens * c->kv_lora_rank);
-    m->pe_cache = be->alloc(be, sizeof(float) * tokens * c->qk_rope_head_dim);
+    const size_t tokens = (size_t)c->num_layers * slots * len, es = dtype_size(be->cache_dtype);
+    m->kv_cache = be->alloc(be, es * tokens * c->kv_lora_rank);
+    m->pe_cache = be->alloc(be, es * tokens * c->qk_rope_head_dim);
     tm->cache_slots = slots;
     tm->cache_len = len;
     return R1_OK;
 }
 
 /* model.py's kv_cache + pe_cache: kv_lora_rank + qk_rope_head_dim values per token per layer,
- * float32 in this backend. */
+ * in the backend's cache type. */
 static size_t ds_cache_bytes(const teacher_model *tm) {
     const model_config *c = &tm->cfg;
-    return sizeof(float) * (size_t)c->num_layers * (c->kv_lora_rank + c->qk_rope_head_dim);
+    return dtype_size(tm->be->cache_dtype) * (size_t)c->num_layers *
+           (c->kv_lora_rank + c->qk_rope_head_dim);
 }
 
 /* ---- forward ------------------------------------------------------------------------------- */
 
-/* Activations of one forward call, [n, ...] each. */
-typedef struct {
-    float *x, *h;        /* [n, d] residual stream, normed input */
-    float *qa;           /* [n, q_lora] */
-    float *q;            /* [n, H, nope + rope] */
-    float *ckv;          /* [n, lat + rope] kv_a_proj_with_mqa output */
-    float *kv, *kpe;     /* [n, lat], [n, rope] */
-    float *q_lat, *o_lat;/* [n, H, lat] */
-    float *o;            /* [n, H, v] */
-    float *g, *u;        /* [n, ff] MLP hidden (largest of the widths in use) */
-    float *y, *s;        /* [n, d] MoE routed sum, shared-expert output */
-    float *xe, *ye;      /* [n, d] one expert's gathered rows and outputs */
-    float *router;       /* [n, E] router logits */
-} ds_acts;
-
-/* out = down(silu(gate(h)) * up(h)): model.py MLP.forward / Expert.forward */
-static void mlp_forward(backend *be, float *out, const float *h, const ds_mlp *mlp, float *g,
-                        float *u, int n) {
-    const int ff = (int)mlp->w1.rows;
-    be->linear(be, g, h, &mlp->w1, NULL, n);
-    be->linear(be, u, h, &mlp->w3, NULL, n);
-    be->swiglu(be, g, g, u, n, ff, ff);
-    be->linear(be, out, g, &mlp->w2, NULL, n);
+static void release_buffers(ds_model *m) {
+    backend *be = m->base.be;
+    float *bufs[] = {m->x, m->h, m->qa, m->q, m->ckv, m->kv, m->kpe, m->q_lat, m->o_lat,
+                     m->o, m->g, m->u, m->y, m->s, m->router_logits, m->xe, m->ye, m->ge,
+                     m->ue, m->logits, m->disp.comb_w};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        if (bufs[i]) be->release(be, bufs[i]);
+    int *ibufs[] = {m->idx, m->disp.rows, m->disp.seg, m->disp.comb, m->disp.counters};
+    for (size_t i = 0; i < sizeof ibufs / sizeof *ibufs; i++)
+        if (ibufs[i]) be->release(be, ibufs[i]);
+    free(m->host_idx);
+    free(m->host_route);
+    free(m->host_w);
+    free(m->host_logits);
+    m->x = m->h = m->qa = m->q = m->ckv = m->kv = m->kpe = m->q_lat = m->o_lat = m->o = NULL;
+    m->g = m->u = m->y = m->s = m->router_logits = m->xe = m->ye = m->ge = m->ue = NULL;
+    m->logits = NULL;
+    memset(&m->disp, 0, sizeof m->disp);
+    m->idx = m->host_idx = m->host_route = NULL;
+    m->host_w = m->host_logits = NULL;
+    m->cap_n = m->cap_out = 0;
 }
 
-/* x += MoE(h): model.py MoE.forward. Tokens are grouped by expert; experts run in ascending
- * id over their tokens and add w * out into y, so each token's sum runs over its own experts in
- * ascending id whatever else is in the batch (transformers' index_add_ order). */
-static void moe_forward(ds_model *m, const ds_layer *L, ds_acts *a, int n) {
+static int pow2_at_least(int have, int want) {
+    int c = have > 1 ? have : 1;
+    while (c < want) c *= 2;
+    return c;
+}
+
+/* The widest MLP hidden layer in use (dense layers, shared experts). */
+static int dense_ff(const model_config *c) {
+    int ff = c->first_k_dense_replace > 0 ? c->intermediate_size : 0;
+    if (c->n_routed_experts > 0 && c->n_shared_experts * c->moe_intermediate_size > ff)
+        ff = c->n_shared_experts * c->moe_intermediate_size;
+    return ff > 0 ? ff : 1;
+}
+
+/* Buffers for n tokens and n_out output rows (powers of two, so passes of one shape keep their
+ * addresses, which a recorded graph needs). */
+static void reserve_buffers(ds_model *m, int n, int n_out) {
+    const model_config *c = &m->base.cfg;
+    backend *be = m->base.be;
+    const int need = n > n_out ? n : n_out;
+    if (need <= m->cap_n && n_out <= m->cap_out) return;
+    const int cn = pow2_at_least(m->cap_n, need), co = pow2_at_least(m->cap_out, n_out);
+    release_buffers(m);
+    const size_t N = (size_t)cn, f = sizeof(float), H = (size_t)c->num_heads;
+    const size_t qk = (size_t)(c->qk_nope_head_dim + c->qk_rope_head_dim),
+                 lat = (size_t)c->kv_lora_rank, rope = (size_t)c->qk_rope_head_dim,
+                 d = (size_t)c->hidden_size;
+    const size_t E = c->n_routed_experts > 0 ? (size_t)c->n_routed_experts : 1,
+                 K = c->n_routed_experts > 0 ? (size_t)c->num_experts_per_tok : 1,
+                 mff = c->moe_intermediate_size > 0 ? (size_t)c->moe_intermediate_size : 1;
+#define A(field, count) m->field = be->alloc(be, f * (count) + 16)
+    A(x, N * d); A(h, N * d); A(qa, N * (c->q_lora_rank > 0 ? c->q_lora_rank : 1));
+    A(q, N * H * qk); A(ckv, N * (lat + rope)); A(kv, N * lat); A(kpe, N * rope);
+    A(q_lat, N * H * lat); A(o_lat, N * H * lat); A(o, N * H * c->v_head_dim);
+    A(g, N * dense_ff(c)); A(u, N * dense_ff(c)); A(y, N * d); A(s, N * d);
+    A(router_logits, N * E); A(xe, N * K * d); A(ye, N * K * d); A(ge, N * K * mff);
+    A(ue, N * K * mff); A(logits, (size_t)co * c->vocab_size); A(disp.comb_w, N * K);
+#undef A
+    m->idx = be->alloc(be, sizeof(int) * 4 * N);
+    m->disp.rows = be->alloc(be, sizeof(int) * N * K);
+    m->disp.comb = be->alloc(be, sizeof(int) * N * K);
+    m->disp.seg = be->alloc(be, sizeof(int) * (E + 1));
+    m->disp.counters = be->alloc(be, sizeof(int) * E);
+    m->host_idx = xmalloc(sizeof(int) * 4 * N);
+    m->host_route = xmalloc(sizeof(int) * N * K);
+    m->host_w = xmalloc(sizeof(float) * N * K);
+    m->host_logits = xmalloc(sizeof(float) * N * E);
+    m->cap_n = cn;
+    m->cap_out = co;
+}
+
+/* out = down(silu(gate(h)) * up(h)) (+ out when add): model.py MLP.forward / Expert.forward */
+static void mlp_forward(backend *be, float *out, const float *h, const ds_mlp *mlp, float *g,
+                        float *u, int n, int add) {
+    const int ff = (int)mlp->w1.rows;
+    float *const ys[] = {g, u};
+    const weight *const ws[] = {&mlp->w1, &mlp->w3};
+    be->linear_multi(be, 2, ys, h, ws, NULL, n);
+    be->swiglu(be, g, g, u, n, ff, ff);
+    if (add) be->linear_add(be, out, g, &mlp->w2, NULL, n);
+    else be->linear(be, out, g, &mlp->w2, NULL, n);
+}
+
+/* The routing of n tokens on the host (the CPU backend, whose memory is host memory): the
+ * dispatch arrays moe_device.h describes, with each expert's rows in token order. */
+static void route_on_host(ds_model *m, const ds_layer *L, int n) {
+    backend *be = m->base.be;
+    const moe_router *r = &m->router;
+    const int E = r->n_experts, K = r->top_k;
+    float *logits = m->host_logits;
+    be->download(be, logits, m->router_logits, sizeof(float) * (size_t)n * E);
+    float *scratch = xmalloc(sizeof(float) * moe_route_scratch_floats(r));
+    for (int i = 0; i < n; i++)
+        moe_route(m->host_route + (size_t)i * K, m->host_w + (size_t)i * K,
+                  logits + (size_t)i * E, L->gate_bias_host, r, scratch);
+    free(scratch);
+    int *seg = m->disp.seg, *rows = m->disp.rows, *comb = m->disp.comb;
+    float *comb_w = m->disp.comb_w;
+    memset(seg, 0, sizeof(int) * ((size_t)E + 1));
+    for (size_t j = 0; j < (size_t)n * K; j++) seg[m->host_route[j] + 1]++;
+    for (int e = 0; e < E; e++) seg[e + 1] += seg[e];
+    int *fill = xmalloc(sizeof(int) * (size_t)E);
+    memcpy(fill, seg, sizeof(int) * (size_t)E);
+    for (int i = 0; i < n; i++) {
+        const int *ei = m->host_route + (size_t)i * K;
+        for (int k = 0; k < K; k++) {
+            const int at = fill[ei[k]]++;
+            rows[at] = i;
+            int rank = 0; /* the token's experts are distinct: rank by id */
+            for (int j = 0; j < K; j++) rank += ei[j] < ei[k];
+            comb[(size_t)i * K + rank] = at;
+            comb_w[(size_t)i * K + rank] = m->host_w[(size_t)i * K + k];
+        }
+    }
+    free(fill);
+}
+
+/* x += MoE(h): model.py MoE.forward. Each token's routed sum runs over its experts in
+ * ascending id (transformers' index_add_ order), whatever else is in the batch. */
+static void moe_forward(ds_model *m, const ds_layer *L, int n) {
     backend *be = m->base.be;
     const model_config *c = &m->base.cfg;
     const moe_router *r = &m->router;
-    const int d = c->hidden_size, E = r->n_experts, K = r->top_k;
+    const int d = c->hidden_size, E = r->n_experts, K = r->top_k, nk = n * K,
+              ff = c->moe_intermediate_size;
 
-    /* Gate.forward: router logits in float32, then the routing decision on the host */
-    be->linear(be, a->router, a->h, &L->gate, NULL, n);
-    float *logits = xmalloc(sizeof(float) * (size_t)n * E);
-    be->download(be, logits, a->router, sizeof(float) * (size_t)n * E);
-    int *idx = xmalloc(sizeof(int) * (size_t)n * K);
-    float *w = xmalloc(sizeof(float) * (size_t)n * K);
-    float *scratch = xmalloc(sizeof(float) * moe_route_scratch_floats(r));
-    for (int i = 0; i < n; i++)
-        moe_route(idx + (size_t)i * K, w + (size_t)i * K, logits + (size_t)i * E, L->gate_bias, r,
-                  scratch);
+    /* Gate.forward: router logits in float32, then the routing decision */
+    be->linear(be, m->router_logits, m->h, &L->gate, NULL, n);
+    if (be->host_memory) route_on_host(m, L, n);
+    else moe_device_route(be, &m->disp, m->router_logits, L->gate_bias.data, n, r);
 
-    /* Tokens of each expert, in token order (counting sort by expert id). */
-    int *start = xcalloc((size_t)E + 1, sizeof(int));
-    for (size_t j = 0; j < (size_t)n * K; j++) start[idx[j] + 1]++;
-    for (int e = 0; e < E; e++) start[e + 1] += start[e];
-    int *fill = xmalloc(sizeof(int) * (size_t)E);
-    memcpy(fill, start, sizeof(int) * (size_t)E);
-    int *rows = xmalloc(sizeof(int) * ((size_t)n * K + 1));
-    float *rw = xmalloc(sizeof(float) * ((size_t)n * K + 1));
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < K; k++) {
-            const int e = idx[(size_t)i * K + k], at = fill[e]++;
-            rows[at] = i;
-            rw[at] = w[(size_t)i * K + k];
-        }
-
-    be->zero(be, a->y, (size_t)n * d);
-    for (int e = 0; e < E; e++) {
-        const int cnt = start[e + 1] - start[e];
-        if (cnt == 0) continue;
-        be->gather_rows(be, a->xe, a->h, rows + start[e], cnt, d);
-        mlp_forward(be, a->ye, a->xe, &L->experts[e], a->g, a->u, cnt);
-        be->scatter_add_rows(be, a->y, a->ye, rows + start[e], rw + start[e], cnt, d);
-    }
+    /* every expert over its rows, then each token's outputs in expert order */
+    be->gather_rows(be, m->xe, m->h, m->disp.rows, nk, d);
+    be->linear_segments(be, m->ge, m->xe, L->w1, m->disp.seg, E, nk);
+    be->linear_segments(be, m->ue, m->xe, L->w3, m->disp.seg, E, nk);
+    be->swiglu(be, m->ge, m->ge, m->ue, nk, ff, ff);
+    be->linear_segments(be, m->ye, m->ge, L->w2, m->disp.seg, E, nk);
+    be->zero(be, m->y, (size_t)n * d);
+    be->combine_rows(be, m->y, m->ye, m->disp.comb, m->disp.comb_w, n, K, d);
     /* (y + shared_experts(x)), then the residual */
     if (c->n_shared_experts > 0) {
-        mlp_forward(be, a->s, a->h, &L->mlp, a->g, a->u, n);
-        be->add(be, a->y, a->s, (size_t)n * d);
+        mlp_forward(be, m->s, m->h, &L->mlp, m->g, m->u, n, 0);
+        be->add(be, m->y, m->s, (size_t)n * d);
     }
-    be->add(be, a->x, a->y, (size_t)n * d);
-    free(logits);
-    free(idx);
-    free(w);
-    free(scratch);
-    free(start);
-    free(fill);
-    free(rows);
-    free(rw);
+    be->add(be, m->x, m->y, (size_t)n * d);
 }
 
 /* x += MLA(h): model.py MLA.forward, attn_impl="absorb". */
-static void mla_forward(ds_model *m, int l, const token_layout *tl, ds_acts *a) {
+static void mla_forward(ds_model *m, int l, const token_layout *tl) {
     backend *be = m->base.be;
     const model_config *c = &m->base.cfg;
     const ds_layer *L = &m->layers[l];
     const int n = tl->n, H = c->num_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim,
               qk = nope + rope, lat = c->kv_lora_rank, v = c->v_head_dim;
-    const size_t per_layer = (size_t)m->base.cache_slots * m->base.cache_len;
-    float *kvc = m->kv_cache + (size_t)l * per_layer * lat;
-    float *pec = m->pe_cache + (size_t)l * per_layer * rope;
+    const size_t per_layer = (size_t)m->base.cache_slots * m->base.cache_len,
+                 es = dtype_size(be->cache_dtype);
+    void *kvc = (char *)m->kv_cache + (size_t)l * per_layer * lat * es;
+    void *pec = (char *)m->pe_cache + (size_t)l * per_layer * rope * es;
 
-    /* q = wq(x) if q_lora_rank == 0 else wq_b(q_norm(wq_a(x))) */
+    /* q = wq(x) if q_lora_rank == 0 else wq_b(q_norm(wq_a(x))); kv, k_pe = wkv_a(x) */
     if (c->q_lora_rank == 0) {
-        be->linear(be, a->q, a->h, &L->wq, NULL, n);
+        float *const ys[] = {m->q, m->ckv};
+        const weight *const ws[] = {&L->wq, &L->wkv_a};
+        be->linear_multi(be, 2, ys, m->h, ws, NULL, n);
     } else {
-        be->linear(be, a->qa, a->h, &L->wq_a, NULL, n);
-        be->rmsnorm(be, a->qa, a->qa, &L->q_norm, n, c->q_lora_rank, LORA_NORM_EPS);
-        be->linear(be, a->q, a->qa, &L->wq_b, NULL, n);
+        float *const ys[] = {m->qa, m->ckv};
+        const weight *const ws[] = {&L->wq_a, &L->wkv_a};
+        be->linear_multi(be, 2, ys, m->h, ws, NULL, n);
+        be->rmsnorm(be, m->qa, m->qa, &L->q_norm, n, c->q_lora_rank, LORA_NORM_EPS);
+        be->linear(be, m->q, m->qa, &L->wq_b, NULL, n);
     }
     /* q_pe = apply_rotary_emb(q_pe, freqs_cis): the last qk_rope_head_dim of each head */
-    be->rope(be, a->q, &m->rope, tl->pos, n, H * qk, H, qk, nope);
+    be->rope(be, m->q, &m->rope, tl->pos, n, H * qk, H, qk, nope);
 
-    /* kv, k_pe = split(wkv_a(x)); kv_cache = kv_norm(kv); pe_cache = rope(k_pe) */
-    be->linear(be, a->ckv, a->h, &L->wkv_a, NULL, n);
-    be->copy_strided(be, a->kv, lat, a->ckv, lat + rope, n, lat);
-    be->copy_strided(be, a->kpe, rope, a->ckv + lat, lat + rope, n, rope);
-    be->rmsnorm(be, a->kv, a->kv, &L->kv_norm, n, lat, LORA_NORM_EPS);
-    be->rope(be, a->kpe, &m->rope, tl->pos, n, rope, 1, rope, 0);
-    be->kv_store(be, kvc, a->kv, tl, lat, m->base.cache_len);
-    be->kv_store(be, pec, a->kpe, tl, rope, m->base.cache_len);
+    /* kv_cache = kv_norm(kv); pe_cache = rope(k_pe) */
+    be->copy_strided(be, m->kv, lat, m->ckv, lat + rope, n, lat);
+    be->copy_strided(be, m->kpe, rope, m->ckv + lat, lat + rope, n, rope);
+    be->rmsnorm(be, m->kv, m->kv, &L->kv_norm, n, lat, LORA_NORM_EPS);
+    be->rope(be, m->kpe, &m->rope, tl->pos, n, rope, 1, rope, 0);
+    be->kv_store(be, kvc, m->kv, tl, lat, m->base.cache_len);
+    be->kv_store(be, pec, m->kpe, tl, rope, m->base.cache_len);
 
     /* q_nope absorbed through W_UK, attention over the latent cache, W_UV, then wo */
-    be->mla_q_absorb(be, a->q_lat, a->q, qk, &L->wkv_b, n, H, nope, v);
-    be->mla_attention(be, a->o_lat, a->q_lat, a->q + nope, qk, kvc, pec, tl, m->base.cache_len, H,
+    be->mla_q_absorb(be, m->q_lat, m->q, qk, &L->wkv_b, n, H, nope, v);
+    be->mla_attention(be, m->o_lat, m->q_lat, m->q + nope, qk, kvc, pec, tl, m->base.cache_len, H,
                       lat, rope, m->softmax_scale);
-    be->mla_v_up(be, a->o, a->o_lat, &L->wkv_b, n, H, nope, v);
-    be->linear(be, a->h, a->o, &L->wo, NULL, n);
-    be->add(be, a->x, a->h, (size_t)n * c->hidden_size);
+    be->mla_v_up(be, m->o, m->o_lat, &L->wkv_b, n, H, nope, v);
+    be->linear_add(be, m->x, m->o, &L->wo, NULL, n); /* x += wo(o) */
+}
+
+/* splitmix64's finaliser: the graph key mixes every value the op calls depend on. */
+static uint64_t mix64(uint64_t h, uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
 }
 
 static int ds_forward(teacher_model *tm, const int *tokens, const token_layout *tl,
@@ -310,7 +427,8 @@ static int ds_forward(teacher_model *tm, const int *tokens, const token_layout *
     ds_model *m = (ds_model *)tm;
     const model_config *c = &tm->cfg;
     backend *be = tm->be;
-    const int n = tl->n, d = c->hidden_size, H = c->num_heads;
+    const int n = tl->n, d = c->hidden_size;
+    if (n <= 0) return err_fail(R1_EINPUT, "tokens", "no tokens to run");
     for (int i = 0; i < n; i++) {
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return err_fail(R1_EINPUT, "tokens", "token id %d is outside the vocabulary [0, %lld)",
@@ -323,59 +441,99 @@ static int ds_forward(teacher_model *tm, const int *tokens, const token_layout *
                             tl->pos[i], tm->cache_len);
     }
     for (int i = 0; i < n_out; i++)
-        CHECK(out_rows[i] >= 0 && out_rows[i] < n);
+        if (out_rows[i] < 0 || out_rows[i] >= n)
+            return err_fail(R1_EINPUT, "tokens", "output row %d is outside the batch of %d",
+                            out_rows[i], n);
+    reserve_buffers(m, n, n_out);
+    float *out = logits && be->host_memory ? logits : m->logits;
+    int *hi = m->host_idx;
+    memcpy(hi, tokens, sizeof(int) * (size_t)n);
+    memcpy(hi + n, tl->slot, sizeof(int) * (size_t)n);
+    memcpy(hi + 2 * n, tl->pos, sizeof(int) * (size_t)n);
+    memcpy(hi + 3 * n, out_rows, sizeof(int) * (size_t)n_out);
+    be->upload(be, m->idx, hi, sizeof(int) * (size_t)(3 * n + n_out));
+    const int *ids = m->idx, *rows = m->idx + 3 * n;
+    const token_layout btl = {.n = n, .slot = m->idx + n, .pos = m->idx + 2 * n};
 
-    int ff = c->intermediate_size;
-    if (c->n_routed_experts > 0) {
-        if (c->moe_intermediate_size > ff) ff = c->moe_intermediate_size;
-        if (c->n_shared_experts * c->moe_intermediate_size > ff)
-            ff = c->n_shared_experts * c->moe_intermediate_size;
+    uint64_t key = mix64(mix64(mix64(0x44533376ull, (uintptr_t)m), (uint64_t)n), (uint64_t)n_out);
+    key = mix64(mix64(mix64(key, (uintptr_t)m->x), (uintptr_t)m->kv_cache), (uintptr_t)out);
+    key = mix64(mix64(key, (uint64_t)tm->cache_slots), (uint64_t)tm->cache_len);
+    if (!be->graph_begin(be, key ? key : 1)) {
+        const float eps = (float)c->rms_norm_eps;
+        be->embed(be, m->x, &m->embed, ids, n);
+        for (int l = 0; l < c->num_layers; l++) {
+            const ds_layer *L = &m->layers[l];
+            /* x = x + attn(attn_norm(x)) */
+            be->rmsnorm(be, m->h, m->x, &L->attn_norm, n, d, eps);
+            mla_forward(m, l, &btl);
+            /* x = x + ffn(ffn_norm(x)) */
+            be->rmsnorm(be, m->h, m->x, &L->ffn_norm, n, d, eps);
+            if (L->moe) moe_forward(m, L, n);
+            else mlp_forward(be, m->x, m->h, &L->mlp, m->g, m->u, n, 1);
+        }
+        /* Only the requested rows reach the head: a decode step needs one row per sequence. */
+        be->gather_rows(be, m->h, m->x, rows, n_out, d);
+        be->rmsnorm(be, m->x, m->h, &m->final_norm, n_out, d, eps);
+        be->linear(be, out, m->x, &m->lm_head, NULL, n_out);
+        be->graph_end(be);
     }
-    const int qk = c->qk_nope_head_dim + c->qk_rope_head_dim, lat = c->kv_lora_rank,
-              rope = c->qk_rope_head_dim;
-#define A(field, count) a.field = be->alloc(be, sizeof(float) * (size_t)n * (size_t)(count) + 1)
-    ds_acts a;
-    A(x, d); A(h, d); A(qa, c->q_lora_rank); A(q, H * qk); A(ckv, lat + rope); A(kv, lat);
-    A(kpe, rope); A(q_lat, H * lat); A(o_lat, H * lat); A(o, H * c->v_head_dim); A(g, ff);
-    A(u, ff); A(y, d); A(s, d); A(xe, d); A(ye, d); A(router, c->n_routed_experts);
-#undef A
-    const float eps = (float)c->rms_norm_eps;
+    tm->logits = out;
+    if (logits && out != logits)
+        be->download(be, logits, out, sizeof(float) * (size_t)n_out * c->vocab_size);
+    return R1_OK;
+}
 
-    be->embed(be, a.x, &m->embed, tokens, n);
+/* Every weight view of the model, for upload and unload (the lm_head only when untied). */
+static int model_weights(ds_model *m, weight **out) {
+    const model_config *c = &m->base.cfg;
+    int k = 0;
+    out[k++] = &m->embed;
+    out[k++] = &m->final_norm;
+    if (!c->tie_word_embeddings) out[k++] = &m->lm_head;
     for (int l = 0; l < c->num_layers; l++) {
-        const ds_layer *L = &m->layers[l];
-        /* x = x + attn(attn_norm(x)) */
-        be->rmsnorm(be, a.h, a.x, &L->attn_norm, n, d, eps);
-        mla_forward(m, l, tl, &a);
-        /* x = x + ffn(ffn_norm(x)) */
-        be->rmsnorm(be, a.h, a.x, &L->ffn_norm, n, d, eps);
-        if (L->moe) {
-            moe_forward(m, L, &a, n);
-        } else {
-            mlp_forward(be, a.y, a.h, &L->mlp, a.g, a.u, n);
-            be->add(be, a.x, a.y, (size_t)n * d);
+        ds_layer *L = &m->layers[l];
+        weight *ws[] = {&L->attn_norm, &L->wq,      &L->wq_a,      &L->q_norm,  &L->wq_b,
+                        &L->wkv_a,     &L->kv_norm, &L->wkv_b,     &L->wo,      &L->ffn_norm,
+                        &L->mlp.w1,    &L->mlp.w3,  &L->mlp.w2,    &L->gate,    &L->gate_bias};
+        for (size_t j = 0; j < sizeof ws / sizeof *ws; j++)
+            if (ws[j]->data) out[k++] = ws[j];
+        for (int e = 0; L->w1 && e < c->n_routed_experts; e++) {
+            weight *ew[] = {&L->w1[e], &L->w3[e], &L->w2[e]};
+            for (int j = 0; j < 3; j++)
+                if (ew[j]->data) out[k++] = ew[j];
         }
     }
-    /* Only the requested rows reach the head: a decode step needs one row per sequence. */
-    be->gather_rows(be, a.h, a.x, out_rows, n_out, d);
-    be->rmsnorm(be, a.x, a.h, &m->final_norm, n_out, d, eps);
-    be->linear(be, logits, a.x, &m->lm_head, NULL, n_out);
+    return k;
+}
 
-    float *bufs[] = {a.x, a.h, a.qa, a.q, a.ckv, a.kv, a.kpe, a.q_lat, a.o_lat, a.o,
-                     a.g, a.u, a.y, a.s, a.xe, a.ye, a.router};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) be->release(be, bufs[i]);
-    return R1_OK;
+static weight **weight_list(ds_model *m, int *n) {
+    const model_config *c = &m->base.cfg;
+    const size_t per = 15 + 3 * (size_t)(c->n_routed_experts > 0 ? c->n_routed_experts : 0);
+    weight **ws = xmalloc(sizeof(weight *) * (3 + per * (size_t)c->num_layers));
+    *n = model_weights(m, ws);
+    return ws;
 }
 
 /* ---- open / close -------------------------------------------------------------------------- */
 
 static void ds_destroy(teacher_model *tm) {
     ds_model *m = (ds_model *)tm;
-    if (m->kv_cache) tm->be->release(tm->be, m->kv_cache);
-    if (m->pe_cache) tm->be->release(tm->be, m->pe_cache);
+    backend *be = tm->be;
+    if (m->kv_cache) be->release(be, m->kv_cache);
+    if (m->pe_cache) be->release(be, m->pe_cache);
+    release_buffers(m);
+    if (m->layers) {
+        int nw;
+        weight **ws = weight_list(m, &nw);
+        for (int i = 0; i < nw; i++)
+            if (ws[i]->device) be->unload_weight(be, ws[i]);
+        free(ws);
+    }
     for (int l = 0; m->layers && l < tm->cfg.num_layers; l++) {
-        free(m->layers[l].gate_bias);
-        free(m->layers[l].experts);
+        free(m->layers[l].gate_bias_host);
+        free(m->layers[l].w1);
+        free(m->layers[l].w3);
+        free(m->layers[l].w2);
     }
     free(m->layers);
     rope_free(&m->rope);
@@ -423,6 +581,16 @@ int deepseek_open(teacher_model **out, const char *path, const model_config *cfg
                       "vocab_size, hidden_size");
     }
     for (int l = 0; l < c->num_layers && !rc; l++) rc = load_layer(&ld, l);
+    if (!rc) { /* weights to the backend's memory (nothing to do on the CPU) */
+        int nw;
+        weight **ws = weight_list(m, &nw);
+        for (int i = 0; i < nw && !rc; i++) rc = be->upload_weight(be, ws[i]);
+        free(ws);
+        if (!rc && c->tie_word_embeddings) m->lm_head = m->embed;
+    }
+    if (!rc && c->n_routed_experts > 0 && !be->host_memory && !moe_device_supported(be))
+        rc = err_fail(R1_EINPUT, path, "the %s backend cannot route experts in its memory",
+                      be->name);
     if (rc) {
         ds_destroy(&m->base);
         free(m);

@@ -136,7 +136,7 @@ static int dense_forward(teacher_model *tm, const int *tokens, const token_layou
     backend *be = tm->be;
     const int n = tl->n, d = c->hidden_size, H = c->num_heads, KV = c->num_kv_heads,
               hd = c->head_dim, ff = c->intermediate_size;
-    const int qd = H * hd, kvd = KV * hd;
+    const int kvd = KV * hd;
     if (n <= 0) return err_fail(R1_EINPUT, "tokens", "no tokens to run");
     for (int i = 0; i < n; i++) {
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
@@ -185,10 +185,8 @@ static int dense_forward(teacher_model *tm, const int *tokens, const token_layou
                 const weight *const bs[] = {&L->bq, &L->bk, &L->bv};
                 be->linear_multi(be, 3, ys, h, ws, c->attention_bias ? bs : NULL, n);
             }
-            be->rope(be, q, &m->rope, btl.pos, n, qd, H, hd, 0);
-            be->rope(be, k, &m->rope, btl.pos, n, kvd, KV, hd, 0);
-            be->kv_store(be, kc, k, &btl, kvd, tm->cache_len);
-            be->kv_store(be, vc, v, &btl, kvd, tm->cache_len);
+            /* q, k = rope(q), rope(k); the cache takes k and v */
+            be->rope_store_kv(be, q, k, v, kc, vc, &m->rope, &btl, H, KV, hd, tm->cache_len);
             be->attention(be, att, q, kc, vc, &btl, tm->cache_len, H, KV, hd, hd, scale);
             be->linear_add(be, x, att, &L->wo, NULL, n);       /* x += o_proj(att) */
             be->rmsnorm(be, h, x, &L->mlp_norm, n, d, eps);

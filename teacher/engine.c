@@ -1,11 +1,15 @@
 /* Continuous batching: admit requests into free cache slots, prefill them in chunks beside the
- * decoding sequences, sample one token per sequence per forward call, retire finished ones. */
+ * decoding sequences, sample one token per sequence per forward call, retire finished ones.
+ * On a device backend (CUDA) the logits stay in device memory and the tokens are chosen there
+ * (teacher/sampler_device.h), unless top-K log-probabilities are asked for: those are computed
+ * on the host from downloaded logits, and so is the token then. */
 #include "teacher/engine.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "teacher/sampler_device.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -113,13 +117,18 @@ int engine_run(teacher_model *m, const engine_config *c, const engine_io *io,
     TRY(engine_config_check(c, m));
     const int B = c->max_batch, V = (int)m->cfg.vocab_size, K = c->logprobs;
     if (m->cache_slots != B || m->cache_len != c->max_len) TRY(m->cache_init(m, B, c->max_len));
+    sampler_device *sd = NULL;
+    if (K == 0 && m->be && sampler_device_supported(m->be))
+        TRY(sampler_device_open(&sd, m->be, B, V));
     sequence *seqs = xcalloc((size_t)B, sizeof *seqs);
     const int cap_tokens = B + c->prefill_chunk;
     int *tokens = xmalloc(sizeof(int) * (size_t)cap_tokens);
     int *slot = xmalloc(sizeof(int) * (size_t)cap_tokens), *pos = xmalloc(sizeof(int) * (size_t)cap_tokens);
     int *rows = xmalloc(sizeof(int) * (size_t)B);
     out_row *outs = xmalloc(sizeof(out_row) * (size_t)B);
-    float *logits = xmalloc(sizeof(float) * (size_t)B * (size_t)V);
+    float *logits = sd ? NULL : xmalloc(sizeof(float) * (size_t)B * (size_t)V);
+    double *u_rows = xmalloc(sizeof(double) * (size_t)B);
+    int *tok_rows = xmalloc(sizeof(int) * (size_t)B);
     int n_work = 1;
 #ifdef _OPENMP
     n_work = omp_get_max_threads();
@@ -190,9 +199,24 @@ int engine_run(teacher_model *m, const engine_config *c, const engine_io *io,
         if (rc) goto out;
         st.forward_calls++;
 
+        if (sd) { /* on the device: the same algorithm and counters, n_out ids back */
+            for (int r = 0; r < n_out; r++) {
+                const sequence *s = &seqs[outs[r].seq];
+                u_rows[r] = sampler_uniform(c->seed, s->req.stream, (uint64_t)s->req.sample,
+                                            (uint64_t)s->n_gen);
+            }
+            sampler_device_pick(sd, tok_rows, m->logits, n_out, &c->sp, u_rows);
+            for (int r = 0; r < n_out; r++) {
+                sequence *s = &seqs[outs[r].seq];
+                outs[r].token = tok_rows[r];
+                seq_reserve(s, 0);
+                s->gen[s->n_gen] = tok_rows[r];
+                stop_hit[r] = c->n_stop ? append_and_match(s, c, tok_rows[r]) : -1;
+            }
+        }
         /* Sample every output row; each depends only on its own logits and counters. */
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int r = 0; r < n_out; r++) {
+        for (int r = 0; r < (sd ? 0 : n_out); r++) {
             int t = 0;
 #ifdef _OPENMP
             t = omp_get_thread_num();
@@ -254,6 +278,9 @@ out:
     free(rows);
     free(outs);
     free(logits);
+    free(u_rows);
+    free(tok_rows);
+    sampler_device_close(sd);
     free(stop_hit);
     return rc;
 }

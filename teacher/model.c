@@ -36,13 +36,6 @@ int teacher_open(teacher_model **out, const char *path, backend *be) {
     }
     model_config cfg;
     TRY(model_config_load(&cfg, path));
-    /* deepseek.c still passes host index arrays and keeps its weights where they are mapped:
-     * it runs on backends whose memory is host memory (the CPU) until its device port lands. */
-    if (cfg.arch == ARCH_DEEPSEEK_V3 && !be->host_memory) {
-        err_fail(R1_EINPUT, path, "the deepseek_v3 forward does not run on the %s backend yet",
-                 be->name);
-        return err_hint("use --device cpu for DeepSeek-V3 checkpoints for now");
-    }
     int rc = cfg.arch == ARCH_DEEPSEEK_V3 ? deepseek_open(out, path, &cfg, be)
                                            : dense_open(out, path, &cfg, be);
     if (rc) return rc;

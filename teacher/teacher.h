@@ -62,6 +62,23 @@ typedef struct {
 } model_size;
 void model_size_from_config(model_size *s, const model_config *c);
 
+/* The memory of one node of `gpus` GPUs serving a model: tensor-parallel attention and dense
+ * layers, expert-parallel routed experts (teacher/cmd_inspect.c details the split). Bytes per
+ * GPU. */
+typedef struct {
+    int gpus;
+    int experts_per_gpu;
+    double experts, attention, dense_mlp, embed_head, other; /* weights by kind */
+    double weights;                                          /* their sum */
+    double reserve;                                          /* context, workspaces */
+    double free_for_cache;                                   /* per GPU, may be < 0 */
+    double kv_per_seq_tp;  /* one sequence of seq_len tokens, tensor-parallel attention */
+    double kv_per_seq_dp;  /* the same with data-parallel attention */
+    int64_t fit_tp, fit_dp; /* concurrent sequences that fit on the node */
+} gpu_plan;
+void gpu_plan_from_config(gpu_plan *p, const model_config *c, int gpus, double gpu_bytes,
+                          double reserve_bytes, int seq_len);
+
 /* Commands. */
 int cmd_logits(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);

@@ -3,7 +3,7 @@
 #   tests/run.sh        everything
 #   tests/run.sh unit   unit binaries only
 #   tests/run.sh san    the sanitizer pass: unit binaries and the e2e scripts marked "# san"
-#   tests/run.sh cuda   the CUDA checks in $BUILD/tests-cuda (needs a GPU)
+#   tests/run.sh cuda   the CUDA checks in $BUILD/tests-cuda and tests/cuda/*.sh (needs a GPU)
 # Each e2e script gets BIN (the binary), ROOT (the checkout) and a fresh TMP directory; it passes
 # by exiting 0. The runner exits 1 if anything failed.
 set -u
@@ -33,6 +33,12 @@ echo "tests ($MODE, $BUILD):"
 if [ "$MODE" = cuda ]; then
     for t in "$BUILD"/tests-cuda/test_*; do
         [ -x "$t" ] && run "cuda/$(basename "$t")" "$t"
+    done
+    for s in tests/cuda/*.sh; do
+        case "$(basename "$s")" in gpu_deps.sh | run_device.sh) continue ;; esac
+        tmp=$(mktemp -d "${TMPDIR:-/tmp}/r1test.XXXXXX")
+        run "cuda/$(basename "$s" .sh)" env TMP="$tmp" bash "$s"
+        rm -rf "$tmp"
     done
     echo "$pass passed, $fail failed"
     [ "$fail" -eq 0 ] || { printf 'failed: %s\n' "${failed[@]}"; exit 1; }

@@ -183,6 +183,7 @@ static void cu_unload_weight(backend *be, weight *w) {
     if (!w->device) return;
     CU_REQUIRE(!cu->recording, "unload while recording a CUDA graph");
     cu_drop_graphs(cu);
+    cu_drop_expert_tables(cu);
     CUDA_CHECK(cudaStreamSynchronize(cu->stream));
     CUDA_CHECK(cudaFree((void *)w->data));
     if (w->scale_inv) CUDA_CHECK(cudaFree((void *)w->scale_inv));
@@ -384,7 +385,8 @@ __device__ float block_sum(float v, float *red) {
 
 /* out = x / sqrt(mean(x^2) + eps) * g, one block per row; in place is safe (each thread reads
  * and writes only its own elements, and all reads of the sum finish before the writes). */
-__global__ void rmsnorm_kernel(float *out, const float *x, const float *g, int d, float eps) {
+__global__ void rmsnorm_kernel(float *out, __nv_bfloat16 *out_bf, const float *x,
+                               const float *g, int d, float eps) {
     __shared__ float red[32];
     const float *xi = x + (int64_t)blockIdx.x * d;
     float *oi = out + (int64_t)blockIdx.x * d;
@@ -392,7 +394,24 @@ __global__ void rmsnorm_kernel(float *out, const float *x, const float *g, int d
     for (int j = threadIdx.x; j < d; j += blockDim.x) ss += xi[j] * xi[j];
     ss = block_sum(ss, red);
     const float r = 1.0f / sqrtf(ss / (float)d + eps);
-    for (int j = threadIdx.x; j < d; j += blockDim.x) oi[j] = xi[j] * r * g[j];
+    for (int j = threadIdx.x; j < d; j += blockDim.x) {
+        const float v = xi[j] * r * g[j];
+        oi[j] = v;
+        if (out_bf) out_bf[(int64_t)blockIdx.x * d + j] = __float2bfloat16_rn(v);
+    }
+}
+
+/* In bf16 mode, an op whose n-row output feeds GEMMs (n above the GEMV's limit) also writes
+ * the bf16 copy the next linear would make (x_as_bf16 in linear_cuda.cu): the conversion
+ * launch is saved. Returns the copy's address, or NULL. */
+static __nv_bfloat16 *bf16_side_output(cuda_backend *cu, const float *out, int64_t n,
+                                       int64_t count) {
+    if (cu->mode != BACKEND_CUDA_BF16 || n <= cu->gemv_max) return NULL;
+    __nv_bfloat16 *dst = (__nv_bfloat16 *)cu_workspace(cu, WS_XBF16, (size_t)count * 2);
+    cu->xbf_src = out;
+    cu->xbf_count = count;
+    cu->xbf_valid = 1;
+    return dst;
 }
 
 static void cu_rmsnorm(backend *be, float *out, const float *x, const weight *g, int n, int d,
@@ -402,8 +421,9 @@ static void cu_rmsnorm(backend *be, float *out, const float *x, const weight *g,
     CU_REQUIRE(g->dt == DTYPE_F32 && g->cols >= d, "rmsnorm: gain must be an F32 vector of %d", d);
     cu_invalidate_xbf(cu);
     if (n <= 0) return;
-    rmsnorm_kernel<<<n, d >= 2048 ? 512 : 256, 0, cu->stream>>>(out, x, (const float *)g->data,
-                                                                 d, eps);
+    __nv_bfloat16 *ob = bf16_side_output(cu, out, n, (int64_t)n * d);
+    rmsnorm_kernel<<<n, d >= 2048 ? 512 : 256, 0, cu->stream>>>(out, ob, x,
+                                                                 (const float *)g->data, d, eps);
     LAUNCH_CHECK();
 }
 
@@ -443,14 +463,16 @@ static void cu_rope(backend *be, float *x, const rope_table *r, const int *pos, 
 }
 
 /* out = silu(gate) * up; out may be gate (same stride), elementwise. */
-__global__ void swiglu_kernel(float *out, const float *gate, const float *up, int n, int d,
-                              int stride) {
+__global__ void swiglu_kernel(float *out, __nv_bfloat16 *out_bf, const float *gate,
+                              const float *up, int n, int d, int stride) {
     const int64_t total = (int64_t)n * d;
     for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
          t += (int64_t)gridDim.x * blockDim.x) {
         const int64_t i = t / d, j = t % d;
         const float g = gate[i * stride + j];
-        out[t] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), up[i * stride + j]);
+        const float v = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), up[i * stride + j]);
+        out[t] = v;
+        if (out_bf) out_bf[t] = __float2bfloat16_rn(v);
     }
 }
 
@@ -460,8 +482,9 @@ static void cu_swiglu(backend *be, float *out, const float *gate, const float *u
     cu_invalidate_xbf(cu);
     if (n <= 0) return;
     CU_REQUIRE(out != gate || stride == d, "swiglu in place needs stride == d");
-    swiglu_kernel<<<cu_blocks((int64_t)n * d, 256, 1 << 16), 256, 0, cu->stream>>>(out, gate, up,
-                                                                                   n, d, stride);
+    __nv_bfloat16 *ob = bf16_side_output(cu, out, n, (int64_t)n * d);
+    swiglu_kernel<<<cu_blocks((int64_t)n * d, 256, 1 << 16), 256, 0, cu->stream>>>(
+        out, ob, gate, up, n, d, stride);
     LAUNCH_CHECK();
 }
 
@@ -487,6 +510,66 @@ static void cu_kv_store(backend *be, void *cache, const float *src, const token_
     else
         kv_store_kernel<<<grid, 256, 0, cu->stream>>>((float *)cache, src, tl->slot, tl->pos,
                                                       tl->n, width, max_seq);
+    LAUNCH_CHECK();
+}
+
+/* rope_store_kv: per token, the q pairs, then the k pairs (rotated in place and stored), then
+ * the v elements; the rotation is rope_kernel's arithmetic, the stores kv_store_kernel's. */
+template <typename T>
+__global__ void rope_store_kv_kernel(float *q, float *k, const float *v, T *kc, T *vc,
+                                     const float *inv_freq, float attn_factor, int interleaved,
+                                     const int *slot, const int *pos, int n, int H, int KV,
+                                     int hd, int max_seq) {
+    const int half = hd / 2, kvd = KV * hd;
+    const int nq = H * half, nk = KV * half, items = nq + nk + kvd;
+    for (int i = blockIdx.y; i < n; i += gridDim.y) {
+        T *kdst = kc + ((int64_t)slot[i] * max_seq + pos[i]) * kvd;
+        T *vdst = vc + ((int64_t)slot[i] * max_seq + pos[i]) * kvd;
+        for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < items; t += gridDim.x * blockDim.x) {
+            if (t >= nq + nk) { /* v */
+                const int e = t - nq - nk;
+                from_f32(vdst + e, v[(int64_t)i * kvd + e]);
+                continue;
+            }
+            const bool isq = t < nq;
+            const int u = isq ? t : t - nq, h = u / half, p = u % half;
+            const float angle = __fmul_rn((float)pos[i], inv_freq[p]);
+            const float c = __fmul_rn(cosf(angle), attn_factor),
+                        s = __fmul_rn(sinf(angle), attn_factor);
+            float *x = (isq ? q + (int64_t)i * H * hd : k + (int64_t)i * kvd) + h * hd;
+            const int a = interleaved ? 2 * p : p, b = interleaved ? 2 * p + 1 : p + half;
+            const float x0 = x[a], x1 = x[b];
+            const float y0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+            const float y1 = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+            x[a] = y0;
+            x[b] = y1;
+            if (!isq) {
+                from_f32(kdst + h * hd + a, y0);
+                from_f32(kdst + h * hd + b, y1);
+            }
+        }
+    }
+}
+
+static void cu_rope_store_kv(backend *be, float *q, float *k, const float *v, void *k_cache,
+                             void *v_cache, const rope_table *r, const token_layout *tl,
+                             int n_heads, int n_kv_heads, int head_dim, int max_seq) {
+    cuda_backend *cu = cu_of(be);
+    cu_invalidate_xbf(cu);
+    if (tl->n <= 0) return;
+    CU_REQUIRE(r->dim == head_dim, "rope_store_kv: rope over %d of %d dims", r->dim, head_dim);
+    const float *f = rope_freqs(cu, r);
+    const int items = (n_heads + n_kv_heads) * (head_dim / 2) + n_kv_heads * head_dim;
+    dim3 grid(cu_blocks(items, 256, 64), token_blocks(tl->n));
+    const int il = r->layout == ROPE_PAIRS_INTERLEAVED;
+    if (be->cache_dtype == DTYPE_BF16)
+        rope_store_kv_kernel<<<grid, 256, 0, cu->stream>>>(
+            q, k, v, (__nv_bfloat16 *)k_cache, (__nv_bfloat16 *)v_cache, f, r->attn_factor, il,
+            tl->slot, tl->pos, tl->n, n_heads, n_kv_heads, head_dim, max_seq);
+    else
+        rope_store_kv_kernel<<<grid, 256, 0, cu->stream>>>(
+            q, k, v, (float *)k_cache, (float *)v_cache, f, r->attn_factor, il, tl->slot, tl->pos,
+            tl->n, n_heads, n_kv_heads, head_dim, max_seq);
     LAUNCH_CHECK();
 }
 
@@ -567,6 +650,29 @@ static void cu_scatter_add_rows(backend *be, float *dst, const float *src, const
     LAUNCH_CHECK();
 }
 
+/* combine_rows: thread per (token, column) adds its K terms in order, the product rounded
+ * before the sum (the CPU's d += s * x). */
+__global__ void combine_rows_kernel(float *dst, const float *src, const int *idx,
+                                    const float *scale, int n, int K, int width) {
+    for (int i = blockIdx.y; i < n; i += gridDim.y)
+        for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < width; j += gridDim.x * blockDim.x) {
+            float d = dst[(int64_t)i * width + j];
+            for (int k = 0; k < K; k++)
+                d = __fadd_rn(d, __fmul_rn(scale[i * K + k], src[(int64_t)idx[i * K + k] * width + j]));
+            dst[(int64_t)i * width + j] = d;
+        }
+}
+
+static void cu_combine_rows(backend *be, float *dst, const float *src, const int *idx,
+                            const float *scale, int n, int K, int width) {
+    cuda_backend *cu = cu_of(be);
+    cu_invalidate_xbf(cu);
+    if (n <= 0 || width <= 0) return;
+    combine_rows_kernel<<<dim3(cu_blocks(width, 256, 64), token_blocks(n)), 256, 0, cu->stream>>>(
+        dst, src, idx, scale, n, K, width);
+    LAUNCH_CHECK();
+}
+
 /* (value, index) a beats b: a number beats NaN, then the larger value, then the lower index:
  * the CPU's first-largest rule, also for rows holding NaN. */
 __device__ __forceinline__ bool argmax_better(float av, int ai, float bv, int bi) {
@@ -616,6 +722,8 @@ static void cu_destroy(backend *be) {
     CU_REQUIRE(!cu->recording, "destroy while recording a CUDA graph");
     CUDA_CHECK(cudaStreamSynchronize(cu->stream));
     cu_drop_graphs(cu);
+    cu_drop_expert_tables(cu);
+    cu_prof_free(cu);
     for (int i = 0; i < cu->n_ropes; i++) {
         free(cu->ropes[i].host_copy);
         CUDA_CHECK(cudaFree(cu->ropes[i].dev));
@@ -623,6 +731,7 @@ static void cu_destroy(backend *be) {
     for (int i = 0; i < WS_COUNT; i++)
         if (cu->ws[i]) CUDA_CHECK(cudaFree(cu->ws[i]));
     if (cu->pinned) CUDA_CHECK(cudaFreeHost(cu->pinned));
+    if (cu->skinny_sem) CUDA_CHECK(cudaFree(cu->skinny_sem));
     cu_linear_free(cu);
     CUDA_CHECK(cudaEventDestroy(cu->pinned_free));
     CUDA_CHECK(cudaStreamDestroy(cu->stream));
@@ -667,6 +776,11 @@ extern "C" backend *backend_cuda(int device, int mode) {
     const char *g = getenv("R1_CUDA_GRAPHS");
     cu->graphs_on = !(g && strcmp(g, "0") == 0);
     cu->gemv_max = 4;
+    /* The skinny kernel serves FP8 weights (no dequantized copy); on BF16 weights cuBLASLt is
+     * faster at 5-64 tokens (measured: docs/cuda-inference.md), so it is opt-in there. */
+    const char *sk = getenv("R1_CUDA_SKINNY");
+    cu->skinny_on = !(sk && strcmp(sk, "0") == 0);
+    cu->skinny_bf16 = sk && strcmp(sk, "bf16") == 0;
     cu_linear_init(cu);
 
     backend *be = &cu->be;
@@ -700,6 +814,9 @@ extern "C" backend *backend_cuda(int device, int mode) {
     be->linear_add = cu_linear_add;
     be->linear_multi = cu_linear_multi;
 
+    be->rope_store_kv = cu_rope_store_kv;
+    be->linear_segments = cu_linear_segments;
+    be->combine_rows = cu_combine_rows;
     be->argmax = cu_argmax;
     be->destroy = cu_destroy;
     return be;
@@ -717,6 +834,15 @@ extern "C" void backend_cuda_set_gemv_max(backend *be, int max_n) {
     CU_REQUIRE(!cu->recording, "set_gemv_max while recording");
     cu_drop_graphs(cu);
     cu->gemv_max = max_n < 0 ? 0 : max_n > 4 ? 4 : max_n;
+}
+
+extern "C" int backend_cuda_is(const backend *be) { return be && be->destroy == cu_destroy; }
+
+extern "C" void backend_cuda_set_skinny_bf16(backend *be, int on) {
+    cuda_backend *cu = cu_of(be);
+    CU_REQUIRE(!cu->recording, "set_skinny_bf16 while recording");
+    cu_drop_graphs(cu);
+    cu->skinny_bf16 = on;
 }
 
 extern "C" void backend_cuda_graph_stats(backend *be, long *replays, long *recordings) {

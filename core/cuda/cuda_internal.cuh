@@ -46,10 +46,10 @@ const char *cublas_status_name(cublasStatus_t s);
     __attribute__((format(printf, 4, 5)));
 
 /* ---- backend state ---- */
-enum { CU_MAX_GRAPHS = 64, CU_MAX_ROPES = 16 };
+enum { CU_MAX_GRAPHS = 64, CU_MAX_ROPES = 16, CU_MAX_ETABS = 64 };
 
 /* Workspaces owned by the backend, grown on demand (never while recording a graph). */
-enum { WS_XBF16, WS_ATTN, WS_DEQUANT, WS_COUNT };
+enum { WS_XBF16, WS_ATTN, WS_DEQUANT, WS_SPLITK, WS_SEGMENTS, WS_TUNE, WS_COUNT };
 
 struct cu_graph {
     uint64_t key;
@@ -67,6 +67,13 @@ struct cu_rope {
 };
 
 struct cu_linear_state; /* linear_cuda.cu */
+
+/* A weight array's per-expert data and scale pointers in device memory (skinny_cuda.cu). */
+struct cu_etab {
+    const weight *host;
+    int n;
+    void *dev;
+};
 
 struct cuda_backend {
     backend be; /* first: a backend * is a cuda_backend * */
@@ -94,12 +101,22 @@ struct cuda_backend {
 
     cu_linear_state *lin;
     int gemv_max;
+    int skinny_on;   /* bf16 mode: skinny_cuda.cu for FP8 weights (R1_CUDA_SKINNY=0: off) */
+    int skinny_bf16; /* ... and for BF16 weights of 5..64 tokens (R1_CUDA_SKINNY=bf16) */
+    int *skinny_sem; /* its split-K counters */
+    cu_etab etabs[CU_MAX_ETABS];
+    int n_etabs;
 
     /* The bf16 copy of the last activation converted for a GEMM (q, k and v share one input,
      * so do gate and up): valid while nothing may have written the source. */
     const float *xbf_src;
     int64_t xbf_count;
     int xbf_valid;
+
+    /* Per-op timing (profile_cuda.cu): the ops' real entries while the table holds wrappers. */
+    struct cu_prof *prof;
+    backend orig;
+    int prof_graphs; /* graphs_on before profiling turned it off */
 };
 
 static inline cuda_backend *cu_of(backend *be) { return (cuda_backend *)be; }
@@ -123,6 +140,9 @@ static inline unsigned cu_blocks(int64_t n, int threads, int64_t cap) {
     return (unsigned)(b < 1 ? 1 : b);
 }
 
+/* ---- profile_cuda.cu ---- */
+void cu_prof_free(cuda_backend *cu);
+
 /* ---- linear_cuda.cu ---- */
 void cu_linear_init(cuda_backend *cu);
 void cu_linear_free(cuda_backend *cu);
@@ -136,6 +156,22 @@ void cu_linear_multi(backend *be, int k, float *const *y, const float *x, const 
 void cu_convert_weight(cuda_backend *cu, void *dst, dtype dst_dt, const void *src, dtype src_dt,
                        const float *scale_inv, int64_t rows, int64_t cols, int block_rows,
                        int block_cols);
+
+/* x as bf16 (cached for the next linear of the same input; linear_cuda.cu). */
+const __nv_bfloat16 *cu_x_bf16(cuda_backend *cu, const float *x, int64_t count);
+
+/* ---- skinny_cuda.cu ---- */
+/* 1 when the tensor-core kernel takes these weights for n tokens: 1..64 tokens, 1..4 matrices of
+ * one type (BF16 with K % 32 == 0, or FP8 with K % 64 == 0 and scale blocks of whole 16 rows
+ * and 64 columns) and width, 16-byte aligned. */
+int cu_skinny_fits(int n, const weight *const *w, int k);
+/* y[j] (+)= x @ w[j]^T (+ bias[j]) for j < k; x is bf16 [n, cols]. */
+void cu_skinny(cuda_backend *cu, int k, float *const *y, const __nv_bfloat16 *xb,
+               const weight *const *w, const float *const *bias, int n, int accumulate);
+void cu_linear_segments(backend *be, float *y, const float *x, const weight *w, const int *seg,
+                        int E, int n);
+/* Frees the expert tables (weights are going away); drops recorded graphs. */
+void cu_drop_expert_tables(cuda_backend *cu);
 
 /* ---- attention_cuda.cu ---- */
 void cu_attention(backend *be, float *out, const float *q, const void *k_cache,

@@ -20,7 +20,7 @@
 
 #include "core/cuda/cuda_internal.cuh"
 
-enum { LT_PLANS = 256, LT_WORKSPACE = 32 << 20 };
+enum { LT_PLANS = 256, LT_WORKSPACE = 32 << 20, LT_CANDIDATES = 8, LT_TUNE_MAX_N = 256 };
 enum { GEMV_THREADS = 128, GEMV_ROWS = 8 };
 
 /* A cuBLASLt matmul set up once per shape, types, epilogue and pointer alignment. */
@@ -31,6 +31,8 @@ struct lt_plan {
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, c;
     cublasLtMatmulAlgo_t algo;
+    cublasLtMatmulAlgo_t cand[LT_CANDIDATES]; /* heuristic's choices, timed on first use */
+    int n_cand;
 };
 
 struct cu_linear_state {
@@ -119,7 +121,7 @@ __global__ void f32_to_bf16_kernel(__nv_bfloat16 *dst, const float *src, int64_t
         dst[i] = __float2bfloat16_rn(src[i]);
 }
 
-static const __nv_bfloat16 *x_as_bf16(cuda_backend *cu, const float *x, int64_t count) {
+const __nv_bfloat16 *cu_x_bf16(cuda_backend *cu, const float *x, int64_t count) {
     if (cu->xbf_valid && cu->xbf_src == x && cu->xbf_count == count)
         return (const __nv_bfloat16 *)cu->ws[WS_XBF16];
     __nv_bfloat16 *dst = (__nv_bfloat16 *)cu_workspace(cu, WS_XBF16, (size_t)count * 2);
@@ -351,17 +353,23 @@ static lt_plan *get_plan(cuda_backend *cu, int64_t m, int64_t n, int64_t k, int 
                                   1u << ((align >> 16) & 255), 1u << ((align >> 16) & 255)};
     for (int i = 0; i < 4; i++)
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, al[i], &al_bytes[i], sizeof(uint32_t)));
-    cublasLtMatmulHeuristicResult_t res;
+    /* Decode-sized products (n <= LT_TUNE_MAX_N) keep the heuristic's first LT_CANDIDATES
+     * algorithms and time them on first use (lt_matmul): the first choice is often a tile
+     * shape that leaves much of the GPU idle for these skinny shapes. */
+    cublasLtMatmulHeuristicResult_t res[LT_CANDIDATES];
     int got = 0;
+    const int want = n <= LT_TUNE_MAX_N ? LT_CANDIDATES : 1;
     const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(s->lt, p->op, p->a, p->b, p->c, p->c,
-                                                             pref, 1, &res, &got);
+                                                             pref, want, res, &got);
     CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
     CU_REQUIRE(st == CUBLAS_STATUS_SUCCESS && got > 0,
                "cuBLASLt has no algorithm (%s) for y[%lld, %lld] = x[%lld, %lld] @ W^T (%s, bias "
                "%d, accumulate %d, alignment code %08x)",
                cublas_status_name(st), (long long)n, (long long)m, (long long)n, (long long)k,
                dtype_name((dtype)wtype), bias, acc, align);
-    p->algo = res.algo;
+    p->algo = res[0].algo;
+    p->n_cand = got > 1 ? got : 0;
+    for (int i = 0; i < got && i < LT_CANDIDATES; i++) p->cand[i] = res[i].algo;
     return p;
 }
 
@@ -374,6 +382,39 @@ static void lt_matmul(cuda_backend *cu, float *y, const void *x, const void *w, 
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                     &bias, sizeof bias));
     const float alpha = 1.0f, beta = acc ? 1.0f : 0.0f;
+    if (p->n_cand > 1 && !cu->recording) {
+        /* time the candidates into a scratch output (y may hold the residual stream) */
+        float *scratch = (float *)cu_workspace(cu, WS_TUNE, sizeof(float) * (size_t)m * n);
+        cudaEvent_t e0, e1;
+        CUDA_CHECK(cudaEventCreate(&e0));
+        CUDA_CHECK(cudaEventCreate(&e1));
+        float best = 1e30f;
+        int pick = 0;
+        for (int i = 0; i < p->n_cand; i++) {
+            float ms = 0;
+            for (int r = 0; r < 4; r++) {
+                if (r == 1) CUDA_CHECK(cudaEventRecord(e0, cu->stream));
+                const cublasStatus_t st =
+                    cublasLtMatmul(cu->lin->lt, p->op, &alpha, w, p->a, x, p->b, &beta, scratch,
+                                   p->c, scratch, p->c, &p->cand[i], cu->lin->ws, LT_WORKSPACE,
+                                   cu->stream);
+                if (st != CUBLAS_STATUS_SUCCESS) {
+                    ms = 1e30f;
+                    break;
+                }
+            }
+            if (ms == 0) {
+                CUDA_CHECK(cudaEventRecord(e1, cu->stream));
+                CUDA_CHECK(cudaEventSynchronize(e1));
+                CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+            }
+            if (ms < best) best = ms, pick = i;
+        }
+        CUDA_CHECK(cudaEventDestroy(e0));
+        CUDA_CHECK(cudaEventDestroy(e1));
+        p->algo = p->cand[pick];
+        p->n_cand = 0;
+    }
     CUBLAS_CHECK(cublasLtMatmul(cu->lin->lt, p->op, &alpha, w, p->a, x, p->b, &beta, y, p->c, y,
                                 p->c, &p->algo, cu->lin->ws, LT_WORKSPACE, cu->stream));
 }
@@ -405,6 +446,13 @@ static void linear_impl(backend *be, float *y, const float *x, const weight *w,
     if (n <= 0) return;
     const void *wd = w->data;
     int wt = (int)w->dt;
+    if (cu->mode == BACKEND_CUDA_BF16 && cu->skinny_on && w->dt == DTYPE_F8_E4M3 &&
+        cu_skinny_fits(n, &w, 1)) { /* decode batches on FP8 weights: no dequantized copy */
+        const __nv_bfloat16 *xb = cu_x_bf16(cu, x, (int64_t)n * cols);
+        cu_skinny(cu, 1, &y, xb, &w, &bp, n, acc);
+        cu_touch(cu, y, sizeof(float) * (size_t)n * rows);
+        return;
+    }
     if (w->dt == DTYPE_F8_E4M3) {
         void *deq = cu_workspace(cu, WS_DEQUANT, (size_t)rows * cols * 2);
         cu_convert_weight(cu, deq, DTYPE_BF16, w->data, DTYPE_F8_E4M3, w->scale_inv, rows, cols,
@@ -426,10 +474,13 @@ static void linear_impl(backend *be, float *y, const float *x, const weight *w,
         gemv_generic_kernel<<<dim3((unsigned)rows, n), 128, 0, cu->stream>>>(y, x, v, bp, rows,
                                                                            cols, acc);
         LAUNCH_CHECK();
+    } else if (cu->skinny_bf16 && w->dt == DTYPE_BF16 && cu_skinny_fits(n, &w, 1)) {
+        const __nv_bfloat16 *xb = cu_x_bf16(cu, x, (int64_t)n * cols);
+        cu_skinny(cu, 1, &y, xb, &w, &bp, n, acc);
     } else if (wt == DTYPE_F32) {
         lt_matmul(cu, y, x, wd, DTYPE_F32, bp, rows, n, cols, acc);
     } else {
-        const __nv_bfloat16 *xb = x_as_bf16(cu, x, (int64_t)n * cols);
+        const __nv_bfloat16 *xb = cu_x_bf16(cu, x, (int64_t)n * cols);
         lt_matmul(cu, y, xb, wd, DTYPE_BF16, bp, rows, n, cols, acc);
     }
     cu_touch(cu, y, sizeof(float) * (size_t)n * rows);
@@ -461,6 +512,18 @@ void cu_linear_multi(backend *be, int k, float *const *y, const float *x, const 
             CU_REQUIRE(y[i] != y[j], "linear_multi: outputs %d and %d are the same buffer", i, j);
     }
     if (!fused) {
+        /* decode batches in bf16 mode: one tensor-core launch for all k (FP8 weights also for
+         * n <= gemv_max: the GEMV would need dequantized copies) */
+        const int skinny = cu->mode == BACKEND_CUDA_BF16 && cu->skinny_on &&
+                           (w[0]->dt == DTYPE_F8_E4M3 || (cu->skinny_bf16 && n > cu->gemv_max));
+        if (skinny && cu_skinny_fits(n, w, k)) {
+            const float *bp[4] = {NULL, NULL, NULL, NULL};
+            for (int j = 0; j < k; j++) bp[j] = bias && bias[j] ? (const float *)bias[j]->data : NULL;
+            const __nv_bfloat16 *xb = cu_x_bf16(cu, x, (int64_t)n * w[0]->cols);
+            cu_skinny(cu, k, y, xb, w, bp, n, 0);
+            for (int j = 0; j < k; j++) cu_touch(cu, y[j], sizeof(float) * (size_t)n * w[j]->rows);
+            return;
+        }
         for (int j = 0; j < k; j++) linear_impl(be, y[j], x, w[j], bias ? bias[j] : NULL, n, 0);
         return;
     }

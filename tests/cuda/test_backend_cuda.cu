@@ -10,6 +10,8 @@
  *               compared), linear in fp32 mode and bf16-mode GEMV on bf16 weights
  *               mla_q_absorb/v_up/attention on bf16 and FP8 weights
  *   1e-2        bf16 rounding of activations or float32 weights (bf16-mode cuBLASLt path)
+ * rope_store_kv equals its four separate ops bit for bit; the skinny tensor-core kernel on BF16
+ * weights (opt-in) gives the CPU's values and a token the same bits whatever the batch.
  * The whole dense forward on tests/fixtures/{qwen2-tied,llama3-bf16}: fp32 mode within 1e-5 of
  * the CPU and 1e-4 of transformers with transformers' argmax; both modes give the CPU's argmax
  * wherever the CPU's top-2 margin exceeds 4x the row's largest error; bf16 mode is within 3e-2
@@ -255,6 +257,31 @@ static void linear_case(int mode, int64_t rows, int64_t cols, int n, dtype wdt, 
              with_bias ? " + bias" : "", gemm ? "cuBLASLt" : "GEMV");
     check_close(mode, accumulate ? "linear_add" : "linear", shape, got.data(), want.data(),
                 want.size(), tol);
+    if (mode == 1 && n > 5 && n <= 64 && gw.dt == DTYPE_BF16 && cols % 32 == 0) {
+        /* the skinny tensor-core kernel (opt-in for BF16; a [1, cols] weight is stored as an
+         * F32 vector and never takes it): the CPU's values, and a token's result does not
+         * depend on the batch */
+        backend_cuda_set_skinny_bf16(g, 1);
+        float *dn = accumulate ? dev_floats(g, y0) : dev_poisoned(g, y0.size());
+        if (accumulate) g->linear_add(g, dn, dx, &gw, with_bias ? &gb : NULL, n);
+        else g->linear(g, dn, dx, &gw, with_bias ? &gb : NULL, n);
+        std::vector<float> sk = dev_get(g, dn, want.size());
+        char sk_shape[160];
+        snprintf(sk_shape, sizeof sk_shape, "%s, skinny kernel", shape);
+        check_close(mode, accumulate ? "linear_add" : "linear", sk_shape, sk.data(), want.data(),
+                    want.size(), 1e-2);
+        if (!accumulate) {
+            float *d5 = dev_poisoned(g, (size_t)5 * rows);
+            g->linear(g, d5, dx, &gw, with_bias ? &gb : NULL, 5);
+            std::vector<float> five = dev_get(g, d5, (size_t)5 * rows);
+            EXPECT_MSG(memcmp(five.data(), sk.data(), sizeof(float) * 5 * rows) == 0,
+                       "linear [bf16] %s: tokens 0-4 alone differ from the same tokens in the "
+                       "batch of %d (the tensor-core kernel must not depend on the batch)", shape, n);
+            g->release(g, d5);
+        }
+        g->release(g, dn);
+        backend_cuda_set_skinny_bf16(g, 0);
+    }
     if (n > 1 && n <= 4 && !accumulate) {
         /* the GEMV's result for a token does not depend on the others in the batch */
         float *d1 = dev_poisoned(g, (size_t)rows);
@@ -300,6 +327,16 @@ static void test_linear(void) {
         linear_case(mode, 18944, 3584, 4, DTYPE_BF16, 0, 0);
         linear_case(mode, 3584, 18944, 2, DTYPE_BF16, 0, 1);
         linear_case(mode, 3584, 18944, 5, DTYPE_BF16, 0, 1);
+    }
+    /* decode batches up to 64 (bf16 mode: the skinny tensor-core kernel, split-K on the
+     * narrow matrices) */
+    for (int mode = 0; mode < 2; mode++) {
+        linear_case(mode, 3584, 18944, 64, DTYPE_BF16, 0, 1);
+        linear_case(mode, 3584, 3584, 33, DTYPE_BF16, 1, 0);
+        linear_case(mode, 512, 3584, 64, DTYPE_BF16, 1, 0);
+        linear_case(mode, 18944, 3584, 17, DTYPE_BF16, 0, 0);
+        linear_case(mode, 1000, 256, 64, DTYPE_BF16, 0, 0);
+        linear_case(mode, 77, 8192, 40, DTYPE_BF16, 1, 1);
     }
 }
 
@@ -622,6 +659,63 @@ static void test_argmax(void) {
                        mode_names[mode], i, n, d, got[i], want[i]);
         g->release(g, dx);
         g->release(g, dout);
+    }
+}
+
+/* rope_store_kv: bit for bit the separate rope, rope, kv_store, kv_store on the GPU, and the
+ * CPU's fused op within rope's tolerance. */
+static void test_rope_store_kv(void) {
+    rope_config def = {};
+    def.type = ROPE_DEFAULT;
+    def.theta = 1e6;
+    for (int mode = 0; mode < 2; mode++) {
+        backend *g = gpus[mode];
+        const int H = 28, KV = 4, hd = 128, slots = 3, max_seq = 40, n = 9;
+        const int qd = H * hd, kvd = KV * hd;
+        rope_table r;
+        rope_init(&r, &def, hd, ROPE_PAIRS_HALF);
+        std::vector<int> slot = {0, 0, 0, 1, 2, 2, 2, 2, 1}, pos = {0, 1, 2, 39, 5, 6, 7, 8, 17};
+        std::vector<float> q = randn((size_t)n * qd, 1.0f), k = randn((size_t)n * kvd, 1.0f),
+                           v = randn((size_t)n * kvd, 1.0f);
+        const size_t es = mode == 0 ? 4 : 2, cache_bytes = (size_t)slots * max_seq * kvd * es;
+        std::vector<uint8_t> poison(cache_bytes, 0xff);
+        int *dslot = dev_ints(g, slot), *dpos = dev_ints(g, pos);
+        token_layout tl = {n, dslot, dpos};
+        float *q1 = dev_floats(g, q), *k1 = dev_floats(g, k), *v1 = dev_floats(g, v);
+        float *q2 = dev_floats(g, q), *k2 = dev_floats(g, k);
+        void *kc1 = dev_put(g, poison.data(), cache_bytes), *vc1 = dev_put(g, poison.data(), cache_bytes);
+        void *kc2 = dev_put(g, poison.data(), cache_bytes), *vc2 = dev_put(g, poison.data(), cache_bytes);
+        g->rope_store_kv(g, q1, k1, v1, kc1, vc1, &r, &tl, H, KV, hd, max_seq);
+        g->rope(g, q2, &r, dpos, n, qd, H, hd, 0);
+        g->rope(g, k2, &r, dpos, n, kvd, KV, hd, 0);
+        g->kv_store(g, kc2, k2, &tl, kvd, max_seq);
+        g->kv_store(g, vc2, v1, &tl, kvd, max_seq);
+        std::vector<uint8_t> a(cache_bytes), b(cache_bytes);
+        std::vector<float> fq1 = dev_get(g, q1, q.size()), fq2 = dev_get(g, q2, q.size());
+        std::vector<float> fk1 = dev_get(g, k1, k.size()), fk2 = dev_get(g, k2, k.size());
+        EXPECT_MSG(memcmp(fq1.data(), fq2.data(), 4 * q.size()) == 0 &&
+                       memcmp(fk1.data(), fk2.data(), 4 * k.size()) == 0,
+                   "rope_store_kv [%s]: q or k differ from separate rope calls", mode_names[mode]);
+        for (int c = 0; c < 2; c++) {
+            g->download(g, a.data(), c ? vc1 : kc1, cache_bytes);
+            g->download(g, b.data(), c ? vc2 : kc2, cache_bytes);
+            EXPECT_MSG(memcmp(a.data(), b.data(), cache_bytes) == 0,
+                       "rope_store_kv [%s]: the %s cache differs from kv_store's", mode_names[mode],
+                       c ? "v" : "k");
+        }
+        /* against the CPU (float32 caches) */
+        std::vector<float> cq = q, ck = k, ckc((size_t)slots * max_seq * kvd, 0.0f), cvc = ckc;
+        token_layout ctl = {n, slot.data(), pos.data()};
+        cpu->rope_store_kv(cpu, cq.data(), ck.data(), v.data(), ckc.data(), cvc.data(), &r, &ctl,
+                           H, KV, hd, max_seq);
+        check_close(mode, "rope_store_kv", "q: 9 tokens x 28 heads x 128", fq1.data(), cq.data(),
+                    cq.size(), 1e-5);
+        check_close(mode, "rope_store_kv", "k: 9 tokens x 4 heads x 128", fk1.data(), ck.data(),
+                    ck.size(), 1e-5);
+        for (void *p : {(void *)dslot, (void *)dpos, (void *)q1, (void *)k1, (void *)v1,
+                        (void *)q2, (void *)k2, kc1, vc1, kc2, vc2})
+            g->release(g, p);
+        rope_free(&r);
     }
 }
 
@@ -992,6 +1086,7 @@ int main(void) {
     RUN_NAMED(test_memory_ops);
     RUN_NAMED(test_argmax);
     RUN_NAMED(test_kv_store);
+    RUN_NAMED(test_rope_store_kv);
     RUN_NAMED(test_linear);
     RUN_NAMED(test_linear_multi);
     RUN_NAMED(test_attention);
