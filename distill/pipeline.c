@@ -85,8 +85,14 @@ static int push_option(arglist *a, const cJSON *it, const vars *v, const char *w
     if (cJSON_IsString(it)) {
         push(a, expand(it->valuestring, v, where));
     } else if (cJSON_IsNumber(it)) {
-        push(a, json_is_int(it) ? xasprintf("%lld", (long long)it->valuedouble)
-                                : xasprintf("%.17g", it->valuedouble));
+        /* the shortest form that reads back as the same double */
+        char *num = json_is_int(it) ? xasprintf("%lld", (long long)it->valuedouble)
+                                    : xasprintf("%.15g", it->valuedouble);
+        if (!json_is_int(it) && strtod(num, NULL) != it->valuedouble) {
+            free(num);
+            num = xasprintf("%.17g", it->valuedouble);
+        }
+        push(a, num);
     } else if (cJSON_IsArray(it)) {
         size_t cap = 64, n = 0;
         char *s = xcalloc(1, cap);
@@ -192,6 +198,12 @@ int cmd_run(int argc, char **argv) {
         push(&a, xstrdup(command));
         const cJSON *it;
         if (args) cJSON_ArrayForEach(it, args) if (push_option(&a, it, &v, where)) err_exit();
+        const cJSON *posargs = NULL;
+        if (json_get_arr(st, "positional", &posargs, where) < 0) err_exit();
+        if (posargs) cJSON_ArrayForEach(it, posargs) {
+            if (!cJSON_IsString(it)) die(R1_EINPUT, where, "\"positional\" holds strings");
+            push(&a, expand(it->valuestring, &v, where));
+        }
         for (int i = 1; i < a.argc; i++) chain = fnv1a(chain, a.argv[i], strlen(a.argv[i]) + 1);
         char hash[32];
         snprintf(hash, sizeof hash, "%016llx\n", (unsigned long long)chain);

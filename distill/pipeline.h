@@ -11,7 +11,8 @@
  *   ]
  *
  * Each stage runs as a child process of this binary with its args as --key value options (true
- * becomes a bare --key flag; false and null are left out). When a stage exits 0, the runner
+ * becomes a bare --key flag; false and null are left out), then the strings of its optional
+ * "positional" array. When a stage exits 0, the runner
  * records <run_dir>/stages/<name>.done holding a hash of the stage's command line; a re-run skips
  * every stage whose record matches, so completed stages are never redone, and runs the first
  * stage without one. A stage interrupted mid-way is simply run again: every command resumes its

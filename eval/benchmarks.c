@@ -248,25 +248,32 @@ static void item_free(bench_item *it) {
 /* ---- loading -------------------------------------------------------------------------------- */
 
 static int load_tasks(bench_set *b, const char *spec) {
-    /* tasks:SPLIT:N[:SEED] */
+    /* tasks:SPLIT:N[:SEED[:KINDS]], KINDS a comma list of task families (datasets/tasks.h) */
+    static const char *usage = "expected tasks:SPLIT:N[:SEED[:KINDS]], e.g. tasks:test:200 or "
+                               "tasks:test:200:1:linear,word";
     char split[16] = "";
     long long n = 0, seed = 1;
+    unsigned kinds = 0;
     int used = 0;
     const char *p = spec + 6;
     const char *c1 = strchr(p, ':');
-    if (!c1 || (size_t)(c1 - p) >= sizeof split)
-        return err_fail(R1_EINPUT, spec, "expected tasks:SPLIT:N[:SEED], e.g. tasks:test:200");
+    if (!c1 || (size_t)(c1 - p) >= sizeof split) return err_fail(R1_EINPUT, spec, "%s", usage);
     memcpy(split, p, (size_t)(c1 - p));
     split[c1 - p] = 0;
     int k = sscanf(c1 + 1, "%lld%n", &n, &used);
     const char *rest = c1 + 1 + used;
-    if (k != 1) return err_fail(R1_EINPUT, spec, "expected tasks:SPLIT:N[:SEED], e.g. tasks:test:200");
+    if (k != 1) return err_fail(R1_EINPUT, spec, "%s", usage);
     if (*rest == ':') {
         int used2 = 0;
-        if (sscanf(rest + 1, "%lld%n", &seed, &used2) != 1 || rest[1 + used2] || seed < 0)
+        if (sscanf(rest + 1, "%lld%n", &seed, &used2) != 1 || seed < 0 ||
+            (rest[1 + used2] && rest[1 + used2] != ':'))
             return err_fail(R1_EINPUT, spec, "the seed must be a non-negative integer");
+        rest += 1 + used2;
+        if (*rest == ':' && task_kinds_parse(rest + 1, &kinds))
+            return err_fail(R1_EINPUT, spec, "unknown task family in \"%s\" (arith, linear, word, all)",
+                            rest + 1);
     } else if (*rest) {
-        return err_fail(R1_EINPUT, spec, "expected tasks:SPLIT:N[:SEED], e.g. tasks:test:200");
+        return err_fail(R1_EINPUT, spec, "%s", usage);
     }
     task_split sp;
     if (strcmp(split, "train") == 0) sp = SPLIT_TRAIN;
@@ -274,7 +281,7 @@ static int load_tasks(bench_set *b, const char *spec) {
     else return err_fail(R1_EINPUT, spec, "unknown split \"%s\" (train or test)", split);
     if (n < 1 || n > 1000000) return err_fail(R1_EINPUT, spec, "N must be between 1 and 1000000");
     task_item *items = xcalloc((size_t)n, sizeof *items);
-    int rc = tasks_generate(items, (int)n, sp, (uint64_t)seed, 0);
+    int rc = tasks_generate(items, (int)n, sp, (uint64_t)seed, kinds);
     if (rc) {
         free(items);
         return err_context(spec);

@@ -4,9 +4,10 @@
 #   tokenizer/     a 640-token byte-level BPE (Llama 3 pre-tokenizer; every integer up to 199 is
 #                  one token) with the R1 special tokens and chat template, merges learned from
 #                  the data below
-#   teacher/       a 0.9M-parameter Llama-shaped reasoning model, trained by `r1-distill train`
-#                  on programmatic step-by-step solutions of the built-in tasks (train split):
-#                  "<think>\n{steps}\n</think>\n\nThe answer is \boxed{n}."
+#   teacher/       a 0.95M-parameter Llama-shaped reasoning model, trained by `r1-distill train`
+#                  on programmatic step-by-step solutions of the built-in tasks (train split;
+#                  the linear-equation and word-problem families, which a model this small learns
+#                  well in minutes): "<think>\n{steps}\n</think>\n\nThe answer is \boxed{n}."
 #   student-base/  a 0.4M-parameter Llama-shaped base model, trained only on the arithmetic
 #                  facts the solutions use ("12 + 7 = 19.") -- it knows the facts but has never
 #                  seen a question, a chat turn or a chain of thought, like a pretrained base
@@ -15,60 +16,72 @@
 # Everything runs through r1-distill except the tokenizer's merge learning
 # (tests/ref/make_tiny_tokenizer.py, pure Python). Deterministic for a given machine; about an
 # hour on 2 CPU cores, a few minutes on 16. Environment: BIN (the binary), WORK (scratch,
-# default build/demo-teacher), OUT (default recipes/tiny), TEACHER_N (SFT examples), EPOCHS_TEACHER,
-# EPOCHS_BASE, MICRO (rows per forward pass: more rows, more parallel work per GEMM).
+# default build/demo-teacher), OUT (default recipes/tiny), STAGES (default "tokenizer teacher base":
+# which models to remake), KINDS (task families, default linear,word), TEACHER_N (SFT examples),
+# EPOCHS_TEACHER, EPOCHS_BASE, MICRO (rows per forward pass: more rows, more parallel work per GEMM).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-./r1-distill}
 WORK=${WORK:-build/demo-teacher}
 OUT=${OUT:-recipes/tiny}
-INSTRUCTION="Please reason step by step, and put your final answer within \\boxed{}."
 mkdir -p "$WORK"
 
+STAGES=${STAGES:-tokenizer teacher base}
+KINDS=${KINDS:-linear,word}
+has() { case " $STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
+
 echo "== data"
-"$BIN" tasks --split train --n "${TEACHER_N:-12000}" --seed 1 --format messages --instruction "$INSTRUCTION" \
+# The demo's prompts carry no instruction: the questions alone, answered in the R1 format.
+"$BIN" tasks --split train --n "${TEACHER_N:-8000}" --seed 1 --kinds "$KINDS" --format messages \
     --out "$WORK/teacher-sft.jsonl"
 "$BIN" tasks --format facts --seed 1 --out "$WORK/facts.jsonl"
-python3 - "$WORK" <<'EOF'
+
+if has tokenizer; then
+    echo "== tokenizer"
+    # merges from solutions of every family and the facts (fixed, whatever KINDS says)
+    "$BIN" tasks --split train --n 6000 --seed 1 --format messages --out "$WORK/all-sft.jsonl"
+    python3 - "$WORK" <<'EOF'
 import json, sys
 w = sys.argv[1]
 with open(f"{w}/text.txt", "w") as o:
-    for line in open(f"{w}/teacher-sft.jsonl"):
+    for line in open(f"{w}/all-sft.jsonl"):
         for m in json.loads(line)["messages"]:
             o.write(m["content"] + "\n")
     for line in open(f"{w}/facts.jsonl"):
         o.write(json.loads(line)["text"] + "\n")
 EOF
+    rm -rf "$OUT/tokenizer"
+    python3 tests/ref/make_tiny_tokenizer.py "$OUT/tokenizer" 640 --text "$WORK/text.txt" \
+        --regex llama3 --numbers 199
+fi
 
-echo "== tokenizer"
-rm -rf "$OUT/tokenizer"
-python3 tests/ref/make_tiny_tokenizer.py "$OUT/tokenizer" 640 --text "$WORK/text.txt" \
-    --regex llama3 --numbers 199
+if has teacher; then
+    echo "== teacher"
+    rm -rf "$WORK/teacher-init" "$WORK/teacher"
+    "$BIN" init --config "$OUT/teacher-config.json" --tokenizer "$OUT/tokenizer" \
+        --out "$WORK/teacher-init" --seed 1
+    "$BIN" train --model "$WORK/teacher-init" --data "$WORK/teacher-sft.jsonl" --out "$WORK/teacher" \
+        --epochs "${EPOCHS_TEACHER:-10}" --lr 3e-3 --schedule cosine --min-lr 3e-4 --warmup 20 \
+        --batch-size 32 --micro-batch "${MICRO:-8}" --seq-len 512 --grad-clip 1.0 \
+        --weight-decay 0.01 --save-every 0 --seed 1 --log "$WORK/teacher-train.jsonl" --quiet
+    rm -rf "$OUT/teacher"
+    "$BIN" export --model "$WORK/teacher" --format hf --out "$OUT/teacher"
+fi
 
-echo "== teacher"
-rm -rf "$WORK/teacher-init" "$WORK/teacher"
-"$BIN" init --config "$OUT/teacher-config.json" --tokenizer "$OUT/tokenizer" \
-    --out "$WORK/teacher-init" --seed 1
-"$BIN" train --model "$WORK/teacher-init" --data "$WORK/teacher-sft.jsonl" --out "$WORK/teacher" \
-    --epochs "${EPOCHS_TEACHER:-8}" --lr 3e-3 --schedule cosine --min-lr 3e-4 --warmup 20 \
-    --batch-size 32 --micro-batch "${MICRO:-8}" --seq-len 512 --grad-clip 1.0 --weight-decay 0.01 \
-    --save-every 0 --seed 1 \
-    --log "$WORK/teacher-train.jsonl" --quiet
+if has base; then
+    echo "== student base"
+    rm -rf "$WORK/student-init" "$WORK/student-base"
+    "$BIN" init --config "$OUT/student-config.json" --tokenizer "$OUT/tokenizer" \
+        --out "$WORK/student-init" --seed 2
+    "$BIN" train --model "$WORK/student-init" --data "$WORK/facts.jsonl" --out "$WORK/student-base" \
+        --epochs "${EPOCHS_BASE:-60}" --lr 3e-3 --schedule cosine --min-lr 3e-4 --warmup 10 \
+        --batch-size 16 --micro-batch "${MICRO:-8}" --seq-len 256 --grad-clip 1.0 --save-every 0 \
+        --seed 2 --log "$WORK/student-base-train.jsonl" --quiet
+    rm -rf "$OUT/student-base"
+    "$BIN" export --model "$WORK/student-base" --format hf --out "$OUT/student-base"
+fi
 
-echo "== student base"
-rm -rf "$WORK/student-init" "$WORK/student-base"
-"$BIN" init --config "$OUT/student-config.json" --tokenizer "$OUT/tokenizer" \
-    --out "$WORK/student-init" --seed 2
-"$BIN" train --model "$WORK/student-init" --data "$WORK/facts.jsonl" --out "$WORK/student-base" \
-    --epochs "${EPOCHS_BASE:-30}" --lr 3e-3 --schedule cosine --min-lr 3e-4 --warmup 10 \
-    --batch-size 16 --micro-batch "${MICRO:-8}" --seq-len 256 --grad-clip 1.0 --save-every 0 --seed 2 \
-    --log "$WORK/student-base-train.jsonl" --quiet
-
-echo "== export (bf16 Hugging Face directories)"
-rm -rf "$OUT/teacher" "$OUT/student-base"
-"$BIN" export --model "$WORK/teacher" --format hf --out "$OUT/teacher"
-"$BIN" export --model "$WORK/student-base" --format hf --out "$OUT/student-base"
-
+has teacher || exit 0
 echo "== teacher accuracy on the test split (greedy)"
-"$BIN" eval --model "$OUT/teacher" --bench tasks:test:300 --samples 1 --temperature 0 \
-    --max-new-tokens 160 --out "$WORK/teacher-eval"
+"$BIN" eval --model "$OUT/teacher" --bench "tasks:test:300:1:$KINDS" --samples 1 --temperature 0 \
+    --max-new-tokens 160 --instruction none --out "$WORK/teacher-eval"
