@@ -3,7 +3,7 @@
 #   tests/run.sh        everything
 #   tests/run.sh unit   unit binaries only
 #   tests/run.sh san    the sanitizer pass: unit binaries and the e2e scripts marked "# san"
-#   tests/run.sh cuda   the CUDA checks in $BUILD/tests-cuda (needs a GPU)
+#   tests/run.sh cuda   the CUDA checks in $BUILD/tests-cuda and tests/cuda/train_*.sh (needs a GPU)
 # Each e2e script gets BIN (the binary), ROOT (the checkout) and a fresh TMP directory; it passes
 # by exiting 0. The runner exits 1 if anything failed.
 set -u
@@ -31,6 +31,21 @@ echo "tests ($MODE, $BUILD):"
 if [ "$MODE" = cuda ]; then
     for t in "$BUILD"/tests-cuda/test_*; do
         [ -x "$t" ] && run "cuda/$(basename "$t")" "$t"
+    done
+    # command-level GPU scripts (tests/cuda/train_*.sh, as the e2e scripts); the multi-GPU ones
+    # need 2 GPUs and are reported as not run where there are fewer
+    export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
+    gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+    for s in tests/cuda/train_*.sh; do
+        [ -f "$s" ] || continue
+        name="cuda/$(basename "$s" .sh)"
+        if [[ "$s" == *multi_gpu* ]] && [ "${gpus:-0}" -lt 2 ]; then
+            printf '  NOT RUN %-42s needs 2 GPUs, %s visible\n' "$name" "${gpus:-0}"
+            continue
+        fi
+        tmp=$(mktemp -d "${TMPDIR:-/tmp}/r1test.XXXXXX")
+        run "$name" env TMP="$tmp" bash "$s"
+        rm -rf "$tmp"
     done
     echo "$pass passed, $fail failed"
     [ "$fail" -eq 0 ] || { printf 'failed: %s\n' "${failed[@]}"; exit 1; }
