@@ -98,14 +98,17 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
     cuda_student_set_step(g->s, (int)step);
     cuda_student_zero_grad(g->s);
     if (desc) {
-        const double gib = (double)cuda_student_bytes(&m->cfg, &o) / 1073741824.0;
+        const double mib = (double)cuda_student_bytes(&m->cfg, &o) / 1048576.0;
+        char mem[32];
+        if (mib < 1024) snprintf(mem, sizeof mem, "%.0f MiB", mib);
+        else snprintf(mem, sizeof mem, "%.1f GiB", mib / 1024);
         if (dist->n_ranks > 1)
-            snprintf(desc, desc_len, "cuda, %d GPUs (this rank: GPU %d, %s), ZeRO-1; %.1f GiB per "
-                     "GPU; %s gradients", dist->n_ranks, dev, prop.name, gib,
+            snprintf(desc, desc_len, "cuda, %d GPUs (this rank: GPU %d, %s), ZeRO-1; %s per GPU; "
+                     "%s gradients", dist->n_ranks, dev, prop.name, mem,
                      grad_f32 ? "float32" : "bf16");
         else
-            snprintf(desc, desc_len, "cuda (GPU %d, %s); %.1f GiB; %s gradients", dev, prop.name,
-                     gib, grad_f32 ? "float32" : "bf16");
+            snprintf(desc, desc_len, "cuda (GPU %d, %s); %s; %s gradients", dev, prop.name, mem,
+                     grad_f32 ? "float32" : "bf16");
     }
     *out = g;
     return R1_OK;
