@@ -40,7 +40,7 @@ static const struct {
 
 static const char *opt_shape, *opt_attn;
 static int64_t opt_seq, opt_batch, opt_steps, opt_warmup;
-static int opt_recompute, opt_grad_f32;
+static int opt_recompute, opt_grad_f32, opt_plan;
 
 static const cli_opt bench_opts[] = {
     {"shape", OPT_STRING, &opt_shape, "0.5b", 0, "NAME", "0.5b, 1.5b or 7b (Qwen2.5 shapes)"},
@@ -52,6 +52,9 @@ static const cli_opt bench_opts[] = {
     {"grad-f32", OPT_FLAG, &opt_grad_f32, NULL, 0, NULL, "float32 gradients (default bf16)"},
     {"attn", OPT_STRING, &opt_attn, "auto", 0, "IMPL",
      "attention kernels: auto (tensor cores for head_dim 64/128), mma, simple"},
+    {"plan", OPT_FLAG, &opt_plan, NULL, 0, NULL,
+     "print the memory plan per GPU for 1, 2, 4 and 8 data-parallel ranks (ZeRO-1) and exit "
+     "(needs no GPU)"},
 };
 
 static const cli_spec bench_spec = {
@@ -88,10 +91,22 @@ int main(int argc, char **argv) {
         die(R1_EINPUT, "--attn", "unknown attention kernels %s (auto, mma, simple)", opt_attn);
     cuda_student_opts o = {.max_tokens = n, .recompute = opt_recompute, .grad_f32 = opt_grad_f32,
                            .ce_chunk = 0, .attn = attn};
+    const double gib = 1073741824.0;
+    if (opt_plan) {
+        /* ZeRO-1: float32 master weights and moments are split over the ranks; bf16 weights,
+         * gradients and each rank's activations are not */
+        for (int r = 1; r <= 8; r *= 2) {
+            cuda_student_opts orr = o;
+            orr.n_ranks = r;
+            printf("plan %s seq=%d batch=%d recompute=%d grad=%s ranks=%d: %.1f GiB per GPU\n",
+                   opt_shape, T, B, opt_recompute, opt_grad_f32 ? "f32" : "bf16", r,
+                   cuda_student_bytes(&cfg, &orr) / gib);
+        }
+        return 0;
+    }
     const size_t need = cuda_student_bytes(&cfg, &o);
     size_t free_b, total_b;
     R1_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    const double gib = 1073741824.0;
     if (need > free_b) {
         printf("r1-distill %s seq=%d batch=%d recompute=%d: does not fit: needs %.1f GiB, %.1f GiB free\n",
                opt_shape, T, B, opt_recompute, need / gib, free_b / gib);

@@ -28,6 +28,12 @@ enum { BACKEND_CUDA_FP32 = 0, BACKEND_CUDA_BF16 = 1 };
  * Environment: R1_CUDA_GRAPHS=0 turns graph recording off. */
 backend *backend_cuda(int device, int mode);
 
+/* Whether GPU `device` is usable by this build (present, and a Hopper GPU for its sm_90a
+ * kernels): R1_OK, or the reason recorded (R1_ERUNTIME: no usable GPU; R1_EINPUT: no such
+ * index). *n_devices (may be NULL) receives the number of visible GPUs. Initialises the CUDA
+ * runtime in the calling process (a process that forks workers must not call it first). */
+int backend_cuda_probe(int device, int *n_devices);
+
 /* Knobs for tests and benchmarks; both are safe to call between forward passes. */
 /* Graph recording on (1) or off (0); turning it off drops the recorded graphs. */
 void backend_cuda_set_graphs(backend *be, int on);

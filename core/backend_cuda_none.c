@@ -8,6 +8,11 @@ backend *backend_cuda(int device, int mode) {
     err_hint("rebuild on a machine with nvcc (and without NO_CUDA=1), or use --device cpu");
     return NULL;
 }
+int backend_cuda_probe(int device, int *n_devices) {
+    if (n_devices) *n_devices = 0;
+    err_fail(R1_EINPUT, "--device cuda", "this r1-distill was built without CUDA");
+    return err_hint("rebuild on a machine with nvcc (and without NO_CUDA=1), or use --device cpu");
+}
 void backend_cuda_set_graphs(backend *be, int on) {}
 void backend_cuda_set_gemv_max(backend *be, int max_n) {}
 void backend_cuda_set_skinny_bf16(backend *be, int on) {}

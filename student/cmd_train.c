@@ -1,4 +1,5 @@
-/* r1-distill train: fine-tune a Qwen2 / Llama student on SFT examples (fp32, CPU). */
+/* r1-distill train: fine-tune a Qwen2 / Llama student on SFT examples, on the CPU (float32) or on
+ * GPUs (one, or several data-parallel processes). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,9 @@
 #include "student/train.h"
 
 static const char *o_model, *o_data, *o_out, *o_eval, *o_log, *o_schedule, *o_warmup, *o_pack,
-    *o_student, *o_base, *o_format;
-static int64_t o_steps, o_epochs, o_batch, o_micro, o_seq, o_seed, o_save, o_keep, o_eval_every;
+    *o_student, *o_base, *o_format, *o_device, *o_rendezvous;
+static int64_t o_steps, o_epochs, o_batch, o_micro, o_seq, o_seed, o_save, o_keep, o_eval_every,
+    o_gpus;
 static double o_lr, o_min_lr, o_wd, o_b1, o_b2, o_eps, o_clip;
 static int o_recompute, o_truncate, o_resume, o_quiet;
 
@@ -67,11 +69,19 @@ static const cli_opt train_opts[] = {
     {"chat-format", OPT_STRING, &o_format, "auto", 0, "FMT",
      "for JSONL conversations: auto, r1, chatml or llama3"},
     {"quiet", OPT_FLAG, &o_quiet, NULL, 0, NULL, "no per-step progress lines"},
+    {"device", OPT_STRING, &o_device, "auto", 0, "DEV",
+     "cpu (float32), cuda (bf16 weights and activations, float32 master weights and moments) "
+     "or auto (cuda when a GPU is usable); checkpoints move freely between them"},
+    {"gpus", OPT_INT, &o_gpus, "1", 0, "N",
+     "data-parallel GPUs on this host: N worker processes, one per GPU, optimizer state sharded "
+     "over them (ZeRO-1)"},
+    {"rendezvous", OPT_STRING, &o_rendezvous, NULL, 0, "DIR",
+     "under mpirun or srun: a directory every rank can read where they meet (default --out)"},
 };
 
 static const cli_spec train_spec = {
     .command = "train",
-    .summary = "Fine-tune a Qwen2 or Llama student on SFT data (fp32 on the CPU).",
+    .summary = "Fine-tune a Qwen2 or Llama student on SFT data (on the CPU or on GPUs).",
     .opts = train_opts,
     .n_opts = sizeof train_opts / sizeof *train_opts,
     .details =
@@ -80,7 +90,10 @@ static const cli_spec train_spec = {
         "Trainer (with warmup the first step runs at lr 0). With --student NAME the recipe\n"
         "(core/recipe.h) gives student.base / student.base_env (the base checkpoint),\n"
         "student.config_changes (merged into its config.json) and the train object, whose keys\n"
-        "are the options above with underscores (lr, schedule, warmup, epochs, batch_size, ...).",
+        "are the options above with underscores (lr, schedule, warmup, epochs, batch_size, ...).\n"
+        "Several GPUs: --gpus N on one host, or one process per GPU started by mpirun or srun\n"
+        "(ranks from OMPI_COMM_WORLD_*, SLURM_PROCID / SLURM_STEP_NUM_TASKS / SLURM_LOCALID or\n"
+        "PMI_RANK / PMI_SIZE); each rank runs a share of every step's --batch-size rows.",
 };
 
 static const cli_opt *find_opt(const char *key) {
@@ -207,7 +220,38 @@ int cmd_train(int argc, char **argv) {
             "--weight-decay >= 0 and --grad-clip >= 0");
     if (a.steps < 0 || a.epochs < 0 || a.save_every < 0 || a.keep < 0 || a.eval_every < 0)
         die(R1_EINPUT, "options", "counts must not be negative");
-    int rc = train_run(&a);
+    a.device = o_device;
+    if (strcmp(o_device, "cpu") != 0 && strcmp(o_device, "cuda") != 0 &&
+        strcmp(o_device, "auto") != 0)
+        die(R1_EINPUT, "--device", "unknown device \"%s\" (cpu, cuda, auto)", o_device);
+    if (o_gpus < 1 || o_gpus > 1024) die(R1_EINPUT, "--gpus", "expected 1 to 1024 GPUs");
+
+    /* one process, --gpus N workers forked here, or one rank of a launcher's job */
+    const char *launcher = NULL;
+    if (train_dist_from_env(&a.dist, &launcher)) err_exit();
+    char *id_file = NULL;
+    int rc;
+    if (a.dist.n_ranks > 1) {
+        if (o_gpus > 1)
+            die(R1_EINPUT, "--gpus", "%s started %d processes already; --gpus N starts them here "
+                "(use one or the other)", launcher, a.dist.n_ranks);
+        if (strcmp(o_device, "cpu") == 0)
+            die(R1_EINPUT, "--device", "%s started %d processes: data-parallel training runs on "
+                "GPUs", launcher, a.dist.n_ranks);
+        const char *dir = o_rendezvous ? o_rendezvous : o_out;
+        if (dir_create(dir)) err_exit();
+        id_file = train_rendezvous_file(dir);
+        a.dist.id_file = id_file;
+        rc = train_run(&a);
+    } else if (o_gpus > 1) {
+        if (strcmp(o_device, "cpu") == 0)
+            die(R1_EINPUT, "--gpus", "--gpus %lld trains on GPUs; --device cpu is one process",
+                (long long)o_gpus);
+        rc = train_run_local_gpus(&a, (int)o_gpus);
+    } else {
+        rc = train_run(&a);
+    }
+    free(id_file);
     recipe_free(&rec);
     free(base_dir);
     if (rc) err_exit();

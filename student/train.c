@@ -8,7 +8,13 @@
  *
  * Everything a step depends on is in a checkpoint (fp32 weights, moments, step, epoch, batch
  * position) or a pure function of the options (the epoch's row order from (seed, epoch), the
- * learning rate from the step), so a resumed run repeats the uninterrupted one bit for bit. */
+ * learning rate from the step), so a resumed run repeats the uninterrupted one bit for bit.
+ *
+ * --device cuda runs the same loop with the step on a GPU (student/train_gpu.c: bf16 weights and
+ * activations, float32 master weights and moments); the host keeps the tensor table, the data
+ * and the checkpoints, whose format does not depend on the device. With several data-parallel
+ * ranks (one process per GPU) each rank runs a contiguous share of the step's rows, the
+ * gradients meet in a reduce-scatter (ZeRO-1), and rank 0 alone logs and writes. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +22,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "core/backend_cuda.h"
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/json.h"
@@ -156,6 +163,28 @@ static void print_data(const char *what, const train_data *td, const train_args 
     fprintf(stderr, "\n");
 }
 
+/* The GPU's evaluation: each rank runs its share of the rows, every loss scaled by 1 / (all the
+ * loss tokens), and the sum meets over ranks. */
+static double eval_loss_gpu(gpu_trainer *g, const train_data *ed, batch_buf *bb, int micro,
+                            int rank, int n_ranks, int64_t *n_tokens) {
+    int64_t count = 0;
+    for (int64_t r = 0; r < ed->n_rows; r++) count += ed->row_loss[r];
+    *n_tokens = count;
+    const float scale = 1.0f / (float)count;
+    const int64_t lo = rank * ed->n_rows / n_ranks, hi = (rank + 1) * ed->n_rows / n_ranks;
+    int64_t *rows = xmalloc(sizeof(int64_t) * (size_t)micro);
+    int rc = R1_OK;
+    for (int64_t r0 = lo; r0 < hi && !rc; r0 += micro) {
+        int n = (int)(hi - r0 < micro ? hi - r0 : micro);
+        for (int i = 0; i < n; i++) rows[i] = r0 + i;
+        train_data_fill(ed, rows, n, bb);
+        rc = gpu_trainer_eval(g, &bb->b, scale);
+    }
+    free(rows);
+    CHECK(rc == R1_OK); /* the rows were checked when the data was opened */
+    return gpu_trainer_take_loss(g);
+}
+
 static double eval_loss(student_model *m, student_acts *acts, const train_data *ed,
                         batch_buf *bb, int micro, int64_t *n_tokens) {
     double sum = 0;
@@ -183,6 +212,7 @@ typedef struct {
     int64_t *order, *rows;
     FILE *log;
     char *last_ckpt;
+    gpu_trainer *gpu;       /* the step runs on a GPU (else on the CPU) */
 } run_state;
 
 static void run_free(run_state *r) {
@@ -197,6 +227,7 @@ static void run_free(run_state *r) {
     free(r->rows);
     if (r->log) fclose(r->log);
     free(r->last_ckpt);
+    gpu_trainer_close(r->gpu);
 }
 
 static int train_loop(run_state *R, const train_args *a);
@@ -216,6 +247,27 @@ static int train_loop(run_state *R, const train_args *a) {
     if (a->micro_batch > a->batch_size)
         return err_fail(R1_EINPUT, "--micro-batch", "%lld exceeds --batch-size %lld",
                         (long long)a->micro_batch, (long long)a->batch_size);
+    /* Where the step runs. auto: a usable GPU if there is one. */
+    const int n_ranks = a->dist.n_ranks > 1 ? a->dist.n_ranks : 1;
+    const int rank = n_ranks > 1 ? a->dist.rank : 0, lead = rank == 0;
+    const char *device = a->device ? a->device : "cpu";
+    int use_gpu;
+    if (strcmp(device, "cpu") == 0) {
+        use_gpu = 0;
+    } else if (strcmp(device, "cuda") == 0) {
+        use_gpu = 1;
+    } else if (strcmp(device, "auto") == 0) {
+        use_gpu = n_ranks > 1 || backend_cuda_probe(0, NULL) == R1_OK;
+        err_clear();
+    } else {
+        return err_fail(R1_EINPUT, "--device", "unknown device \"%s\" (cpu, cuda, auto)", device);
+    }
+    if (n_ranks > 1 && !use_gpu)
+        return err_fail(R1_EINPUT, "--device", "training on %d processes runs on GPUs (one each); "
+                        "the CPU trainer is one process", n_ranks);
+    if (n_ranks > a->batch_size)
+        return err_fail(R1_EINPUT, "--batch-size", "%lld rows cannot keep %d GPUs busy",
+                        (long long)a->batch_size, n_ranks);
     TRY(dir_create(a->out));
 
     /* The model: the base, or the newest checkpoint under --out. */
@@ -266,8 +318,8 @@ static int train_loop(run_state *R, const train_args *a) {
         cJSON_Delete(saved_state);
         return rc;
     }
-    print_data("data", &R->td, a);
-    if (a->eval_data) print_data("eval data", &R->ed, a);
+    if (lead) print_data("data", &R->td, a);
+    if (lead && a->eval_data) print_data("eval data", &R->ed, a);
 
     const int64_t steps_per_epoch = (R->td.n_rows + a->batch_size - 1) / a->batch_size;
     const int64_t total = a->steps > 0 ? a->steps : a->epochs * steps_per_epoch;
@@ -295,7 +347,7 @@ static int train_loop(run_state *R, const train_args *a) {
             free(resume_dir);
             return rc;
         }
-        fprintf(stderr, "resuming from %s at step %lld\n", resume_dir, (long long)pos.step);
+        if (lead) fprintf(stderr, "resuming from %s at step %lld\n", resume_dir, (long long)pos.step);
         R->last_ckpt = resume_dir;
         resume_dir = NULL;
     }
@@ -303,19 +355,39 @@ static int train_loop(run_state *R, const train_args *a) {
     const int micro = (int)a->micro_batch;
     int max_row = R->td.max_row > R->ed.max_row ? R->td.max_row : R->ed.max_row;
     const int cap = micro * max_row;
-    student_acts_init(&R->acts, c, cap, a->recompute);
+    char device_line[256];
+    if (use_gpu) {
+        /* float32 gradients when a rank adds up several micro-batches per step, bf16 otherwise */
+        const int64_t rank_rows = (a->batch_size + n_ranks - 1) / n_ranks;
+        const int grad_f32 = (rank_rows + micro - 1) / micro > 1;
+        TRY(gpu_trainer_open(&R->gpu, m, R->exp_avg, R->exp_avg_sq, pos.step, cap, a->recompute,
+                             grad_f32, &a->dist, device_line, sizeof device_line));
+        /* the GPU holds the optimizer state now; the host gets it back for checkpoints */
+        free(R->exp_avg);
+        free(R->exp_avg_sq);
+        free(m->grad_mem);
+        R->exp_avg = R->exp_avg_sq = m->grad_mem = NULL;
+    } else {
+        student_acts_init(&R->acts, c, cap, a->recompute);
+        snprintf(device_line, sizeof device_line, "cpu (float32)");
+    }
     batch_buf_init(&R->bb, cap);
     R->order = xmalloc(sizeof(int64_t) * (size_t)R->td.n_rows);
     R->rows = xmalloc(sizeof(int64_t) * (size_t)a->batch_size);
     train_data_epoch_order(R->order, R->td.n_rows, (uint64_t)a->seed, pos.epoch);
-    fprintf(stderr,
-            "model: %s, %s, %zu parameters (%s on disk); %lld steps (%lld per epoch), batch %lld "
-            "rows, micro-batch %d; activations %.1f MiB%s\n",
-            m->path, c->model_type, m->n_params, dtype_name(m->disk_dtype), (long long)total,
-            (long long)steps_per_epoch, (long long)a->batch_size, micro,
-            (double)R->acts.bytes / (1 << 20), a->recompute ? " (recomputing)" : "");
+    char acts_line[64] = "";
+    if (!R->gpu)
+        snprintf(acts_line, sizeof acts_line, "; activations %.1f MiB",
+                 (double)R->acts.bytes / (1 << 20));
+    if (lead)
+        fprintf(stderr,
+                "model: %s, %s, %zu parameters (%s on disk); %lld steps (%lld per epoch), batch "
+                "%lld rows, micro-batch %d%s%s\ndevice: %s\n",
+                m->path, c->model_type, m->n_params, dtype_name(m->disk_dtype), (long long)total,
+                (long long)steps_per_epoch, (long long)a->batch_size, micro, acts_line,
+                a->recompute ? " (recomputing)" : "", device_line);
 
-    if (a->log) {
+    if (a->log && lead) {
         if (a->resume) TRY(trim_log(a->log, pos.step));
         R->log = fopen(a->log, a->resume ? "a" : "w");
         if (!R->log) return err_fail(R1_EINPUT, a->log, "cannot open the log for writing");
@@ -340,16 +412,32 @@ static int train_loop(run_state *R, const train_args *a) {
             step_tokens += R->td.row_len[R->rows[i]];
         }
         const float scale = 1.0f / (float)step_loss_tokens;
-        memset(m->grad_mem, 0, sizeof(float) * m->n_params);
-        double sum = 0;
-        for (int i0 = 0; i0 < n_rows; i0 += micro) {
-            int nr = n_rows - i0 < micro ? n_rows - i0 : micro;
-            train_data_fill(&R->td, R->rows + i0, nr, &R->bb);
-            int64_t nl;
-            sum += student_forward_backward(m, &R->acts, &R->bb.b, scale, &nl);
+        double norm;
+        if (R->gpu) {
+            /* this rank's contiguous share of the rows; the last micro-batch starts the
+             * reduction, a rank with none still takes its part in it */
+            const int lo = rank * n_rows / n_ranks, hi = (rank + 1) * n_rows / n_ranks;
+            gpu_trainer_zero_grad(R->gpu);
+            for (int i0 = lo; i0 < hi; i0 += micro) {
+                int nr = hi - i0 < micro ? hi - i0 : micro;
+                train_data_fill(&R->td, R->rows + i0, nr, &R->bb);
+                TRY(gpu_trainer_micro(R->gpu, &R->bb.b, scale, i0 + nr >= hi));
+            }
+            if (lo == hi) gpu_trainer_reduce_only(R->gpu);
+            loss = gpu_trainer_take_loss(R->gpu);
+            norm = gpu_trainer_grad_norm(R->gpu, a->grad_clip);
+        } else {
+            memset(m->grad_mem, 0, sizeof(float) * m->n_params);
+            double sum = 0;
+            for (int i0 = 0; i0 < n_rows; i0 += micro) {
+                int nr = n_rows - i0 < micro ? n_rows - i0 : micro;
+                train_data_fill(&R->td, R->rows + i0, nr, &R->bb);
+                int64_t nl;
+                sum += student_forward_backward(m, &R->acts, &R->bb.b, scale, &nl);
+            }
+            loss = sum / (double)step_loss_tokens;
+            norm = grad_global_norm(m);
         }
-        loss = sum / (double)step_loss_tokens;
-        const double norm = grad_global_norm(m);
         if (!isfinite(loss) || !isfinite(norm)) {
             err_fail(R1_EINPUT, "training", "step %lld: the %s is %s; training stopped",
                      (long long)step, isfinite(loss) ? "gradient norm" : "loss",
@@ -360,14 +448,18 @@ static int train_loop(run_state *R, const train_args *a) {
             return err_hint("no checkpoint was written before it (see --save-every); check the "
                             "base weights and lower --lr");
         }
-        grad_clip(m, norm, a->grad_clip);
         adamw_config opt = base_opt;
         opt.lr = lr_at(&sched, step);
-        for (int k = 0; k < m->n_tensors; k++) {
-            const student_tensor *t = &m->tensors[k];
-            adamw_update(m->param_mem + t->offset, m->grad_mem + t->offset,
-                         R->exp_avg + t->offset, R->exp_avg_sq + t->offset, t->numel, &opt, step,
-                         t->decay);
+        if (R->gpu) {
+            gpu_trainer_update(R->gpu, &opt);
+        } else {
+            grad_clip(m, norm, a->grad_clip);
+            for (int k = 0; k < m->n_tensors; k++) {
+                const student_tensor *t = &m->tensors[k];
+                adamw_update(m->param_mem + t->offset, m->grad_mem + t->offset,
+                             R->exp_avg + t->offset, R->exp_avg_sq + t->offset, t->numel, &opt,
+                             step, t->decay);
+            }
         }
         pos.step = step;
         pos.batch_in_epoch++;
@@ -380,23 +472,34 @@ static int train_loop(run_state *R, const train_args *a) {
                     (long long)step_loss_tokens, (double)step_tokens / dt);
             fflush(R->log);
         }
-        if (!a->quiet)
+        if (!a->quiet && lead)
             fprintf(stderr, "step %lld/%lld  loss %.6f  lr %.3e  grad_norm %.4f  %.0f tok/s\n",
                     (long long)step, (long long)total, loss, opt.lr, norm,
                     (double)step_tokens / dt);
         if (a->eval_data && a->eval_every > 0 && step % a->eval_every == 0 && step < total) {
             int64_t nt;
-            double el = eval_loss(m, &R->acts, &R->ed, &R->bb, micro, &nt);
+            double el = R->gpu ? eval_loss_gpu(R->gpu, &R->ed, &R->bb, micro, rank, n_ranks, &nt)
+                               : eval_loss(m, &R->acts, &R->ed, &R->bb, micro, &nt);
             if (R->log) {
                 fprintf(R->log, "{\"step\": %lld, \"eval_loss\": %.17g, \"eval_tokens\": %lld}\n",
                         (long long)step, el, (long long)nt);
                 fflush(R->log);
             }
-            fprintf(stderr, "step %lld  eval_loss %.6f\n", (long long)step, el);
+            if (lead) fprintf(stderr, "step %lld  eval_loss %.6f\n", (long long)step, el);
         }
         if (a->save_every > 0 && step % a->save_every == 0) {
             cJSON *st = state_json(a, &pos, &R->td, warmup, total, loss);
-            rc = checkpoint_save(a->out, step, m, R->exp_avg, R->exp_avg_sq, st, (int)a->keep);
+            if (R->gpu) {
+                /* the GPU's state comes back by tensor name; rank 0 writes it */
+                float *ea = lead ? xmalloc(sizeof(float) * m->n_params) : NULL;
+                float *es = lead ? xmalloc(sizeof(float) * m->n_params) : NULL;
+                gpu_trainer_get(R->gpu, lead ? m->param_mem : NULL, ea, es);
+                rc = lead ? checkpoint_save(a->out, step, m, ea, es, st, (int)a->keep) : R1_OK;
+                free(ea);
+                free(es);
+            } else {
+                rc = checkpoint_save(a->out, step, m, R->exp_avg, R->exp_avg_sq, st, (int)a->keep);
+            }
             cJSON_Delete(st);
             if (rc) return rc;
             free(R->last_ckpt);
@@ -411,12 +514,15 @@ static int train_loop(run_state *R, const train_args *a) {
     }
     if (a->eval_data) {
         int64_t nt;
-        double el = eval_loss(m, &R->acts, &R->ed, &R->bb, micro, &nt);
+        double el = R->gpu ? eval_loss_gpu(R->gpu, &R->ed, &R->bb, micro, rank, n_ranks, &nt)
+                           : eval_loss(m, &R->acts, &R->ed, &R->bb, micro, &nt);
         if (R->log)
             fprintf(R->log, "{\"step\": %lld, \"eval_loss\": %.17g, \"eval_tokens\": %lld}\n",
                     (long long)pos.step, el, (long long)nt);
-        fprintf(stderr, "eval_loss %.6f over %lld tokens\n", el, (long long)nt);
+        if (lead) fprintf(stderr, "eval_loss %.6f over %lld tokens\n", el, (long long)nt);
     }
+    if (R->gpu) gpu_trainer_get(R->gpu, lead ? m->param_mem : NULL, NULL, NULL);
+    if (!lead) return R1_OK;
     cJSON *st = state_json(a, &pos, &R->td, warmup, total, loss);
     rc = checkpoint_write(a->out, m, NULL, NULL, st);
     cJSON_Delete(st);

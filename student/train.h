@@ -85,6 +85,48 @@ int checkpoint_load(const char *dir, student_model *m, float **exp_avg, float **
 /* rm -rf, for directories this program made. */
 int remove_tree(const char *path);
 
+/* ---- the GPU side (train_gpu.c) ---------------------------------------------------------- */
+
+/* This process's place in a data-parallel run: one process per GPU. */
+typedef struct {
+    int rank, n_ranks;   /* n_ranks 1: training alone */
+    int local_rank;      /* among the ranks of this host: picks the GPU when gpu < 0 */
+    int gpu;             /* CUDA device index, or -1 */
+    const char *id_file; /* the NCCL rendezvous file (n_ranks > 1; student/train_comm.h) */
+} train_dist;
+
+typedef struct gpu_trainer gpu_trainer;
+
+/* Opens the CUDA step for m on this process's GPU: master weights from m->param_mem, moments
+ * from exp_avg / exp_avg_sq (NULL: zeros), `step` updates already made (bias correction).
+ * max_tokens: the largest micro-batch; grad_f32: accumulate gradients in float32 (else bf16).
+ * desc (may be NULL) receives a line naming the device. Errors: no usable GPU, too little memory,
+ * a model the CUDA step does not take. */
+int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
+                     const float *exp_avg_sq, int64_t step, int max_tokens, int recompute,
+                     int grad_f32, const train_dist *dist, char *desc, size_t desc_len);
+/* Queues a micro-batch: gradients += scale * d(sum of its token losses), the loss likewise.
+ * last: the last micro-batch this rank runs in the step (starts the cross-GPU reduction). */
+int gpu_trainer_micro(gpu_trainer *g, const student_batch *b, float scale, int last);
+/* For a rank with no micro-batch in a step: takes its part in the reduction. */
+void gpu_trainer_reduce_only(gpu_trainer *g);
+/* Forward only (the loss accumulates, scaled). */
+int gpu_trainer_eval(gpu_trainer *g, const student_batch *b, float scale);
+/* The loss accumulated since the last call, summed over ranks (collective). */
+double gpu_trainer_take_loss(gpu_trainer *g);
+void gpu_trainer_zero_grad(gpu_trainer *g);
+/* The global gradient norm before clipping (collective); the clip factor for max_norm stays on
+ * the GPU for the update. */
+double gpu_trainer_grad_norm(gpu_trainer *g, double max_norm);
+/* AdamW with the clip factor, the step counter advanced. */
+void gpu_trainer_update(gpu_trainer *g, const adamw_config *c);
+/* Master weights and moments into host arrays of the student layout (collective; NULL arrays
+ * are skipped, as on ranks that only take part). */
+void gpu_trainer_get(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq);
+/* The accumulated gradients into a host array of the student layout (one GPU only; for tests). */
+void gpu_trainer_get_grads(gpu_trainer *g, float *grads);
+void gpu_trainer_close(gpu_trainer *g);
+
 /* ---- the loop (train.c) ------------------------------------------------------------------- */
 
 typedef struct {
@@ -102,10 +144,25 @@ typedef struct {
     int pack, recompute, truncate, resume;
     int64_t seed, save_every, eval_every, keep;
     int quiet;              /* no per-step progress lines */
+    const char *device;     /* "cpu", "cuda" or "auto" (NULL: cpu) */
+    train_dist dist;        /* data-parallel place of this process (n_ranks 0 or 1: alone) */
     const cJSON *config_changes; /* merged into the base config.json (a recipe's), or NULL */
 } train_args;
 
 /* Runs a training job; returns R1_OK or the recorded error's status. */
 int train_run(const train_args *a);
+
+/* ---- launching data-parallel runs (train_launch.c) ---------------------------------------- */
+
+/* This process's rank, number of ranks and local rank from an Open MPI (OMPI_COMM_WORLD_*),
+ * srun (SLURM_PROCID, SLURM_STEP_NUM_TASKS, SLURM_LOCALID) or Hydra (PMI_RANK, PMI_SIZE)
+ * launch; n_ranks 1 when none applies. *launcher (may be NULL) names the launcher found. */
+int train_dist_from_env(train_dist *d, const char **launcher);
+/* The rendezvous file of this job inside dir, named after the job (R1_JOB_ID, Slurm's job and
+ * step, Open MPI's job id or PMIx namespace; "default" without any). */
+char *train_rendezvous_file(const char *dir);
+/* `train --gpus n`: runs train_run in n forked workers, worker i on GPU i, and waits for them;
+ * the first to fail stops the rest. Must be called before anything in this process touches CUDA. */
+int train_run_local_gpus(const train_args *a, int n);
 
 #endif

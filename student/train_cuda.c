@@ -49,8 +49,20 @@ struct cuda_student {
     cuda_param *params;
     layer_params *lp;
     size_t off_embed, off_final_norm, off_lm_head, total;
-    r1_bf16 *w;
-    float *master, *adam_m, *adam_v;
+    r1_bf16 *w;                         /* [total] */
+    float *master, *adam_m, *adam_v;    /* [local]: this rank's pieces (everything on one GPU) */
+
+    /* buckets and shards: bucket 0 is the embedding, 1 + l layer l, L + 1 the head (final norm,
+     * untied lm_head); rank `rank` of R owns the rank-th of the R equal pieces of each */
+    int R, rank;
+    cuda_comm *comm;
+    int n_buckets;
+    size_t *b_off, *b_len;              /* [n_buckets] element ranges, multiples of R * 128 */
+    int *b_p0;                          /* [n_buckets + 1] the parameters of bucket k: b_p0[k].. */
+    size_t local;                       /* total / R */
+    cudaStream_t comm_stream;           /* every NCCL call, in issue order */
+    cudaEvent_t ev_main, ev_comm;
+    int comm_pending;                   /* comm_stream holds work the main stream has not waited for */
     void *grad;
     size_t gsize;
     int step;
@@ -106,6 +118,15 @@ static void *dev_alloc(cuda_student *s, mem_plan *p, size_t bytes) {
 
 /* ---- the parameter table ----------------------------------------------------------------------------- */
 
+/* Closes bucket k at *off: pads it to a multiple of R * PARAM_ALIGN elements. */
+static void bucket_close(cuda_student *s, size_t *off, int k) {
+    const size_t start = k ? s->b_off[k - 1] + s->b_len[k - 1] : 0;
+    *off = round_up(*off, (size_t)PARAM_ALIGN * (size_t)s->R);
+    s->b_off[k] = start;
+    s->b_len[k] = *off - start;
+    s->b_p0[k + 1] = s->n_params;
+}
+
 static void add_param(cuda_student *s, size_t *off, const char *name, int64_t rows, int64_t cols,
                       int decay, int align) {
     if (align) *off = round_up(*off, PARAM_ALIGN);
@@ -125,10 +146,15 @@ static void layout_params(cuda_student *s) {
     const int d = s->d;
     s->params = xcalloc((size_t)(3 + 12 * s->L), sizeof *s->params);
     s->lp = xcalloc((size_t)s->L, sizeof *s->lp);
+    s->n_buckets = s->L + 2;
+    s->b_off = xcalloc((size_t)s->n_buckets, sizeof *s->b_off);
+    s->b_len = xcalloc((size_t)s->n_buckets, sizeof *s->b_len);
+    s->b_p0 = xcalloc((size_t)s->n_buckets + 1, sizeof *s->b_p0);
     size_t off = 0;
     char n[96];
     add_param(s, &off, "model.embed_tokens.weight", s->V, d, 1, 1);
     s->off_embed = s->params[0].offset;
+    bucket_close(s, &off, 0);
     for (int l = 0; l < s->L; l++) {
         layer_params *lp = &s->lp[l];
 #define P(field, suffix, rows, cols, decay, align)                                             \
@@ -150,6 +176,7 @@ static void layout_params(cuda_student *s) {
         P((size_t *)NULL, "mlp.up_proj.weight", s->ff, d, 1, 0);
         P(&lp->wd, "mlp.down_proj.weight", d, s->ff, 1, 1);
 #undef P
+        bucket_close(s, &off, 1 + l);
     }
     add_param(s, &off, "model.norm.weight", 1, d, 0, 1);
     s->off_final_norm = s->params[s->n_params - 1].offset;
@@ -159,7 +186,17 @@ static void layout_params(cuda_student *s) {
         add_param(s, &off, "lm_head.weight", s->V, d, 1, 1);
         s->off_lm_head = s->params[s->n_params - 1].offset;
     }
-    s->total = round_up(off, PARAM_ALIGN);
+    bucket_close(s, &off, s->L + 1);
+    s->total = off;
+    s->local = s->total / (size_t)s->R;
+}
+
+static void free_layout(cuda_student *s) {
+    free(s->params);
+    free(s->lp);
+    free(s->b_off);
+    free(s->b_len);
+    free(s->b_p0);
 }
 
 /* ---- creation ------------------------------------------------------------------------------------------ */
@@ -178,6 +215,9 @@ static int check_config(const model_config *c, const cuda_student_opts *o) {
         return err_fail(R1_EINPUT, "config.json", "mlp_bias is not supported by the CUDA trainer");
     if (o->max_tokens <= 0)
         return err_fail(R1_EINPUT, "max_tokens", "must be positive (got %d)", o->max_tokens);
+    if (o->n_ranks > 1 && (!o->comm || cuda_comm_size(o->comm) != o->n_ranks))
+        return err_fail(R1_EINPUT, "n_ranks", "%d ranks need a communicator of that size",
+                        o->n_ranks);
     return R1_OK;
 }
 
@@ -197,6 +237,9 @@ static void set_dims(cuda_student *s, const model_config *c, const cuda_student_
     s->N = o->max_tokens;
     s->eps = (float)c->rms_norm_eps;
     s->gsize = o->grad_f32 ? 4 : 2;
+    s->R = o->n_ranks > 1 ? o->n_ranks : 1;
+    s->comm = s->R > 1 ? o->comm : NULL;
+    s->rank = s->comm ? cuda_comm_rank(s->comm) : 0;
     if (s->o.ce_chunk <= 0) {
         long long chunk = (1ll << 28) / s->V; /* about 1 GiB of float32 logits */
         chunk = chunk < 16 ? 16 : chunk;
@@ -209,9 +252,9 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     const size_t N = (size_t)s->N, d = (size_t)s->d, bf = sizeof(r1_bf16), f = sizeof(float);
     const size_t T = s->total;
     s->w = dev_alloc(s, p, T * bf);
-    s->master = dev_alloc(s, p, T * f);
-    s->adam_m = dev_alloc(s, p, T * f);
-    s->adam_v = dev_alloc(s, p, T * f);
+    s->master = dev_alloc(s, p, s->local * f);
+    s->adam_m = dev_alloc(s, p, s->local * f);
+    s->adam_v = dev_alloc(s, p, s->local * f);
     s->grad = dev_alloc(s, p, T * s->gsize);
 
     for (int l = 0; l <= s->L; l++) s->x[l] = dev_alloc(s, p, N * d * bf);
@@ -275,8 +318,7 @@ size_t cuda_student_bytes(const model_config *cfg, const cuda_student_opts *o) {
     alloc_all(&s, &p);
     free(s.x);
     free(s.acts);
-    free(s.params);
-    free(s.lp);
+    free_layout(&s);
     return p.total;
 }
 
@@ -296,6 +338,9 @@ int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_
     s->x = xcalloc((size_t)s->L + 1, sizeof *s->x);
     s->acts = xcalloc((size_t)s->L, sizeof *s->acts);
     R1_CUDA_CHECK(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
+    R1_CUDA_CHECK(cudaStreamCreateWithFlags(&s->comm_stream, cudaStreamNonBlocking));
+    R1_CUDA_CHECK(cudaEventCreateWithFlags(&s->ev_main, cudaEventDisableTiming));
+    R1_CUDA_CHECK(cudaEventCreateWithFlags(&s->ev_comm, cudaEventDisableTiming));
     alloc_all(s, NULL);
     s->gemm = r1_gemm_create(GEMM_WORKSPACE);
     s->stage_ints = 8 * (size_t)s->N + 8 * s->max_tiles + 8;
@@ -313,11 +358,11 @@ int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_
     free(cs);
     rope_free(&rt);
 
-    const size_t T = s->total;
-    R1_CUDA_CHECK(cudaMemsetAsync(s->master, 0, T * sizeof(float), s->stream));
+    const size_t T = s->total, Lc = s->local;
+    R1_CUDA_CHECK(cudaMemsetAsync(s->master, 0, Lc * sizeof(float), s->stream));
     R1_CUDA_CHECK(cudaMemsetAsync(s->w, 0, T * sizeof(r1_bf16), s->stream));
-    R1_CUDA_CHECK(cudaMemsetAsync(s->adam_m, 0, T * sizeof(float), s->stream));
-    R1_CUDA_CHECK(cudaMemsetAsync(s->adam_v, 0, T * sizeof(float), s->stream));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->adam_m, 0, Lc * sizeof(float), s->stream));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->adam_v, 0, Lc * sizeof(float), s->stream));
     R1_CUDA_CHECK(cudaMemsetAsync(s->grad, 0, T * s->gsize, s->stream));
     R1_CUDA_CHECK(cudaMemsetAsync(s->loss, 0, sizeof(float), s->stream));
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
@@ -327,17 +372,20 @@ int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_
 
 void cuda_student_destroy(cuda_student *s) {
     if (!s) return;
+    cudaStreamSynchronize(s->comm_stream);
     cudaStreamSynchronize(s->stream);
     for (int i = 0; i < s->n_allocs; i++) cudaFree(s->allocs[i]);
     free(s->allocs);
     if (s->stage) cudaFreeHost(s->stage);
     cudaEventDestroy(s->staged);
     r1_gemm_destroy(s->gemm);
+    cudaEventDestroy(s->ev_main);
+    cudaEventDestroy(s->ev_comm);
+    cudaStreamDestroy(s->comm_stream);
     cudaStreamDestroy(s->stream);
     free(s->x);
     free(s->acts);
-    free(s->params);
-    free(s->lp);
+    free_layout(s);
     free(s);
 }
 
@@ -355,6 +403,7 @@ size_t cuda_student_numel(const cuda_student *s) {
 /* ---- parameters in and out ---------------------------------------------------------------------------- */
 
 static void reset_state(cuda_student *s) {
+    CHECK(s->R == 1); /* sharded students get their state through cuda_student_put_state */
     const size_t T = s->total;
     cast_f32_to_bf16(s->w, s->master, T, s->stream);
     R1_CUDA_CHECK(cudaMemsetAsync(s->adam_m, 0, T * sizeof(float), s->stream));
@@ -364,6 +413,7 @@ static void reset_state(cuda_student *s) {
 }
 
 int cuda_student_load(cuda_student *s, const safetensors *st) {
+    CHECK(s->R == 1);
     size_t biggest = 0;
     for (int i = 0; i < s->n_params; i++) {
         const size_t ne = (size_t)(s->params[i].rows * s->params[i].cols);
@@ -390,6 +440,7 @@ int cuda_student_load(cuda_student *s, const safetensors *st) {
 }
 
 void cuda_student_init_random(cuda_student *s, uint64_t seed, float std) {
+    CHECK(s->R == 1);
     for (int i = 0; i < s->n_params; i++) {
         const cuda_param *p = &s->params[i];
         const size_t ne = (size_t)(p->rows * p->cols);
@@ -407,6 +458,7 @@ void cuda_student_init_random(cuda_student *s, uint64_t seed, float std) {
 
 static void *tensor_ptr(const cuda_student *s, cuda_tensor_kind kind, size_t off, size_t *esize,
                         int *is_bf16) {
+    CHECK(s->R == 1);
     *is_bf16 = 0;
     *esize = sizeof(float);
     switch (kind) {
@@ -447,6 +499,131 @@ void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const fl
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
     R1_CUDA_CHECK(cudaMemcpy(dst, src, ne * sizeof(float), cudaMemcpyHostToDevice));
     if (kind == CUDA_MASTER) cast_f32_to_bf16(s->w + p->offset, dst, ne, s->stream);
+}
+
+/* ---- collectives: all on comm_stream, in issue order ------------------------------------------------- */
+
+/* comm_stream waits for what the main stream has queued so far. */
+static cudaStream_t comm_begin(cuda_student *s) {
+    R1_CUDA_CHECK(cudaEventRecord(s->ev_main, s->stream));
+    R1_CUDA_CHECK(cudaStreamWaitEvent(s->comm_stream, s->ev_main, 0));
+    s->comm_pending = 1;
+    return s->comm_stream;
+}
+
+/* The main stream waits for every collective queued so far. */
+static void wait_comm(cuda_student *s) {
+    if (!s->comm_pending) return;
+    R1_CUDA_CHECK(cudaEventRecord(s->ev_comm, s->comm_stream));
+    R1_CUDA_CHECK(cudaStreamWaitEvent(s->stream, s->ev_comm, 0));
+    s->comm_pending = 0;
+}
+
+/* This rank's piece of bucket k: where it starts in the flat arrays, its length, and where it
+ * starts in the local master / moment arrays. */
+static size_t piece_len(const cuda_student *s, int k) { return s->b_len[k] / (size_t)s->R; }
+static size_t piece_global(const cuda_student *s, int k) {
+    return s->b_off[k] + (size_t)s->rank * piece_len(s, k);
+}
+static size_t piece_local(const cuda_student *s, int k) { return s->b_off[k] / (size_t)s->R; }
+
+static float *state_array(const cuda_student *s, cuda_tensor_kind kind) {
+    switch (kind) {
+    case CUDA_MASTER: return s->master;
+    case CUDA_ADAM_M: return s->adam_m;
+    case CUDA_ADAM_V: return s->adam_v;
+    default: CHECK(!"gradients are not optimizer state"); return NULL;
+    }
+}
+
+static size_t biggest_bucket(const cuda_student *s) {
+    size_t b = 0;
+    for (int k = 0; k < s->n_buckets; k++) b = s->b_len[k] > b ? s->b_len[k] : b;
+    return b;
+}
+
+void cuda_student_set_step(cuda_student *s, int step) {
+    CHECK(step >= 0);
+    s->step = step;
+}
+
+void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float *const *src) {
+    float *local = state_array(s, kind);
+    wait_comm(s);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    if (!src) {
+        CHECK(kind != CUDA_MASTER);
+        R1_CUDA_CHECK(cudaMemset(local, 0, s->local * sizeof(float)));
+        R1_CUDA_CHECK(cudaDeviceSynchronize());
+        return;
+    }
+    /* bucket by bucket through one host buffer, padding zero */
+    const size_t big = biggest_bucket(s);
+    float *hb = xmalloc(sizeof(float) * big);
+    uint16_t *hw = kind == CUDA_MASTER ? xmalloc(sizeof(uint16_t) * big) : NULL;
+    for (int k = 0; k < s->n_buckets; k++) {
+        memset(hb, 0, sizeof(float) * s->b_len[k]);
+        for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {
+            const cuda_param *p = &s->params[i];
+            memcpy(hb + (p->offset - s->b_off[k]), src[i], sizeof(float) * (size_t)(p->rows * p->cols));
+        }
+        const size_t P = piece_len(s, k);
+        R1_CUDA_CHECK(cudaMemcpy(local + piece_local(s, k), hb + (size_t)s->rank * P,
+                                 sizeof(float) * P, cudaMemcpyHostToDevice));
+        if (hw) {
+            /* the working copy of the whole bucket, rounded as the update's cast rounds
+             * (nearest even: the same bits as __float2bfloat16_rn) */
+            for (size_t j = 0; j < s->b_len[k]; j++) hw[j] = f32_to_bf16(hb[j]);
+            R1_CUDA_CHECK(cudaMemcpy(s->w + s->b_off[k], hw, sizeof(uint16_t) * s->b_len[k],
+                                     cudaMemcpyHostToDevice));
+        }
+    }
+    free(hb);
+    free(hw);
+    /* a copy from pageable memory may still be in flight when cudaMemcpy returns */
+    R1_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst) {
+    const float *local = state_array(s, kind);
+    wait_comm(s);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    const size_t big = biggest_bucket(s);
+    float *hb = dst ? xmalloc(sizeof(float) * big) : NULL;
+    /* the pieces of a bucket meet on every rank through a bounded device buffer */
+    float *tmp = NULL;
+    size_t chunk = 0;
+    if (s->R > 1) {
+        chunk = big / (size_t)s->R;
+        if (chunk > ((size_t)16 << 20)) chunk = (size_t)16 << 20;
+        R1_CUDA_CHECK(cudaMalloc((void **)&tmp, sizeof(float) * chunk * (size_t)s->R));
+    }
+    for (int k = 0; k < s->n_buckets; k++) {
+        const size_t P = piece_len(s, k);
+        if (s->R == 1) {
+            if (hb)
+                R1_CUDA_CHECK(cudaMemcpy(hb, local + piece_local(s, k), sizeof(float) * P,
+                                         cudaMemcpyDeviceToHost));
+        } else {
+            for (size_t c0 = 0; c0 < P; c0 += chunk) {
+                const size_t cnt = P - c0 < chunk ? P - c0 : chunk;
+                cuda_comm_all_gather(s->comm, local + piece_local(s, k) + c0, tmp, cnt, COMM_F32,
+                                     s->comm_stream);
+                R1_CUDA_CHECK(cudaStreamSynchronize(s->comm_stream));
+                if (hb)
+                    for (int r = 0; r < s->R; r++)
+                        R1_CUDA_CHECK(cudaMemcpy(hb + (size_t)r * P + c0, tmp + (size_t)r * cnt,
+                                                 sizeof(float) * cnt, cudaMemcpyDeviceToHost));
+            }
+        }
+        if (!hb) continue;
+        for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {
+            const cuda_param *p = &s->params[i];
+            memcpy(dst[i], hb + (p->offset - s->b_off[k]), sizeof(float) * (size_t)(p->rows * p->cols));
+        }
+    }
+    if (tmp) R1_CUDA_CHECK(cudaFree(tmp));
+    free(hb);
 }
 
 /* ---- the micro-batch --------------------------------------------------------------------------------- */
@@ -591,6 +768,7 @@ static void layer_backward(cuda_student *s, int l, layer_acts *a) {
 }
 
 static void model_forward(cuda_student *s) {
+    wait_comm(s); /* the previous update's all-gathered weights */
     embed_forward(s->x[0], W(s->off_embed), s->d_tokens, s->n, s->d, s->stream);
     for (int l = 0; l < s->L; l++) layer_forward(s, l, &s->acts[l], 1);
     rmsnorm_forward_cuda(s->hf, s->rstdf, s->x[s->L], W(s->off_final_norm), s->n, s->d, s->eps,
@@ -606,7 +784,14 @@ int cuda_student_forward(cuda_student *s, const cuda_batch *b, float inv_count) 
     return R1_OK;
 }
 
-int cuda_student_forward_backward(cuda_student *s, const cuda_batch *b, float inv_count) {
+/* Queues the reduce-scatter of bucket k's gradients behind what the main stream has queued. */
+static void bucket_reduce(cuda_student *s, int k) {
+    cudaStream_t cs = comm_begin(s);
+    cuda_comm_reduce_scatter(s->comm, G(s->b_off[k]), piece_len(s, k),
+                             s->o.grad_f32 ? COMM_F32 : COMM_BF16, cs);
+}
+
+static int forward_backward(cuda_student *s, const cuda_batch *b, float inv_count, int reduce) {
     TRY(batch_upload(s, b));
     model_forward(s);
     const int n = s->n, d = s->d, f32 = s->o.grad_f32;
@@ -618,19 +803,42 @@ int cuda_student_forward_backward(cuda_student *s, const cuda_batch *b, float in
     R1_CUDA_CHECK(cudaMemsetAsync(s->dx, 0, sizeof(r1_bf16) * (size_t)n * d, st));
     rmsnorm_backward_cuda(s->dx, G(s->off_final_norm), f32, s->rms_scratch, s->dh, s->x[s->L],
                      W(s->off_final_norm), s->rstdf, n, d, st);
+    /* each bucket's gradients are complete once the backward has left it: the head's now,
+     * layer l's after its backward, the embedding's (with a tied head's) at the end */
+    if (reduce) bucket_reduce(s, s->L + 1);
     for (int l = s->L - 1; l >= 0; l--) {
         if (s->o.recompute) layer_forward(s, l, &s->acts[l], 0);
         layer_backward(s, l, &s->acts[l]);
+        if (reduce) bucket_reduce(s, 1 + l);
     }
     embed_backward(G(s->off_embed), f32, s->dx, s->d_eids, s->d_eoff, s->d_epos, s->n_eids, d, st);
+    if (reduce) bucket_reduce(s, 0);
     return R1_OK;
 }
 
+int cuda_student_forward_backward(cuda_student *s, const cuda_batch *b, float inv_count) {
+    return forward_backward(s, b, inv_count, 0);
+}
+
+int cuda_student_forward_backward_last(cuda_student *s, const cuda_batch *b, float inv_count) {
+    return forward_backward(s, b, inv_count, s->R > 1);
+}
+
+void cuda_student_reduce_grads(cuda_student *s) {
+    if (s->R == 1) return;
+    for (int k = s->L + 1; k >= 0; k--) bucket_reduce(s, k);
+}
+
 void cuda_student_zero_grad(cuda_student *s) {
+    wait_comm(s);
     R1_CUDA_CHECK(cudaMemsetAsync(s->grad, 0, s->total * s->gsize, s->stream));
 }
 
 float cuda_student_take_loss(cuda_student *s) {
+    if (s->R > 1) {
+        cuda_comm_all_reduce(s->comm, s->loss, 1, COMM_F32, comm_begin(s));
+        wait_comm(s);
+    }
     float v;
     R1_CUDA_CHECK(cudaMemcpyAsync(&v, s->loss, sizeof v, cudaMemcpyDeviceToHost, s->stream));
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
@@ -638,23 +846,64 @@ float cuda_student_take_loss(cuda_student *s) {
     return v;
 }
 
-void cuda_student_step(cuda_student *s, const cuda_optim *o, float *grad_norm) {
+/* The global norm and clip factor into norm_out[0, 1]. On one GPU the padding between tensors
+ * holds zero gradients, so the flat norm is the tensors' norm; with shards each rank sums its
+ * reduced pieces and the partial sums are added over ranks (1024 floats, a fixed order). */
+static void norm_queue(cuda_student *s, float max_grad_norm) {
     cudaStream_t st = s->stream;
-    /* the padding between tensors holds zero gradients, so the flat norm is the tensors' norm */
-    grad_sqnorm_partials(s->norm_partials, 0, s->grad, s->o.grad_f32, s->total, st);
-    grad_norm_finish(s->norm_out, s->norm_partials, o->max_grad_norm, st);
-    s->step++;
-    for (int i = 0; i < s->n_params; i++) {
-        const cuda_param *p = &s->params[i];
-        adamw_hparams h = {o->lr, o->beta1, o->beta2, o->eps, p->decay ? o->weight_decay : 0.0f,
-                           s->step};
-        adamw_update_cuda(s->master + p->offset, s->adam_m + p->offset, s->adam_v + p->offset,
-                     s->w + p->offset, G(p->offset), s->o.grad_f32, (size_t)(p->rows * p->cols), h,
-                     s->norm_out + 1, st);
+    wait_comm(s); /* the reduce-scatters */
+    if (s->R == 1) {
+        grad_sqnorm_partials(s->norm_partials, 0, s->grad, s->o.grad_f32, s->total, st);
+    } else {
+        for (int k = 0; k < s->n_buckets; k++)
+            grad_sqnorm_partials(s->norm_partials, k > 0, G(piece_global(s, k)), s->o.grad_f32,
+                                 piece_len(s, k), st);
+        cuda_comm_all_reduce(s->comm, s->norm_partials, GRAD_NORM_PARTIALS, COMM_F32,
+                             comm_begin(s));
+        wait_comm(s);
     }
+    grad_norm_finish(s->norm_out, s->norm_partials, max_grad_norm, st);
+}
+
+float cuda_student_grad_norm(cuda_student *s, float max_grad_norm) {
+    norm_queue(s, max_grad_norm);
+    float v;
+    R1_CUDA_CHECK(cudaMemcpyAsync(&v, s->norm_out, sizeof v, cudaMemcpyDeviceToHost, s->stream));
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    return v;
+}
+
+void cuda_student_update(cuda_student *s, const cuda_optim *o) {
+    cudaStream_t st = s->stream;
+    s->step++;
+    for (int k = 0; k < s->n_buckets; k++) {
+        /* AdamW on the tensors' parts inside this rank's piece (decay is per tensor) */
+        const size_t lo = piece_global(s, k), hi = lo + piece_len(s, k), base = piece_local(s, k);
+        for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {
+            const cuda_param *p = &s->params[i];
+            const size_t t0 = p->offset, t1 = p->offset + (size_t)(p->rows * p->cols);
+            const size_t a = t0 > lo ? t0 : lo, b = t1 < hi ? t1 : hi;
+            if (a >= b) continue;
+            adamw_hparams h = {o->lr, o->beta1, o->beta2, o->eps,
+                               p->decay ? o->weight_decay : 0.0f, s->step};
+            adamw_update_cuda(s->master + base + (a - lo), s->adam_m + base + (a - lo),
+                              s->adam_v + base + (a - lo), s->w + a, G(a), s->o.grad_f32, b - a, h,
+                              s->norm_out + 1, st);
+        }
+        /* every rank gets the bucket's new bf16 weights; the next forward waits for them */
+        if (s->R > 1)
+            cuda_comm_all_gather(s->comm, s->w + lo, s->w + s->b_off[k], piece_len(s, k),
+                                 COMM_BF16, comm_begin(s));
+    }
+}
+
+void cuda_student_step(cuda_student *s, const cuda_optim *o, float *grad_norm) {
+    norm_queue(s, o->max_grad_norm);
+    cuda_student_update(s, o);
     if (grad_norm) {
-        R1_CUDA_CHECK(cudaMemcpyAsync(grad_norm, s->norm_out, sizeof(float), cudaMemcpyDeviceToHost, st));
-        R1_CUDA_CHECK(cudaStreamSynchronize(st));
+        R1_CUDA_CHECK(cudaMemcpyAsync(grad_norm, s->norm_out, sizeof(float), cudaMemcpyDeviceToHost,
+                                      s->stream));
+        R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
     }
 }
 

@@ -19,6 +19,15 @@
  * token and layer for a 0.5B shape); with recomputation only each layer's input is kept and the
  * layer's forward is run again inside the backward. Either way the results are bit-identical.
  *
+ * Data parallel (ZeRO-1): with n_ranks > 1 and a communicator, every rank keeps the whole bf16
+ * weights and gradients but float32 master weights and moments only for its shard. The flat
+ * arrays are cut into buckets (the embedding, each layer, the final norm with an untied head),
+ * each padded to a multiple of n_ranks * 128 elements; rank r owns the r-th of the n_ranks equal
+ * pieces of every bucket. The last micro-batch of a step reduce-scatters each bucket's gradients
+ * on a second stream as soon as the backward has finished it (the head first, the embedding
+ * last), overlapping the rest of the backward; the update runs AdamW on the owned pieces and
+ * all-gathers the bf16 weights bucket by bucket.
+ *
  * Errors (bad batches, missing tensors) return R1_EINPUT / R1_ERUNTIME with err_fail; CUDA
  * failures abort with file and line (R1_CUDA_CHECK). */
 #ifndef R1_STUDENT_TRAIN_CUDA_H
@@ -32,6 +41,7 @@
 #include "core/config.h"
 #include "core/safetensors.h"
 #include "student/cuda/kernels.h"
+#include "student/train_comm.h"
 
 typedef struct {
     int max_tokens;     /* tokens per micro-batch, at most */
@@ -39,6 +49,8 @@ typedef struct {
     int grad_f32;       /* float32 gradients (else bf16) */
     int ce_chunk;       /* rows per logits chunk of the loss (0: sized to ~1 GiB of logits) */
     attn_impl attn;     /* ATTN_AUTO normally */
+    int n_ranks;        /* data-parallel ranks the layout is sharded for (0 or 1: one GPU) */
+    cuda_comm *comm;    /* their communicator (n_ranks > 1); the student does not own it */
 } cuda_student_opts;
 
 /* One parameter tensor as a checkpoint names it. */
@@ -69,12 +81,24 @@ size_t cuda_student_numel(const cuda_student *s); /* all parameters, padding exc
 int cuda_student_load(cuda_student *s, const safetensors *st);
 void cuda_student_init_random(cuda_student *s, uint64_t seed, float std);
 
-/* Copies tensor i to the host as float32: its master weights, gradient, or moments. */
+/* Copies tensor i to the host as float32: its master weights, gradient, or moments. One GPU
+ * only (n_ranks <= 1): with shards use cuda_student_get_state. */
 typedef enum { CUDA_MASTER, CUDA_GRAD, CUDA_ADAM_M, CUDA_ADAM_V } cuda_tensor_kind;
 void cuda_student_download(const cuda_student *s, cuda_tensor_kind kind, int i, float *dst);
 /* Uploads float32 host values into tensor i (master weights, or moments); updates the bf16 copy
- * when kind is CUDA_MASTER. */
+ * when kind is CUDA_MASTER. One GPU only. */
 void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const float *src);
+
+/* The whole optimizer state in and out, on any number of ranks. src[i] / dst[i] point at the
+ * rows * cols float32 values of tensor i (cuda_student_param order).
+ * put: CUDA_MASTER sets the master weights of this rank's shard and the whole bf16 working copy
+ * (every rank passes every tensor); CUDA_ADAM_M / _V set the moments of the shard (src NULL:
+ * zeros). get (CUDA_MASTER, _ADAM_M, _ADAM_V): gathers the shards; collective, so every rank
+ * calls it, and ranks that only take part pass dst NULL. */
+void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float *const *src);
+void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst);
+/* Sets the AdamW step counter (the number of updates already made), as a resumed run needs. */
+void cuda_student_set_step(cuda_student *s, int step);
 
 /* A micro-batch: n tokens of n_docs packed documents [cu_seqlens[i], cu_seqlens[i + 1]);
  * targets[i] is the token to predict at position i (-1: no loss there, e.g. prompt tokens or a
@@ -88,11 +112,18 @@ typedef struct {
  * sum(CE) * inv_count (inv_count = 1 / the counted tokens of the whole optimizer step).
  * Asynchronous: returns once the work is queued. */
 int cuda_student_forward_backward(cuda_student *s, const cuda_batch *b, float inv_count);
+/* The same for the last micro-batch this rank runs in an optimizer step: with several ranks it
+ * also queues the reduce-scatter of each bucket's gradients as soon as the backward completes it.
+ * A rank with no micro-batch in a step calls cuda_student_reduce_grads instead (every rank must
+ * queue the same collectives in the same order). With one GPU both are the plain call / no-op. */
+int cuda_student_forward_backward_last(cuda_student *s, const cuda_batch *b, float inv_count);
+void cuda_student_reduce_grads(cuda_student *s);
 /* Forward only, the loss accumulated as above (evaluation). */
 int cuda_student_forward(cuda_student *s, const cuda_batch *b, float inv_count);
 
 void cuda_student_zero_grad(cuda_student *s);
-/* The loss accumulated since the last call, which resets it (synchronises). */
+/* The loss accumulated since the last call, which resets it (synchronises). With several ranks
+ * the sum over ranks (collective). */
 float cuda_student_take_loss(cuda_student *s);
 
 typedef struct {
@@ -104,6 +135,11 @@ typedef struct {
  * advances. *grad_norm receives the norm before clipping (synchronises when not NULL). The
  * gradients are left as they were: call cuda_student_zero_grad before the next step. */
 void cuda_student_step(cuda_student *s, const cuda_optim *o, float *grad_norm);
+/* The same in two halves, so a caller can look at the norm before updating: the global norm
+ * before clipping (synchronises; collective with several ranks) with the clip factor for
+ * max_grad_norm kept on the device, then the update with that factor (o->max_grad_norm unused). */
+float cuda_student_grad_norm(cuda_student *s, float max_grad_norm);
+void cuda_student_update(cuda_student *s, const cuda_optim *o);
 int cuda_student_step_count(const cuda_student *s);
 
 /* The stream every operation is queued on. */

@@ -34,10 +34,19 @@ if [ "$MODE" = cuda ]; then
     for t in "$BUILD"/tests-cuda/test_*; do
         [ -x "$t" ] && run "cuda/$(basename "$t")" "$t"
     done
+    # command-level GPU scripts (as the e2e scripts); the multi-GPU ones need 2 GPUs and are
+    # reported as not run where there are fewer
+    export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
+    gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
     for s in tests/cuda/*.sh; do
-        case "$(basename "$s")" in gpu_deps.sh | run_device.sh) continue ;; esac
+        case "$(basename "$s")" in gpu_deps.sh | run_device.sh | lib_*.sh) continue ;; esac
+        name="cuda/$(basename "$s" .sh)"
+        if [[ "$s" == *multi_gpu* ]] && [ "${gpus:-0}" -lt 2 ]; then
+            printf '  NOT RUN %-42s needs 2 GPUs, %s visible\n' "$name" "${gpus:-0}"
+            continue
+        fi
         tmp=$(mktemp -d "${TMPDIR:-/tmp}/r1test.XXXXXX")
-        run "cuda/$(basename "$s" .sh)" env TMP="$tmp" bash "$s"
+        run "$name" env TMP="$tmp" bash "$s"
         rm -rf "$tmp"
     done
     echo "$pass passed, $fail failed"

@@ -738,33 +738,37 @@ static void cu_destroy(backend *be) {
     free(cu);
 }
 
-extern "C" backend *backend_cuda(int device, int mode) {
-    if (mode != BACKEND_CUDA_FP32 && mode != BACKEND_CUDA_BF16) {
-        err_fail(R1_EINPUT, "CUDA backend", "unknown mode %d", mode);
-        return NULL;
-    }
+extern "C" int backend_cuda_probe(int device, int *n_devices) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
+    if (n_devices) *n_devices = e == cudaSuccess ? count : 0;
     if (e != cudaSuccess || count == 0) {
         cudaGetLastError();
         err_fail(R1_ERUNTIME, "--device cuda", "no CUDA device: %s",
                  e == cudaSuccess ? "none found" : cudaGetErrorString(e));
-        err_hint("%s", cuda_hint(cudaErrorNoDevice));
-        return NULL;
+        return err_hint("%s", cuda_hint(cudaErrorNoDevice));
     }
-    if (device < 0 || device >= count) {
-        err_fail(R1_EINPUT, "--device cuda", "device %d does not exist (%d visible)", device,
-                 count);
-        return NULL;
-    }
+    if (device < 0 || device >= count)
+        return err_fail(R1_EINPUT, "--device cuda", "device %d does not exist (%d visible)",
+                        device, count);
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     if (prop.major != 9 || prop.minor != 0) {
         err_fail(R1_ERUNTIME, "--device cuda", "GPU %d (%s) is sm_%d%d; this build's kernels are "
                  "for Hopper (sm_90a)", device, prop.name, prop.major, prop.minor);
-        err_hint("run on an H100/H200, or use --device cpu");
+        return err_hint("run on an H100/H200, or use --device cpu");
+    }
+    return R1_OK;
+}
+
+extern "C" backend *backend_cuda(int device, int mode) {
+    if (mode != BACKEND_CUDA_FP32 && mode != BACKEND_CUDA_BF16) {
+        err_fail(R1_EINPUT, "CUDA backend", "unknown mode %d", mode);
         return NULL;
     }
+    if (backend_cuda_probe(device, NULL)) return NULL;
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     CUDA_CHECK(cudaSetDevice(device));
     cuda_backend *cu = (cuda_backend *)xcalloc(1, sizeof *cu);
     cu->device = device;

@@ -1,0 +1,220 @@
+/* The training loop's GPU side: the CPU trainer's model (student_model: tensor table, float32
+ * weights) and batches (student_batch) driven through the CUDA step of student/train_cuda.h, on
+ * one GPU or as one rank of a data-parallel run.
+ *
+ * The host model stays the source of truth for names and checkpoints: weights and moments go to
+ * the GPU by tensor name when the run starts or resumes, and come back by name when a checkpoint
+ * is written, so a checkpoint from either device resumes on the other. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/backend_cuda.h"
+#include "core/error.h"
+#include "student/train.h"
+
+#ifdef R1_HAVE_CUDA
+#include "student/train_comm.h"
+#include "student/train_cuda.h"
+
+struct gpu_trainer {
+    cuda_student *s;
+    cuda_comm *comm;
+    int n;                  /* tensors */
+    size_t *host_off;       /* [n] offset of cuda tensor i in the host layout */
+    int *cu;                /* [max_tokens + 1] document bounds of the current micro-batch */
+    int max_tokens;
+};
+
+/* Host pointers to every CUDA tensor inside a host array in the student layout. */
+static const float **host_ptrs(const gpu_trainer *g, const float *base) {
+    const float **p = xmalloc(sizeof(float *) * (size_t)g->n);
+    for (int i = 0; i < g->n; i++) p[i] = base + g->host_off[i];
+    return p;
+}
+
+int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
+                     const float *exp_avg_sq, int64_t step, int max_tokens, int recompute,
+                     int grad_f32, const train_dist *dist, char *desc, size_t desc_len) {
+    *out = NULL;
+    /* one GPU per rank: the one asked for, else the local rank's (wrapping, so a launcher that
+     * shows each process only its own GPU works too) */
+    int n_dev = 0;
+    int rc = backend_cuda_probe(0, &n_dev);
+    if (n_dev == 0) return rc;
+    err_clear();
+    const int dev = dist->gpu >= 0 ? dist->gpu : dist->local_rank % n_dev;
+    TRY(backend_cuda_probe(dev, NULL));
+    R1_CUDA_CHECK(cudaSetDevice(dev));
+    struct cudaDeviceProp prop;
+    R1_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+
+    gpu_trainer *g = xcalloc(1, sizeof *g);
+    if (dist->n_ranks > 1) {
+        rc = cuda_comm_create(&g->comm, dist->rank, dist->n_ranks, dist->id_file, 600.0);
+        if (rc) {
+            free(g);
+            return rc;
+        }
+    }
+    cuda_student_opts o = {.max_tokens = max_tokens, .recompute = recompute,
+                           .grad_f32 = grad_f32, .ce_chunk = 0, .attn = ATTN_AUTO,
+                           .n_ranks = dist->n_ranks, .comm = g->comm};
+    rc = cuda_student_create(&g->s, &m->cfg, &o);
+    if (rc) {
+        cuda_comm_destroy(g->comm);
+        free(g);
+        return rc;
+    }
+    g->max_tokens = max_tokens;
+    g->cu = xmalloc(sizeof(int) * ((size_t)max_tokens + 1));
+    g->n = cuda_student_n_params(g->s);
+    g->host_off = xmalloc(sizeof(size_t) * (size_t)g->n);
+    /* the two tables name the same tensors (core/dense_layout.h on the host side) */
+    if (g->n != m->n_tensors) rc = err_fail(R1_ERUNTIME, "cuda", "the CUDA student has %d tensors, "
+                                            "the model %d", g->n, m->n_tensors);
+    for (int i = 0; i < g->n && !rc; i++) {
+        const cuda_param *p = cuda_student_param(g->s, i);
+        const student_tensor *t = student_model_find(m, p->name);
+        if (!t || t->numel != (size_t)(p->rows * p->cols))
+            rc = err_fail(R1_ERUNTIME, "cuda", "tensor %s: not in the model's layout, or another "
+                          "size", p->name);
+        else
+            g->host_off[i] = t->offset;
+    }
+    if (rc) {
+        gpu_trainer_close(g);
+        return rc;
+    }
+    const float **p = host_ptrs(g, m->param_mem);
+    cuda_student_put_state(g->s, CUDA_MASTER, p);
+    free(p);
+    p = exp_avg ? host_ptrs(g, exp_avg) : NULL;
+    cuda_student_put_state(g->s, CUDA_ADAM_M, p);
+    free(p);
+    p = exp_avg_sq ? host_ptrs(g, exp_avg_sq) : NULL;
+    cuda_student_put_state(g->s, CUDA_ADAM_V, p);
+    free(p);
+    cuda_student_set_step(g->s, (int)step);
+    cuda_student_zero_grad(g->s);
+    if (desc) {
+        const double mib = (double)cuda_student_bytes(&m->cfg, &o) / 1048576.0;
+        char mem[32];
+        if (mib < 1024) snprintf(mem, sizeof mem, "%.0f MiB", mib);
+        else snprintf(mem, sizeof mem, "%.1f GiB", mib / 1024);
+        if (dist->n_ranks > 1)
+            snprintf(desc, desc_len, "cuda, %d GPUs (this rank: GPU %d, %s), ZeRO-1; %s per GPU; "
+                     "%s gradients", dist->n_ranks, dev, prop.name, mem,
+                     grad_f32 ? "float32" : "bf16");
+        else
+            snprintf(desc, desc_len, "cuda (GPU %d, %s); %s; %s gradients", dev, prop.name, mem,
+                     grad_f32 ? "float32" : "bf16");
+    }
+    *out = g;
+    return R1_OK;
+}
+
+/* The CPU batch's per-token document starts become document bounds. */
+static cuda_batch to_cuda(gpu_trainer *g, const student_batch *b) {
+    CHECK(b->n >= 1 && b->n <= g->max_tokens);
+    int nd = 0;
+    for (int i = 0; i < b->n; i++)
+        if (b->doc_start[i] == i) g->cu[nd++] = i;
+    g->cu[nd] = b->n;
+    cuda_batch cb = {.n = b->n, .n_docs = nd, .tokens = b->tokens, .targets = b->targets,
+                     .cu_seqlens = g->cu};
+    return cb;
+}
+
+int gpu_trainer_micro(gpu_trainer *g, const student_batch *b, float scale, int last) {
+    cuda_batch cb = to_cuda(g, b);
+    return last ? cuda_student_forward_backward_last(g->s, &cb, scale)
+                : cuda_student_forward_backward(g->s, &cb, scale);
+}
+
+void gpu_trainer_reduce_only(gpu_trainer *g) { cuda_student_reduce_grads(g->s); }
+
+int gpu_trainer_eval(gpu_trainer *g, const student_batch *b, float scale) {
+    cuda_batch cb = to_cuda(g, b);
+    return cuda_student_forward(g->s, &cb, scale);
+}
+
+double gpu_trainer_take_loss(gpu_trainer *g) { return cuda_student_take_loss(g->s); }
+
+void gpu_trainer_zero_grad(gpu_trainer *g) { cuda_student_zero_grad(g->s); }
+
+double gpu_trainer_grad_norm(gpu_trainer *g, double max_norm) {
+    return cuda_student_grad_norm(g->s, (float)max_norm);
+}
+
+void gpu_trainer_update(gpu_trainer *g, const adamw_config *c) {
+    cuda_optim o = {(float)c->lr, (float)c->beta1, (float)c->beta2, (float)c->eps,
+                    (float)c->weight_decay, 0.0f};
+    cuda_student_update(g->s, &o);
+}
+
+void gpu_trainer_get(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq) {
+    float *bases[3] = {params, exp_avg, exp_avg_sq};
+    const cuda_tensor_kind kinds[3] = {CUDA_MASTER, CUDA_ADAM_M, CUDA_ADAM_V};
+    for (int k = 0; k < 3; k++) {
+        float **p = NULL;
+        if (bases[k]) {
+            p = xmalloc(sizeof(float *) * (size_t)g->n);
+            for (int i = 0; i < g->n; i++) p[i] = bases[k] + g->host_off[i];
+        }
+        cuda_student_get_state(g->s, kinds[k], p);
+        free(p);
+    }
+}
+
+void gpu_trainer_get_grads(gpu_trainer *g, float *grads) {
+    for (int i = 0; i < g->n; i++) cuda_student_download(g->s, CUDA_GRAD, i, grads + g->host_off[i]);
+}
+
+void gpu_trainer_close(gpu_trainer *g) {
+    if (!g) return;
+    cuda_student_destroy(g->s);
+    cuda_comm_destroy(g->comm);
+    free(g->host_off);
+    free(g->cu);
+    free(g);
+}
+
+#else /* built without CUDA: the loop never gets past gpu_trainer_open */
+
+struct gpu_trainer {
+    int unused;
+};
+
+int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
+                     const float *exp_avg_sq, int64_t step, int max_tokens, int recompute,
+                     int grad_f32, const train_dist *dist, char *desc, size_t desc_len) {
+    *out = NULL;
+    return backend_cuda_probe(0, NULL);
+}
+int gpu_trainer_micro(gpu_trainer *g, const student_batch *b, float scale, int last) {
+    CHECK(!"no CUDA in this build");
+    return R1_ERUNTIME;
+}
+void gpu_trainer_reduce_only(gpu_trainer *g) { CHECK(!"no CUDA in this build"); }
+int gpu_trainer_eval(gpu_trainer *g, const student_batch *b, float scale) {
+    CHECK(!"no CUDA in this build");
+    return R1_ERUNTIME;
+}
+double gpu_trainer_take_loss(gpu_trainer *g) {
+    CHECK(!"no CUDA in this build");
+    return 0;
+}
+void gpu_trainer_zero_grad(gpu_trainer *g) { CHECK(!"no CUDA in this build"); }
+double gpu_trainer_grad_norm(gpu_trainer *g, double max_norm) {
+    CHECK(!"no CUDA in this build");
+    return 0;
+}
+void gpu_trainer_update(gpu_trainer *g, const adamw_config *c) { CHECK(!"no CUDA in this build"); }
+void gpu_trainer_get(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq) {
+    CHECK(!"no CUDA in this build");
+}
+void gpu_trainer_get_grads(gpu_trainer *g, float *grads) { CHECK(!"no CUDA in this build"); }
+void gpu_trainer_close(gpu_trainer *g) { free(g); }
+
+#endif /* R1_HAVE_CUDA */

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# `train --device cuda` through the command, against `--device cpu`, on a demo-shaped student
+# (tests/cuda/lib_train.sh) and Markov-chain data:
+#   - --device auto takes the GPU;
+#   - 100 steps (8 packed rows of 128 tokens, 2 micro-batches, cosine schedule, clipping, weight
+#     decay): the GPU's loss follows the CPU's within bf16 noise, every step within 5% and 1.5% on
+#     average, and falls below half its start; the final evaluation loss within 3%;
+#   - checkpoints move between devices: 3 steps on one device, then 3 more resumed on the other,
+#     against 6 steps on one device: the first resumed step evaluates the very weights of the
+#     checkpoint (1% : bf16 against float32 forward), the next ones follow (2%), the moments after
+#     step 6 agree (exp_avg 15%, exp_avg_sq 30%: gradients at bf16 precision, squared), and the
+#     weights end closer together than half of how far they moved;
+#   - GPU -> GPU resume and --recompute are bit-identical.
+# Runs on a GPU machine (make test-cuda); BIN, ROOT and TMP as for tests/e2e.
+set -euo pipefail
+. "$ROOT/tests/cuda/lib_train.sh"
+CMP=(python3 "$ROOT/tests/cuda/compare_train.py")
+make_demo_student "$TMP/demo"
+make_markov_data "$TMP/train.jsonl" 1500 1
+make_markov_data "$TMP/eval.jsonl" 40 2
+
+echo "== --device auto"
+"$BIN" train --model "$TMP/demo" --data "$TMP/train.jsonl" --steps 1 --batch-size 2 \
+    --seq-len 128 --out "$TMP/auto" --quiet 2>"$TMP/auto.err"
+grep '^device: ' "$TMP/auto.err"
+grep -q '^device: cuda' "$TMP/auto.err"
+
+echo "== 100 steps, CPU against GPU"
+c100=(--model "$TMP/demo" --data "$TMP/train.jsonl" --eval-data "$TMP/eval.jsonl" --steps 100
+      --lr 3e-3 --warmup 10 --schedule cosine --min-lr 3e-4 --batch-size 8 --micro-batch 4
+      --seq-len 128 --weight-decay 0.1 --grad-clip 1.0 --save-every 0 --quiet)
+s=$SECONDS
+"$BIN" train "${c100[@]}" --device cpu --out "$TMP/cpu" --log "$TMP/cpu.jsonl" 2>"$TMP/cpu.err"
+echo "   cpu: $((SECONDS - s)) s"
+s=$SECONDS
+"$BIN" train "${c100[@]}" --device cuda --out "$TMP/gpu" --log "$TMP/gpu.jsonl" 2>"$TMP/gpu.err"
+echo "   gpu: $((SECONDS - s)) s; $(grep '^device: ' "$TMP/gpu.err")"
+"${CMP[@]}" curve "$TMP/cpu.jsonl" "$TMP/gpu.jsonl" --max-rel 0.05 --mean-rel 0.015 --fall 0.5
+"${CMP[@]}" curve "$TMP/cpu.jsonl" "$TMP/gpu.jsonl" --key eval_loss --max-rel 0.03 --mean-rel 0.03
+"$BIN" logits --model "$TMP/gpu" --tokens 316,40,41,42 --device cpu >/dev/null
+
+echo "== checkpoints across devices"
+c6=(--model "$TMP/demo" --data "$TMP/train.jsonl" --steps 6 --lr 3e-3 --warmup 2 --batch-size 8
+    --micro-batch 4 --seq-len 128 --weight-decay 0.1 --grad-clip 1.0 --save-every 3 --keep 0
+    --quiet)
+"$BIN" train "${c6[@]}" --device cpu --out "$TMP/c6" --log "$TMP/c6.jsonl" 2>/dev/null
+"$BIN" train "${c6[@]}" --device cuda --out "$TMP/g6" --log "$TMP/g6.jsonl" 2>/dev/null
+"$BIN" train "${c6[@]}" --device cuda --recompute --out "$TMP/g6r" --log "$TMP/g6r.jsonl" 2>/dev/null
+resume() {  # run whose checkpoint-3 to take, device, new run
+    mkdir -p "$TMP/$3"
+    cp -r "$TMP/$1/checkpoint-3" "$TMP/$3/"
+    "$BIN" train "${c6[@]}" --device "$2" --out "$TMP/$3" --log "$TMP/$3.jsonl" --resume 2>"$TMP/$3.err"
+    grep -q "resuming from" "$TMP/$3.err"
+    [ "$(grep -c '"loss"' "$TMP/$3.jsonl")" -eq 3 ]
+}
+resume g6 cuda g2g
+resume g6 cpu g2c
+resume c6 cuda c2g
+echo "   GPU -> GPU and --recompute: bit-identical"
+diff <(strip_log "$TMP/g6.jsonl" | sed -n 4,6p) <(strip_log "$TMP/g2g.jsonl")
+cmp "$TMP/g6/model.safetensors" "$TMP/g2g/model.safetensors"
+cmp "$TMP/g6/checkpoint-6/optimizer.safetensors" "$TMP/g2g/checkpoint-6/optimizer.safetensors"
+diff <(strip_log "$TMP/g6.jsonl") <(strip_log "$TMP/g6r.jsonl")
+cmp "$TMP/g6/model.safetensors" "$TMP/g6r/model.safetensors"
+for pair in "g6 g2c" "c6 c2g"; do
+    set -- $pair
+    echo "   $1 (6 steps on one device) against $2 (resumed from its checkpoint-3 on the other)"
+    "${CMP[@]}" curve "$TMP/$1.jsonl" "$TMP/$2.jsonl" --steps 4-4 --max-rel 0.01 --mean-rel 0.01
+    "${CMP[@]}" curve "$TMP/$1.jsonl" "$TMP/$2.jsonl" --steps 4-6 --max-rel 0.02 --mean-rel 0.02
+done
+for pair in "c6 g2c" "g6 c2g" "c6 g6"; do
+    set -- $pair
+    echo "   $2 against $1 after 6 steps"
+    "${CMP[@]}" curve "$TMP/$1.jsonl" "$TMP/$2.jsonl" --steps 4-6 --max-rel 0.02 --mean-rel 0.02
+    "${CMP[@]}" state "$TMP/$2/checkpoint-6/optimizer.safetensors" \
+        "$TMP/$1/checkpoint-6/optimizer.safetensors" --prefix exp_avg. --max-rel 0.15
+    "${CMP[@]}" state "$TMP/$2/checkpoint-6/optimizer.safetensors" \
+        "$TMP/$1/checkpoint-6/optimizer.safetensors" --prefix exp_avg_sq. --max-rel 0.3
+    "${CMP[@]}" weights "$TMP/$2/model.safetensors" "$TMP/$1/model.safetensors" \
+        "$TMP/demo/model.safetensors" --max-rel 0.5
+done
+echo "ok: GPU training follows the CPU trainer; checkpoints move between them"

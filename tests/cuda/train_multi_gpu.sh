@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Data parallel training on 2 GPUs (ZeRO-1 over NCCL) against 1 GPU with the same global batch,
+# on the demo-shaped student (tests/cuda/lib_train.sh):
+#   - `train --gpus 2` logs the loss of `--device cuda` on one GPU: step 1 (the same weights,
+#     only the order of the float32 loss sums differs) within 1e-5, every later step within 5e-3
+#     (float32 gradient sums in another order, amplified where a master weight lands on the
+#     other side of a bf16 rounding boundary), the final evaluation loss within 5e-3;
+#   - two `--gpus 2` runs are bit-identical (fixed NCCL reduction order);
+#   - two processes started as srun starts them (SLURM_* variables, --rendezvous) give the very
+#     run of `--gpus 2`;
+#   - a 2-GPU checkpoint resumes on 1 GPU (the shards gathered by name): the next steps within
+#     5e-3 of the 1-GPU run.
+# Needs 2 GPUs (make test-cuda runs it only where there are); BIN, ROOT and TMP as for tests/e2e.
+set -euo pipefail
+. "$ROOT/tests/cuda/lib_train.sh"
+CMP=(python3 "$ROOT/tests/cuda/compare_train.py")
+export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
+make_demo_student "$TMP/demo"
+make_markov_data "$TMP/train.jsonl" 1500 1
+make_markov_data "$TMP/eval.jsonl" 40 2
+
+c=(--model "$TMP/demo" --data "$TMP/train.jsonl" --eval-data "$TMP/eval.jsonl" --steps 20
+   --lr 3e-3 --warmup 2 --schedule cosine --batch-size 8 --micro-batch 2 --seq-len 128
+   --weight-decay 0.1 --grad-clip 1.0 --save-every 10 --keep 0 --quiet)
+s=$SECONDS
+"$BIN" train "${c[@]}" --device cuda --out "$TMP/g1" --log "$TMP/g1.jsonl" 2>"$TMP/g1.err"
+echo "1 GPU: $((SECONDS - s)) s; $(grep '^device: ' "$TMP/g1.err")"
+s=$SECONDS
+"$BIN" train "${c[@]}" --gpus 2 --out "$TMP/g2" --log "$TMP/g2.jsonl" 2>"$TMP/g2.err"
+echo "2 GPUs: $((SECONDS - s)) s; $(grep '^device: ' "$TMP/g2.err")"
+grep -q '^device: cuda, 2 GPUs' "$TMP/g2.err"
+[ "$(grep -c '"loss"' "$TMP/g2.jsonl")" -eq 20 ]
+"${CMP[@]}" curve "$TMP/g1.jsonl" "$TMP/g2.jsonl" --steps 1-1 --max-rel 1e-5 --mean-rel 1e-5
+"${CMP[@]}" curve "$TMP/g1.jsonl" "$TMP/g2.jsonl" --max-rel 5e-3 --mean-rel 5e-3 --fall 0.8
+"${CMP[@]}" curve "$TMP/g1.jsonl" "$TMP/g2.jsonl" --key eval_loss --max-rel 5e-3 --mean-rel 5e-3
+
+echo "== determinism"
+"$BIN" train "${c[@]}" --gpus 2 --out "$TMP/g2b" --log "$TMP/g2b.jsonl" 2>/dev/null
+diff <(strip_log "$TMP/g2.jsonl") <(strip_log "$TMP/g2b.jsonl")
+cmp "$TMP/g2/model.safetensors" "$TMP/g2b/model.safetensors"
+
+echo "== two processes launched as srun launches them"
+mkdir -p "$TMP/rdv"
+pids=()
+for r in 0 1; do
+    SLURM_PROCID=$r SLURM_STEP_NUM_TASKS=2 SLURM_LOCALID=$r SLURM_JOB_ID=4242 SLURM_STEP_ID=0 \
+        "$BIN" train "${c[@]}" --out "$TMP/s" --log "$TMP/s.jsonl" --rendezvous "$TMP/rdv" \
+        2>"$TMP/s$r.err" &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+diff <(strip_log "$TMP/g2.jsonl") <(strip_log "$TMP/s.jsonl")
+cmp "$TMP/g2/model.safetensors" "$TMP/s/model.safetensors"
+[ -z "$(ls "$TMP/rdv")" ] || { echo "the rendezvous file was left behind"; exit 1; }
+
+echo "== a 2-GPU checkpoint resumed on 1 GPU"
+mkdir -p "$TMP/r1"
+cp -r "$TMP/g2/checkpoint-10" "$TMP/r1/"
+"$BIN" train "${c[@]}" --device cuda --out "$TMP/r1" --log "$TMP/r1.jsonl" --resume 2>/dev/null
+"${CMP[@]}" curve "$TMP/g1.jsonl" "$TMP/r1.jsonl" --steps 11-20 --max-rel 5e-3 --mean-rel 5e-3
+echo "ok: 2 GPUs train as 1 with the same global batch"
