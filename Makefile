@@ -168,6 +168,14 @@ bench: all
 
 # Installs the Debian packages the build and tests need (uses sudo when not root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The embedded demo (recipes/tiny.json): the whole pipeline on the committed tiny teacher, on the
+# CPU; writes runs/demo/ (report.json, report.html). demo-teacher remakes the committed models.
+demo: all
+	./$(BIN) run recipes/tiny.json
+
+demo-teacher: all
+	BIN=./$(BIN) bash recipes/tiny/make_teacher.sh
+
 deps:
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PKGS)

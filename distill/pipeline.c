@@ -2,6 +2,7 @@
 #include "distill/pipeline.h"
 
 #include <errno.h>
+#include <glob.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,7 +223,9 @@ int cmd_run(int argc, char **argv) {
         }
         if (resume_flag && resume_if) {
             char *p = expand(resume_if, &v, where);
-            if (path_exists(p)) push(&a, xasprintf("--%s", resume_flag));
+            glob_t g;
+            if (glob(p, 0, NULL, &g) == 0 && g.gl_pathc > 0) push(&a, xasprintf("--%s", resume_flag));
+            globfree(&g);
             free(p);
         }
         fprintf(stderr, "[%d/%d] %s: r1-distill", idx, total, name);

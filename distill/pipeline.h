@@ -17,7 +17,8 @@
  * every stage whose record matches, so completed stages are never redone, and runs the first
  * stage without one. A stage interrupted mid-way is simply run again: every command resumes its
  * own partial output (generate keeps completed shards, train continues from its last
- * checkpoint when the stage names its "resume" flag). Changing a stage's arguments invalidates
+ * checkpoint: a stage may name a "resume_flag" added when its "resume_if" glob pattern matches
+ * a path, e.g. "resume_flag": "resume", "resume_if": "${run_dir}/student/checkpoint-*"). Changing a stage's arguments invalidates
  * its record and those of every later stage.
  *
  * Strings may use ${run_dir}, ${recipe_dir} (the recipe file's folder) and ${root} (the current
