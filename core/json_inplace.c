@@ -1,4 +1,5 @@
 #include "core/json_inplace.h"
+#include "core/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -85,23 +86,6 @@ static int hex4(const char *s, uint32_t *out) {
     return 0;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0 (Unicode Table 3-7). */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (n < 3 || (s[2] & 0xC0) != 0x80) return 0;
-        unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-        return s[1] >= lo && s[1] <= hi ? 3 : 0;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (n < 4 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
-        unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-        return s[1] >= lo && s[1] <= hi ? 4 : 0;
-    }
-    return 0;
-}
 
 static size_t put_utf8(char *w, uint32_t cp) {
     if (cp < 0x80) {
@@ -169,7 +153,7 @@ static int parse_string(parser *p, uint32_t *out_off, uint32_t *out_len) {
         if (c == '"') break;
         if (c < 0x20) return fail(p, r, "control character in a string (escape it)");
         if (c >= 0x80) {
-            size_t k = utf8_seq((const unsigned char *)t + r, n - r);
+            size_t k = utf8_len_at((const unsigned char *)t + r, n - r);
             if (!k) return fail(p, r, "invalid UTF-8 in a string");
             if (w != r) memmove(t + w, t + r, k);
             r += k, w += k;

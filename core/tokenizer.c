@@ -16,22 +16,6 @@
 
 /* ---- UTF-8 ------------------------------------------------------------------------------ */
 
-size_t utf8_len_at(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (n < 3 || (s[2] & 0xC0) != 0x80) return 0;
-        unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-        return s[1] >= lo && s[1] <= hi ? 3 : 0;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (n < 4 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
-        unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-        return s[1] >= lo && s[1] <= hi ? 4 : 0;
-    }
-    return 0;
-}
 
 uint32_t utf8_decode_at(const unsigned char *s, size_t *len) {
     unsigned char c = s[0];
@@ -43,28 +27,6 @@ uint32_t utf8_decode_at(const unsigned char *s, size_t *len) {
                          (uint32_t)(s[2] & 0x3F) << 6 | (s[3] & 0x3F);
 }
 
-size_t utf8_check(const char *text, size_t n) {
-    const unsigned char *s = (const unsigned char *)text;
-    size_t i = 0;
-    while (i < n) {
-        /* ASCII eight bytes at a time. */
-        while (i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (w & 0x8080808080808080ull) break;
-            i += 8;
-        }
-        if (i >= n) break;
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k = utf8_len_at(s + i, n - i);
-        if (!k) return i;
-        i += k;
-    }
-    return n;
-}
 
 /* Length of the maximal prefix of a well-formed sequence at s: what one U+FFFD replaces
  * (Unicode §3.9 "maximal subpart", which Rust's from_utf8_lossy follows). At least 1. */
@@ -343,7 +305,8 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int add_s
                      int *n) {
     *ids = NULL;
     *n = 0;
-    size_t bad = utf8_check(text, len);
+    ptrdiff_t invalid = utf8_invalid_at(text, len);
+    size_t bad = invalid < 0 ? len : (size_t)invalid;
     if (bad < len) return err_fail(R1_EINPUT, "input", "invalid UTF-8 at byte %zu", bad);
     enc_ctx c = {.t = t};
     c.md = pcre2_match_data_create(1, NULL);

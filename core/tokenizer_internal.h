@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/tokenizer.h"
+#include "core/utf8.h"
 
 /* Per-id flags. */
 enum {
@@ -181,12 +182,8 @@ int bytelevel_byte(uint32_t cp);
 const char *unicode_delta_class(const char *cat, size_t len);
 
 /* ---- UTF-8 helpers (core/tokenizer.c) --------------------------------------------------- */
-/* Length of the well-formed UTF-8 sequence at s (n bytes available), 0 if ill-formed. */
-size_t utf8_len_at(const unsigned char *s, size_t n);
 /* Decodes one well-formed sequence (as checked by utf8_len_at). */
 uint32_t utf8_decode_at(const unsigned char *s, size_t *len);
-/* Offset of the first byte that is not valid UTF-8, or n. */
-size_t utf8_check(const char *s, size_t n);
 /* NFC through utf8proc; *out is fresh (or NULL with *out_len = n when s is already NFC by
  * the quick test). */
 int tok_nfc(const char *s, size_t n, char **out, size_t *out_len);

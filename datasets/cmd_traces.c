@@ -11,6 +11,7 @@
 
 #include "core/cli.h"
 #include "core/error.h"
+#include "core/stats.h"
 #include "core/fileio.h"
 #include "core/json.h"
 #include "datasets/traces.h"
@@ -85,32 +86,6 @@ static int traces_ls(const char *dir) {
 /* ---- stats ------------------------------------------------------------------------------------ */
 
 typedef struct {
-    int64_t *v;
-    int64_t n, cap;
-} i64_list;
-
-static void list_push(i64_list *l, int64_t x) {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 1024;
-        l->v = xrealloc(l->v, sizeof(int64_t) * (size_t)l->cap);
-    }
-    l->v[l->n++] = x;
-}
-
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of a sorted list. */
-static int64_t percentile(const i64_list *l, double q) {
-    if (l->n == 0) return 0;
-    int64_t r = (int64_t)ceil(q / 100.0 * (double)l->n);
-    if (r < 1) r = 1;
-    return l->v[r - 1];
-}
-
-typedef struct {
     char *name;
     int64_t n;
 } counter;
@@ -128,13 +103,11 @@ static void count(counter **c, int *n, const char *name) {
 
 static cJSON *lengths_json(const i64_list *l) {
     cJSON *o = cJSON_CreateObject();
-    double sum = 0;
-    for (int64_t i = 0; i < l->n; i++) sum += (double)l->v[i];
-    cJSON_AddNumberToObject(o, "mean", l->n ? round(sum / (double)l->n * 10) / 10 : 0);
+    cJSON_AddNumberToObject(o, "mean", round(i64_list_mean(l) * 10) / 10);
     cJSON_AddNumberToObject(o, "min", l->n ? (double)l->v[0] : 0);
-    cJSON_AddNumberToObject(o, "p50", (double)percentile(l, 50));
-    cJSON_AddNumberToObject(o, "p90", (double)percentile(l, 90));
-    cJSON_AddNumberToObject(o, "p99", (double)percentile(l, 99));
+    cJSON_AddNumberToObject(o, "p50", (double)i64_list_percentile(l, 50));
+    cJSON_AddNumberToObject(o, "p90", (double)i64_list_percentile(l, 90));
+    cJSON_AddNumberToObject(o, "p99", (double)i64_list_percentile(l, 99));
     cJSON_AddNumberToObject(o, "max", l->n ? (double)l->v[l->n - 1] : 0);
     return o;
 }
@@ -152,9 +125,9 @@ static int traces_stats(const char *dir) {
         records++;
         const cJSON *ids = cJSON_GetObjectItemCaseSensitive(rec.rec, "completion_token_ids");
         const cJSON *pids = cJSON_GetObjectItemCaseSensitive(rec.rec, "prompt_token_ids");
-        list_push(&comp, cJSON_GetArraySize(ids));
-        list_push(&prompt, cJSON_IsArray(pids) ? cJSON_GetArraySize(pids) : 0);
-        list_push(&lines, rec.line);
+        i64_list_push(&comp, cJSON_GetArraySize(ids));
+        i64_list_push(&prompt, cJSON_IsArray(pids) ? cJSON_GetArraySize(pids) : 0);
+        i64_list_push(&lines, rec.line);
         const char *s;
         count(&finish, &n_finish, json_get_str(rec.rec, "finish_reason", &s, "") == 1 ? s : "?");
         count(&stop, &n_stop, json_get_str(rec.rec, "stop_reason", &s, "") == 1 ? s : "?");
@@ -169,9 +142,9 @@ static int traces_stats(const char *dir) {
     int64_t total = trace_reader_dir(r)->m[0].pairs_total;
     trace_reader_close(r);
     if (rc) return rc;
-    if (comp.n > 1) qsort(comp.v, (size_t)comp.n, sizeof(int64_t), cmp_i64);
-    if (prompt.n > 1) qsort(prompt.v, (size_t)prompt.n, sizeof(int64_t), cmp_i64);
-    if (lines.n > 1) qsort(lines.v, (size_t)lines.n, sizeof(int64_t), cmp_i64);
+    i64_list_sort(&comp);
+    i64_list_sort(&prompt);
+    i64_list_sort(&lines);
     int64_t prompts = 0;
     for (int64_t i = 0; i < lines.n; i++) prompts += i == 0 || lines.v[i] != lines.v[i - 1];
 

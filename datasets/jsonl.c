@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <utf8proc.h>
 
 #include "core/error.h"
 
@@ -19,21 +18,6 @@ struct jsonl_reader {
     char where[512];
 };
 
-ptrdiff_t utf8_invalid_at(const char *s, size_t n) {
-    const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
-    size_t i = 0;
-    while (i < n) {
-        if (p[i] < 0x80) {  /* ASCII fast path: most of every line */
-            i++;
-            continue;
-        }
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t k = utf8proc_iterate(p + i, (utf8proc_ssize_t)(n - i), &cp);
-        if (k <= 0) return (ptrdiff_t)i;
-        i += (size_t)k;
-    }
-    return -1;
-}
 
 static jsonl_reader *reader_new(FILE *f, int owns, const char *name) {
     jsonl_reader *r = xcalloc(1, sizeof *r);

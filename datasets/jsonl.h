@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/utf8.h"
+
 typedef struct jsonl_reader jsonl_reader;
 
 /* Opens a file ("-" for standard input). A missing, unreadable or directory path is R1_EINPUT. */
@@ -46,8 +48,5 @@ int64_t jsonl_count(const jsonl_reader *r);
 /* "path:LINE" of the line last returned, for messages; valid until the next call. */
 const char *jsonl_where(const jsonl_reader *r);
 
-/* Checks that s[0..n) is valid UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
- * Returns -1 if valid, else the byte offset of the first invalid sequence. */
-ptrdiff_t utf8_invalid_at(const char *s, size_t n);
 
 #endif

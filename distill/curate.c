@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "core/stats.h"
 #include "core/fileio.h"
 #include "core/hash.h"
 #include "core/json.h"
@@ -220,39 +221,16 @@ static source_count *source_of(source_count **s, int *n, const char *name) {
     return &(*s)[(*n)++];
 }
 
-typedef struct {
-    int64_t *v;
-    int64_t n, cap;
-} i64_list;
-
-static void i64_push(i64_list *l, int64_t x) {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 1024;
-        l->v = xrealloc(l->v, sizeof(int64_t) * (size_t)l->cap);
-    }
-    l->v[l->n++] = x;
-}
-
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Nearest-rank percentiles of a list (sorted in place), as `traces stats` computes them. */
 static cJSON *percentiles(i64_list *l) {
-    qsort(l->v, (size_t)l->n, sizeof *l->v, cmp_i64);
+    i64_list_sort(l);
     cJSON *o = cJSON_CreateObject();
     static const int qs[3] = {10, 50, 90};
     static const char *const names[3] = {"p10", "p50", "p90"};
-    for (int i = 0; i < 3; i++) {
-        int64_t r = (int64_t)ceil(qs[i] / 100.0 * (double)l->n);
-        if (r < 1) r = 1;
-        cJSON_AddNumberToObject(o, names[i], l->n ? (double)l->v[r - 1] : 0);
-    }
+    for (int i = 0; i < 3; i++)
+        cJSON_AddNumberToObject(o, names[i], (double)i64_list_percentile(l, qs[i]));
     cJSON_AddNumberToObject(o, "max", l->n ? (double)l->v[l->n - 1] : 0);
-    double sum = 0;
-    for (int64_t i = 0; i < l->n; i++) sum += (double)l->v[i];
-    cJSON_AddNumberToObject(o, "mean", l->n ? round(sum / (double)l->n * 10) / 10 : 0);
+    cJSON_AddNumberToObject(o, "mean", round(i64_list_mean(l) * 10) / 10);
     return o;
 }
 
@@ -507,7 +485,7 @@ int curate_run(cJSON **report, const curate_config *c, const char *in, const cha
         free(where);
         if (rc) break;
         k.input++;
-        i64_push(&k.tokens_in, v.reasoning_tokens);
+        i64_list_push(&k.tokens_in, v.reasoning_tokens);
         for (int f = 0; f < FILTER_PER_RECORD; f++) k.flagged[f] += v.fail[f] && filter_on(c, f);
         int fail = first_failure(c, &v);
         if (fail < 0) fail = dedup_verdict(&dd, &v, rec.line);
@@ -518,7 +496,7 @@ int curate_run(cJSON **report, const curate_config *c, const char *in, const cha
         } else {
             k.kept++;
             sc->kept++;
-            i64_push(&k.tokens_kept, v.reasoning_tokens);
+            i64_list_push(&k.tokens_kept, v.reasoning_tokens);
             if (v.verified) {
                 cJSON *vd = cJSON_CreateObject();
                 if (v.extracted) cJSON_AddStringToObject(vd, "extracted", v.extracted);
