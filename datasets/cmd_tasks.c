@@ -12,7 +12,7 @@
 #include "datasets/tasks.h"
 
 static const char *opt_split, *opt_kinds, *opt_out, *opt_format, *opt_instruction;
-static int64_t opt_n, opt_seed;
+static int64_t opt_n, opt_seed, opt_copies;
 
 static const cli_opt tasks_opts[] = {
     {"split", OPT_STRING, &opt_split, "train", 0, "train|test", "which split"},
@@ -23,6 +23,9 @@ static const cli_opt tasks_opts[] = {
      "prompts: {id, question, answer}; messages: user/assistant conversations with the "
      "step-by-step solution (for training a teacher); facts: {text} paragraphs of the arithmetic "
      "facts the solutions use, shuffled by --seed (a base model's corpus; --n, --split ignored)"},
+    {"copies", OPT_INT, &opt_copies, "1", 0, "K",
+     "facts: K independently shuffled copies (paragraphs that differ every time, so a model learns "
+     "the facts rather than the order of a fixed text)"},
     {"instruction", OPT_STRING, &opt_instruction, "", 0, "TEXT",
      "text appended to each question in messages format (after a newline, as generate does)"},
     {"out", OPT_STRING, &opt_out, "-", 0, "FILE", "output JSONL file, - for stdout"},
@@ -42,25 +45,28 @@ static int write_out(const char *buf, size_t len) {
     return 0;
 }
 
-static int write_facts(uint64_t seed) {
-    char **rec;
-    int n = tasks_facts(&rec, seed, 12);
+static int write_facts(uint64_t seed, int64_t copies) {
+    if (copies < 1 || copies > 100000) die(R1_EINPUT, "--copies", "must be between 1 and 100000");
     size_t cap = 1 << 16, len = 0;
     char *buf = xmalloc(cap);
-    for (int i = 0; i < n; i++) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "text", rec[i]);
-        char *line = cJSON_PrintUnformatted(o);
-        size_t k = strlen(line);
-        while (len + k + 2 > cap) buf = xrealloc(buf, cap *= 2);
-        memcpy(buf + len, line, k);
-        len += k;
-        buf[len++] = '\n';
-        cJSON_free(line);
-        cJSON_Delete(o);
-        free(rec[i]);
+    for (int64_t c = 0; c < copies; c++) {
+        char **rec;
+        int n = tasks_facts(&rec, seed + (uint64_t)c * 0x9e3779b9ull, 12);
+        for (int i = 0; i < n; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "text", rec[i]);
+            char *line = cJSON_PrintUnformatted(o);
+            size_t k = strlen(line);
+            while (len + k + 2 > cap) buf = xrealloc(buf, cap *= 2);
+            memcpy(buf + len, line, k);
+            len += k;
+            buf[len++] = '\n';
+            cJSON_free(line);
+            cJSON_Delete(o);
+            free(rec[i]);
+        }
+        free(rec);
     }
-    free(rec);
     int rc = write_out(buf, len);
     free(buf);
     return rc;
@@ -80,7 +86,7 @@ int cmd_tasks(int argc, char **argv) {
         die(R1_EINPUT, "--kinds", "unknown task family in \"%s\" (known: arith, linear, word, all)",
             opt_kinds);
     int messages = strcmp(opt_format, "messages") == 0;
-    if (strcmp(opt_format, "facts") == 0) return write_facts((uint64_t)opt_seed);
+    if (strcmp(opt_format, "facts") == 0) return write_facts((uint64_t)opt_seed, opt_copies);
     if (!messages && strcmp(opt_format, "prompts") != 0)
         die(R1_EINPUT, "--format", "expected prompts, messages or facts, got \"%s\"", opt_format);
     if (opt_n < 1 || opt_n > 10000000) die(R1_EINPUT, "--n", "must be between 1 and 10000000");

@@ -145,7 +145,7 @@ expect_fail blank "blank.jsonl: no questions: the file has only blank lines" -- 
 expect_fail nobox "nosolution.jsonl:1" "no \\boxed{} answer" -- "${D[@]}" "$TMP/nosolution.jsonl"
 expect_fail nofile "nothere.jsonl" -- "${D[@]}" "$TMP/nothere.jsonl"
 expect_fail tasks "tasks:exam:5" "unknown split" -- "${D[@]}" tasks:exam:5
-expect_fail tasks2 "tasks:test" "tasks:SPLIT:N[:SEED]" -- "${D[@]}" tasks:test
+expect_fail tasks2 "tasks:test" "tasks:SPLIT:N[:SEED[:KINDS]]" -- "${D[@]}" tasks:test
 expect_fail passk "--pass-k" "outside 1..4" -- "${D[@]}" tasks:test:3 --samples 4 --pass-k 1,8
 # A model directory without tokenizer.json.
 mkdir -p "$TMP/notok"
