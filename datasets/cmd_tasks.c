@@ -19,10 +19,12 @@ static const cli_opt tasks_opts[] = {
     {"n", OPT_INT, &opt_n, "100", 0, "N", "number of items"},
     {"seed", OPT_INT, &opt_seed, "1", 0, "S", "generator seed"},
     {"kinds", OPT_STRING, &opt_kinds, "all", 0, "LIST", "task families: arith,linear,word or all"},
-    {"format", OPT_STRING, &opt_format, "prompts", 0, "prompts|messages|facts",
+    {"format", OPT_STRING, &opt_format, "prompts", 0, "prompts|messages|facts|prose",
      "prompts: {id, question, answer}; messages: user/assistant conversations with the "
      "step-by-step solution (for training a teacher); facts: {text} paragraphs of the arithmetic "
-     "facts the solutions use, shuffled by --seed (a base model's corpus; --n, --split ignored)"},
+     "facts the solutions use, shuffled by --seed (a base model's corpus; --n, --split ignored); prose: --n paragraphs of "
+     "arithmetic prose that names numbers before using them and chains results (the rest of that "
+     "corpus: it teaches copying from the context, with no task's question or solution format)"},
     {"copies", OPT_INT, &opt_copies, "1", 0, "K",
      "facts: K independently shuffled copies (paragraphs that differ every time, so a model learns "
      "the facts rather than the order of a fixed text)"},
@@ -45,27 +47,36 @@ static int write_out(const char *buf, size_t len) {
     return 0;
 }
 
-static int write_facts(uint64_t seed, int64_t copies) {
+/* Appends records as {"text": ...} lines, freeing them. */
+static void append_text_records(char **buf, size_t *len, size_t *cap, char **rec, int n) {
+    for (int i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "text", rec[i]);
+        char *line = cJSON_PrintUnformatted(o);
+        size_t k = strlen(line);
+        while (*len + k + 2 > *cap) *buf = xrealloc(*buf, *cap *= 2);
+        memcpy(*buf + *len, line, k);
+        *len += k;
+        (*buf)[(*len)++] = '\n';
+        cJSON_free(line);
+        cJSON_Delete(o);
+        free(rec[i]);
+    }
+    free(rec);
+}
+
+static int write_corpus(int prose, uint64_t seed, int64_t copies, int64_t n) {
     if (copies < 1 || copies > 100000) die(R1_EINPUT, "--copies", "must be between 1 and 100000");
     size_t cap = 1 << 16, len = 0;
     char *buf = xmalloc(cap);
-    for (int64_t c = 0; c < copies; c++) {
-        char **rec;
-        int n = tasks_facts(&rec, seed + (uint64_t)c * 0x9e3779b9ull, 12);
-        for (int i = 0; i < n; i++) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "text", rec[i]);
-            char *line = cJSON_PrintUnformatted(o);
-            size_t k = strlen(line);
-            while (len + k + 2 > cap) buf = xrealloc(buf, cap *= 2);
-            memcpy(buf + len, line, k);
-            len += k;
-            buf[len++] = '\n';
-            cJSON_free(line);
-            cJSON_Delete(o);
-            free(rec[i]);
-        }
-        free(rec);
+    char **rec;
+    if (prose) {
+        int got = tasks_arith_prose(&rec, seed, (int)n, 8);
+        append_text_records(&buf, &len, &cap, rec, got);
+    }
+    for (int64_t c = 0; !prose && c < copies; c++) {
+        int got = tasks_facts(&rec, seed + (uint64_t)c * 0x9e3779b9ull, 12);
+        append_text_records(&buf, &len, &cap, rec, got);
     }
     int rc = write_out(buf, len);
     free(buf);
@@ -86,10 +97,12 @@ int cmd_tasks(int argc, char **argv) {
         die(R1_EINPUT, "--kinds", "unknown task family in \"%s\" (known: arith, linear, word, all)",
             opt_kinds);
     int messages = strcmp(opt_format, "messages") == 0;
-    if (strcmp(opt_format, "facts") == 0) return write_facts((uint64_t)opt_seed, opt_copies);
-    if (!messages && strcmp(opt_format, "prompts") != 0)
-        die(R1_EINPUT, "--format", "expected prompts, messages or facts, got \"%s\"", opt_format);
     if (opt_n < 1 || opt_n > 10000000) die(R1_EINPUT, "--n", "must be between 1 and 10000000");
+    int prose = strcmp(opt_format, "prose") == 0;
+    if (prose || strcmp(opt_format, "facts") == 0)
+        return write_corpus(prose, (uint64_t)opt_seed, opt_copies, opt_n);
+    if (!messages && strcmp(opt_format, "prompts") != 0)
+        die(R1_EINPUT, "--format", "expected prompts, messages, facts or prose, got \"%s\"", opt_format);
     task_item *items = xmalloc(sizeof *items * (size_t)opt_n);
     if (tasks_generate(items, (int)opt_n, split, (uint64_t)opt_seed, kinds)) err_exit();
     size_t cap = 1 << 16, len = 0;

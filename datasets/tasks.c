@@ -283,3 +283,64 @@ int tasks_facts(char ***out, uint64_t seed, int per_record) {
     *out = rec;
     return n_rec;
 }
+
+/* One valid fact "a op b = c" whose first operand is a (within the ranges of tasks_facts), or 0
+ * when no operation fits a. */
+static int fact_from(uint64_t *s, int a, char *buf, size_t cap, int *c) {
+    for (int tries = 0; tries < 8; tries++) {
+        int op = draw(s, 0, 3), b;
+        if (op == 0 && a <= 144) {
+            b = draw(s, 1, 20);
+            *c = a + b;
+        } else if (op == 1 && a >= 1 && a <= 164) {
+            b = draw(s, 1, a < 20 ? a : 20);
+            *c = a - b;
+        } else if (op == 2 && a <= 12) {
+            b = draw(s, 0, 12);
+            *c = a * b;
+        } else if (op == 3 && a >= 2) {
+            int divs[11], nd = 0;
+            for (int d = 2; d <= 12; d++)
+                if (a % d == 0 && a / d <= 12) divs[nd++] = d;
+            if (!nd) continue;
+            b = divs[draw(s, 0, nd - 1)];
+            *c = a / b;
+        } else {
+            continue;
+        }
+        snprintf(buf, cap, "%d %c %d = %d.", a, "+-*/"[op], b, *c);
+        return 1;
+    }
+    return 0;
+}
+
+int tasks_arith_prose(char ***out, uint64_t seed, int n_records, int per_record) {
+    static const char *lead[] = {"Take %d and %d: ", "With %d and %d, ", "Start from %d and %d. ",
+                                 "%d and %d: "};
+    uint64_t s = seed ^ 0x9705eull;
+    if (per_record < 1) per_record = 1;
+    char **rec = xcalloc((size_t)n_records, sizeof *rec);
+    for (int r = 0; r < n_records; r++) {
+        size_t cap = (size_t)per_record * 96 + 1, len = 0;
+        rec[r] = xcalloc(1, cap);
+        for (int k = 0; k < per_record; k++) {
+            char line[96], fact[32];
+            int a = draw(&s, 0, 12), c, kind = draw(&s, 0, 1), n = 0;
+            if (draw(&s, 0, 1)) a = draw(&s, 0, 144);
+            if (!fact_from(&s, a, fact, sizeof fact, &c)) fact_from(&s, a = 6, fact, sizeof fact, &c);
+            if (kind == 0) { /* the operands named first, then used */
+                int b;
+                CHECK(sscanf(fact, "%*d %*c %d", &b) == 1);
+                n = snprintf(line, sizeof line, lead[draw(&s, 0, 3)], a, b);
+                n += snprintf(line + n, sizeof line - (size_t)n, "%s", fact);
+            } else { /* a chain: each result is the next fact's first operand */
+                n = snprintf(line, sizeof line, "%s", fact);
+                for (int links = draw(&s, 1, 2); links > 0 && fact_from(&s, c, fact, sizeof fact, &c); links--)
+                    n += snprintf(line + n, sizeof line - (size_t)n, " %s", fact);
+            }
+            len += (size_t)snprintf(rec[r] + len, cap - len, "%s%s", len ? "\n" : "", line);
+        }
+    }
+    *out = rec;
+    return n_records;
+}

@@ -45,4 +45,11 @@ char *task_solution_text(const task_item *it);
  * number of paragraphs; *out holds fresh strings (free each, then the array). */
 int tasks_facts(char ***out, uint64_t seed, int per_record);
 
+/* Arithmetic prose for the same corpus: facts whose operands are named first ("Take 6 and 9:
+ * 6 * 9 = 54.") and chains that reuse each result ("7 + 5 = 12. 12 * 3 = 36."). A base model
+ * learns from it to copy numbers from the context into a computation, as a pretrained model
+ * does, without seeing any task's question or solution format. `n_records` paragraphs of
+ * `per_record` lines, as tasks_facts returns them. */
+int tasks_arith_prose(char ***out, uint64_t seed, int n_records, int per_record);
+
 #endif

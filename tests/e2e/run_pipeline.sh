@@ -41,7 +41,7 @@ sed -i 's/"n": 30/"n": 31/' recipe.json
 # a failing stage stops the pipeline with its status; the stages before it stay done
 sed -i 's/"format": "messages"/"format": "bogus"/' recipe.json
 set +e; "$BIN" run recipe.json 2>log6; rc=$?; set -e
-[ "$rc" -eq 2 ] && grep -q 'stage small failed (exit 2)' log6 && grep -q 'expected prompts, messages or facts' log6
+[ "$rc" -eq 2 ] && grep -q 'stage small failed (exit 2)' log6 && grep -q 'expected prompts, messages, facts or prose' log6
 [ ! -f out/stages/small.done ] && [ -f out/stages/big.done ]
 set +e; "$BIN" run nosuch.json 2>log7; rc=$?; set -e
 [ "$rc" -eq 2 ] && grep -q 'no such recipe' log7

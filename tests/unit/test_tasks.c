@@ -125,8 +125,85 @@ static void test_kinds_and_text(void) {
     free(many);
 }
 
+/* Checks "a op b = c." at *p; returns 1 when true, with the operands and result, and moves past. */
+static int read_fact(const char **p, int *a, int *b, int *c) {
+    char op;
+    int used = 0;
+    if (sscanf(*p, "%d %c %d = %d.%n", a, &op, b, c, &used) != 4 || !used) return 0;
+    *p += used;
+    switch (op) {
+    case '+': return *a + *b == *c && *b >= 1 && *b <= 20 && *a <= 144;
+    case '-': return *a - *b == *c && *b >= 1 && *b <= 20 && *b <= *a;
+    case '*': return *a * *b == *c && *a <= 12 && *b <= 12;
+    case '/': return *b >= 2 && *b <= 12 && *c * *b == *a && *c <= 12;
+    }
+    return 0;
+}
+
+static void test_corpora(void) {
+    char **rec, **rec2;
+    int n = tasks_facts(&rec, 1, 12), n2 = tasks_facts(&rec2, 2, 12), lines = 0, same = 0;
+    EXPECT(n == n2 && n > 200);
+    for (int i = 0; i < n; i++) {
+        same += strcmp(rec[i], rec2[i]) == 0;
+        for (const char *p = rec[i]; *p; lines++) {
+            int a, b, c;
+            EXPECT(read_fact(&p, &a, &b, &c));
+            if (*p == '\n') p++;
+            else EXPECT(*p == 0);
+            if (lines > 100000) break;
+        }
+        free(rec[i]);
+        free(rec2[i]);
+    }
+    EXPECT(lines == 145 * 20 + (210 + 144 * 20) + 13 * 13 + 11 * 12); /* every fact once */
+    EXPECT(same < n / 10);                                 /* another seed, another order */
+    free(rec);
+    free(rec2);
+
+    /* prose: every fact true and in the facts' ranges; named operands are the fact's; a chain's
+     * fact starts from the previous result */
+    n = tasks_arith_prose(&rec, 3, 200, 8);
+    int named = 0, chained = 0;
+    for (int i = 0; i < n; i++) {
+        int k = 0;
+        for (const char *p = rec[i]; *p; k++) {
+            int x, y, a, b, c, used = 0, prev = -1;
+            const char *and = strstr(p, " and "), *eol = strchr(p, '\n');
+            if (and && (!eol || and < eol)) {
+                while (and > p && isdigit((unsigned char)and[-1])) and--;
+                EXPECT(sscanf(and, "%d and %d%n", &x, &y, &used) == 2);
+                p = and + used;
+                EXPECT(strchr(":,.", *p) && p[1] == ' ');
+                p += 2;
+                EXPECT(read_fact(&p, &a, &b, &c) && a == x && b == y);
+                named++;
+            } else {
+                while (read_fact(&p, &a, &b, &c)) {
+                    if (prev >= 0) {
+                        EXPECT(a == prev);
+                        chained++;
+                    }
+                    prev = c;
+                    if (*p == ' ') p++;
+                    else break;
+                }
+                EXPECT(prev >= 0);
+            }
+            if (*p == '\n') p++;
+            else EXPECT(*p == 0);
+            if (k > 8) break;
+        }
+        EXPECT(k == 8);
+        free(rec[i]);
+    }
+    free(rec);
+    EXPECT(named > 400 && chained > 400);
+}
+
 int main(void) {
     RUN(test_answers_and_splits);
     RUN(test_kinds_and_text);
+    RUN(test_corpora);
     TESTS_DONE();
 }
