@@ -8,8 +8,9 @@
 #                  on programmatic step-by-step solutions of the built-in tasks (train split;
 #                  the linear-equation and word-problem families, which a model this small learns
 #                  well in minutes): "<think>\n{steps}\n</think>\n\nThe answer is \boxed{n}."
-#   student-base/  a 0.4M-parameter Llama-shaped base model, trained only on the arithmetic
-#                  facts the solutions use ("12 + 7 = 19.") -- it knows the facts but has never
+#   student-base/  a 0.58M-parameter Llama-shaped base model, trained only on the arithmetic
+#                  facts the solutions use ("12 + 7 = 19.") and arithmetic prose that reuses
+#                  numbers ("Take 6 and 9: 6 * 9 = 54.") -- it knows the facts but has never
 #                  seen a question, a chat turn or a chain of thought, like a pretrained base
 #                  before distillation
 #
@@ -18,7 +19,7 @@
 # hour on 2 CPU cores, a few minutes on 16. Environment: BIN (the binary), WORK (scratch,
 # default build/demo-teacher), OUT (default recipes/tiny), STAGES (default "tokenizer teacher base":
 # which models to remake), KINDS (task families, default linear,word), TEACHER_N (SFT examples),
-# EPOCHS_TEACHER, EPOCHS_BASE, MICRO (rows per forward pass: more rows, more parallel work per GEMM).
+# EPOCHS_TEACHER, EPOCHS_BASE, FACT_COPIES (shuffled copies of the facts in the base corpus), PROSE_N (paragraphs of arithmetic prose in it), MICRO (rows per forward pass: more rows, more parallel work per GEMM).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-./r1-distill}
@@ -35,6 +36,14 @@ echo "== data"
 "$BIN" tasks --split train --n "${TEACHER_N:-8000}" --seed 1 --kinds "$KINDS" --format messages \
     --out "$WORK/teacher-sft.jsonl"
 "$BIN" tasks --format facts --seed 1 --out "$WORK/facts.jsonl"
+# The base model's corpus: many independently shuffled copies of the facts, so that it learns the
+# facts themselves (one fixed text seen for many epochs teaches the order of its paragraphs
+# instead), and arithmetic prose that names numbers before using them and chains results, so that
+# it learns to copy from the context as a pretrained model can. No question, chat turn or chain
+# of thought of any task is in it.
+"$BIN" tasks --format facts --seed 1 --copies "${FACT_COPIES:-80}" --out "$WORK/facts-copies.jsonl"
+"$BIN" tasks --format prose --seed 1 --n "${PROSE_N:-30000}" --out "$WORK/prose.jsonl"
+cat "$WORK/facts-copies.jsonl" "$WORK/prose.jsonl" > "$WORK/base-corpus.jsonl"
 
 if has tokenizer; then
     echo "== tokenizer"
@@ -73,8 +82,8 @@ if has base; then
     rm -rf "$WORK/student-init" "$WORK/student-base"
     "$BIN" init --config "$OUT/student-config.json" --tokenizer "$OUT/tokenizer" \
         --out "$WORK/student-init" --seed 2
-    "$BIN" train --model "$WORK/student-init" --data "$WORK/facts.jsonl" --out "$WORK/student-base" \
-        --epochs "${EPOCHS_BASE:-60}" --lr 3e-3 --schedule cosine --min-lr 3e-4 --warmup 10 \
+    "$BIN" train --model "$WORK/student-init" --data "$WORK/base-corpus.jsonl" --out "$WORK/student-base" \
+        --epochs "${EPOCHS_BASE:-1}" --lr 3e-3 --schedule cosine --min-lr 3e-4 --warmup 10 \
         --batch-size 16 --micro-batch "${MICRO:-8}" --seq-len 256 --grad-clip 1.0 --save-every 0 \
         --seed 2 --log "$WORK/student-base-train.jsonl" --quiet
     rm -rf "$OUT/student-base"
