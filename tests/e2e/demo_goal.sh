@@ -5,17 +5,7 @@
 # long it takes is reported by the demo itself, never asserted.
 set -euo pipefail
 cd "$ROOT"
-python3 - "$TMP" <<'PY'
-import json, sys
-tmp = sys.argv[1]
-r = json.load(open("recipes/tiny.json"))
-for st in r["pipeline"]:
-    for k, v in list(st.get("args", {}).items()):
-        if isinstance(v, str):
-            st["args"][k] = v.replace("${recipe_dir}/tiny/", "${root}/recipes/tiny/")
-r["run_dir"] = tmp + "/run"
-json.dump(r, open(tmp + "/tiny.json", "w"), indent=1)
-PY
+python3 tests/e2e/lib/demo_recipe.py "$TMP/tiny.json" "$TMP/run"
 "$BIN" run "$TMP/tiny.json" 2>"$TMP/log" || { tail -40 "$TMP/log"; exit 1; }
 python3 - "$TMP/run/report.json" <<'PY'
 import json, sys

@@ -4,26 +4,7 @@
 # which must finish without redoing the completed stages.
 set -euo pipefail
 cd "$ROOT"
-python3 - "$TMP" <<'PY'
-import json, sys
-tmp = sys.argv[1]
-r = json.load(open("recipes/tiny.json"))
-for st in r["pipeline"]:
-    a = st.get("args", {})
-    for k, v in list(a.items()):
-        if isinstance(v, str):
-            a[k] = v.replace("${recipe_dir}/tiny/", "${root}/recipes/tiny/")
-    if st["name"] == "prompts":
-        a["n"] = 40
-    if st["name"].startswith("eval"):
-        a["bench"] = a["bench"].replace("tasks:test:100", "tasks:test:12")
-        a["samples"] = 1
-    if st["name"] == "train":
-        a["epochs"] = 2
-        a["save-every"] = 1
-r["run_dir"] = tmp + "/run"
-json.dump(r, open(tmp + "/tiny.json", "w"), indent=1)
-PY
+python3 tests/e2e/lib/demo_recipe.py "$TMP/tiny.json" "$TMP/run" --reduced
 OMP_NUM_THREADS=1 "$BIN" run "$TMP/tiny.json" 2>"$TMP/log1" || { cat "$TMP/log1"; exit 1; }
 R=$TMP/run
 for f in report.json report.md report.html loss.svg accuracy.svg student-q8_0.gguf Modelfile; do
