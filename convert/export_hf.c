@@ -21,34 +21,15 @@
 #include "core/safetensors.h"
 
 static int copy_file(const char *from_dir, const char *to_dir, const char *name, int required) {
-    char *src = path_join(from_dir, name), *dst = path_join(to_dir, name);
-    int rc = R1_OK;
-    if (!path_exists(src)) {
-        if (required) {
-            err_fail(R1_EINPUT, from_dir, "missing %s", name);
-            err_hint("copy the tokenizer files of the base model into the checkpoint directory");
-            rc = R1_EINPUT;
-        }
-    } else {
-        char *data;
-        size_t len;
-        rc = file_read_all(src, (size_t)1 << 30, &data, &len);
-        if (!rc) {
-            rc = file_write_atomic(dst, data, len);
-            free(data);
-        }
-    }
+    char *src = path_join(from_dir, name);
+    int missing = !path_exists(src);
     free(src);
-    free(dst);
-    return rc;
-}
-
-static int write_json(const char *dir, const char *name, const cJSON *obj) {
-    char *text = json_print(obj), *path = path_join(dir, name);
-    int rc = file_write_atomic(path, text, strlen(text));
-    free(text);
-    free(path);
-    return rc;
+    if (missing && required) {
+        err_fail(R1_EINPUT, from_dir, "missing %s", name);
+        err_hint("copy the tokenizer files of the base model into the checkpoint directory");
+        return R1_EINPUT;
+    }
+    return file_copy_into(from_dir, to_dir, name, 0);
 }
 
 static int write_config(const char *model_dir, const char *out_dir) {
@@ -65,7 +46,7 @@ static int write_config(const char *model_dir, const char *out_dir) {
         cJSON_DeleteItemFromObjectCaseSensitive(root, "torch_dtype");
         cJSON_AddStringToObject(root, "torch_dtype", "bfloat16");
     }
-    rc = write_json(out_dir, "config.json", root);
+    rc = json_write_file(out_dir, "config.json", root);
     cJSON_Delete(root);
     return rc;
 }
@@ -87,7 +68,7 @@ static int write_generation_config(const char *model_dir, const char *out_dir,
     cJSON_AddBoolToObject(g, "do_sample", 1);
     cJSON_AddNumberToObject(g, "temperature", 0.6);
     cJSON_AddNumberToObject(g, "top_p", 0.95);
-    int rc = write_json(out_dir, "generation_config.json", g);
+    int rc = json_write_file(out_dir, "generation_config.json", g);
     cJSON_Delete(g);
     return rc;
 }

@@ -179,3 +179,20 @@ char *path_join(const char *dir, const char *name) {
     if (n == 0) return xstrdup(name);
     return xasprintf("%s%s%s", dir, dir[n - 1] == '/' ? "" : "/", name);
 }
+
+int file_copy_into(const char *from_dir, const char *to_dir, const char *name, int required) {
+    char *src = path_join(from_dir, name), *dst = path_join(to_dir, name);
+    int rc = R1_OK;
+    if (required || path_exists(src)) {
+        char *data;
+        size_t len;
+        rc = file_read_all(src, (size_t)1 << 32, &data, &len);
+        if (!rc) {
+            rc = file_write_atomic(dst, data, len);
+            free(data);
+        }
+    }
+    free(src);
+    free(dst);
+    return rc;
+}

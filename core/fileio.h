@@ -44,6 +44,9 @@ int atomic_commit(atomic_file *a);
 void atomic_abort(atomic_file *a);
 /* Writes a whole buffer crash-safely. */
 int file_write_atomic(const char *path, const void *data, size_t n);
+/* Copies from_dir/name to to_dir/name crash-safely. A missing source is R1_OK unless `required`,
+ * when the read error names it. */
+int file_copy_into(const char *from_dir, const char *to_dir, const char *name, int required);
 
 /* Creates a directory and its parents (like mkdir -p). */
 int dir_create(const char *path);

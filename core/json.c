@@ -122,3 +122,11 @@ char *json_print(const cJSON *item) {
     cJSON_free(s);
     return t;
 }
+
+int json_write_file(const char *dir, const char *name, const cJSON *obj) {
+    char *text = json_print(obj), *path = path_join(dir, name);
+    int rc = file_write_atomic(path, text, strlen(text));
+    free(text);
+    free(path);
+    return rc;
+}

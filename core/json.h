@@ -28,5 +28,7 @@ int json_is_int(const cJSON *item);
 
 /* Serialises with indentation and a trailing newline; the caller frees. */
 char *json_print(const cJSON *item);
+/* Writes json_print(obj) to dir/name crash-safely. */
+int json_write_file(const char *dir, const char *name, const cJSON *obj);
 
 #endif

@@ -142,10 +142,7 @@ int cmd_pack(int argc, char **argv) {
     char hex[24];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)tok_id);
     cJSON_AddStringToObject(s, "tokenizer_id", hex);
-    char *text = json_print(s), *path = path_join(o_out, "pack.json");
-    int rc = file_write_atomic(path, text, strlen(text));
-    free(text);
-    free(path);
+    int rc = json_write_file(o_out, "pack.json", s);
     cJSON_Delete(s);
     if (rc) err_exit();
     fprintf(stderr,

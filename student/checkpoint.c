@@ -37,36 +37,11 @@ int remove_tree(const char *path) {
     return R1_OK;
 }
 
-static int copy_file(const char *src, const char *dst) {
-    char *data;
-    size_t len;
-    TRY(file_read_all(src, (size_t)1 << 32, &data, &len));
-    int rc = file_write_atomic(dst, data, len);
-    free(data);
-    return rc;
-}
-
-static int copy_from_base(const char *base, const char *dir, const char *name) {
-    char *src = path_join(base, name), *dst = path_join(dir, name);
-    int rc = path_exists(src) ? copy_file(src, dst) : R1_OK;
-    free(src);
-    free(dst);
-    return rc;
-}
-
-static int write_json(const char *dir, const char *name, const cJSON *obj) {
-    char *text = json_print(obj), *path = path_join(dir, name);
-    int rc = file_write_atomic(path, text, strlen(text));
-    free(text);
-    free(path);
-    return rc;
-}
-
 static int write_generation_config(const char *dir, const student_model *m) {
     char *src = m->path ? path_join(m->path, "generation_config.json") : NULL;
     int have = src && path_exists(src);
     free(src);
-    if (have) return copy_from_base(m->path, dir, "generation_config.json");
+    if (have) return file_copy_into(m->path, dir, "generation_config.json", 0);
     cJSON *g = cJSON_CreateObject();
     if (m->cfg.bos_id >= 0) cJSON_AddNumberToObject(g, "bos_token_id", m->cfg.bos_id);
     if (m->cfg.n_eos == 1) {
@@ -76,7 +51,7 @@ static int write_generation_config(const char *dir, const student_model *m) {
         for (int i = 0; i < m->cfg.n_eos; i++)
             cJSON_AddItemToArray(arr, cJSON_CreateNumber(m->cfg.eos_ids[i]));
     }
-    int rc = write_json(dir, "generation_config.json", g);
+    int rc = json_write_file(dir, "generation_config.json", g);
     cJSON_Delete(g);
     return rc;
 }
@@ -94,7 +69,7 @@ int checkpoint_write(const char *dir, const student_model *m, const float *exp_a
                                          "vocab.json",       "merges.txt",
                                          "tokenizer.model",  "chat_template.jinja"};
     for (size_t i = 0; i < sizeof copied / sizeof *copied; i++)
-        TRY(copy_from_base(m->path, dir, copied[i]));
+        TRY(file_copy_into(m->path, dir, copied[i], 0));
     TRY(write_generation_config(dir, m));
 
     const int n = m->n_tensors;
@@ -119,7 +94,7 @@ int checkpoint_write(const char *dir, const student_model *m, const float *exp_a
         free(s2);
     }
     free(e);
-    if (!rc) rc = write_json(dir, "trainer_state.json", state);
+    if (!rc) rc = json_write_file(dir, "trainer_state.json", state);
     return rc;
 }
 

@@ -88,23 +88,6 @@ static const cli_spec init_spec = {
     .n_opts = sizeof init_opts / sizeof *init_opts,
 };
 
-static int copy_file(const char *from_dir, const char *name, const char *to_dir, int required) {
-    char *src = path_join(from_dir, name), *dst = path_join(to_dir, name);
-    char *data;
-    size_t len;
-    int rc = R1_OK;
-    if (path_exists(src) || required) {
-        rc = file_read_all(src, 1u << 30, &data, &len);
-        if (!rc) {
-            rc = file_write_atomic(dst, data, len);
-            free(data);
-        }
-    }
-    free(src);
-    free(dst);
-    return rc;
-}
-
 int cmd_init(int argc, char **argv) {
     cli_parse(&init_spec, argc, argv, NULL, NULL);
     dtype dt = strcmp(opt_dtype, "bf16") == 0 ? DTYPE_BF16 : strcmp(opt_dtype, "f16") == 0 ? DTYPE_F16
@@ -122,8 +105,8 @@ int cmd_init(int argc, char **argv) {
     if (file_write_atomic(cfg_out, text, len)) err_exit();
     free(cfg_out);
     free(text);
-    if (opt_tokenizer && (copy_file(opt_tokenizer, "tokenizer.json", opt_out, 1) ||
-                          copy_file(opt_tokenizer, "tokenizer_config.json", opt_out, 0)))
+    if (opt_tokenizer && (file_copy_into(opt_tokenizer, opt_out, "tokenizer.json", 1) ||
+                          file_copy_into(opt_tokenizer, opt_out, "tokenizer_config.json", 0)))
         err_exit();
     if (init_model_weights(opt_out, &c, opt_std, (uint64_t)opt_seed, dt)) err_exit();
     fprintf(stderr, "init: wrote %s (%s, seed %lld)\n", opt_out, opt_dtype, (long long)opt_seed);

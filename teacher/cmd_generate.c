@@ -115,8 +115,8 @@ typedef struct {
     int **ids;            /* [ps.n] prompt token ids */
     int *n_ids;
     int *left;            /* samples of each prompt not yet finished */
-    int64_t *todo;        /* item * samples + sample, in order */
-    int64_t n_todo, next;
+    int64_t *pending;        /* item * samples + sample, in order */
+    int64_t n_pending, next;
     int samples;
 
     teacher_model *m;
@@ -606,8 +606,8 @@ static int write_record(gen_state *g, const char *key, const char *json, size_t 
 
 static int gen_next(void *ctx, engine_request *req) {
     gen_state *g = ctx;
-    if (g->next >= g->n_todo) return 0;
-    int64_t t = g->todo[g->next++];
+    if (g->next >= g->n_pending) return 0;
+    int64_t t = g->pending[g->next++];
     int item = (int)(t / g->samples), s = (int)(t % g->samples);
     const prompt_item *p = &g->ps.items[item];
     *req = (engine_request){.prompt = g->ids[item], .n_prompt = g->n_ids[item],
@@ -669,7 +669,7 @@ static void gen_state_free(gen_state *g) {
     free(g->ids);
     free(g->n_ids);
     free(g->left);
-    free(g->todo);
+    free(g->pending);
     prompts_free(&g->ps);
     teacher_close(g->m);
     if (g->be) g->be->destroy(g->be);
@@ -791,7 +791,7 @@ int cmd_generate(int argc, char **argv) {
 
     /* The work left: this rank's (prompt, sample) pairs no shard holds. */
     g.left = xcalloc((size_t)(g.ps.n ? g.ps.n : 1), sizeof *g.left);
-    g.todo = xmalloc(sizeof(int64_t) * (size_t)(g.ps.n ? g.ps.n : 1) * (size_t)g.samples);
+    g.pending = xmalloc(sizeof(int64_t) * (size_t)(g.ps.n ? g.ps.n : 1) * (size_t)g.samples);
     int64_t prompts_live = 0, longest = 0;
     for (int i = 0; i < g.ps.n; i++) {
         if (g.n_ids[i] < 0) continue;
@@ -801,7 +801,7 @@ int cmd_generate(int argc, char **argv) {
                 g.samples_done++;
                 continue;
             }
-            g.todo[g.n_todo++] = (int64_t)i * g.samples + s;
+            g.pending[g.n_pending++] = (int64_t)i * g.samples + s;
             g.left[i]++;
             if (g.n_ids[i] > longest) longest = g.n_ids[i];
         }
@@ -833,7 +833,7 @@ int cmd_generate(int argc, char **argv) {
         .token_ctx = g.tok,
         .logprobs = (int)o_logprobs,
     };
-    if (ec.max_batch > g.n_todo && g.n_todo > 0) ec.max_batch = (int)g.n_todo;
+    if (ec.max_batch > g.n_pending && g.n_pending > 0) ec.max_batch = (int)g.n_pending;
     if (engine_config_check(&ec, g.m)) err_exit();
     g.rc = (gen_record_context){.teacher_name = g.teacher_name, .config_hash = g.config_hash,
                                 .sp = &ec.sp, .max_new_tokens = (int)o_max_new,
@@ -848,12 +848,12 @@ int cmd_generate(int argc, char **argv) {
     cJSON_AddStringToObject(ev, "settings_hash", hash);
     cJSON_AddNumberToObject(ev, "prompts", (double)prompts_live);
     cJSON_AddNumberToObject(ev, "samples_done", (double)g.samples_done);
-    cJSON_AddNumberToObject(ev, "samples_todo", (double)g.n_todo);
+    cJSON_AddNumberToObject(ev, "samples_todo", (double)g.n_pending);
     cJSON_AddNumberToObject(ev, "skipped_prompts", (double)(g.ps.bad + skipped_prompts));
     char msg[512];
     snprintf(msg, sizeof msg, "rank %d/%d: %lld prompts, %lld samples done, %lld to make; cache "
              "%d x %d positions (%.2f GiB)", g.rank, g.world, (long long)prompts_live,
-             (long long)g.samples_done, (long long)g.n_todo, ec.max_batch, ec.max_len,
+             (long long)g.samples_done, (long long)g.n_pending, ec.max_batch, ec.max_len,
              (double)g.m->cache_bytes_per_token(g.m) * ec.max_batch * ec.max_len / (1 << 30));
     progress_event(g.prog, "start", ev, msg);
     cJSON_Delete(ev);
@@ -865,7 +865,7 @@ int cmd_generate(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
 
     int rc = R1_OK;
-    if (g.n_todo > 0) {
+    if (g.n_pending > 0) {
         engine_io io = {.next = gen_next, .done = gen_done, .tick = gen_tick, .ctx = &g};
         rc = engine_run(g.m, &ec, &io, NULL);
     }
