@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 
 enum { MAX_FIELDS = 16 };
@@ -22,12 +23,6 @@ struct progress {
     double first_value[MAX_FIELDS]; /* each rate field's value at the first update */
     int have_first;
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void progress_format_duration(char *out, int cap, double s) {
     if (!isfinite(s) || s < 0) {
@@ -50,7 +45,7 @@ int progress_open(progress **out, const char *label, const char *unit, int64_t t
     p->total = total;
     p->start = start;
     p->interval = interval_s > 0 ? interval_s : 30;
-    p->t0 = now_s();
+    p->t0 = clock_seconds();
     p->last_print = p->last_log = -1e30;
     p->tty = isatty(STDERR_FILENO) && getenv("TERM") && strcmp(getenv("TERM"), "dumb") != 0;
     if (log_path) {
@@ -88,7 +83,7 @@ static cJSON *log_head(progress *p, const char *event) {
     gmtime_r(&t, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     cJSON_AddStringToObject(o, "time", when);
-    cJSON_AddNumberToObject(o, "elapsed_s", round((now_s() - p->t0) * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "elapsed_s", round((clock_seconds() - p->t0) * 1000) / 1000);
     cJSON_AddStringToObject(o, "event", event);
     return o;
 }
@@ -100,7 +95,7 @@ static double field_rate(progress *p, const progress_field *f, int i, double ela
 
 static void emit(progress *p, int64_t done, const progress_field *f, int n, int final,
                  int force) {
-    const double t = now_s(), elapsed = t - p->t0;
+    const double t = clock_seconds(), elapsed = t - p->t0;
     if (!p->have_first) {
         for (int i = 0; i < n && i < MAX_FIELDS; i++) p->first_value[i] = f[i].value;
         p->have_first = 1;
@@ -168,7 +163,7 @@ static void emit(progress *p, int64_t done, const progress_field *f, int n, int 
 
 void progress_update(progress *p, int64_t done, const progress_field *f, int n, int force) {
     if (!p) return;
-    const double t = now_s(), every = p->tty ? 0.2 : p->interval;
+    const double t = clock_seconds(), every = p->tty ? 0.2 : p->interval;
     if (!p->have_first) {
         for (int i = 0; i < n && i < MAX_FIELDS; i++) p->first_value[i] = f[i].value;
         p->have_first = 1;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/stats.h"
 #include "core/fileio.h"
@@ -388,12 +389,6 @@ static cJSON *build_report(const curate_config *c, curate_counts *k, const char 
     return r;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The first enabled per-record filter that fails, or -1. */
 static int first_failure(const curate_config *c, const curate_verdict *v) {
     for (int f = 0; f < FILTER_PER_RECORD; f++)
@@ -429,7 +424,7 @@ static int dedup_verdict(dedup_state *d, const curate_verdict *v, int64_t line) 
 
 int curate_run(cJSON **report, const curate_config *c, const char *in, const char *out) {
     *report = NULL;
-    const double t0 = now_s();
+    const double t0 = clock_seconds();
     trace_reader *r;
     TRY(trace_reader_open(&r, in));
     const trace_dir *d = trace_reader_dir(r);
@@ -524,7 +519,7 @@ int curate_run(cJSON **report, const curate_config *c, const char *in, const cha
     }
     progress_field pf[1] = {{"kept", (double)k.kept, 0, 0}};
     progress_close(prog, k.input, pf, 1);
-    if (!rc) *report = build_report(c, &k, in, out, o.man.n_shards, now_s() - t0);
+    if (!rc) *report = build_report(c, &k, in, out, o.man.n_shards, clock_seconds() - t0);
     out_free(&o);
     exact_index_free(&dd.exact);
     near_index_free(dd.near);

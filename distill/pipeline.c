@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/cli.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/json.h"
@@ -137,12 +138,6 @@ static int run_child(char **argv) {
     return err_fail(R1_ERUNTIME, "run", "stage killed by signal %d", WTERMSIG(status)), 128 + WTERMSIG(status);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int cmd_run(int argc, char **argv) {
     int n_pos;
     char **pos;
@@ -180,7 +175,7 @@ int cmd_run(int argc, char **argv) {
     const int total = cJSON_GetArraySize(stages);
     uint64_t chain = 0xcbf29ce484222325ull;
     int idx = 0, ran_only = 0;
-    double t0 = now_s();
+    double t0 = clock_seconds();
     const cJSON *st;
     cJSON_ArrayForEach(st, stages) {
         idx++;
@@ -247,21 +242,21 @@ int cmd_run(int argc, char **argv) {
             }
         }
         unlink(done);
-        double ts = now_s();
+        double ts = clock_seconds();
         int rc = run_child(a.argv);
         if (rc != 0) {
             fprintf(stderr, "r1-distill run: stage %s failed (exit %d) after %.1f s; fix the cause "
-                            "and re-run: completed stages are kept\n", name, rc, now_s() - ts);
+                            "and re-run: completed stages are kept\n", name, rc, clock_seconds() - ts);
             return rc == R1_EINPUT ? R1_EINPUT : R1_ERUNTIME;
         }
         if (file_write_atomic(done, hash, strlen(hash))) err_exit();
-        fprintf(stderr, "[%d/%d] %s: finished in %.1f s\n", idx, total, name, now_s() - ts);
+        fprintf(stderr, "[%d/%d] %s: finished in %.1f s\n", idx, total, name, clock_seconds() - ts);
         ran_only = 1;
         free(done);
         free_args(&a);
     }
     if (opt_only && !ran_only && !opt_dry) die(R1_EINPUT, "--only", "no stage named \"%s\" ran", opt_only);
-    fprintf(stderr, "pipeline %s: %d stages, %.1f s\n", path, total, now_s() - t0);
+    fprintf(stderr, "pipeline %s: %d stages, %.1f s\n", path, total, clock_seconds() - t0);
     cJSON_Delete(root);
     free(stage_dir);
     free(run_dir);

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "core/cli.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/json.h"
@@ -115,12 +116,6 @@ typedef struct {
 
 static volatile sig_atomic_t got_signal;
 static void on_signal(int sig) { got_signal = sig; }
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- setup ---------------------------------------------------------------------------------- */
 
@@ -482,7 +477,7 @@ static const char *token_bytes_cb(void *ctx, int id, size_t *len) {
 int cmd_eval(int argc, char **argv) {
     cli_parse(&eval_spec, argc, argv, NULL, NULL);
     check_options();
-    const double t0 = now_s();
+    const double t0 = clock_seconds();
     eval_state e = {0};
     e.K = (int)o_samples;
     if (bench_load(&e.b, o_bench, (uint64_t)o_shuffle_seed)) err_exit();
@@ -566,7 +561,7 @@ int cmd_eval(int argc, char **argv) {
     progress_close(e.prog, e.done, f, 1);
     if (rc) err_exit();
 
-    cJSON *summary = summarise(&e, now_s() - t0, fmt_name);
+    cJSON *summary = summarise(&e, clock_seconds() - t0, fmt_name);
     char *md = summary_markdown(summary);
     if (o_out) write_outputs(&e, summary, md);
     fputs(md, stdout);

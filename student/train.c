@@ -23,16 +23,11 @@
 #include <time.h>
 
 #include "core/backend_cuda.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/json.h"
 #include "student/train.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double peak_rss_mib(void) {
     struct rusage ru;
@@ -402,7 +397,7 @@ static int train_loop(run_state *R, const train_args *a) {
         }
         const int64_t step = pos.step + 1, r0 = pos.batch_in_epoch * a->batch_size;
         const int n_rows = (int)(R->td.n_rows - r0 < a->batch_size ? R->td.n_rows - r0 : a->batch_size);
-        const double t0 = now_s();
+        const double t0 = clock_seconds();
         /* Count the step's loss tokens before any forward pass: each micro-batch's gradient is
          * scaled by 1 / count, so the step's gradient is that of the mean over all of them. */
         int64_t step_loss_tokens = 0, step_tokens = 0;
@@ -463,7 +458,7 @@ static int train_loop(run_state *R, const train_args *a) {
         }
         pos.step = step;
         pos.batch_in_epoch++;
-        const double dt = now_s() - t0;
+        const double dt = clock_seconds() - t0;
         if (R->log) {
             fprintf(R->log,
                     "{\"step\": %lld, \"loss\": %.17g, \"lr\": %.17g, \"grad_norm\": %.17g, "

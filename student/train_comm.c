@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "student/cuda/kernels.h"
 
@@ -51,12 +52,6 @@ static void sleep_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int publish_id(const char *path, const id_record *rec) {
     char *tmp = xasprintf("%s.tmp%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
@@ -74,7 +69,7 @@ static int publish_id(const char *path, const id_record *rec) {
 }
 
 static int read_id(const char *path, int n_ranks, double timeout_s, id_record *rec) {
-    const double end = mono_s() + timeout_s;
+    const double end = clock_seconds() + timeout_s;
     for (;;) {
         FILE *f = fopen(path, "rb");
         if (f) {
@@ -87,7 +82,7 @@ static int read_id(const char *path, int n_ranks, double timeout_s, id_record *r
                 return R1_OK;
             }
         }
-        if (mono_s() > end) {
+        if (clock_seconds() > end) {
             err_fail(R1_ERUNTIME, path, "rank 0 did not publish the NCCL id within %.0f s",
                      timeout_s);
             return err_hint("start every rank with the same --rendezvous directory (shared by "

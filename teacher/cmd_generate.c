@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/cli.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/hash.h"
@@ -147,12 +148,6 @@ typedef struct {
 static volatile sig_atomic_t got_signal;
 
 static void on_signal(int sig) { got_signal = sig; }
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- ranks ---------------------------------------------------------------------------------- */
 
@@ -587,7 +582,7 @@ static int write_record(gen_state *g, const char *key, const char *json, size_t 
         int rc = trace_shard_create(&g->shard, path);
         free(path);
         TRY(rc);
-        g->shard_t0 = now_s();
+        g->shard_t0 = clock_seconds();
         memset(&g->shard_pairs, 0, sizeof g->shard_pairs);
     }
     int rc = trace_shard_add(g->shard, key, json, len, topk, topk_len);
@@ -654,7 +649,7 @@ static int gen_tick(void *ctx, const engine_stats *st) {
     if (got_signal)
         return err_fail(R1_ERUNTIME, "generate", "interrupted by %s",
                         got_signal == SIGINT ? "SIGINT" : got_signal == SIGTERM ? "SIGTERM" : "a signal");
-    if (g->shard && now_s() - g->shard_t0 >= o_shard_seconds) TRY(commit_shard(g));
+    if (g->shard && clock_seconds() - g->shard_t0 >= o_shard_seconds) TRY(commit_shard(g));
     g->generated = st->generated;
     progress_field f[2];
     fields_now(g, f);

@@ -39,6 +39,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "teacher/forward_batch.h"
 #include "teacher/moe_device.h"
 #include "teacher/moe_router.h"
 #include "teacher/teacher.h"
@@ -242,12 +243,6 @@ static void release_buffers(ds_model *m) {
     m->cap_n = m->cap_out = 0;
 }
 
-static int pow2_at_least(int have, int want) {
-    int c = have > 1 ? have : 1;
-    while (c < want) c *= 2;
-    return c;
-}
-
 /* The widest MLP hidden layer in use (dense layers, shared experts). */
 static int dense_ff(const model_config *c) {
     int ff = c->first_k_dense_replace > 0 ? c->intermediate_size : 0;
@@ -263,7 +258,7 @@ static void reserve_buffers(ds_model *m, int n, int n_out) {
     backend *be = m->base.be;
     const int need = n > n_out ? n : n_out;
     if (need <= m->cap_n && n_out <= m->cap_out) return;
-    const int cn = pow2_at_least(m->cap_n, need), co = pow2_at_least(m->cap_out, n_out);
+    const int cn = forward_capacity(m->cap_n, need), co = forward_capacity(m->cap_out, n_out);
     release_buffers(m);
     const size_t N = (size_t)cn, f = sizeof(float), H = (size_t)c->num_heads;
     const size_t qk = (size_t)(c->qk_nope_head_dim + c->qk_rope_head_dim),
@@ -412,52 +407,20 @@ static void mla_forward(ds_model *m, int l, const token_layout *tl) {
     be->linear_add(be, m->x, m->o, &L->wo, NULL, n); /* x += wo(o) */
 }
 
-/* splitmix64's finaliser: the graph key mixes every value the op calls depend on. */
-static uint64_t mix64(uint64_t h, uint64_t v) {
-    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    return h ^ (h >> 31);
-}
-
 static int ds_forward(teacher_model *tm, const int *tokens, const token_layout *tl,
                       const int *out_rows, int n_out, float *logits) {
     ds_model *m = (ds_model *)tm;
     const model_config *c = &tm->cfg;
     backend *be = tm->be;
     const int n = tl->n, d = c->hidden_size;
-    if (n <= 0) return err_fail(R1_EINPUT, "tokens", "no tokens to run");
-    for (int i = 0; i < n; i++) {
-        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
-            return err_fail(R1_EINPUT, "tokens", "token id %d is outside the vocabulary [0, %lld)",
-                            tokens[i], (long long)c->vocab_size);
-        if (tl->slot[i] < 0 || tl->slot[i] >= tm->cache_slots)
-            return err_fail(R1_EINPUT, "tokens", "cache slot %d is outside [0, %d)", tl->slot[i],
-                            tm->cache_slots);
-        if (tl->pos[i] < 0 || tl->pos[i] >= tm->cache_len)
-            return err_fail(R1_EINPUT, "tokens", "position %d is past the cache length %d",
-                            tl->pos[i], tm->cache_len);
-    }
-    for (int i = 0; i < n_out; i++)
-        if (out_rows[i] < 0 || out_rows[i] >= n)
-            return err_fail(R1_EINPUT, "tokens", "output row %d is outside the batch of %d",
-                            out_rows[i], n);
+    TRY(forward_batch_check(tm, tokens, tl, out_rows, n_out));
     reserve_buffers(m, n, n_out);
     float *out = logits && be->host_memory ? logits : m->logits;
-    int *hi = m->host_idx;
-    memcpy(hi, tokens, sizeof(int) * (size_t)n);
-    memcpy(hi + n, tl->slot, sizeof(int) * (size_t)n);
-    memcpy(hi + 2 * n, tl->pos, sizeof(int) * (size_t)n);
-    memcpy(hi + 3 * n, out_rows, sizeof(int) * (size_t)n_out);
-    be->upload(be, m->idx, hi, sizeof(int) * (size_t)(3 * n + n_out));
+    forward_batch_upload(be, m->idx, m->host_idx, tokens, tl, out_rows, n_out);
     const int *ids = m->idx, *rows = m->idx + 3 * n;
     const token_layout btl = {.n = n, .slot = m->idx + n, .pos = m->idx + 2 * n};
 
-    uint64_t key = mix64(mix64(mix64(0x44533376ull, (uintptr_t)m), (uint64_t)n), (uint64_t)n_out);
-    key = mix64(mix64(mix64(key, (uintptr_t)m->x), (uintptr_t)m->kv_cache), (uintptr_t)out);
-    key = mix64(mix64(key, (uint64_t)tm->cache_slots), (uint64_t)tm->cache_len);
+    uint64_t key = forward_graph_key(0x44533376ull, tm, n, n_out, m->x, m->kv_cache, out);
     if (!be->graph_begin(be, key ? key : 1)) {
         const float eps = (float)c->rms_norm_eps;
         be->embed(be, m->x, &m->embed, ids, n);

@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "teacher/dense.h"
+#include "teacher/forward_batch.h"
 
 static int load_layer(dense_model *m, int i) {
     const model_config *c = &m->base.cfg;
@@ -80,19 +81,13 @@ static void release_buffers(dense_model *m) {
     m->cap_n = m->cap_out = 0;
 }
 
-static int pow2_at_least(int have, int want) {
-    int c = have > 1 ? have : 1;
-    while (c < want) c *= 2;
-    return c;
-}
-
 /* Makes the per-forward buffers hold n rows (tokens, and output rows), rounded up to a power
  * of two so that growing batches reallocate rarely. */
 static void reserve_buffers(dense_model *m, int n) {
     if (n <= m->cap_n) return;
     const model_config *c = &m->base.cfg;
     backend *be = m->base.be;
-    const int cn = pow2_at_least(m->cap_n, n);
+    const int cn = forward_capacity(m->cap_n, n);
     release_buffers(m);
     const size_t f = sizeof(float), N = (size_t)cn, qd = (size_t)c->num_heads * c->head_dim,
                  kvd = (size_t)c->num_kv_heads * c->head_dim;
@@ -113,20 +108,10 @@ static void reserve_buffers(dense_model *m, int n) {
 static void reserve_logits(dense_model *m, int n_out) {
     if (n_out <= m->cap_out) return;
     backend *be = m->base.be;
-    const int co = pow2_at_least(m->cap_out, n_out);
+    const int co = forward_capacity(m->cap_out, n_out);
     if (m->logits) be->release(be, m->logits);
     m->logits = be->alloc(be, sizeof(float) * (size_t)co * (size_t)m->base.cfg.vocab_size);
     m->cap_out = co;
-}
-
-/* splitmix64's finaliser: the graph key below mixes every value the op calls depend on. */
-static uint64_t mix64(uint64_t h, uint64_t v) {
-    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    return h ^ (h >> 31);
 }
 
 static int dense_forward(teacher_model *tm, const int *tokens, const token_layout *tl,
@@ -137,37 +122,17 @@ static int dense_forward(teacher_model *tm, const int *tokens, const token_layou
     const int n = tl->n, d = c->hidden_size, H = c->num_heads, KV = c->num_kv_heads,
               hd = c->head_dim, ff = c->intermediate_size;
     const int kvd = KV * hd;
-    if (n <= 0) return err_fail(R1_EINPUT, "tokens", "no tokens to run");
-    for (int i = 0; i < n; i++) {
-        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
-            return err_fail(R1_EINPUT, "tokens", "token id %d is outside the vocabulary [0, %lld)",
-                            tokens[i], (long long)c->vocab_size);
-        if (tl->slot[i] < 0 || tl->slot[i] >= tm->cache_slots || tl->pos[i] < 0 ||
-            tl->pos[i] >= tm->cache_len)
-            return err_fail(R1_EINPUT, "tokens", "position %d is past the cache length %d",
-                            tl->pos[i], tm->cache_len);
-    }
-    for (int i = 0; i < n_out; i++)
-        if (out_rows[i] < 0 || out_rows[i] >= n)
-            return err_fail(R1_EINPUT, "tokens", "output row %d is outside the batch of %d",
-                            out_rows[i], n);
+    TRY(forward_batch_check(tm, tokens, tl, out_rows, n_out));
     reserve_buffers(m, n > n_out ? n : n_out); /* x and h also hold the output rows */
     /* The head writes straight into the caller's array when that is backend memory too. */
     if (!(logits && be->host_memory)) reserve_logits(m, n_out);
     float *out = logits && be->host_memory ? logits : m->logits;
     /* Token ids, slots, positions and output rows go to backend memory in one copy. */
-    int *hi = m->host_idx;
-    memcpy(hi, tokens, sizeof(int) * (size_t)n);
-    memcpy(hi + n, tl->slot, sizeof(int) * (size_t)n);
-    memcpy(hi + 2 * n, tl->pos, sizeof(int) * (size_t)n);
-    memcpy(hi + 3 * n, out_rows, sizeof(int) * (size_t)n_out);
-    be->upload(be, m->idx, hi, sizeof(int) * (size_t)(3 * n + n_out));
+    forward_batch_upload(be, m->idx, m->host_idx, tokens, tl, out_rows, n_out);
     const int *ids = m->idx, *rows = m->idx + 3 * n;
     const token_layout btl = {.n = n, .slot = m->idx + n, .pos = m->idx + 2 * n};
 
-    uint64_t key = mix64(mix64(mix64(0, (uintptr_t)m), (uint64_t)n), (uint64_t)n_out);
-    key = mix64(mix64(mix64(key, (uintptr_t)m->x), (uintptr_t)m->k_cache), (uintptr_t)out);
-    key = mix64(mix64(key, (uint64_t)tm->cache_slots), (uint64_t)tm->cache_len);
+    uint64_t key = forward_graph_key(0, tm, n, n_out, m->x, m->k_cache, out);
     if (!be->graph_begin(be, key ? key : 1)) {
         float *x = m->x, *h = m->h, *q = m->q, *k = m->k, *v = m->v, *att = m->att, *g = m->g,
               *u = m->u;
