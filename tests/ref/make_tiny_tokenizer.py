@@ -18,6 +18,9 @@ import os
 import re
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_bpe_tokenizer import bytes_to_unicode  # noqa: E402  (GPT-2's byte map, shared)
+
 # The Qwen2 and Llama 3 pre-tokenizer patterns, as tokenizer.json stores them, and ASCII
 # approximations of each for splitting the training text (merges only ever join bytes within one
 # pre-tokenized word, so the split used for training must not cross the real one's boundaries).
@@ -57,20 +60,6 @@ CHAT_TEMPLATE = (
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{ '<｜Assistant｜><think>\\n' }}{%- endif -%}"
 )
-
-
-def bytes_to_unicode():
-    """GPT-2's reversible byte -> printable character map used by ByteLevel."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
 
 
 def training_text():
