@@ -391,6 +391,24 @@ static int load_model(tokenizer *t, const jin_doc *d, const char *where) {
 
 /* ---- normalizer ------------------------------------------------------------------------- */
 
+/* A loader of one tokenizer.json component (normalizer, pre_tokenizer, post_processor). */
+typedef int (*component_loader)(tokenizer *t, const jin_doc *d, uint32_t node, const char *where,
+                                int depth);
+
+/* A "Sequence" component: every item of its `key` array, loaded in order by `load`. */
+static int load_sequence(tokenizer *t, const jin_doc *d, uint32_t node, const char *key,
+                         const char *kind, component_loader load, const char *where, int depth) {
+    uint32_t list;
+    if (jin_member(d, node, key, JIN_ARR, &list, where, kind) <= 0)
+        return err_fail(R1_EINPUT, where, "%s: a Sequence needs \"%s\"", kind, key);
+    for (uint32_t c = jin_first(d, list); c; c = jin_next_in(d, list, c)) {
+        if (jin_at(d, c)->type != JIN_OBJ)
+            return err_fail(R1_EINPUT, where, "%s: Sequence items must be objects", kind);
+        TRY(load(t, d, c, where, depth + 1));
+    }
+    return R1_OK;
+}
+
 static int load_normalizer(tokenizer *t, const jin_doc *d, uint32_t n, const char *where,
                            int depth) {
     if (depth > 8) return unsupported(where, "normalizer", "nesting (too deep)");
@@ -400,17 +418,8 @@ static int load_normalizer(tokenizer *t, const jin_doc *d, uint32_t n, const cha
         t->nfc = 1;
         return R1_OK;
     }
-    if (strcmp(type, "Sequence") == 0) {
-        uint32_t list;
-        if (jin_member(d, n, "normalizers", JIN_ARR, &list, where, "normalizer") <= 0)
-            return err_fail(R1_EINPUT, where, "normalizer: a Sequence needs \"normalizers\"");
-        for (uint32_t c = jin_first(d, list); c; c = jin_next_in(d, list, c)) {
-            if (jin_at(d, c)->type != JIN_OBJ)
-                return err_fail(R1_EINPUT, where, "normalizer: Sequence items must be objects");
-            TRY(load_normalizer(t, d, c, where, depth + 1));
-        }
-        return R1_OK;
-    }
+    if (strcmp(type, "Sequence") == 0)
+        return load_sequence(t, d, n, "normalizers", "normalizer", load_normalizer, where, depth);
     return unsupported(where, "normalizer", type);
 }
 
@@ -680,17 +689,8 @@ static int load_pretok(tokenizer *t, const jin_doc *d, uint32_t p, const char *w
     if (depth > 8) return unsupported(where, "pre_tokenizer", "nesting (too deep)");
     const char *type = type_of(d, p);
     if (!type) return err_fail(R1_EINPUT, where, "pre_tokenizer: no \"type\"");
-    if (strcmp(type, "Sequence") == 0) {
-        uint32_t list;
-        if (jin_member(d, p, "pretokenizers", JIN_ARR, &list, where, "pre_tokenizer") <= 0)
-            return err_fail(R1_EINPUT, where, "pre_tokenizer: a Sequence needs \"pretokenizers\"");
-        for (uint32_t c = jin_first(d, list); c; c = jin_next_in(d, list, c)) {
-            if (jin_at(d, c)->type != JIN_OBJ)
-                return err_fail(R1_EINPUT, where, "pre_tokenizer: Sequence items must be objects");
-            TRY(load_pretok(t, d, c, where, depth + 1));
-        }
-        return R1_OK;
-    }
+    if (strcmp(type, "Sequence") == 0)
+        return load_sequence(t, d, p, "pretokenizers", "pre_tokenizer", load_pretok, where, depth);
     if (strcmp(type, "ByteLevel") == 0) {
         int aps, use_regex;
         TRY(get_flag(d, p, "add_prefix_space", 1, &aps, where, "pre_tokenizer"));
@@ -803,17 +803,8 @@ static int load_post(tokenizer *t, const jin_doc *d, uint32_t p, const char *whe
     if (!type) return err_fail(R1_EINPUT, where, "post_processor: no \"type\"");
     if (strcmp(type, "ByteLevel") == 0) return R1_OK; /* only trims offsets */
     if (strcmp(type, "TemplateProcessing") == 0) return load_template(t, d, p, where);
-    if (strcmp(type, "Sequence") == 0) {
-        uint32_t list;
-        if (jin_member(d, p, "processors", JIN_ARR, &list, where, "post_processor") <= 0)
-            return err_fail(R1_EINPUT, where, "post_processor: a Sequence needs \"processors\"");
-        for (uint32_t c = jin_first(d, list); c; c = jin_next_in(d, list, c)) {
-            if (jin_at(d, c)->type != JIN_OBJ)
-                return err_fail(R1_EINPUT, where, "post_processor: Sequence items must be objects");
-            TRY(load_post(t, d, c, where, depth + 1));
-        }
-        return R1_OK;
-    }
+    if (strcmp(type, "Sequence") == 0)
+        return load_sequence(t, d, p, "processors", "post_processor", load_post, where, depth);
     return unsupported(where, "post_processor", type);
 }
 
