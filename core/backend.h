@@ -164,8 +164,9 @@ struct backend {
     /* ---- mixture of experts ----
      * Grouped expert products: rows seg[e] <= r < seg[e + 1] of x [n, w->cols] go through
      * expert e: y[r, 0..w[e].rows) = x[r] @ w[e]^T, for e < n_w (all w[e] of one shape and type;
-     * seg [n_w + 1] in backend memory, seg[0] = 0, seg[n_w] = n). Each row gets the value a
-     * linear call would give it; experts with no rows cost nothing. */
+     * seg [n_w + 1] in backend memory, seg[n_w] <= n). Each row gets the value a linear call
+     * would give it; experts with no rows cost nothing. Rows outside seg[0]..seg[n_w] are left
+     * as they are: an expert-parallel rank passes its own experts' part of the segments. */
     void (*linear_segments)(backend *be, float *y, const float *x, const weight *w,
                             const int *seg, int n_w, int n);
     /* dst[i] += scale[i, k] * src[idx[i, k]] for k = 0..K-1 in that order, for i < n; idx and
@@ -176,6 +177,14 @@ struct backend {
     /* out[i] = the index of the largest of x[i, 0..d), the lowest among equals (NaN never wins);
      * out in backend memory. Greedy decoding without copying logits to the host. */
     void (*argmax)(backend *be, int *out, const float *x, int n, int d);
+    /* ---- tensor parallelism ----
+     * x[0..n) = the sum of x over the ranks of the backend's tensor-parallel group, every rank
+     * receiving the same bits (backend_cuda_join makes the group); alone, as the CPU always is,
+     * nothing happens. */
+    void (*all_reduce)(backend *be, float *x, size_t n);
+    /* This backend's place in its group: rank tp_rank of tp_size (0 of 1 alone). Model code
+     * loads its shard of the weights by them (teacher/deepseek.c). */
+    int tp_rank, tp_size;
     /* Frees the backend (CPU: nothing; its table is static). */
     void (*destroy)(backend *be);
 };

@@ -343,6 +343,9 @@ static void cpu_argmax(backend *be, int *out, const float *x, int n, int d) {
     }
 }
 
+/* The CPU is never part of a tensor-parallel group: the sum over one rank is x itself. */
+static void cpu_all_reduce(backend *be, float *x, size_t n) {}
+
 static backend cpu_backend = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -377,6 +380,9 @@ static backend cpu_backend = {
     .linear_segments = cpu_linear_segments,
     .combine_rows = cpu_combine_rows,
     .argmax = cpu_argmax,
+    .all_reduce = cpu_all_reduce,
+    .tp_rank = 0,
+    .tp_size = 1,
     .destroy = cpu_destroy,
 };
 

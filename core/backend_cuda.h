@@ -34,6 +34,15 @@ backend *backend_cuda(int device, int mode);
  * runtime in the calling process (a process that forks workers must not call it first). */
 int backend_cuda_probe(int device, int *n_devices);
 
+/* Makes be (on this process's GPU) rank cuda_comm_rank(comm) of a tensor-parallel group of
+ * cuda_comm_size(comm) (core/cuda_comm.h): all_reduce then sums over the group on be's stream,
+ * and tp_rank and tp_size are set. Join before loading a model; the comm outlives be. */
+struct cuda_comm;
+void backend_cuda_join(backend *be, struct cuda_comm *comm);
+/* In place on be's stream: buf[0, bytes) (backend memory) becomes rank 0's on every rank of the
+ * group. */
+void backend_cuda_broadcast(backend *be, void *buf, size_t bytes);
+
 /* Knobs for tests and benchmarks; both are safe to call between forward passes. */
 /* Graph recording on (1) or off (0); turning it off drops the recorded graphs. */
 void backend_cuda_set_graphs(backend *be, int on);

@@ -20,6 +20,8 @@ void backend_cuda_graph_stats(backend *be, long *replays, long *recordings) {
     *replays = *recordings = 0;
 }
 int backend_cuda_is(const backend *be) { return 0; }
+void backend_cuda_join(backend *be, struct cuda_comm *comm) {}
+void backend_cuda_broadcast(backend *be, void *buf, size_t bytes) {}
 void backend_cuda_profile(backend *be, int on) {}
 void backend_cuda_profile_report(backend *be, FILE *f) {}
 void backend_cuda_profile_json(backend *be, FILE *f) {}

@@ -99,3 +99,67 @@ int weight_load(weight *w, const safetensors *st, const char *name, int64_t rows
     w->block_cols = fp8_block[1];
     return R1_OK;
 }
+
+/* Checks a shard range [a, a + n) of an axis of length len with FP8 blocks of `block` (0: not
+ * blocked). */
+static int shard_range(const weight *w, const char *name, const char *axis, int64_t a, int64_t n,
+                       int64_t len, int64_t block) {
+    if (w->qtype)
+        return err_fail(R1_EINPUT, name, "a GGUF-quantized weight cannot be split for tensor "
+                        "parallelism");
+    if (a < 0 || n <= 0 || a + n > len)
+        return err_fail(R1_EINPUT, name, "%s %lld..%lld are outside its %lld %s", axis,
+                        (long long)a, (long long)(a + n), (long long)len, axis);
+    if (block > 0 && (a % block != 0 || ((a + n) % block != 0 && a + n != len))) {
+        err_fail(R1_EINPUT, name, "the tensor-parallel shard of %s %lld..%lld splits an FP8 "
+                 "scale block of %lld %s", axis, (long long)a, (long long)(a + n),
+                 (long long)block, axis);
+        return err_hint("use a tensor-parallel size that divides the heads and MLP widths into "
+                        "whole weight_block_size blocks (DeepSeek-V3/R1: 2, 4 or 8)");
+    }
+    return R1_OK;
+}
+
+int weight_rows_slice(weight *out, const weight *w, int64_t r0, int64_t nr, const char *name) {
+    const int fp8 = w->dt == DTYPE_F8_E4M3;
+    TRY(shard_range(w, name, "rows", r0, nr, w->rows, fp8 ? w->block_rows : 0));
+    *out = *w;
+    out->rows = nr;
+    out->data = (const uint8_t *)w->data + (size_t)r0 * (size_t)w->cols * dtype_size(w->dt);
+    if (fp8) {
+        const int64_t scale_cols = (w->cols + w->block_cols - 1) / w->block_cols;
+        out->scale_inv = w->scale_inv + (r0 / w->block_rows) * scale_cols;
+    }
+    return R1_OK;
+}
+
+int weight_cols_copy(weight *out, void **owned, const weight *w, int64_t c0, int64_t nc,
+                     const char *name) {
+    *owned = NULL;
+    const int fp8 = w->dt == DTYPE_F8_E4M3;
+    TRY(shard_range(w, name, "columns", c0, nc, w->cols, fp8 ? w->block_cols : 0));
+    const size_t es = dtype_size(w->dt), rows = (size_t)w->rows;
+    const int64_t sc_old = fp8 ? (w->cols + w->block_cols - 1) / w->block_cols : 0,
+                  sc_new = fp8 ? (nc + w->block_cols - 1) / w->block_cols : 0,
+                  sr = fp8 ? (w->rows + w->block_rows - 1) / w->block_rows : 0;
+    const size_t data_bytes = rows * (size_t)nc * es;
+    /* the scales after the data, float-aligned */
+    const size_t scale_at = (data_bytes + 15) & ~(size_t)15;
+    uint8_t *buf = xmalloc(scale_at + sizeof(float) * (size_t)(sr * sc_new) + 1);
+    for (size_t r = 0; r < rows; r++)
+        memcpy(buf + r * (size_t)nc * es,
+               (const uint8_t *)w->data + (r * (size_t)w->cols + (size_t)c0) * es,
+               (size_t)nc * es);
+    *out = *w;
+    out->cols = nc;
+    out->data = buf;
+    if (fp8) {
+        float *sc = (float *)(buf + scale_at);
+        for (int64_t i = 0; i < sr; i++)
+            memcpy(sc + i * sc_new, w->scale_inv + i * sc_old + c0 / w->block_cols,
+                   sizeof(float) * (size_t)sc_new);
+        out->scale_inv = sc;
+    }
+    *owned = buf;
+    return R1_OK;
+}

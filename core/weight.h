@@ -42,4 +42,16 @@ float weight_get(const weight *w, int64_t r, int64_t c);
 int weight_load(weight *w, const safetensors *st, const char *name, int64_t rows, int64_t cols,
                 const int *fp8_block, const char *why);
 
+/* Tensor-parallel shards of a host weight (dense dtypes or FP8 with block scales; GGUF block
+ * types are refused). Both return R1_EINPUT, naming `name`, when the range is outside the weight
+ * or, for FP8, does not start on a scale block boundary and end on one or at the weight's edge
+ * (a shard must not split a block: its rows or columns would need two scales). */
+/* Rows [r0, r0 + nr) as a view into w's memory (nothing copied). */
+int weight_rows_slice(weight *out, const weight *w, int64_t r0, int64_t nr, const char *name);
+/* Columns [c0, c0 + nc) copied into one new host allocation (data, then the FP8 scales),
+ * returned in *owned for the caller to free once the view is no longer read (after
+ * upload_weight on a device backend). */
+int weight_cols_copy(weight *out, void **owned, const weight *w, int64_t c0, int64_t nc,
+                     const char *name);
+
 #endif

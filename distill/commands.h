@@ -12,6 +12,7 @@
 #include "student/student.h"
 #include "teacher/generate.h"
 #include "teacher/teacher.h"
+#include "teacher/tensor_parallel.h"
 #include "eval/eval.h"
 #include "distill/curate.h"
 #include "distill/cmd_tokenize.h"

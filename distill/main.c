@@ -31,6 +31,8 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "text to token ids and back with a tokenizer.json; chat formats"},
     {"pack", cmd_pack, "tokenize SFT examples (JSONL) into token shards for train"},
     {"train", cmd_train, "fine-tune a Qwen2 / Llama student on SFT data (fp32, CPU)"},
+    /* started by --tp for ranks 1..N-1 (teacher/tensor_parallel.h); not in the help */
+    {"tp-rank", cmd_tp_rank, NULL},
     {"export", cmd_export, "export a model to GGUF (+ Ollama Modelfile) or a clean HF directory"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
@@ -41,7 +43,7 @@ static void print_help(FILE *f) {
             "Distil a reasoning teacher into small dense students: generate traces, curate them,\n"
             "train students, export GGUF for Ollama, evaluate.\n\ncommands:\n");
     for (int i = 0; i < N_COMMANDS; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        if (commands[i].summary) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n`r1-distill <command> --help` lists a command's options and their defaults.\n"
                "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n");
 }

@@ -92,7 +92,7 @@ typedef struct {
     int rank, n_ranks;   /* n_ranks 1: training alone */
     int local_rank;      /* among the ranks of this host: picks the GPU when gpu < 0 */
     int gpu;             /* CUDA device index, or -1 */
-    const char *id_file; /* the NCCL rendezvous file (n_ranks > 1; student/train_comm.h) */
+    const char *id_file; /* the NCCL rendezvous file (n_ranks > 1; core/cuda_comm.h) */
 } train_dist;
 
 typedef struct gpu_trainer gpu_trainer;

@@ -41,7 +41,7 @@
 #include "core/config.h"
 #include "core/safetensors.h"
 #include "student/cuda/kernels.h"
-#include "student/train_comm.h"
+#include "core/cuda_comm.h"
 
 typedef struct {
     int max_tokens;     /* tokens per micro-batch, at most */

@@ -14,7 +14,7 @@
 #include "student/train.h"
 
 #ifdef R1_HAVE_CUDA
-#include "student/train_comm.h"
+#include "core/cuda_comm.h"
 #include "student/train_cuda.h"
 
 struct gpu_trainer {

@@ -4,7 +4,7 @@
  * rendezvous directory. Under mpirun or srun the launcher has started the processes already:
  * each finds its rank in the environment and they meet through an id file in a directory they
  * all see (--rendezvous, default --out), named after the job so that an old file from another
- * job is never read. No MPI library is involved; NCCL does the talking (student/train_comm.h). */
+ * job is never read. No MPI library is involved; NCCL does the talking (core/cuda_comm.h). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>

@@ -31,11 +31,12 @@
 #include "core/progress.h"
 #include "datasets/traces.h"
 #include "teacher/generate.h"
+#include "teacher/tensor_parallel.h"
 
 static const char *o_teacher, *o_prompts, *o_out, *o_prompt_field, *o_id_field, *o_gold_field,
     *o_instruction, *o_chat_format, *o_tokenizer, *o_stop, *o_eos, *o_log, *o_device;
 static int64_t o_samples, o_top_k, o_max_new, o_seed, o_batch, o_logprobs, o_max_len, o_chunk,
-    o_shard_records, o_rank, o_world;
+    o_shard_records, o_rank, o_world, o_tp;
 static double o_temperature, o_top_p, o_shard_seconds, o_progress_interval;
 static int o_skip_bad;
 
@@ -46,6 +47,9 @@ static const cli_opt gen_opts[] = {
     {"device", OPT_STRING, &o_device, "auto", 0, "DEV",
      "cpu; cuda (bf16 GPU); cuda-fp32 (float32 GPU, the CPU's greedy tokens); cuda:N; auto (a "
      "GPU when one is usable)"},
+    {"tp", OPT_INT, &o_tp, "1", 0, "N",
+     "split a deepseek_v3 teacher over N GPUs of this host (tensor-parallel attention and MLPs, "
+     "expert-parallel MoE); a rank of --rank/--world-size is then such an N-GPU group"},
     {"out", OPT_STRING, &o_out, NULL, CLI_REQUIRED, "DIR",
      "trace directory: shards and manifest (re-run the same command to resume)"},
     {"samples", OPT_INT, &o_samples, "1", 0, "N", "samples per prompt"},
@@ -738,8 +742,7 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "r1-distill generate: skipped %lld bad line%s of %s (--skip-bad)\n",
                 (long long)g.ps.bad, g.ps.bad == 1 ? "" : "s", o_prompts);
 
-    if (backend_open(&g.be, o_device)) err_exit();
-    if (teacher_open(&g.m, o_teacher, g.be)) err_exit();
+    if (teacher_open_device(&g.m, &g.be, o_teacher, o_device, (int)o_tp)) err_exit();
     teacher_identity(&g);
     int needs_text = g.n_stops > 0;
     for (int i = 0; i < g.ps.n && !needs_text; i++) needs_text = g.ps.items[i].kind != PROMPT_TOKENS;

@@ -6,9 +6,10 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "teacher/teacher.h"
+#include "teacher/tensor_parallel.h"
 
 static const char *opt_model, *opt_tokens, *opt_out, *opt_device;
-static int64_t opt_top;
+static int64_t opt_top, opt_tp;
 
 static const cli_opt logits_opts[] = {
     {"model", OPT_STRING, &opt_model, NULL, CLI_REQUIRED, "DIR",
@@ -20,6 +21,8 @@ static const cli_opt logits_opts[] = {
     {"top", OPT_INT, &opt_top, "5", 0, "K", "how many of the last position's top ids to print"},
     {"device", OPT_STRING, &opt_device, "cpu", 0, "DEV",
      "cpu, cuda (bf16 weights), cuda-fp32 (float32 throughout), cuda:N, auto"},
+    {"tp", OPT_INT, &opt_tp, "1", 0, "N",
+     "split a deepseek_v3 model over N GPUs (tensor and expert parallel; teacher/tensor_parallel.h)"},
 };
 
 static const cli_spec logits_spec = {
@@ -46,9 +49,8 @@ int cmd_logits(int argc, char **argv) {
     int n;
     int *tokens = cli_parse_int_list("--tokens", opt_tokens, &n);
     backend *be;
-    if (backend_open(&be, opt_device)) err_exit();
     teacher_model *m;
-    if (teacher_open(&m, opt_model, be)) err_exit();
+    if (teacher_open_device(&m, &be, opt_model, opt_device, (int)opt_tp)) err_exit();
     float *logits;
     if (teacher_logits_all(m, tokens, n, &logits)) err_exit();
     const int64_t V = m->cfg.vocab_size;

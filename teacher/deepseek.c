@@ -31,7 +31,17 @@
  * outputs in ascending expert id. The CPU routes on the host (moe_router.h); a device backend
  * routes in its own memory (moe_device.h), so a forward pass makes no host round trip and a
  * decode step can be recorded and replayed like dense.c's. Per-forward buffers are kept
- * between passes (grown in powers of two), as in dense.c. */
+ * between passes (grown in powers of two), as in dense.c.
+ *
+ * Tensor and expert parallelism (a backend in a group of tp ranks, core/backend.h tp_rank,
+ * tp_size; teacher/tensor_parallel.c starts the ranks): rank r holds heads [r H/tp, (r+1) H/tp)
+ * of q/q_b, kv_b and o_proj, the same share of every dense MLP's and the shared experts'
+ * hidden units (gate/up rows, down columns), and routed experts [r E/tp, (r+1) E/tp); the
+ * embedding, norms, q_a, kv_a, the router and the head are whole on every rank, and so is the
+ * latent cache (each rank's heads read all of it). Every rank routes every token; a layer's
+ * attention output and its MLP or MoE output are partial sums that one all_reduce each adds up
+ * into the residual stream, which is therefore the same on every rank. With tp 1 the forward is
+ * exactly the single-device one. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +79,7 @@ typedef struct {
     weight gate;             /* [E, d] mlp.gate.weight */
     float *gate_bias_host;   /* [E] e_score_correction_bias, as float32 */
     weight gate_bias;        /* a 1-D F32 view of it (in backend memory once uploaded) */
-    weight *w1, *w3, *w2;    /* [E] each: the experts' gate_proj, up_proj, down_proj */
+    weight *w1, *w3, *w2;    /* [E / tp] each: this rank's experts' gate_proj, up_proj, down_proj */
 } ds_layer;
 
 typedef struct {
@@ -79,6 +89,11 @@ typedef struct {
     weight final_norm;       /* [d] */
     weight lm_head;          /* [vocab, d] */
     ds_layer *layers;
+    int tp, tp_rank;         /* the backend's tensor-parallel group (1 and 0 alone) */
+    int heads;               /* this rank's attention heads: num_heads / tp */
+    int e0, experts;         /* this rank's routed experts: e0 .. e0 + experts - 1 */
+    void **owned;            /* host copies of column shards, freed once uploaded */
+    int n_owned;
     rope_table rope;         /* qk_rope_head_dim rotated dims, interleaved pairs */
     float softmax_scale;
     moe_router router;
@@ -125,14 +140,39 @@ static int load(loader *ld, weight *w, const char *prefix, const char *suffix, i
     return weight_load(w, &ld->m->st, ld->name, rows, cols, ld->fp8_block, ld->why);
 }
 
-static int load_mlp(loader *ld, ds_mlp *mlp, const char *prefix, int64_t ff, const char *ff_why) {
+/* This rank's share of a weight's rows (a head or hidden-unit range; a view) or columns (a
+ * copy): the tp equal parts deepseek_tp_check made sure exist. */
+static int shard_rows(loader *ld, weight *w) {
+    const ds_model *m = ld->m;
+    if (m->tp == 1) return R1_OK;
+    const int64_t part = w->rows / m->tp;
+    return weight_rows_slice(w, w, m->tp_rank * part, part, ld->name);
+}
+
+static int shard_cols(loader *ld, weight *w) {
+    ds_model *m = ld->m;
+    if (m->tp == 1) return R1_OK;
+    const int64_t part = w->cols / m->tp;
+    void *owned;
+    TRY(weight_cols_copy(w, &owned, w, m->tp_rank * part, part, ld->name));
+    m->owned = xrealloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1));
+    m->owned[m->n_owned++] = owned;
+    return R1_OK;
+}
+
+/* A dense MLP or the shared experts: split across ranks by hidden unit (experts are whole). */
+static int load_mlp(loader *ld, ds_mlp *mlp, const char *prefix, int64_t ff, const char *ff_why,
+                    int split) {
     const int64_t d = ld->m->base.cfg.hidden_size;
     char why[128];
     snprintf(why, sizeof why, "%s, hidden_size", ff_why);
     TRY(load(ld, &mlp->w1, prefix, "gate_proj.weight", ff, d, why));
+    if (split) TRY(shard_rows(ld, &mlp->w1));
     TRY(load(ld, &mlp->w3, prefix, "up_proj.weight", ff, d, why));
+    if (split) TRY(shard_rows(ld, &mlp->w3));
     snprintf(why, sizeof why, "hidden_size, %s", ff_why);
-    return load(ld, &mlp->w2, prefix, "down_proj.weight", d, ff, why);
+    TRY(load(ld, &mlp->w2, prefix, "down_proj.weight", d, ff, why));
+    return split ? shard_cols(ld, &mlp->w2) : R1_OK;
 }
 
 static int load_layer(loader *ld, int l) {
@@ -149,24 +189,28 @@ static int load_layer(loader *ld, int l) {
     if (c->q_lora_rank == 0) {
         TRY(load(ld, &L->wq, pa, "q_proj.weight", H * qk, d,
                  "num_attention_heads x (qk_nope_head_dim + qk_rope_head_dim), hidden_size"));
+        TRY(shard_rows(ld, &L->wq));
     } else {
         TRY(load(ld, &L->wq_a, pa, "q_a_proj.weight", c->q_lora_rank, d, "q_lora_rank, hidden_size"));
         TRY(load(ld, &L->q_norm, pa, "q_a_layernorm.weight", 0, c->q_lora_rank, "q_lora_rank"));
         TRY(load(ld, &L->wq_b, pa, "q_b_proj.weight", H * qk, c->q_lora_rank,
                  "num_attention_heads x (qk_nope_head_dim + qk_rope_head_dim), q_lora_rank"));
+        TRY(shard_rows(ld, &L->wq_b));
     }
     TRY(load(ld, &L->wkv_a, pa, "kv_a_proj_with_mqa.weight", c->kv_lora_rank + c->qk_rope_head_dim,
              d, "kv_lora_rank + qk_rope_head_dim, hidden_size"));
     TRY(load(ld, &L->kv_norm, pa, "kv_a_layernorm.weight", 0, c->kv_lora_rank, "kv_lora_rank"));
     TRY(load(ld, &L->wkv_b, pa, "kv_b_proj.weight", H * (c->qk_nope_head_dim + c->v_head_dim),
              c->kv_lora_rank, "num_attention_heads x (qk_nope_head_dim + v_head_dim), kv_lora_rank"));
+    TRY(shard_rows(ld, &L->wkv_b));
     TRY(load(ld, &L->wo, pa, "o_proj.weight", d, H * c->v_head_dim,
              "hidden_size, num_attention_heads x v_head_dim"));
+    TRY(shard_cols(ld, &L->wo));
     TRY(load(ld, &L->ffn_norm, p, "post_attention_layernorm.weight", 0, d, "hidden_size"));
 
     /* model.py Block: MLP for layer_id < n_dense_layers, MoE after */
     L->moe = l >= c->first_k_dense_replace;
-    if (!L->moe) return load_mlp(ld, &L->mlp, pm, c->intermediate_size, "intermediate_size");
+    if (!L->moe) return load_mlp(ld, &L->mlp, pm, c->intermediate_size, "intermediate_size", 1);
 
     const int E = c->n_routed_experts;
     TRY(load(ld, &L->gate, pm, "gate.weight", E, d, "n_routed_experts, hidden_size"));
@@ -179,17 +223,18 @@ static int load_layer(loader *ld, int l) {
         char sp[96];
         snprintf(sp, sizeof sp, "%sshared_experts.", pm);
         TRY(load_mlp(ld, &L->mlp, sp, (int64_t)c->n_shared_experts * c->moe_intermediate_size,
-                     "n_shared_experts x moe_intermediate_size"));
+                     "n_shared_experts x moe_intermediate_size", 1));
     }
-    L->w1 = xcalloc((size_t)E, sizeof *L->w1);
-    L->w3 = xcalloc((size_t)E, sizeof *L->w3);
-    L->w2 = xcalloc((size_t)E, sizeof *L->w2);
-    for (int e = 0; e < E; e++) {
+    const int El = m->experts;
+    L->w1 = xcalloc((size_t)El, sizeof *L->w1);
+    L->w3 = xcalloc((size_t)El, sizeof *L->w3);
+    L->w2 = xcalloc((size_t)El, sizeof *L->w2);
+    for (int j = 0; j < El; j++) {
         char ep[96];
-        snprintf(ep, sizeof ep, "%sexperts.%d.", pm, e);
+        snprintf(ep, sizeof ep, "%sexperts.%d.", pm, m->e0 + j);
         ds_mlp ex;
-        TRY(load_mlp(ld, &ex, ep, c->moe_intermediate_size, "moe_intermediate_size"));
-        L->w1[e] = ex.w1, L->w3[e] = ex.w3, L->w2[e] = ex.w2;
+        TRY(load_mlp(ld, &ex, ep, c->moe_intermediate_size, "moe_intermediate_size", 0));
+        L->w1[j] = ex.w1, L->w3[j] = ex.w3, L->w2[j] = ex.w2;
     }
     return R1_OK;
 }
@@ -243,12 +288,12 @@ static void release_buffers(ds_model *m) {
     m->cap_n = m->cap_out = 0;
 }
 
-/* The widest MLP hidden layer in use (dense layers, shared experts). */
-static int dense_ff(const model_config *c) {
+/* The widest MLP hidden layer in use (dense layers, shared experts) on one of tp ranks. */
+static int dense_ff(const model_config *c, int tp) {
     int ff = c->first_k_dense_replace > 0 ? c->intermediate_size : 0;
     if (c->n_routed_experts > 0 && c->n_shared_experts * c->moe_intermediate_size > ff)
         ff = c->n_shared_experts * c->moe_intermediate_size;
-    return ff > 0 ? ff : 1;
+    return ff > 0 ? ff / tp : 1;
 }
 
 /* Buffers for n tokens and n_out output rows (powers of two, so passes of one shape keep their
@@ -260,7 +305,7 @@ static void reserve_buffers(ds_model *m, int n, int n_out) {
     if (need <= m->cap_n && n_out <= m->cap_out) return;
     const int cn = forward_capacity(m->cap_n, need), co = forward_capacity(m->cap_out, n_out);
     release_buffers(m);
-    const size_t N = (size_t)cn, f = sizeof(float), H = (size_t)c->num_heads;
+    const size_t N = (size_t)cn, f = sizeof(float), H = (size_t)m->heads;
     const size_t qk = (size_t)(c->qk_nope_head_dim + c->qk_rope_head_dim),
                  lat = (size_t)c->kv_lora_rank, rope = (size_t)c->qk_rope_head_dim,
                  d = (size_t)c->hidden_size;
@@ -271,7 +316,7 @@ static void reserve_buffers(ds_model *m, int n, int n_out) {
     A(x, N * d); A(h, N * d); A(qa, N * (c->q_lora_rank > 0 ? c->q_lora_rank : 1));
     A(q, N * H * qk); A(ckv, N * (lat + rope)); A(kv, N * lat); A(kpe, N * rope);
     A(q_lat, N * H * lat); A(o_lat, N * H * lat); A(o, N * H * c->v_head_dim);
-    A(g, N * dense_ff(c)); A(u, N * dense_ff(c)); A(y, N * d); A(s, N * d);
+    A(g, N * dense_ff(c, m->tp)); A(u, N * dense_ff(c, m->tp)); A(y, N * d); A(s, N * d);
     A(router_logits, N * E); A(xe, N * K * d); A(ye, N * K * d); A(ge, N * K * mff);
     A(ue, N * K * mff); A(logits, (size_t)co * c->vocab_size); A(disp.comb_w, N * K);
 #undef A
@@ -334,13 +379,23 @@ static void route_on_host(ds_model *m, const ds_layer *L, int n) {
     free(fill);
 }
 
+/* x += the sum over the group's ranks of part [n, d]: alone an add; in a group rank 0 adds its
+ * part to x, the others replace x with theirs, and the all_reduce sums them. */
+static void add_reduced(ds_model *m, float *part, int n) {
+    backend *be = m->base.be;
+    const int d = m->base.cfg.hidden_size;
+    if (m->tp_rank == 0) be->add(be, m->x, part, (size_t)n * d);
+    else be->copy_strided(be, m->x, d, part, d, n, d);
+    if (m->tp > 1) be->all_reduce(be, m->x, (size_t)n * d);
+}
+
 /* x += MoE(h): model.py MoE.forward. Each token's routed sum runs over its experts in
  * ascending id (transformers' index_add_ order), whatever else is in the batch. */
 static void moe_forward(ds_model *m, const ds_layer *L, int n) {
     backend *be = m->base.be;
     const model_config *c = &m->base.cfg;
     const moe_router *r = &m->router;
-    const int d = c->hidden_size, E = r->n_experts, K = r->top_k, nk = n * K,
+    const int d = c->hidden_size, K = r->top_k, nk = n * K,
               ff = c->moe_intermediate_size;
 
     /* Gate.forward: router logits in float32, then the routing decision */
@@ -348,12 +403,15 @@ static void moe_forward(ds_model *m, const ds_layer *L, int n) {
     if (be->host_memory) route_on_host(m, L, n);
     else moe_device_route(be, &m->disp, m->router_logits, L->gate_bias.data, n, r);
 
-    /* every expert over its rows, then each token's outputs in expert order */
+    /* every expert (of this rank) over its rows, then each token's outputs in expert order;
+     * in a group the rows of other ranks' experts stay zero here */
+    const int *seg = m->disp.seg + m->e0;
     be->gather_rows(be, m->xe, m->h, m->disp.rows, nk, d);
-    be->linear_segments(be, m->ge, m->xe, L->w1, m->disp.seg, E, nk);
-    be->linear_segments(be, m->ue, m->xe, L->w3, m->disp.seg, E, nk);
+    be->linear_segments(be, m->ge, m->xe, L->w1, seg, m->experts, nk);
+    be->linear_segments(be, m->ue, m->xe, L->w3, seg, m->experts, nk);
     be->swiglu(be, m->ge, m->ge, m->ue, nk, ff, ff);
-    be->linear_segments(be, m->ye, m->ge, L->w2, m->disp.seg, E, nk);
+    if (m->tp > 1) be->zero(be, m->ye, (size_t)nk * d);
+    be->linear_segments(be, m->ye, m->ge, L->w2, seg, m->experts, nk);
     be->zero(be, m->y, (size_t)n * d);
     be->combine_rows(be, m->y, m->ye, m->disp.comb, m->disp.comb_w, n, K, d);
     /* (y + shared_experts(x)), then the residual */
@@ -361,7 +419,7 @@ static void moe_forward(ds_model *m, const ds_layer *L, int n) {
         mlp_forward(be, m->s, m->h, &L->mlp, m->g, m->u, n, 0);
         be->add(be, m->y, m->s, (size_t)n * d);
     }
-    be->add(be, m->x, m->y, (size_t)n * d);
+    add_reduced(m, m->y, n);
 }
 
 /* x += MLA(h): model.py MLA.forward, attn_impl="absorb". */
@@ -369,7 +427,7 @@ static void mla_forward(ds_model *m, int l, const token_layout *tl) {
     backend *be = m->base.be;
     const model_config *c = &m->base.cfg;
     const ds_layer *L = &m->layers[l];
-    const int n = tl->n, H = c->num_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim,
+    const int n = tl->n, H = m->heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim,
               qk = nope + rope, lat = c->kv_lora_rank, v = c->v_head_dim;
     const size_t per_layer = (size_t)m->base.cache_slots * m->base.cache_len,
                  es = dtype_size(be->cache_dtype);
@@ -404,7 +462,10 @@ static void mla_forward(ds_model *m, int l, const token_layout *tl) {
     be->mla_attention(be, m->o_lat, m->q_lat, m->q + nope, qk, kvc, pec, tl, m->base.cache_len, H,
                       lat, rope, m->softmax_scale);
     be->mla_v_up(be, m->o, m->o_lat, &L->wkv_b, n, H, nope, v);
-    be->linear_add(be, m->x, m->o, &L->wo, NULL, n); /* x += wo(o) */
+    /* x += wo(o), summed over the group's heads (see add_reduced) */
+    if (m->tp_rank == 0) be->linear_add(be, m->x, m->o, &L->wo, NULL, n);
+    else be->linear(be, m->x, m->o, &L->wo, NULL, n);
+    if (m->tp > 1) be->all_reduce(be, m->x, (size_t)n * c->hidden_size);
 }
 
 static int ds_forward(teacher_model *tm, const int *tokens, const token_layout *tl,
@@ -432,7 +493,10 @@ static int ds_forward(teacher_model *tm, const int *tokens, const token_layout *
             /* x = x + ffn(ffn_norm(x)) */
             be->rmsnorm(be, m->h, m->x, &L->ffn_norm, n, d, eps);
             if (L->moe) moe_forward(m, L, n);
-            else mlp_forward(be, m->x, m->h, &L->mlp, m->g, m->u, n, 1);
+            else {
+                mlp_forward(be, m->x, m->h, &L->mlp, m->g, m->u, n, m->tp_rank == 0);
+                if (m->tp > 1) be->all_reduce(be, m->x, (size_t)n * d);
+            }
         }
         /* Only the requested rows reach the head: a decode step needs one row per sequence. */
         be->gather_rows(be, m->h, m->x, rows, n_out, d);
@@ -460,7 +524,7 @@ static int model_weights(ds_model *m, weight **out) {
                         &L->mlp.w1,    &L->mlp.w3,  &L->mlp.w2,    &L->gate,    &L->gate_bias};
         for (size_t j = 0; j < sizeof ws / sizeof *ws; j++)
             if (ws[j]->data) out[k++] = ws[j];
-        for (int e = 0; L->w1 && e < c->n_routed_experts; e++) {
+        for (int e = 0; L->w1 && e < m->experts; e++) {
             weight *ew[] = {&L->w1[e], &L->w3[e], &L->w2[e]};
             for (int j = 0; j < 3; j++)
                 if (ew[j]->data) out[k++] = ew[j];
@@ -478,6 +542,13 @@ static weight **weight_list(ds_model *m, int *n) {
 }
 
 /* ---- open / close -------------------------------------------------------------------------- */
+
+static void free_owned(ds_model *m) {
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    m->owned = NULL;
+    m->n_owned = 0;
+}
 
 static void ds_destroy(teacher_model *tm) {
     ds_model *m = (ds_model *)tm;
@@ -499,8 +570,53 @@ static void ds_destroy(teacher_model *tm) {
         free(m->layers[l].w2);
     }
     free(m->layers);
+    free_owned(m);
     rope_free(&m->rope);
     safetensors_close(&m->st);
+}
+
+int deepseek_tp_check(const model_config *c, int tp, const char *where) {
+    if (tp == 1) return R1_OK;
+    const int64_t shared = c->n_routed_experts > 0 ? (int64_t)c->n_shared_experts *
+                                                         c->moe_intermediate_size : 0,
+                  dense = c->first_k_dense_replace > 0 ? c->intermediate_size : 0;
+    const struct {
+        int64_t n;
+        const char *what;
+    } parts[] = {{c->num_heads, "num_attention_heads"},
+                 {c->n_routed_experts, "n_routed_experts"},
+                 {dense, "intermediate_size"},
+                 {shared, "n_shared_experts x moe_intermediate_size"}};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+        if (parts[i].n % tp != 0) {
+            err_fail(R1_EINPUT, where, "%s = %lld does not split into %d equal tensor-parallel "
+                     "parts", parts[i].what, (long long)parts[i].n, tp);
+            return err_hint("choose a --tp that divides the attention heads, the routed experts "
+                            "and the MLP widths");
+        }
+    if (!c->fp8) return R1_OK;
+    /* a rank's rows (heads of q/kv_b, hidden units of gate/up) and columns (of o_proj, down)
+     * must be whole FP8 scale blocks */
+    const int64_t hl = c->num_heads / tp, br = c->fp8_block[0], bc = c->fp8_block[1];
+    const struct {
+        int64_t n, block;
+        const char *what;
+    } blocks[] = {{hl * (c->qk_nope_head_dim + c->qk_rope_head_dim), br, "q_proj rows"},
+                  {hl * (c->qk_nope_head_dim + c->v_head_dim), br, "kv_b_proj rows"},
+                  {hl * c->v_head_dim, bc, "o_proj columns"},
+                  {dense / tp, br, "dense MLP gate/up rows"},
+                  {dense / tp, bc, "dense MLP down_proj columns"},
+                  {shared / tp, br, "shared-expert gate/up rows"},
+                  {shared / tp, bc, "shared-expert down_proj columns"}};
+    for (size_t i = 0; i < sizeof blocks / sizeof *blocks; i++)
+        if (blocks[i].n % blocks[i].block != 0) {
+            err_fail(R1_EINPUT, where, "with --tp %d a rank holds %lld %s, not a whole number of "
+                     "FP8 scale blocks of %lld", tp, (long long)blocks[i].n, blocks[i].what,
+                     (long long)blocks[i].block);
+            return err_hint("a shard must not split a weight_block_size block; DeepSeek-V3/R1 "
+                            "split at --tp 2, 4 or 8");
+        }
+    return R1_OK;
 }
 
 /* transformers' yarn_apply_mscale: qk_head_dim^-0.5, times mscale^2 with mscale =
@@ -531,6 +647,17 @@ int deepseek_open(teacher_model **out, const char *path, const model_config *cfg
         return rc;
     }
     const model_config *c = &m->base.cfg;
+    m->tp = be->tp_size;
+    m->tp_rank = be->tp_rank;
+    rc = deepseek_tp_check(c, m->tp, path);
+    if (rc) {
+        safetensors_close(&m->st);
+        free(m);
+        return rc;
+    }
+    m->heads = c->num_heads / m->tp;
+    m->experts = c->n_routed_experts / m->tp;
+    m->e0 = m->tp_rank * m->experts;
     loader ld = {.m = m, .fp8_block = c->fp8 ? c->fp8_block : NULL};
     m->layers = xcalloc((size_t)c->num_layers, sizeof *m->layers);
     rc = load(&ld, &m->embed, "", "model.embed_tokens.weight", c->vocab_size, c->hidden_size,
@@ -549,6 +676,10 @@ int deepseek_open(teacher_model **out, const char *path, const model_config *cfg
         weight **ws = weight_list(m, &nw);
         for (int i = 0; i < nw && !rc; i++) rc = be->upload_weight(be, ws[i]);
         free(ws);
+        if (!rc && !be->host_memory) { /* the device has its own copies of the column shards */
+            be->sync(be);
+            free_owned(m);
+        }
         if (!rc && c->tie_word_embeddings) m->lm_head = m->embed;
     }
     if (!rc && c->n_routed_experts > 0 && !be->host_memory && !moe_device_supported(be))

@@ -47,6 +47,11 @@ int deepseek_open(teacher_model **out, const char *path, const model_config *cfg
  * ([n, vocab], caller frees). Sizes the cache to n. */
 int teacher_logits_all(teacher_model *m, const int *tokens, int n, float **logits);
 
+/* Whether a deepseek_v3 config splits into tp tensor-parallel ranks (teacher/deepseek.c says
+ * how): heads, routed experts and MLP widths divisible by tp, and for FP8 checkpoints every
+ * shard a whole number of scale blocks. R1_EINPUT naming `where` otherwise. */
+int deepseek_tp_check(const model_config *c, int tp, const char *where);
+
 /* transformers' DeepseekV3Attention.scaling for a config: (qk_nope + qk_rope)^-0.5, times
  * yarn_get_mscale(factor, mscale_all_dim)^2 when the rope is scaled. */
 float deepseek_softmax_scale(const model_config *c);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/cuda/cuda_internal.cuh"
+#include "core/cuda_comm.h"
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
@@ -761,6 +762,28 @@ extern "C" int backend_cuda_probe(int device, int *n_devices) {
     return R1_OK;
 }
 
+/* Inside a recorded decode step too: NCCL collectives may be captured in a CUDA graph. */
+static void cu_all_reduce(backend *be, float *x, size_t n) {
+    cuda_backend *cu = cu_of(be);
+    if (!cu->comm || n == 0) return;
+    cuda_comm_all_reduce(cu->comm, x, n, COMM_F32, cu->stream);
+    cu_touch(cu, x, sizeof(float) * n);
+}
+
+extern "C" void backend_cuda_join(backend *be, struct cuda_comm *comm) {
+    cuda_backend *cu = cu_of(be);
+    cu->comm = comm;
+    be->tp_rank = cuda_comm_rank(comm);
+    be->tp_size = cuda_comm_size(comm);
+}
+
+extern "C" void backend_cuda_broadcast(backend *be, void *buf, size_t bytes) {
+    cuda_backend *cu = cu_of(be);
+    CU_REQUIRE(cu->comm, "broadcast without a tensor-parallel group");
+    cuda_comm_broadcast(cu->comm, buf, bytes, cu->stream);
+    cu_touch(cu, buf, bytes);
+}
+
 extern "C" backend *backend_cuda(int device, int mode) {
     if (mode != BACKEND_CUDA_FP32 && mode != BACKEND_CUDA_BF16) {
         err_fail(R1_EINPUT, "CUDA backend", "unknown mode %d", mode);
@@ -822,6 +845,9 @@ extern "C" backend *backend_cuda(int device, int mode) {
     be->linear_segments = cu_linear_segments;
     be->combine_rows = cu_combine_rows;
     be->argmax = cu_argmax;
+    be->all_reduce = cu_all_reduce;
+    be->tp_rank = 0;
+    be->tp_size = 1;
     be->destroy = cu_destroy;
     return be;
 }

@@ -113,6 +113,8 @@ struct cuda_backend {
     int64_t xbf_count;
     int xbf_valid;
 
+    struct cuda_comm *comm; /* the tensor-parallel group (backend_cuda_join), or NULL */
+
     /* Per-op timing (profile_cuda.cu): the ops' real entries while the table holds wrappers. */
     struct cu_prof *prof;
     backend orig;

@@ -387,6 +387,7 @@ __global__ void grouped_generic_kernel(float *y, const float *x, const sk_expert
                                        int64_t rows, int64_t cols, int br, int bc,
                                        const int *seg, int E) {
     const int r = blockIdx.y;
+    if (r < seg[0] || r >= seg[E]) return; /* another rank's experts' row */
     int lo = 0, hi = E - 1; /* the expert whose segment holds row r */
     while (lo < hi) {
         const int mid = (lo + hi + 1) >> 1;

@@ -1,5 +1,6 @@
-/* The GPUs of a data-parallel training run talking to each other: one NCCL communicator, one
- * process per GPU, and the few collectives ZeRO-1 needs (student/train_cuda.c uses them).
+/* GPUs of one job talking to each other: one NCCL communicator, one process per GPU, and the
+ * few collectives the job needs: ZeRO-1 data-parallel training (student/train_cuda.c) and
+ * tensor/expert-parallel inference (teacher/tensor_parallel.c through backend_cuda_join).
  *
  * Rendezvous without an MPI library: rank 0 asks NCCL for a unique id and publishes it in a file
  * (written under a temporary name and renamed, so a reader never sees half of it); the other
@@ -11,13 +12,17 @@
  * Every collective is queued on the caller's stream and is deterministic for a given number of
  * ranks (NCCL reduces in a fixed order for a fixed communicator). NCCL failures abort with the
  * library's message, as R1_CUDA_CHECK does for CUDA. */
-#ifndef R1_STUDENT_TRAIN_COMM_H
-#define R1_STUDENT_TRAIN_COMM_H
+#ifndef R1_CORE_CUDA_COMM_H
+#define R1_CORE_CUDA_COMM_H
 
 #ifdef R1_HAVE_CUDA
 
 #include <cuda_runtime_api.h>
 #include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct cuda_comm cuda_comm;
 typedef enum { COMM_F32, COMM_BF16 } comm_dtype;
@@ -41,6 +46,11 @@ void cuda_comm_all_gather(cuda_comm *c, const void *send, void *recv, size_t cou
                           cudaStream_t s);
 /* In place: buf[i] = the sum over ranks of buf[i]. */
 void cuda_comm_all_reduce(cuda_comm *c, void *buf, size_t count, comm_dtype t, cudaStream_t s);
+/* In place: every rank's buf[0, bytes) becomes rank 0's. */
+void cuda_comm_broadcast(cuda_comm *c, void *buf, size_t bytes, cudaStream_t s);
 
+#ifdef __cplusplus
+}
+#endif
 #endif /* R1_HAVE_CUDA */
 #endif

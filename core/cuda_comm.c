@@ -1,8 +1,8 @@
 /* NCCL for data-parallel training: rendezvous through an id file, and the collectives ZeRO-1
- * needs (see student/train_comm.h). */
+ * needs (see core/cuda_comm.h). */
 #ifdef R1_HAVE_CUDA
 
-#include "student/train_comm.h"
+#include "core/cuda_comm.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -14,7 +14,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
-#include "student/cuda/kernels.h"
+#include <cuda_runtime_api.h>
 
 #ifdef R1_HAVE_NCCL
 /* nccl.h declares a few functions with () argument lists */
@@ -46,6 +46,14 @@ static void nccl_check(ncclResult_t r, const cuda_comm *c, const char *expr, int
     err_exit();
 }
 #define NCCL_CHECK(c, x) nccl_check((x), (c), #x, __LINE__)
+
+static void cuda_check(cudaError_t e, const char *expr, int line) {
+    if (e == cudaSuccess) return;
+    err_fail(R1_ERUNTIME, "cuda", "%s failed at %s:%d: %s", expr, __FILE__, line,
+             cudaGetErrorString(e));
+    err_exit();
+}
+#define COMM_CUDA_CHECK(x) cuda_check((x), #x, __LINE__)
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -118,11 +126,11 @@ int cuda_comm_create(cuda_comm **out, int rank, int n_ranks, const char *id_file
     }
     /* every rank has joined (the init is collective): the id has served its purpose */
     float *one;
-    R1_CUDA_CHECK(cudaMalloc((void **)&one, sizeof(float)));
-    R1_CUDA_CHECK(cudaMemset(one, 0, sizeof(float)));
+    COMM_CUDA_CHECK(cudaMalloc((void **)&one, sizeof(float)));
+    COMM_CUDA_CHECK(cudaMemset(one, 0, sizeof(float)));
     cuda_comm_all_reduce(c, one, 1, COMM_F32, 0);
-    R1_CUDA_CHECK(cudaStreamSynchronize(0));
-    R1_CUDA_CHECK(cudaFree(one));
+    COMM_CUDA_CHECK(cudaStreamSynchronize(0));
+    COMM_CUDA_CHECK(cudaFree(one));
     if (rank == 0) unlink(id_file);
     *out = c;
     return R1_OK;
@@ -158,6 +166,11 @@ void cuda_comm_all_reduce(cuda_comm *c, void *buf, size_t count, comm_dtype t, c
     NCCL_CHECK(c, ncclAllReduce(buf, buf, count, nccl_type(t), ncclSum, c->comm, s));
 }
 
+void cuda_comm_broadcast(cuda_comm *c, void *buf, size_t bytes, cudaStream_t s) {
+    if (bytes == 0) return;
+    NCCL_CHECK(c, ncclBroadcast(buf, buf, bytes, ncclUint8, 0, c->comm, s));
+}
+
 #else /* CUDA without NCCL: one GPU only */
 
 struct cuda_comm {
@@ -167,7 +180,7 @@ struct cuda_comm {
 int cuda_comm_create(cuda_comm **out, int rank, int n_ranks, const char *id_file,
                      double timeout_s) {
     *out = NULL;
-    err_fail(R1_EINPUT, "--gpus", "this r1-distill was built without NCCL: one GPU only");
+    err_fail(R1_EINPUT, "nccl", "this r1-distill was built without NCCL: one GPU per job");
     return err_hint("rebuild where $CUDA_HOME/include/nccl.h exists");
 }
 void cuda_comm_destroy(cuda_comm *c) { free(c); }
@@ -182,6 +195,9 @@ void cuda_comm_all_gather(cuda_comm *c, const void *send, void *recv, size_t cou
     CHECK(!"no NCCL in this build");
 }
 void cuda_comm_all_reduce(cuda_comm *c, void *buf, size_t count, comm_dtype t, cudaStream_t s) {
+    CHECK(!"no NCCL in this build");
+}
+void cuda_comm_broadcast(cuda_comm *c, void *buf, size_t bytes, cudaStream_t s) {
     CHECK(!"no NCCL in this build");
 }
 
