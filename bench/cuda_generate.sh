@@ -72,6 +72,15 @@ if [ "${BENCH_DEEPSEEK:-1}" = 1 ]; then
     done
     python3 bench/deepseek_report.py --model "$ds" --results "$RES" --profile "$OUT/ds_prof64.jsonl" \
         >>"$RES" 2>>"$LOG"
+    gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+    for tp in 2 4 8; do
+        [ "${gpus:-0}" -ge "$tp" ] || break
+        for b in 1 64; do
+            say "deepseek: ours split over $tp GPUs (--tp $tp), batch $b"
+            NCCL_NVLS_ENABLE=0 "$DEC" --model "$ds" --device cuda --tp "$tp" --batch "$b" \
+                --prompt 64 --new 128 >>"$RES" 2>>"$LOG"
+        done
+    done
     if [ "${BENCH_CPU:-1}" = 1 ]; then
         say "deepseek: CPU engine, batch 1, 8-token prompt, 2 new"
         "$DEC" --model "$ds" --device cpu --batch 1 --prompt 8 --new 2 --warmup 0 >>"$RES" 2>>"$LOG"
@@ -135,6 +144,16 @@ if ds:
               f"{pr['r1_step_ms']:.1f} ms a step, {pr['r1_tok_s']:.0f} output tokens/s "
               f"(SGLang published ~{pr['sglang_tok_s']}; bench/deepseek_report.py lists the assumptions)")
         print("    per layer (ms): " + ", ".join(f"{k} {v:.3f}" for k, v in pr["per_layer_ms"].items()))
+    tps = [r for r in rows if r["kind"] == "decode" and r.get("tp", 1) > 1]
+    if tps:
+        one = {r["batch"]: r for r in rows if r["kind"] == "decode" and r.get("tp", 1) == 1
+               and r["device"] == "cuda" and r["model"] == tps[0]["model"]}
+        print("  split over GPUs (--tp N: tensor-parallel MLA and MLPs, expert-parallel MoE, NCCL):")
+        for r in tps:
+            base = one.get(r["batch"])
+            x = f"{r['decode_tok_s'] / base['decode_tok_s']:.2f}x one GPU" if base else "-"
+            print(f"    --tp {r['tp']} batch {r['batch']:>3}: {r['decode_tok_s']:8.1f} tokens/s decoding "
+                  f"({1e3 * r['decode_s'] / max(r['new'] - 1, 1):.2f} ms a step; {x})")
     dcpu = [r for r in rows if r["kind"] == "decode" and r["device"] == "cpu" and "deepseek" in r["model"]]
     for r in dcpu:
         print(f"  CPU engine: {r['decode_tok_s']:.3f} tokens/s decoding at batch 1")

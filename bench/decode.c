@@ -7,10 +7,12 @@
  *       [--temperature 0.6 --top-p 0.95 --top-k 0] [--profile]
  *
  * Prints one JSON line per measurement on stdout (progress on stderr):
- *   {"kind": "decode", "device", "batch", "prompt", "new", "load_s", "prefill_s", "decode_s",
+ *   {"kind": "decode", "device", "tp", "batch", "prompt", "new", "load_s", "prefill_s", "decode_s",
  *    "decode_tok_s" (batch * (new - 1) / decode_s: the steps after the prefill's token),
  *    "e2e_tok_s" (batch * new / (prefill_s + decode_s): what transformers' generate reports),
  *    "temperature", "top_p", "top_k"}
+ * --tp N splits a deepseek_v3 model over N GPUs (teacher/tensor_parallel.h); this binary then
+ * also serves as its follower ranks (argv[1] "tp-rank").
  * --profile then runs the generation once more with per-op GPU timing (eager, no graphs) and
  * prints the table on stderr.
  * --linear-bench adds {"kind": "linear", "rows", "cols", "n", "path", "gbps"} for the decode
@@ -28,15 +30,17 @@
 #include "teacher/sampler.h"
 #include "teacher/sampler_device.h"
 #include "teacher/teacher.h"
+#include "teacher/tensor_parallel.h"
 
 static const char *opt_model, *opt_device, *opt_profile_json;
-static int64_t opt_batch, opt_prompt, opt_new, opt_warmup, opt_top_k;
+static int64_t opt_batch, opt_prompt, opt_new, opt_warmup, opt_top_k, opt_tp;
 static double opt_temperature, opt_top_p;
 static int opt_linear, opt_profile;
 
 static const cli_opt opts[] = {
     {"model", OPT_STRING, &opt_model, NULL, 0, "DIR", "model directory (not needed for --linear-bench)"},
     {"device", OPT_STRING, &opt_device, "cuda", 0, "DEV", "cpu, cuda (bf16), cuda-fp32, cuda:N"},
+    {"tp", OPT_INT, &opt_tp, "1", 0, "N", "GPUs a deepseek_v3 model is split over"},
     {"batch", OPT_INT, &opt_batch, "1", 0, "B", "sequences decoded together"},
     {"prompt", OPT_INT, &opt_prompt, "64", 0, "P", "prompt tokens per sequence (random ids)"},
     {"new", OPT_INT, &opt_new, "128", 0, "T", "new tokens per sequence (the prefill makes the first)"},
@@ -123,12 +127,12 @@ static void generate(teacher_model *m, sampler_device *sd, const int *prompts, i
 }
 
 static void bench_decode(void) {
-    backend *be = make_backend();
+    backend *be;
     const int B = (int)opt_batch, P = (int)opt_prompt, T = (int)opt_new;
     if (B < 1 || P < 1 || T < 1) die(R1_EINPUT, "--batch/--prompt/--new", "must be positive");
     double t0 = now();
     teacher_model *m;
-    if (teacher_open(&m, opt_model, be)) err_exit();
+    if (teacher_open_device(&m, &be, opt_model, opt_device, (int)opt_tp)) err_exit();
     const double load_s = now() - t0;
     fprintf(stderr, "decode: %s on %s loaded in %.1f s\n", opt_model, be->name, load_s);
     if (m->cache_init(m, B, P + T)) err_exit();
@@ -148,11 +152,11 @@ static void bench_decode(void) {
     fprintf(stderr, "decode: batch %d prompt %d new %d: prefill %.1f ms, %.1f tokens/s decoding, "
                     "%.1f tokens/s end to end\n",
             B, P, T, pf * 1e3, dtok, etok);
-    printf("{\"kind\": \"decode\", \"device\": \"%s\", \"model\": \"%s\", \"batch\": %d, "
-           "\"prompt\": %d, \"new\": %d, \"load_s\": %.3f, \"prefill_s\": %.6f, \"decode_s\": "
+    printf("{\"kind\": \"decode\", \"device\": \"%s\", \"tp\": %d, \"model\": \"%s\", "
+           "\"batch\": %d, \"prompt\": %d, \"new\": %d, \"load_s\": %.3f, \"prefill_s\": %.6f, \"decode_s\": "
            "%.6f, \"decode_tok_s\": %.2f, \"e2e_tok_s\": %.2f, \"temperature\": %g, "
            "\"top_p\": %g, \"top_k\": %d}\n",
-           opt_device, opt_model, B, P, T, load_s, pf, dc, dtok, etok, opt_temperature, opt_top_p,
+           opt_device, (int)opt_tp, opt_model, B, P, T, load_s, pf, dc, dtok, etok, opt_temperature, opt_top_p,
            (int)opt_top_k);
     fflush(stdout);
     if (opt_profile && backend_cuda_is(be)) {
@@ -242,6 +246,7 @@ static void bench_linear(void) {
 
 int main(int argc, char **argv) {
     err_set_command("bench decode");
+    if (argc > 1 && strcmp(argv[1], "tp-rank") == 0) return cmd_tp_rank(argc - 1, argv + 1);
     cli_parse(&spec, argc, argv, NULL, NULL);
     if (opt_linear) {
         bench_linear();

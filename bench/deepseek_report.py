@@ -23,10 +23,11 @@ under tensor-parallel attention and dense layers and expert-parallel MoE:
   attention replicated (q_a and kv_a projections, norms, rope, cache writes): x 1
   dense MLP and shared expert (split by channel): / 8
   routed experts: x (32 / E_bench) (each GPU holds 32 experts; the bench layer holds E_bench)
-  head (vocabulary-parallel): / 8
+  head: x 1 (the engine keeps it whole on every GPU; teacher/deepseek.c)
   weight-streaming parts x (H100 / H200 bandwidth: 3.35 / 4.8 TB/s, datasheet)
-  two all-reduces of the [64, 7168] bf16 activations per layer (after attention, after the
-  MoE), 25 us each on NVLink (assumed: NCCL's small-message latency on 8 GPUs)
+  two all-reduces of the [64, 7168] float32 activations (1.8 MB) per layer (after attention,
+  after the MoE), 25 us each on NVLink (assumed: NCCL's small-message latency on 8 GPUs; the
+  engine's --tp runs them, `make bench-cuda` measures --tp 2/4/8 where the GPUs are there)
 and compared with SGLang's published 1.8k output tokens/s at 64 concurrent requests
 (SemiAnalysisAI/InferenceX#870, shared/reference/performance-anchors.md).
 """
@@ -112,7 +113,7 @@ def main():
     rows = [json.loads(l) for l in open(a.results) if l.strip()]
     gbps = a.gbps or next((r["gbps"] for r in rows if r.get("kind") == "bandwidth"), 0)
     dec = [r for r in rows if r.get("kind") == "decode" and r.get("device") == "cuda" and
-           r.get("model", "").rstrip("/") == a.model.rstrip("/")]
+           r.get("tp", 1) == 1 and r.get("model", "").rstrip("/") == a.model.rstrip("/")]
     assert dec, "no decode results for the DeepSeek bench model"
     for r in dec:
         ctx = r["prompt"] + r["new"] / 2
@@ -148,7 +149,7 @@ def main():
     dense_mlp = per.get("dense_mlp", 0) / max(dense, 1) / 8 * bw
     shared = per.get("shared", 0) / max(moe_layers, 1) / 8 * bw
     routed = per.get("routed", 0) / max(moe_layers, 1) * (32 / E) * bw
-    head = per.get("head", 0) / 8 * bw
+    head = per.get("head", 0) * bw
     comm = 2 * 0.025
     r1_dense, r1_moe = 3, 58
     layer_common = attn_split + attn_rep + other + comm

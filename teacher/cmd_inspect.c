@@ -147,11 +147,12 @@ void model_size_from_config(model_size *s, const model_config *c) {
  * cache of one sequence of seq_len tokens, so how many such sequences fit beside a reserve for
  * the CUDA context, workspaces and activations.
  *
- *   split G ways   embedding and head (vocabulary-parallel), q_b_proj, kv_b_proj, o_proj (by
- *                  head), dense MLPs and shared experts (by intermediate channel); Qwen2/Llama:
- *                  q/k/v/o and the MLP
+ *   split G ways   q_b_proj, kv_b_proj, o_proj (by head), dense MLPs and shared experts (by
+ *                  intermediate channel), as `--tp G` loads them (teacher/deepseek.c);
+ *                  Qwen2/Llama: q/k/v/o, the MLP and the (vocabulary-parallel) embedding and
+ *                  head, a layout the engine does not run (dense teachers run one per GPU)
  *   whole on each  q_a_proj, kv_a_proj_with_mqa, the router, norms (small, or needed by every
- *                  head)
+ *                  head); DeepSeek's embedding and head (as --tp keeps them)
  *   E / G each     routed experts (expert parallel: ceil(E / G) experts per GPU)
  *   KV cache       DeepSeek's latent cache is shared by all heads, so tensor-parallel attention
  *                  holds it whole on every GPU; data-parallel attention (each GPU attends its
@@ -171,7 +172,8 @@ void gpu_plan_from_config(gpu_plan *p, const model_config *c, int gpus, double g
     memset(p, 0, sizeof *p);
     const double G = gpus, d = c->hidden_size, V = (double)c->vocab_size;
     p->gpus = gpus;
-    p->embed_head = weight_bytes(c, V, d, 0) * (c->tie_word_embeddings ? 1 : 2) / G;
+    p->embed_head = weight_bytes(c, V, d, 0) * (c->tie_word_embeddings ? 1 : 2) /
+                    (c->arch == ARCH_DEEPSEEK_V3 ? 1 : G);
     p->other = weight_bytes(c, 1, d, 0); /* final norm */
     if (c->arch != ARCH_DEEPSEEK_V3) {
         const double qd = (double)c->num_heads * c->head_dim,
@@ -361,6 +363,11 @@ static void print_plan(const model_config *c) {
     const int ok_tp = p.fit_tp >= opt_seqs, ok_dp = p.fit_dp >= opt_seqs;
     printf("\n  %" PRId64 " seqs    %s\n", opt_seqs,
            ok_tp ? "fit" : ok_dp ? "fit with data-parallel attention only" : "do not fit");
+    if (c->arch == ARCH_DEEPSEEK_V3)
+        printf("  runs as      generate --device cuda --tp %d (data-parallel attention is a plan "
+               "only)\n", p.gpus);
+    else
+        printf("  note         a plan only: generate runs a dense teacher one GPU per process\n");
 }
 
 int cmd_inspect(int argc, char **argv) {

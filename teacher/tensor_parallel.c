@@ -34,13 +34,43 @@ static int open_alone(teacher_model **m, backend **be, const char *path, const c
     return rc;
 }
 
+/* Checks what can be checked before any process starts: the device names a precision only and
+ * the model is a deepseek_v3 directory that splits tp ways. *mode: "cuda" or "cuda-fp32". */
+static int check_request(const char *path, const char *device, int tp, const char **mode) {
+    *mode = strcmp(device, "cuda-fp32") == 0 ? "cuda-fp32"
+            : strcmp(device, "cuda") == 0 || strcmp(device, "auto") == 0 ? "cuda"
+                                                                        : NULL;
+    if (!*mode) {
+        err_fail(R1_EINPUT, "--device", "\"%s\" with --tp %d: the ranks run on GPUs 0..%d", device,
+                 tp, tp - 1);
+        return err_hint("name the precision only (cuda or cuda-fp32); choose the GPUs with "
+                        "CUDA_VISIBLE_DEVICES");
+    }
+    if (!path_is_dir(path)) {
+        err_fail(R1_EINPUT, path, "tensor parallelism needs a Hugging Face model directory");
+        return err_hint("GGUF files run on one device (--tp 1)");
+    }
+    model_config cfg;
+    TRY(model_config_load(&cfg, path));
+    if (cfg.arch != ARCH_DEEPSEEK_V3) {
+        err_fail(R1_EINPUT, path, "tensor parallelism (--tp %d) is implemented for deepseek_v3 "
+                 "models; this is %s", tp, cfg.model_type);
+        return err_hint("a dense teacher fits one GPU per replica: use --tp 1 and split the "
+                        "prompts over GPUs with --rank/--world-size");
+    }
+    return deepseek_tp_check(&cfg, tp, path);
+}
+
 #ifndef R1_HAVE_CUDA
 
 int teacher_open_device(teacher_model **m, backend **be, const char *path, const char *device,
                         int tp) {
     *m = NULL;
     *be = NULL;
+    if (tp < 1 || tp > 64) return err_fail(R1_EINPUT, "--tp", "%d is not 1..64", tp);
     if (tp == 1) return open_alone(m, be, path, device);
+    const char *mode;
+    TRY(check_request(path, device, tp, &mode));
     err_fail(R1_EINPUT, "--tp", "tensor parallelism needs CUDA, and this r1-distill was built "
              "without it");
     return err_hint("rebuild on a machine with nvcc, or use --tp 1");
@@ -342,41 +372,6 @@ static void leader_destroy(teacher_model *tm) {
     free(L->host);
 }
 
-/* Checks that the request can work before any process starts: the device names a precision
- * only, the model is a deepseek_v3 directory that splits tp ways, and tp GPUs are visible. */
-static int check_request(const char *path, const char *device, int tp, const char **mode) {
-    *mode = strcmp(device, "cuda-fp32") == 0 ? "cuda-fp32"
-            : strcmp(device, "cuda") == 0 || strcmp(device, "auto") == 0 ? "cuda"
-                                                                        : NULL;
-    if (!*mode) {
-        err_fail(R1_EINPUT, "--device", "\"%s\" with --tp %d: the ranks run on GPUs 0..%d", device,
-                 tp, tp - 1);
-        return err_hint("name the precision only (cuda or cuda-fp32); choose the GPUs with "
-                        "CUDA_VISIBLE_DEVICES");
-    }
-    if (!path_is_dir(path)) {
-        err_fail(R1_EINPUT, path, "tensor parallelism needs a Hugging Face model directory");
-        return err_hint("GGUF files run on one device (--tp 1)");
-    }
-    model_config cfg;
-    TRY(model_config_load(&cfg, path));
-    if (cfg.arch != ARCH_DEEPSEEK_V3) {
-        err_fail(R1_EINPUT, path, "tensor parallelism (--tp %d) is implemented for deepseek_v3 "
-                 "models; this is %s", tp, cfg.model_type);
-        return err_hint("a dense teacher fits one GPU per replica: use --tp 1 and split the "
-                        "prompts over GPUs with --rank/--world");
-    }
-    TRY(deepseek_tp_check(&cfg, tp, path));
-    int visible = 0;
-    TRY(backend_cuda_probe(0, &visible));
-    if (visible < tp) {
-        err_fail(R1_EINPUT, "--tp", "%d ranks need %d GPUs; %d %s visible", tp, tp, visible,
-                 visible == 1 ? "is" : "are");
-        return err_hint("check nvidia-smi and CUDA_VISIBLE_DEVICES");
-    }
-    return R1_OK;
-}
-
 int teacher_open_device(teacher_model **m, backend **be, const char *path, const char *device,
                         int tp) {
     *m = NULL;
@@ -385,6 +380,13 @@ int teacher_open_device(teacher_model **m, backend **be, const char *path, const
     if (tp == 1) return open_alone(m, be, path, device);
     const char *mode;
     TRY(check_request(path, device, tp, &mode));
+    int visible = 0;
+    TRY(backend_cuda_probe(0, &visible));
+    if (visible < tp) {
+        err_fail(R1_EINPUT, "--tp", "%d ranks need %d GPUs; %d %s visible", tp, tp, visible,
+                 visible == 1 ? "is" : "are");
+        return err_hint("check nvidia-smi and CUDA_VISIBLE_DEVICES");
+    }
 
     tp_leader *L = xcalloc(1, sizeof *L);
     L->tp = tp;
