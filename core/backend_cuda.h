@@ -25,7 +25,8 @@ enum { BACKEND_CUDA_FP32 = 0, BACKEND_CUDA_BF16 = 1 };
 /* Creates a backend on GPU `device` (0-based) in `mode`, run from the calling thread. Returns
  * NULL with the error recorded when there is no usable GPU (R1_ERUNTIME) or the arguments are
  * wrong (R1_EINPUT). Free with be->destroy(be) after the models that use it are closed.
- * Environment: R1_CUDA_GRAPHS=0 turns graph recording off. */
+ * Environment: R1_CUDA_GRAPHS=0 turns graph recording off; R1_CUDA_SKINNY=0 and
+ * R1_CUDA_MLA=direct turn the bf16 fast paths of linears and of MLA off (for comparisons). */
 backend *backend_cuda(int device, int mode);
 
 /* Whether GPU `device` is usable by this build (present, and a Hopper GPU for its sm_90a

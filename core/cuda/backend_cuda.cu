@@ -185,6 +185,7 @@ static void cu_unload_weight(backend *be, weight *w) {
     CU_REQUIRE(!cu->recording, "unload while recording a CUDA graph");
     cu_drop_graphs(cu);
     cu_drop_expert_tables(cu);
+    cu_drop_mla_tables(cu);
     CUDA_CHECK(cudaStreamSynchronize(cu->stream));
     CUDA_CHECK(cudaFree((void *)w->data));
     if (w->scale_inv) CUDA_CHECK(cudaFree((void *)w->scale_inv));
@@ -724,6 +725,8 @@ static void cu_destroy(backend *be) {
     CUDA_CHECK(cudaStreamSynchronize(cu->stream));
     cu_drop_graphs(cu);
     cu_drop_expert_tables(cu);
+    free(cu->etabs);
+    cu_drop_mla_tables(cu);
     cu_prof_free(cu);
     for (int i = 0; i < cu->n_ropes; i++) {
         free(cu->ropes[i].host_copy);
@@ -807,6 +810,9 @@ extern "C" backend *backend_cuda(int device, int mode) {
      * faster at 5-64 tokens (measured: docs/cuda-inference.md), so it is opt-in there. */
     const char *sk = getenv("R1_CUDA_SKINNY");
     cu->skinny_on = !(sk && strcmp(sk, "0") == 0);
+    /* R1_CUDA_MLA=direct: MLA on the direct kernels in bf16 mode too (mla_cuda.cu), for A/B */
+    const char *mla = getenv("R1_CUDA_MLA");
+    cu->mla_direct = mla && strcmp(mla, "direct") == 0;
     cu->skinny_bf16 = sk && strcmp(sk, "bf16") == 0;
     cu_linear_init(cu);
 

@@ -46,10 +46,10 @@ const char *cublas_status_name(cublasStatus_t s);
     __attribute__((format(printf, 4, 5)));
 
 /* ---- backend state ---- */
-enum { CU_MAX_GRAPHS = 64, CU_MAX_ROPES = 16, CU_MAX_ETABS = 64 };
+enum { CU_MAX_GRAPHS = 64, CU_MAX_ROPES = 16 };
 
 /* Workspaces owned by the backend, grown on demand (never while recording a graph). */
-enum { WS_XBF16, WS_ATTN, WS_DEQUANT, WS_SPLITK, WS_SEGMENTS, WS_TUNE, WS_COUNT };
+enum { WS_XBF16, WS_ATTN, WS_DEQUANT, WS_SPLITK, WS_SEGMENTS, WS_TUNE, WS_MLA, WS_COUNT };
 
 struct cu_graph {
     uint64_t key;
@@ -104,8 +104,13 @@ struct cuda_backend {
     int skinny_on;   /* bf16 mode: skinny_cuda.cu for FP8 weights (R1_CUDA_SKINNY=0: off) */
     int skinny_bf16; /* ... and for BF16 weights of 5..64 tokens (R1_CUDA_SKINNY=bf16) */
     int *skinny_sem; /* its split-K counters */
-    cu_etab etabs[CU_MAX_ETABS];
-    int n_etabs;
+    /* every weight array linear_segments has seen (a DeepSeek model has 3 per MoE layer and 2 per
+     * MLA layer): never evicted, since a recorded pass must not make one */
+    cu_etab *etabs;
+    int n_etabs, cap_etabs;
+    struct cu_mla_tab *mla; /* per kv_b_proj: the per-head weights of the MLA fast path */
+    int mla_direct;         /* R1_CUDA_MLA=direct: no MLA fast paths */
+    int n_mla;
 
     /* The bf16 copy of the last activation converted for a GEMM (q, k and v share one input,
      * so do gate and up): valid while nothing may have written the source. */
@@ -174,6 +179,8 @@ void cu_linear_segments(backend *be, float *y, const float *x, const weight *w, 
                         int E, int n);
 /* Frees the expert tables (weights are going away); drops recorded graphs. */
 void cu_drop_expert_tables(cuda_backend *cu);
+/* Frees the MLA fast path's tables (mla_cuda.cu); after cu_drop_expert_tables. */
+void cu_drop_mla_tables(cuda_backend *cu);
 
 /* ---- attention_cuda.cu ---- */
 void cu_attention(backend *be, float *out, const float *q, const void *k_cache,
@@ -203,6 +210,18 @@ __device__ __forceinline__ void load8(float (&v)[8], const __nv_bfloat16 *p) {
 __device__ __forceinline__ void load8(float (&v)[8], const float *p) {
     float4 a = *reinterpret_cast<const float4 *>(p), b = *reinterpret_cast<const float4 *>(p + 4);
     v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+
+/* c += a b on tensor cores: mma.sync m16n8k16, bf16 operands, float32 accumulators (PTX
+ * fragment layouts: lane = 4 g + t holds A rows g and g + 8, columns 2t, 2t + 1, 2t + 8, 2t + 9;
+ * B columns (n) g, rows (k) 2t, 2t + 1, 2t + 8, 2t + 9; C rows g, g + 8, columns 2t, 2t + 1). */
+__device__ __forceinline__ void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                         uint32_t a3, uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
 __device__ __forceinline__ float to_f32(float v) { return v; }

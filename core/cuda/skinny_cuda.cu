@@ -33,15 +33,6 @@
 
 enum { SK_WARPS = 4, SK_ROWS = 16 * SK_WARPS, SK_AHEAD = 4, SK_MAX_SEM = 8192, SK_CHUNK = 64 };
 
-__device__ __forceinline__ void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
-                                         uint32_t a3, uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
 /* Two e4m3 (low byte first) as bf16x2, exactly (every e4m3 value is a bf16). */
 __device__ __forceinline__ uint32_t e4m3x2_bf16x2(uint32_t two) {
     uint32_t h;
@@ -409,13 +400,17 @@ __global__ void grouped_generic_kernel(float *y, const float *x, const sk_expert
     y[(int64_t)r * rows + o] = s;
 }
 
-/* The device table of a weight array's data and scale pointers, built once per array and
- * dropped with every unload (a freed array's address may come back with other weights). */
+/* The device table of a weight array's data and scale pointers, built once per array (on a
+ * pass's first, eager run) and dropped with every unload (a freed array's address may come back
+ * with other weights). */
 static const sk_expert *expert_table(cuda_backend *cu, const weight *w, int E) {
     for (int i = 0; i < cu->n_etabs; i++)
         if (cu->etabs[i].host == w && cu->etabs[i].n == E) return (const sk_expert *)cu->etabs[i].dev;
     CU_REQUIRE(!cu->recording, "a new expert table while recording a CUDA graph");
-    if (cu->n_etabs == CU_MAX_ETABS) cu_drop_expert_tables(cu);
+    if (cu->n_etabs == cu->cap_etabs) {
+        cu->cap_etabs = cu->cap_etabs ? 2 * cu->cap_etabs : 64;
+        cu->etabs = (cu_etab *)xrealloc(cu->etabs, sizeof(cu_etab) * (size_t)cu->cap_etabs);
+    }
     sk_expert *h = (sk_expert *)xmalloc(sizeof(sk_expert) * (size_t)E);
     for (int e = 0; e < E; e++) {
         CU_REQUIRE(w[e].device && w[e].dt == w[0].dt && w[e].rows == w[0].rows &&

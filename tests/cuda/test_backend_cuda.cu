@@ -569,6 +569,9 @@ static void test_mla(void) {
     } cases[] = {
         {4, 16, 16, 32, 8, 5, 2, 40, "fixture-sized"},
         {16, 128, 128, 512, 64, 9, 3, 300, "V3 head sizes, 16 heads"},
+        /* 128 heads over up to 3000 positions: the tensor-core attention cuts each token's
+         * positions into splits and merges them */
+        {128, 128, 128, 512, 64, 3, 2, 3000, "V3, 128 heads, long context"},
     };
     for (int mode = 0; mode < 2; mode++) {
         backend *g = gpus[mode];
@@ -579,7 +582,11 @@ static void test_mla(void) {
                          dtype_name(dt), c.n);
                 host_weight hw = make_weight((int64_t)c.H * (c.nope + c.v), c.lat, dt, 0.1f);
                 weight gw = upload_copy(g, hw);
-                const double wtol = mode == 1 && dt == DTYPE_F32 ? 1e-2 : 1e-5;
+                /* bf16 mode stores F32 weights as bf16, and at V3 head sizes runs q_absorb and
+                 * v_up on the grouped tensor-core path, which rounds the activations to bf16
+                 * (core/cuda/mla_cuda.cu); elsewhere the direct kernels keep float32 inputs */
+                const bool fast = mode == 1 && dt == DTYPE_BF16 && c.nope % 32 == 0;
+                const double wtol = mode == 1 && (dt == DTYPE_F32 || fast) ? 1e-2 : 1e-5;
                 /* q_absorb from q rows of stride nope + pe (q_nope then q_pe, as the model lays
                  * them out) */
                 const int qs = c.nope + c.pe;
@@ -623,8 +630,10 @@ static void test_mla(void) {
                     g->mla_attention(g, datt, dqlw, dq + c.nope, qs, dkv, dpe, &tl, c.max_seq,
                                      c.H, c.lat, c.pe, scale);
                     got = dev_get(g, datt, want3.size());
+                    /* bf16 mode at V3 widths: the tensor-core kernel rounds q and P to bf16 */
+                    const bool tc = mode == 1 && c.lat == 512 && c.pe == 64 && c.H % 16 == 0;
                     check_close(mode, "mla_attention", shape, got.data(), want3.data(),
-                                want3.size(), 1e-5);
+                                want3.size(), tc ? 1e-2 : 1e-5);
                     for (void *p : {dkv, dpe, (void *)dslot, (void *)dpos, (void *)dqlw,
                                     (void *)datt})
                         g->release(g, p);

@@ -10,6 +10,12 @@
  *                    weights within 1e-6 (CUDA's expf is within 2 ulp of glibc's), every
  *                    assignment's row in its expert's segment, comb in ascending expert id
  *   FP8 linear       the skinny kernel on FP8 weights at n 1..64 against the CPU
+ *   MLA products     mla_q_absorb and mla_v_up against the CPU (fp32 1e-5, bf16 1e-2) at
+ *                    DeepSeek-V3's shapes (bf16 mode: the per-head grouped fast path; FP8 128 x
+ *                    128 blocks and BF16) and at the fixtures' (the direct kernels), 1..300
+ *                    tokens; a token's result does not depend on the others in the batch
+ *   many tables      one recorded pass over 90 weight arrays (a DeepSeek-R1 forward has ~300)
+ *                    records and replays, equal to its eager run bit for bit
  *   models           tests/fixtures/deepseek-{yarn,fp8,qnull} in both modes: logits against
  *                    the CPU (fp32 1e-5, bf16 3e-2) and transformers (fp32 1e-4, argmax);
  *                    incremental decoding equals the full forward; replayed graphs equal eager
@@ -205,6 +211,110 @@ static void test_fp8_linear(void) {
             g->release(g, dy);
             g->unload_weight(g, &gw);
         }
+}
+
+/* ---- MLA products ---------------------------------------------------------------------------- */
+
+static void mla_case(int mode, int H, int nope, int v, int lat, dtype dt, int br, int n,
+                     const char *name) {
+    backend *g = gpus[mode];
+    host_weight hw = make_weight((int64_t)H * (nope + v), lat, dt, 1.0f / sqrtf((float)lat), br, br);
+    weight gw = hw.w;
+    if (g->upload_weight(g, &gw)) {
+        err_print();
+        exit(1);
+    }
+    const int qk = nope + 64; /* q rows hold a rope part after each head's nope part */
+    std::vector<float> q = randn((size_t)n * H * qk, 1.0f), want((size_t)n * H * lat);
+    cpu->mla_q_absorb(cpu, want.data(), q.data(), qk, &hw.w, n, H, nope, v);
+    float *dq = (float *)dev_put(g, q.data(), sizeof(float) * q.size());
+    float *dl = (float *)g->alloc(g, sizeof(float) * want.size());
+    g->mla_q_absorb(g, dl, dq, qk, &gw, n, H, nope, v);
+    std::vector<float> got = dev_get(g, dl, want.size());
+    char what[160];
+    snprintf(what, sizeof what, "mla_q_absorb [%s] %s: %d heads, nope %d, lat %d, %s, %d tokens",
+             mode_names[mode], name, H, nope, lat, dtype_name(dt), n);
+    check_close(what, got.data(), want.data(), want.size(), mode == 0 ? 1e-5 : 1e-2);
+    if (n > 1) { /* the last token alone gives the same bits */
+        g->mla_q_absorb(g, dl, dq + (size_t)(n - 1) * H * qk, qk, &gw, 1, H, nope, v);
+        std::vector<float> alone = dev_get(g, dl, (size_t)H * lat);
+        EXPECT_MSG(memcmp(alone.data(), got.data() + (size_t)(n - 1) * H * lat,
+                          sizeof(float) * H * lat) == 0,
+                   "%s: the last token alone differs from it in the batch", what);
+    }
+
+    std::vector<float> o = randn((size_t)n * H * lat, 1.0f), want_o((size_t)n * H * v);
+    cpu->mla_v_up(cpu, want_o.data(), o.data(), &hw.w, n, H, nope, v);
+    float *dol = (float *)dev_put(g, o.data(), sizeof(float) * o.size());
+    float *dout = (float *)g->alloc(g, sizeof(float) * want_o.size());
+    g->mla_v_up(g, dout, dol, &gw, n, H, nope, v);
+    std::vector<float> got_o = dev_get(g, dout, want_o.size());
+    snprintf(what, sizeof what, "mla_v_up [%s] %s: %d heads, v %d, lat %d, %s, %d tokens",
+             mode_names[mode], name, H, v, lat, dtype_name(dt), n);
+    check_close(what, got_o.data(), want_o.data(), want_o.size(), mode == 0 ? 1e-5 : 1e-2);
+    g->release(g, dq);
+    g->release(g, dl);
+    g->release(g, dol);
+    g->release(g, dout);
+    g->unload_weight(g, &gw);
+}
+
+static void test_mla_products(void) {
+    for (int mode = 0; mode < 2; mode++) {
+        for (int n : {1, 5, 64, 300})
+            mla_case(mode, 128, 128, 128, 512, DTYPE_F8_E4M3, 128, n, "DeepSeek-V3");
+        mla_case(mode, 16, 128, 128, 512, DTYPE_BF16, 0, 7, "bf16 weights");
+        mla_case(mode, 4, 16, 16, 32, DTYPE_F8_E4M3, 16, 9, "fixture-like");
+    }
+}
+
+/* ---- many weight arrays in one recorded pass ------------------------------------------------ */
+
+static void test_many_expert_tables(void) {
+    backend *g = gpus[1];
+    const int A = 90, E = 2, R = 64, C = 64, n = 2;
+    std::vector<host_weight> hw;
+    std::vector<std::vector<weight>> gw(A);
+    for (int a = 0; a < A; a++)
+        for (int e = 0; e < E; e++) {
+            hw.push_back(make_weight(R, C, DTYPE_BF16, 0.1f, 0, 0));
+            gw[a].push_back(hw.back().w);
+            if (g->upload_weight(g, &gw[a].back())) {
+                err_print();
+                exit(1);
+            }
+        }
+    const int seg[3] = {0, 1, 2};
+    std::vector<float> x = randn((size_t)n * C, 1.0f);
+    int *dseg = (int *)dev_put(g, seg, sizeof seg);
+    float *dx = (float *)dev_put(g, x.data(), sizeof(float) * x.size());
+    float *dy = (float *)g->alloc(g, sizeof(float) * (size_t)A * n * R);
+    long rep0, rec0, rep1, rec1;
+    backend_cuda_graph_stats(g, &rep0, &rec0);
+    std::vector<std::vector<float>> runs;
+    for (int run = 0; run < 3; run++) { /* eager, recorded, replayed */
+        g->zero(g, dy, (size_t)A * n * R);
+        if (!g->graph_begin(g, 0x7461626c6573ull)) {
+            for (int a = 0; a < A; a++)
+                g->linear_segments(g, dy + (size_t)a * n * R, dx, gw[a].data(), dseg, E, n);
+            g->graph_end(g);
+        }
+        runs.push_back(dev_get(g, dy, (size_t)A * n * R));
+    }
+    backend_cuda_graph_stats(g, &rep1, &rec1);
+    EXPECT_MSG(rec1 - rec0 == 1 && rep1 - rep0 >= 1, "recordings %ld, replays %ld", rec1 - rec0,
+               rep1 - rep0);
+    EXPECT(runs[0] == runs[1] && runs[0] == runs[2]);
+    std::vector<float> want((size_t)n * R);
+    std::vector<weight> cw = {hw[2 * (A - 1)].w, hw[2 * (A - 1) + 1].w};
+    cpu->linear_segments(cpu, want.data(), x.data(), cw.data(), seg, E, n);
+    check_close("many tables: the last array against the CPU", runs[2].data() + (size_t)(A - 1) * n * R,
+                want.data(), want.size(), 1e-2);
+    g->release(g, dseg);
+    g->release(g, dx);
+    g->release(g, dy);
+    for (auto &v : gw)
+        for (auto &w : v) g->unload_weight(g, &w);
 }
 
 static void test_combine_rows(void) {
@@ -446,6 +556,8 @@ int main(void) {
     RUN_NAMED(test_routing);
     RUN_NAMED(test_fp8_linear);
     RUN_NAMED(test_linear_segments);
+    RUN_NAMED(test_mla_products);
+    RUN_NAMED(test_many_expert_tables);
     RUN_NAMED(test_forward);
     RUN_NAMED(test_greedy_and_graphs);
     for (int mode = 0; mode < 2; mode++) gpus[mode]->destroy(gpus[mode]);
