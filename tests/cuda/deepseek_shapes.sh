@@ -5,11 +5,11 @@
 # (needs python3 with torch and safetensors). Against the float32 mode (the direct kernels, float32
 # throughout), bf16 mode with the fast paths must be as close as bf16 mode without them
 # (R1_CUDA_MLA=direct): median per-position max |diff| at most 1.25x theirs plus 0.005, relative
-# to the logits' spread, and the top token of float32 at no fewer positions (2% slack) with both
-# at 90% or more, for a 14- and a 600-token prompt. (The maximum is no test: with random weights
+# to the logits' spread, and the top token of float32 at no fewer positions (one position and
+# 2% of slack: a near-tie flips either way) with the direct kernels at 90% or more, for a 14- and a 600-token prompt. (The maximum is no test: with random weights
 # a few positions sit near ties where any bf16 rounding moves logits by their spread; measured on
 # an H100, 600 tokens: median 0.022 with the fast paths, 0.021 without, max 1.2 and 1.1; top-1
-# 0.985 and 0.987; 14 tokens: median 0.025 and 0.028, top-1 13 of 14 both.) The attention's position splits
+# 0.985 and 0.987; 14 tokens: median 0.025 and 0.028, top-1 13 and 13 of 14 (H200: 13 and 14).) The attention's position splits
 # for short batches over long caches are checked op by op in test_backend_cuda.
 # BIN, ROOT and TMP as for tests/e2e.
 set -euo pipefail
@@ -33,6 +33,6 @@ def err(x):
 (mf, xf, tf), (md, xd, td) = err(fast), err(direct)
 print(f"  {n} tokens, against float32: fast paths median {mf:.3g} max {xf:.3g} top-1 {tf:.3f}; "
       f"direct kernels median {md:.3g} max {xd:.3g} top-1 {td:.3f}")
-sys.exit(0 if mf <= 1.25 * md + 0.005 and tf >= td - 0.02 and td >= 0.9 else 1)
+sys.exit(0 if mf <= 1.25 * md + 0.005 and tf >= td - 0.02 - 1 / n and td >= 0.9 else 1)
 PY
 done
