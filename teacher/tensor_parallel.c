@@ -63,14 +63,8 @@ static int check_request(const char *path, const char *device, int tp, const cha
 
 #ifndef R1_HAVE_CUDA
 
-int teacher_open_device(teacher_model **m, backend **be, const char *path, const char *device,
-                        int tp) {
-    *m = NULL;
-    *be = NULL;
-    if (tp < 1 || tp > 64) return err_fail(R1_EINPUT, "--tp", "%d is not 1..64", tp);
-    if (tp == 1) return open_alone(m, be, path, device);
-    const char *mode;
-    TRY(check_request(path, device, tp, &mode));
+static int open_group(teacher_model **m, backend **be, const char *path, int tp,
+                      const char *mode) {
     err_fail(R1_EINPUT, "--tp", "tensor parallelism needs CUDA, and this r1-distill was built "
              "without it");
     return err_hint("rebuild on a machine with nvcc, or use --tp 1");
@@ -372,14 +366,9 @@ static void leader_destroy(teacher_model *tm) {
     free(L->host);
 }
 
-int teacher_open_device(teacher_model **m, backend **be, const char *path, const char *device,
-                        int tp) {
-    *m = NULL;
-    *be = NULL;
-    if (tp < 1 || tp > 64) return err_fail(R1_EINPUT, "--tp", "%d is not 1..64", tp);
-    if (tp == 1) return open_alone(m, be, path, device);
-    const char *mode;
-    TRY(check_request(path, device, tp, &mode));
+/* Ranks 1..tp-1 started, rank 0 here: tp checked GPUs, every shard loaded. */
+static int open_group(teacher_model **m, backend **be, const char *path, int tp,
+                      const char *mode) {
     int visible = 0;
     TRY(backend_cuda_probe(0, &visible));
     if (visible < tp) {
@@ -448,3 +437,14 @@ int teacher_open_device(teacher_model **m, backend **be, const char *path, const
 }
 
 #endif /* R1_HAVE_CUDA */
+
+int teacher_open_device(teacher_model **m, backend **be, const char *path, const char *device,
+                        int tp) {
+    *m = NULL;
+    *be = NULL;
+    if (tp < 1 || tp > 64) return err_fail(R1_EINPUT, "--tp", "%d is not 1..64", tp);
+    if (tp == 1) return open_alone(m, be, path, device);
+    const char *mode;
+    TRY(check_request(path, device, tp, &mode));
+    return open_group(m, be, path, tp, mode);
+}

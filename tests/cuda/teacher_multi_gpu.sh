@@ -92,14 +92,21 @@ fi
 # a follower that dies ends the leader; a leader that dies takes its followers
 BIG=(--teacher "$ROOT/tests/fixtures/deepseek-yarn" --prompts "$TMP/prompts.jsonl" --samples 400
      --max-new-tokens 2000 --temperature 0.8 --batch 64 --device cuda-fp32 --tp 2)
-"$BIN" generate "${BIG[@]}" --out "$TMP/k1" 2>"$TMP/k1.err" &
-leader=$!
-for _ in $(seq 100); do
-    f=$(pgrep -f "tp-rank .*--rank 1" || true)
-    [ -n "$f" ] && grep -q 'rank 0/1' "$TMP/k1.err" 2>/dev/null && break
-    sleep 0.2
-done
-[ -n "$f" ] || { echo "no follower found"; cat "$TMP/k1.err"; exit 1; }
+# start_run NAME: a long --tp 2 generate in the background; sets leader and f (rank 1's pid)
+# once the run has started generating
+start_run() {
+    "$BIN" generate "${BIG[@]}" --out "$TMP/$1" 2>"$TMP/$1.err" &
+    leader=$!
+    for _ in $(seq 100); do
+        f=$(pgrep -f "tp-rank .*--rank 1" || true)
+        [ -n "$f" ] && grep -q 'rank 0/1' "$TMP/$1.err" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    echo "no follower found"
+    cat "$TMP/$1.err"
+    exit 1
+}
+start_run k1
 sleep 1
 kill -9 "$f"
 status=0
@@ -110,14 +117,7 @@ grep -q "tensor-parallel rank 1 (GPU 1) was killed by signal 9" "$TMP/k1.err" ||
     { echo "no message naming the dead rank:"; cat "$TMP/k1.err"; exit 1; }
 echo "  follower killed: leader exit 1 with the rank named"
 
-"$BIN" generate "${BIG[@]}" --out "$TMP/k2" 2>"$TMP/k2.err" &
-leader=$!
-for _ in $(seq 100); do
-    f=$(pgrep -f "tp-rank .*--rank 1" || true)
-    [ -n "$f" ] && grep -q 'rank 0/1' "$TMP/k2.err" 2>/dev/null && break
-    sleep 0.2
-done
-[ -n "$f" ] || { echo "no follower found"; cat "$TMP/k2.err"; exit 1; }
+start_run k2
 kill -9 "$leader"
 wait "$leader" 2>/dev/null || true
 for _ in $(seq 50); do kill -0 "$f" 2>/dev/null || break; sleep 0.1; done
