@@ -80,22 +80,11 @@ static void test_column_copies(void) {
     err_clear();
 }
 
-/* DeepSeek-R1's config.json values that decide the split. */
+/* DeepSeek-R1's published config.json. */
 static model_config r1_shape(void) {
     model_config c;
-    memset(&c, 0, sizeof c);
-    c.arch = ARCH_DEEPSEEK_V3;
-    c.num_heads = 128;
-    c.qk_nope_head_dim = 128;
-    c.qk_rope_head_dim = 64;
-    c.v_head_dim = 128;
-    c.n_routed_experts = 256;
-    c.n_shared_experts = 1;
-    c.moe_intermediate_size = 2048;
-    c.intermediate_size = 18432;
-    c.first_k_dense_replace = 3;
-    c.fp8 = 1;
-    c.fp8_block[0] = c.fp8_block[1] = 128;
+    EXPECT_EQ_INT(model_config_load(&c, "tests/fixtures/configs/deepseek-r1.json"), R1_OK);
+    EXPECT(c.arch == ARCH_DEEPSEEK_V3 && c.fp8 && c.num_heads == 128);
     return c;
 }
 
