@@ -136,8 +136,9 @@ if ds:
     print("sampling T=0.6 top-p 0.95; limit = copy bandwidth / bytes a decode step reads:")
     for r in ds:
         print(f"  batch {r['batch']:>3}: {r['decode_tok_s']:8.1f} tokens/s decoding ({r['step_ms']:.2f} ms "
-              f"a step), {r['e2e_tok_s']:8.1f} end to end; limit {r['limit_tok_s']:8.1f} "
-              f"({r['pct_of_limit']:.0f}%)")
+              f"a step), {r['e2e_tok_s']:8.1f} end to end; limit " +
+              (f"{r['limit_tok_s']:8.1f} ({r['pct_of_limit']:.0f}%)" if r["pct_of_limit"] else
+               "not known (no copy bandwidth measured: BENCH_SHAPES was empty)"))
     pr = next((r for r in rows if r["kind"] == "ds_projection"), None)
     if pr:
         print(f"  projection, DeepSeek-R1 on one 8xH200 node, 64 concurrent sequences: "
