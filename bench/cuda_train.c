@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/cli.h"
+#include "core/clock.h"
 #include "core/error.h"
 
 #ifdef R1_HAVE_CUDA
@@ -63,12 +63,6 @@ static const cli_spec bench_spec = {
     .opts = bench_opts,
     .n_opts = sizeof bench_opts / sizeof *bench_opts,
 };
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 int main(int argc, char **argv) {
     err_set_command("cuda_train");
@@ -137,7 +131,7 @@ int main(int argc, char **argv) {
     for (int it = 0; it < opt_warmup + opt_steps; it++) {
         if (it == opt_warmup) {
             R1_CUDA_CHECK(cudaStreamSynchronize(cuda_student_stream(s)));
-            t0 = now();
+            t0 = clock_seconds();
         }
         cuda_student_zero_grad(s);
         if (cuda_student_forward_backward(s, &batch, inv_count)) err_exit();
@@ -145,7 +139,7 @@ int main(int argc, char **argv) {
         last = cuda_student_take_loss(s); /* synchronises */
         if (it == 0) first = last;
     }
-    const double dt = (now() - t0) / (double)opt_steps;
+    const double dt = (clock_seconds() - t0) / (double)opt_steps;
     R1_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     const double N = (double)cuda_student_numel(s);
     const double flops_tok = 6.0 * N + 12.0 * cfg.num_layers * cfg.hidden_size * (double)T;

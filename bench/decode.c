@@ -21,10 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/backend_cuda.h"
 #include "core/cli.h"
+#include "core/clock.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "teacher/sampler.h"
@@ -62,12 +62,6 @@ static const cli_spec spec = {
     .opts = opts,
     .n_opts = sizeof opts / sizeof *opts,
 };
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static backend *make_backend(void) {
     backend *be;
@@ -108,11 +102,11 @@ static void generate(teacher_model *m, sampler_device *sd, const int *prompts, i
     float *host = sd ? NULL : xmalloc(sizeof(float) * (size_t)B * V);
     for (int i = 0; i < n; i++) slot[i] = i / P, pos[i] = i % P;
     for (int b = 0; b < B; b++) rows[b] = b * P + P - 1;
-    double t0 = now();
+    double t0 = clock_seconds();
     token_layout tl = {.n = n, .slot = slot, .pos = pos};
     if (m->forward(m, prompts, &tl, rows, B, host)) err_exit();
     pick(m, sd, host, B, 0, next);
-    double t1 = now();
+    double t1 = clock_seconds();
     for (int b = 0; b < B; b++) slot[b] = b, rows[b] = b;
     for (int s = 1; s < T; s++) {
         for (int b = 0; b < B; b++) pos[b] = P + s - 1;
@@ -120,7 +114,7 @@ static void generate(teacher_model *m, sampler_device *sd, const int *prompts, i
         if (m->forward(m, next, &st, rows, B, host)) err_exit();
         pick(m, sd, host, B, s, next);
     }
-    double t2 = now();
+    double t2 = clock_seconds();
     *prefill_s = t1 - t0;
     *decode_s = t2 - t1;
     free(slot), free(pos), free(rows), free(next), free(host);
@@ -130,10 +124,10 @@ static void bench_decode(void) {
     backend *be;
     const int B = (int)opt_batch, P = (int)opt_prompt, T = (int)opt_new;
     if (B < 1 || P < 1 || T < 1) die(R1_EINPUT, "--batch/--prompt/--new", "must be positive");
-    double t0 = now();
+    double t0 = clock_seconds();
     teacher_model *m;
     if (teacher_open_device(&m, &be, opt_model, opt_device, (int)opt_tp)) err_exit();
-    const double load_s = now() - t0;
+    const double load_s = clock_seconds() - t0;
     fprintf(stderr, "decode: %s on %s loaded in %.1f s\n", opt_model, be->name, load_s);
     if (m->cache_init(m, B, P + T)) err_exit();
     int *prompts = xmalloc(sizeof(int) * B * P);
@@ -217,13 +211,13 @@ static void bench_linear(void) {
             double best = 1e9;
             for (int r = 0; r < reps; r++) {
                 be->sync(be);
-                double t0 = now();
+                double t0 = clock_seconds();
                 if (!be->graph_begin(be, 0x6c696e656172ull + s)) {
                     for (int c = 0; c < copies; c++) be->linear(be, y, x, &w[c], NULL, 1);
                     be->graph_end(be);
                 }
                 be->sync(be);
-                double t = now() - t0;
+                double t = clock_seconds() - t0;
                 if (r >= 3 && t < best) best = t; /* runs 3.. are replays */
             }
             const double gbps = (double)bytes * copies / best / 1e9;

@@ -1,5 +1,5 @@
-/* NCCL for data-parallel training: rendezvous through an id file, and the collectives ZeRO-1
- * needs (see core/cuda_comm.h). */
+/* NCCL: rendezvous through an id file, and the collectives of data-parallel training and
+ * tensor-parallel inference (see core/cuda_comm.h). */
 #ifdef R1_HAVE_CUDA
 
 #include "core/cuda_comm.h"
@@ -12,9 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cuda_runtime_api.h>
+
 #include "core/clock.h"
 #include "core/error.h"
-#include <cuda_runtime_api.h>
 
 #ifdef R1_HAVE_NCCL
 /* nccl.h declares a few functions with () argument lists */

@@ -196,3 +196,14 @@ int file_copy_into(const char *from_dir, const char *to_dir, const char *name, i
     free(dst);
     return rc;
 }
+
+char *dir_make_temp(const char *prefix) {
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp) tmp = "/tmp";
+    char *name = xasprintf("%sXXXXXX", prefix), *path = path_join(tmp, name); /* mkdtemp's form */
+    free(name);
+    if (mkdtemp(path)) return path;
+    err_fail(R1_ERUNTIME, tmp, "cannot make a temporary directory: %s", strerror(errno));
+    free(path);
+    return NULL;
+}

@@ -50,6 +50,10 @@ int file_copy_into(const char *from_dir, const char *to_dir, const char *name, i
 
 /* Creates a directory and its parents (like mkdir -p). */
 int dir_create(const char *path);
+/* Makes a fresh directory only this user can enter, named "<prefix>" and six random characters,
+ * in $TMPDIR (or /tmp); returns its path (the caller frees it and removes the directory) or NULL
+ * with R1_ERUNTIME recorded. */
+char *dir_make_temp(const char *prefix);
 int path_exists(const char *path);
 int path_is_dir(const char *path);
 /* Joins two path parts with one '/'. Returns a fresh string. */

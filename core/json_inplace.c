@@ -86,7 +86,6 @@ static int hex4(const char *s, uint32_t *out) {
     return 0;
 }
 
-
 static size_t put_utf8(char *w, uint32_t cp) {
     if (cp < 0x80) {
         w[0] = (char)cp;

@@ -16,7 +16,6 @@
 
 /* ---- UTF-8 ------------------------------------------------------------------------------ */
 
-
 uint32_t utf8_decode_at(const unsigned char *s, size_t *len) {
     unsigned char c = s[0];
     if (c < 0x80) return *len = 1, c;
@@ -26,7 +25,6 @@ uint32_t utf8_decode_at(const unsigned char *s, size_t *len) {
     return *len = 4, (uint32_t)(c & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 |
                          (uint32_t)(s[2] & 0x3F) << 6 | (s[3] & 0x3F);
 }
-
 
 /* Length of the maximal prefix of a well-formed sequence at s: what one U+FFFD replaces
  * (Unicode §3.9 "maximal subpart", which Rust's from_utf8_lossy follows). At least 1. */
@@ -305,9 +303,8 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int add_s
                      int *n) {
     *ids = NULL;
     *n = 0;
-    ptrdiff_t invalid = utf8_invalid_at(text, len);
-    size_t bad = invalid < 0 ? len : (size_t)invalid;
-    if (bad < len) return err_fail(R1_EINPUT, "input", "invalid UTF-8 at byte %zu", bad);
+    const ptrdiff_t bad = utf8_invalid_at(text, len);
+    if (bad >= 0) return err_fail(R1_EINPUT, "input", "invalid UTF-8 at byte %td", bad);
     enc_ctx c = {.t = t};
     c.md = pcre2_match_data_create(1, NULL);
     if (!c.md) return err_fail(R1_ERUNTIME, "encode", "out of memory");

@@ -65,6 +65,7 @@ static void append_text_records(char **buf, size_t *len, size_t *cap, char **rec
     free(rec);
 }
 
+/* --format prose (n paragraphs) or facts (`copies` shuffled copies). */
 static int write_corpus(int prose, uint64_t seed, int64_t copies, int64_t n) {
     if (copies < 1 || copies > 100000) die(R1_EINPUT, "--copies", "must be between 1 and 100000");
     size_t cap = 1 << 16, len = 0;
@@ -73,10 +74,11 @@ static int write_corpus(int prose, uint64_t seed, int64_t copies, int64_t n) {
     if (prose) {
         int got = tasks_arith_prose(&rec, seed, (int)n, 8);
         append_text_records(&buf, &len, &cap, rec, got);
-    }
-    for (int64_t c = 0; !prose && c < copies; c++) {
-        int got = tasks_facts(&rec, seed + (uint64_t)c * 0x9e3779b9ull, 12);
-        append_text_records(&buf, &len, &cap, rec, got);
+    } else {
+        for (int64_t c = 0; c < copies; c++) {
+            int got = tasks_facts(&rec, seed + (uint64_t)c * 0x9e3779b9ull, 12);
+            append_text_records(&buf, &len, &cap, rec, got);
+        }
     }
     int rc = write_out(buf, len);
     free(buf);

@@ -18,7 +18,6 @@ struct jsonl_reader {
     char where[512];
 };
 
-
 static jsonl_reader *reader_new(FILE *f, int owns, const char *name) {
     jsonl_reader *r = xcalloc(1, sizeof *r);
     r->f = f;

@@ -48,5 +48,4 @@ int64_t jsonl_count(const jsonl_reader *r);
 /* "path:LINE" of the line last returned, for messages; valid until the next call. */
 const char *jsonl_where(const jsonl_reader *r);
 
-
 #endif

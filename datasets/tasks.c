@@ -284,9 +284,9 @@ int tasks_facts(char ***out, uint64_t seed, int per_record) {
     return n_rec;
 }
 
-/* One valid fact "a op b = c" whose first operand is a (within the ranges of tasks_facts), or 0
- * when no operation fits a. */
-static int fact_from(uint64_t *s, int a, char *buf, size_t cap, int *c) {
+/* One valid fact "a op b = c" whose first operand is a (within the ranges of tasks_facts), with
+ * its b and c, or 0 when no operation fits a. */
+static int fact_from(uint64_t *s, int a, char *buf, size_t cap, int *b_out, int *c) {
     for (int tries = 0; tries < 8; tries++) {
         int op = draw(s, 0, 3), b;
         if (op == 0 && a <= 144) {
@@ -309,6 +309,7 @@ static int fact_from(uint64_t *s, int a, char *buf, size_t cap, int *c) {
             continue;
         }
         snprintf(buf, cap, "%d %c %d = %d.", a, "+-*/"[op], b, *c);
+        *b_out = b;
         return 1;
     }
     return 0;
@@ -325,17 +326,17 @@ int tasks_arith_prose(char ***out, uint64_t seed, int n_records, int per_record)
         rec[r] = xcalloc(1, cap);
         for (int k = 0; k < per_record; k++) {
             char line[96], fact[32];
-            int a = draw(&s, 0, 12), c, kind = draw(&s, 0, 1), n = 0;
+            int a = draw(&s, 0, 12), b, c, kind = draw(&s, 0, 1), n = 0;
             if (draw(&s, 0, 1)) a = draw(&s, 0, 144);
-            if (!fact_from(&s, a, fact, sizeof fact, &c)) fact_from(&s, a = 6, fact, sizeof fact, &c);
+            if (!fact_from(&s, a, fact, sizeof fact, &b, &c))
+                fact_from(&s, a = 6, fact, sizeof fact, &b, &c);
             if (kind == 0) { /* the operands named first, then used */
-                int b;
-                CHECK(sscanf(fact, "%*d %*c %d", &b) == 1);
                 n = snprintf(line, sizeof line, lead[draw(&s, 0, 3)], a, b);
                 n += snprintf(line + n, sizeof line - (size_t)n, "%s", fact);
             } else { /* a chain: each result is the next fact's first operand */
                 n = snprintf(line, sizeof line, "%s", fact);
-                for (int links = draw(&s, 1, 2); links > 0 && fact_from(&s, c, fact, sizeof fact, &c); links--)
+                for (int links = draw(&s, 1, 2);
+                     links > 0 && fact_from(&s, c, fact, sizeof fact, &b, &c); links--)
                     n += snprintf(line + n, sizeof line - (size_t)n, " %s", fact);
             }
             len += (size_t)snprintf(rec[r] + len, cap - len, "%s%s", len ? "\n" : "", line);

@@ -82,11 +82,9 @@ char *train_rendezvous_file(const char *dir) {
 }
 
 int train_run_local_gpus(const train_args *a, int n) {
-    char tmpl[] = "/tmp/r1-train-XXXXXX";
-    if (!mkdtemp(tmpl))
-        return err_fail(R1_ERUNTIME, "/tmp", "cannot make a rendezvous directory: %s",
-                        strerror(errno));
-    char *id_file = path_join(tmpl, "nccl-id");
+    char *dir = dir_make_temp("r1-train-");
+    if (!dir) return err_status();
+    char *id_file = path_join(dir, "nccl-id");
     fflush(stdout);
     fflush(stderr);
     pid_t *pid = xcalloc((size_t)n, sizeof *pid);
@@ -143,7 +141,8 @@ int train_run_local_gpus(const train_args *a, int n) {
     }
     free(pid);
     unlink(id_file);
-    rmdir(tmpl);
+    rmdir(dir);
+    free(dir);
     free(id_file);
     return rc;
 }

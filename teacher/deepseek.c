@@ -333,6 +333,22 @@ static void reserve_buffers(ds_model *m, int n, int n_out) {
     m->cap_out = co;
 }
 
+/* y = x @ w^T, or y += x @ w^T when add. */
+static void linear_to(backend *be, float *y, const float *x, const weight *w, int n, int add) {
+    if (add) be->linear_add(be, y, x, w, NULL, n);
+    else be->linear(be, y, x, w, NULL, n);
+}
+
+/* A layer's attention or MLP output reaches the residual stream x in two steps. In a group each
+ * rank's output is a partial sum: rank 0 adds its part to x, the other ranks write theirs over x
+ * (this flag says which), and reduce_residual's all_reduce then leaves x plus every rank's part
+ * on every rank. Alone, rank 0 simply adds and nothing is reduced. */
+static int adds_to_residual(const ds_model *m) { return m->tp_rank == 0; }
+
+static void reduce_residual(ds_model *m, int n) {
+    if (m->tp > 1) m->base.be->all_reduce(m->base.be, m->x, (size_t)n * m->base.cfg.hidden_size);
+}
+
 /* out = down(silu(gate(h)) * up(h)) (+ out when add): model.py MLP.forward / Expert.forward */
 static void mlp_forward(backend *be, float *out, const float *h, const ds_mlp *mlp, float *g,
                         float *u, int n, int add) {
@@ -341,8 +357,7 @@ static void mlp_forward(backend *be, float *out, const float *h, const ds_mlp *m
     const weight *const ws[] = {&mlp->w1, &mlp->w3};
     be->linear_multi(be, 2, ys, h, ws, NULL, n);
     be->swiglu(be, g, g, u, n, ff, ff);
-    if (add) be->linear_add(be, out, g, &mlp->w2, NULL, n);
-    else be->linear(be, out, g, &mlp->w2, NULL, n);
+    linear_to(be, out, g, &mlp->w2, n, add);
 }
 
 /* The routing of n tokens on the host (the CPU backend, whose memory is host memory): the
@@ -379,16 +394,6 @@ static void route_on_host(ds_model *m, const ds_layer *L, int n) {
     free(fill);
 }
 
-/* x += the sum over the group's ranks of part [n, d]: alone an add; in a group rank 0 adds its
- * part to x, the others replace x with theirs, and the all_reduce sums them. */
-static void add_reduced(ds_model *m, float *part, int n) {
-    backend *be = m->base.be;
-    const int d = m->base.cfg.hidden_size;
-    if (m->tp_rank == 0) be->add(be, m->x, part, (size_t)n * d);
-    else be->copy_strided(be, m->x, d, part, d, n, d);
-    if (m->tp > 1) be->all_reduce(be, m->x, (size_t)n * d);
-}
-
 /* x += MoE(h): model.py MoE.forward. Each token's routed sum runs over its experts in
  * ascending id (transformers' index_add_ order), whatever else is in the batch. */
 static void moe_forward(ds_model *m, const ds_layer *L, int n) {
@@ -419,7 +424,9 @@ static void moe_forward(ds_model *m, const ds_layer *L, int n) {
         mlp_forward(be, m->s, m->h, &L->mlp, m->g, m->u, n, 0);
         be->add(be, m->y, m->s, (size_t)n * d);
     }
-    add_reduced(m, m->y, n);
+    if (adds_to_residual(m)) be->add(be, m->x, m->y, (size_t)n * d);
+    else be->copy_strided(be, m->x, d, m->y, d, n, d);
+    reduce_residual(m, n);
 }
 
 /* x += MLA(h): model.py MLA.forward, attn_impl="absorb". */
@@ -462,10 +469,9 @@ static void mla_forward(ds_model *m, int l, const token_layout *tl) {
     be->mla_attention(be, m->o_lat, m->q_lat, m->q + nope, qk, kvc, pec, tl, m->base.cache_len, H,
                       lat, rope, m->softmax_scale);
     be->mla_v_up(be, m->o, m->o_lat, &L->wkv_b, n, H, nope, v);
-    /* x += wo(o), summed over the group's heads (see add_reduced) */
-    if (m->tp_rank == 0) be->linear_add(be, m->x, m->o, &L->wo, NULL, n);
-    else be->linear(be, m->x, m->o, &L->wo, NULL, n);
-    if (m->tp > 1) be->all_reduce(be, m->x, (size_t)n * c->hidden_size);
+    /* x += wo(o), summed over the group's heads */
+    linear_to(be, m->x, m->o, &L->wo, n, adds_to_residual(m));
+    reduce_residual(m, n);
 }
 
 static int ds_forward(teacher_model *tm, const int *tokens, const token_layout *tl,
@@ -494,8 +500,8 @@ static int ds_forward(teacher_model *tm, const int *tokens, const token_layout *
             be->rmsnorm(be, m->h, m->x, &L->ffn_norm, n, d, eps);
             if (L->moe) moe_forward(m, L, n);
             else {
-                mlp_forward(be, m->x, m->h, &L->mlp, m->g, m->u, n, m->tp_rank == 0);
-                if (m->tp > 1) be->all_reduce(be, m->x, (size_t)n * d);
+                mlp_forward(be, m->x, m->h, &L->mlp, m->g, m->u, n, adds_to_residual(m));
+                reduce_residual(m, n);
             }
         }
         /* Only the requested rows reach the head: a decode step needs one row per sequence. */

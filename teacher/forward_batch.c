@@ -28,14 +28,20 @@ int forward_batch_check(const teacher_model *tm, const int *tokens, const token_
     return R1_OK;
 }
 
-void forward_batch_upload(backend *be, int *dev, int *host, const int *tokens,
-                          const token_layout *tl, const int *out_rows, int n_out) {
+size_t forward_batch_pack(int *host, const int *tokens, const token_layout *tl,
+                          const int *out_rows, int n_out) {
     const size_t n = (size_t)tl->n;
     memcpy(host, tokens, sizeof(int) * n);
     memcpy(host + n, tl->slot, sizeof(int) * n);
     memcpy(host + 2 * n, tl->pos, sizeof(int) * n);
     memcpy(host + 3 * n, out_rows, sizeof(int) * (size_t)n_out);
-    be->upload(be, dev, host, sizeof(int) * (3 * n + (size_t)n_out));
+    return 3 * n + (size_t)n_out;
+}
+
+void forward_batch_upload(backend *be, int *dev, int *host, const int *tokens,
+                          const token_layout *tl, const int *out_rows, int n_out) {
+    const size_t k = forward_batch_pack(host, tokens, tl, out_rows, n_out);
+    be->upload(be, dev, host, sizeof(int) * k);
 }
 
 int forward_capacity(int have, int want) {

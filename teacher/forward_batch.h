@@ -13,8 +13,12 @@
 int forward_batch_check(const teacher_model *tm, const int *tokens, const token_layout *tl,
                         const int *out_rows, int n_out);
 
-/* Copies tokens, slots, positions and output rows (in that order, 3n + n_out ints) through
- * `host` (room for them) into the backend array `dev` with one upload. */
+/* Packs tokens, slots, positions and output rows, in that order, into `host` (room for
+ * 3n + n_out ints) and returns how many ints that is. The same layout goes to backend memory
+ * (below) and to the other ranks of a tensor-parallel group (teacher/tensor_parallel.c). */
+size_t forward_batch_pack(int *host, const int *tokens, const token_layout *tl,
+                          const int *out_rows, int n_out);
+/* Copies the packed batch through `host` into the backend array `dev` with one upload. */
 void forward_batch_upload(backend *be, int *dev, int *host, const int *tokens,
                           const token_layout *tl, const int *out_rows, int n_out);
 

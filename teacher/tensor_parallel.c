@@ -169,7 +169,7 @@ static int follow(teacher_model *m, ctl_chan *c) {
             cap = k;
             host = xrealloc(host, sizeof(int) * cap);
         }
-        ctl_recv(c, host, k);
+        ctl_recv(c, host, k); /* forward_batch_pack's layout */
         const token_layout tl = {.n = n, .slot = host + n, .pos = host + 2 * n};
         const int rc = m->forward(m, host, &tl, host + 3 * n, n_out, NULL);
         if (rc) {
@@ -320,12 +320,8 @@ static int leader_forward(teacher_model *tm, const int *tokens, const token_layo
         L->host_cap = k;
         L->host = xrealloc(L->host, sizeof(int) * k);
     }
-    memcpy(L->host, tokens, sizeof(int) * (size_t)n);
-    memcpy(L->host + n, tl->slot, sizeof(int) * (size_t)n);
-    memcpy(L->host + 2 * n, tl->pos, sizeof(int) * (size_t)n);
-    memcpy(L->host + 3 * n, out_rows, sizeof(int) * (size_t)n_out);
     ctl_send(&L->ctl, hdr, 4);
-    ctl_send(&L->ctl, L->host, k);
+    ctl_send(&L->ctl, L->host, forward_batch_pack(L->host, tokens, tl, out_rows, n_out));
     const int rc = L->inner->forward(L->inner, tokens, tl, out_rows, n_out, logits);
     tm->logits = L->inner->logits;
     return rc;
@@ -380,14 +376,12 @@ static int open_group(teacher_model **m, backend **be, const char *path, int tp,
     tp_leader *L = xcalloc(1, sizeof *L);
     L->tp = tp;
     L->pid = xcalloc((size_t)tp, sizeof *L->pid);
-    char tmpl[] = "/tmp/r1-tp-XXXXXX";
-    if (!mkdtemp(tmpl)) {
+    L->dir = dir_make_temp("r1-tp-");
+    if (!L->dir) {
         free(L->pid);
         free(L);
-        return err_fail(R1_ERUNTIME, "/tmp", "cannot make a rendezvous directory: %s",
-                        strerror(errno));
+        return err_status();
     }
-    L->dir = xstrdup(tmpl);
     char *id_file = path_join(L->dir, "nccl-id");
     int rc = R1_OK;
     for (int r = 1; r < tp && !rc; r++) {

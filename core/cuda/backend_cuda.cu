@@ -810,10 +810,10 @@ extern "C" backend *backend_cuda(int device, int mode) {
      * faster at 5-64 tokens (measured: docs/cuda-inference.md), so it is opt-in there. */
     const char *sk = getenv("R1_CUDA_SKINNY");
     cu->skinny_on = !(sk && strcmp(sk, "0") == 0);
+    cu->skinny_bf16 = sk && strcmp(sk, "bf16") == 0;
     /* R1_CUDA_MLA=direct: MLA on the direct kernels in bf16 mode too (mla_cuda.cu), for A/B */
     const char *mla = getenv("R1_CUDA_MLA");
     cu->mla_direct = mla && strcmp(mla, "direct") == 0;
-    cu->skinny_bf16 = sk && strcmp(sk, "bf16") == 0;
     cu_linear_init(cu);
 
     backend *be = &cu->be;

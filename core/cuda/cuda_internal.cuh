@@ -109,8 +109,8 @@ struct cuda_backend {
     cu_etab *etabs;
     int n_etabs, cap_etabs;
     struct cu_mla_tab *mla; /* per kv_b_proj: the per-head weights of the MLA fast path */
-    int mla_direct;         /* R1_CUDA_MLA=direct: no MLA fast paths */
     int n_mla;
+    int mla_direct;         /* R1_CUDA_MLA=direct: no MLA fast paths */
 
     /* The bf16 copy of the last activation converted for a GEMM (q, k and v share one input,
      * so do gate and up): valid while nothing may have written the source. */

@@ -74,13 +74,13 @@ __global__ void mla_transpose_uk_kernel(uint8_t *t, const uint8_t *w, int heads,
 }
 
 /* The transposed scales: Ts[h][i][j] = S[(h (nope + v)) / br + j][i] (block rows of a head's
- * W_UK become block columns). */
+ * W_UK become block columns); S has sr blocks per row block, Ts sr rows of sc. */
 __global__ void mla_transpose_scales_kernel(float *ts, const float *s, int heads, int nope, int v,
-                                            int br, int sr, int sc, int scale_cols) {
+                                            int br, int sr, int sc) {
     const int total = heads * sr * sc;
     for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < total; k += gridDim.x * blockDim.x) {
         const int j = k % sc, i = k / sc % sr, h = k / sc / sr;
-        ts[k] = s[(int64_t)(h * (nope + v) / br + j) * scale_cols + i];
+        ts[k] = s[(int64_t)(h * (nope + v) / br + j) * sr + i];
     }
 }
 
@@ -95,8 +95,7 @@ __global__ void mla_to_heads_kernel(float *dst, const float *src, int n, int hea
     }
 }
 
-/* dst[(i H + h) width + c] = src[(h n + i) width + c], and seg[e] = e n for e <= heads (the
- * next product's segments, written here to save a launch). */
+/* dst[(i H + h) width + c] = src[(h n + i) width + c]: head-major rows back to token-major. */
 __global__ void mla_from_heads_kernel(float *dst, const float *src, int n, int heads, int width) {
     const int64_t total = (int64_t)n * heads * width;
     for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < total;
@@ -138,8 +137,8 @@ static cu_mla_tab *mla_table(cuda_backend *cu, const weight *w, int heads, int n
     const int lat = (int)w->cols, es = w->dt == DTYPE_F8_E4M3 ? 1 : 2;
     const bool fp8 = es == 1;
     const int br = fp8 ? w->block_rows : 1, bc = fp8 ? w->block_cols : 1;
-    const int sr = fp8 ? (lat + bc - 1) / bc : 0, sc = fp8 ? nope / br : 0; /* of one W_UK^T */
-    const int scale_cols = fp8 ? (lat + bc - 1) / bc : 0;                   /* of kv_b_proj */
+    /* scale blocks: kv_b_proj has sr per row block; one W_UK^T has sr rows of sc */
+    const int sr = fp8 ? (lat + bc - 1) / bc : 0, sc = fp8 ? nope / br : 0;
     const size_t head_bytes = (size_t)lat * nope * es, data_bytes = head_bytes * heads;
     const size_t scale_at = (data_bytes + 255) & ~(size_t)255;
     uint8_t *copies;
@@ -151,8 +150,7 @@ static cu_mla_tab *mla_table(cuda_backend *cu, const weight *w, int heads, int n
     float *ts = (float *)(copies + scale_at);
     if (fp8) {
         mla_transpose_scales_kernel<<<cu_blocks((int64_t)heads * sr * sc, 256, 1024), 256, 0,
-                                      cu->stream>>>(ts, w->scale_inv, heads, nope, v, br, sr, sc,
-                                                    scale_cols);
+                                      cu->stream>>>(ts, w->scale_inv, heads, nope, v, br, sr, sc);
         LAUNCH_CHECK();
     }
     cu->mla = (cu_mla_tab *)xrealloc(cu->mla, sizeof(cu_mla_tab) * (size_t)(cu->n_mla + 1));
@@ -171,12 +169,8 @@ static cu_mla_tab *mla_table(cuda_backend *cu, const weight *w, int heads, int n
         k->block_rows = fp8 ? bc : 0;
         k->block_cols = fp8 ? br : 0;
         k->scale_inv = fp8 ? ts + (size_t)h * sr * sc : NULL;
-        weight *u = &t->uv[h];
-        *u = *w;
-        const int64_t r0 = (int64_t)h * (nope + v) + nope;
-        u->rows = v;
-        u->data = (const uint8_t *)w->data + (size_t)r0 * lat * es;
-        u->scale_inv = fp8 ? w->scale_inv + (r0 / br) * scale_cols : NULL;
+        /* mla_fast_ok made the rows whole scale blocks */
+        CHECK(!weight_rows_slice(&t->uv[h], w, (int64_t)h * (nope + v) + nope, v, "kv_b_proj"));
     }
     return t;
 }
@@ -373,6 +367,16 @@ __device__ __forceinline__ uint32_t bf16_pair(__nv_bfloat16 lo, __nv_bfloat16 hi
     return (uint32_t)__bfloat16_as_ushort(lo) | ((uint32_t)__bfloat16_as_ushort(hi) << 16);
 }
 
+/* The A fragment (mma16816's layout) of rows g and g + 8, columns c, c + 1 and c + 8, c + 9 of
+ * a bf16 tile in shared memory with `stride` elements per row. */
+__device__ __forceinline__ void a_fragment(uint32_t (&a)[4], const __nv_bfloat16 *tile,
+                                           int stride, int g, int c) {
+    a[0] = *(const uint32_t *)(tile + g * stride + c);
+    a[1] = *(const uint32_t *)(tile + (g + 8) * stride + c);
+    a[2] = *(const uint32_t *)(tile + g * stride + c + 8);
+    a[3] = *(const uint32_t *)(tile + (g + 8) * stride + c + 8);
+}
+
 __global__ void __launch_bounds__(128)
     mla_attention_tc_kernel(float *out, float *part, const float *q_lat, const float *q_pe,
                             int pe_stride, const __nv_bfloat16 *kv_cache,
@@ -430,14 +434,12 @@ __global__ void __launch_bounds__(128)
 #pragma unroll 6
         for (int ks = 0; ks < TM_K / 16; ks++) {
             const int c = ks * 16 + 2 * tq;
-            const uint32_t a0 = *(const uint32_t *)(sq + g * TM_STRIDE + c);
-            const uint32_t a1 = *(const uint32_t *)(sq + (g + 8) * TM_STRIDE + c);
-            const uint32_t a2 = *(const uint32_t *)(sq + g * TM_STRIDE + c + 8);
-            const uint32_t a3 = *(const uint32_t *)(sq + (g + 8) * TM_STRIDE + c + 8);
+            uint32_t a[4];
+            a_fragment(a, sq, TM_STRIDE, g, c);
             const uint32_t b0 = *(const uint32_t *)(krow + c);
             const uint32_t b1 = *(const uint32_t *)(krow + c + 8);
-            if (ks & 1) mma16816(s2, a0, a1, a2, a3, b0, b1);
-            else mma16816(s, a0, a1, a2, a3, b0, b1);
+            if (ks & 1) mma16816(s2, a[0], a[1], a[2], a[3], b0, b1);
+            else mma16816(s, a[0], a[1], a[2], a[3], b0, b1);
         }
 #pragma unroll
         for (int e = 0; e < 4; e++) s[e] += s2[e];
@@ -494,16 +496,14 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
         for (int kk = 0; kk < TM_POS / 16; kk++) {
             const int c = kk * 16 + 2 * tq;
-            const uint32_t a0 = *(const uint32_t *)(sp + g * TM_PSTRIDE + c);
-            const uint32_t a1 = *(const uint32_t *)(sp + (g + 8) * TM_PSTRIDE + c);
-            const uint32_t a2 = *(const uint32_t *)(sp + g * TM_PSTRIDE + c + 8);
-            const uint32_t a3 = *(const uint32_t *)(sp + (g + 8) * TM_PSTRIDE + c + 8);
+            uint32_t a[4];
+            a_fragment(a, sp, TM_PSTRIDE, g, c);
             const __nv_bfloat16 *v0 = sk + c * TM_STRIDE, *v1 = v0 + TM_STRIDE;
             const __nv_bfloat16 *v8 = v0 + 8 * TM_STRIDE, *v9 = v8 + TM_STRIDE;
 #pragma unroll
             for (int nt = 0; nt < 16; nt++) {
                 const int col = w * 128 + nt * 8 + g;
-                mma16816(acc[nt], a0, a1, a2, a3, bf16_pair(v0[col], v1[col]),
+                mma16816(acc[nt], a[0], a[1], a[2], a[3], bf16_pair(v0[col], v1[col]),
                          bf16_pair(v8[col], v9[col]));
             }
         }
