@@ -73,7 +73,7 @@ struct cuda_student {
     r1_bf16 *hf;        /* [N, d] final norm */
     float *rstdf;       /* [N] */
     r1_bf16 *dx, *dh, *datt, *dqkv, *dact;
-    float *delta, *rms_scratch;
+    float *delta, *sum_scratch;
     ce_scratch ce;
 
     /* the current micro-batch */
@@ -281,7 +281,10 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     s->dqkv = dev_alloc(s, p, N * (size_t)s->qkvd * bf);
     s->dact = dev_alloc(s, p, N * (size_t)s->ff * bf);
     s->delta = dev_alloc(s, p, N * (size_t)s->H * f);
-    s->rms_scratch = dev_alloc(s, p, rmsnorm_backward_scratch_floats(s->N, s->d) * f);
+    /* the column sums of RMSNorm's dw and of the qkv bias's gradient, one at a time */
+    const size_t rms = rmsnorm_backward_scratch_floats(s->N, s->d),
+                 bias = bias_backward_scratch_floats(s->N, s->qkvd);
+    s->sum_scratch = dev_alloc(s, p, (rms > bias ? rms : bias) * f);
     const size_t chunk = (size_t)s->o.ce_chunk;
     s->ce.chunk = s->o.ce_chunk;
     s->ce.logits = dev_alloc(s, p, chunk * (size_t)s->V * f);
@@ -749,7 +752,7 @@ static void layer_backward(cuda_student *s, int l, layer_acts *a) {
     linear_backward_x(g, s->dh, 0, a->gu, 2 * ff, W(p->wgu), n, d, 2 * ff, st);
     linear_backward_w(g, G(p->wgu), f32, 1, a->gu, 2 * ff, a->h2, d, n, d, 2 * ff, st);
     /* h2 = rmsnorm(xmid): dx += */
-    rmsnorm_backward_cuda(s->dx, G(p->mlp_norm), f32, s->rms_scratch, s->dh, a->xmid, W(p->mlp_norm),
+    rmsnorm_backward_cuda(s->dx, G(p->mlp_norm), f32, s->sum_scratch, s->dh, a->xmid, W(p->mlp_norm),
                      a->rstd2, n, d, st);
     /* xmid = x + att Wo^T */
     linear_backward_x(g, s->datt, 0, s->dx, d, W(p->wo), n, s->qd, d, st);
@@ -761,9 +764,9 @@ static void layer_backward(cuda_student *s, int l, layer_acts *a) {
     /* qkv = h1 [Wq; Wk; Wv]^T + b */
     linear_backward_x(g, s->dh, 0, s->dqkv, s->qkvd, W(p->wqkv), n, d, s->qkvd, st);
     linear_backward_w(g, G(p->wqkv), f32, 1, s->dqkv, s->qkvd, a->h1, d, n, d, s->qkvd, st);
-    if (s->cfg.attention_bias) bias_backward(G(p->bqkv), f32, s->dqkv, s->qkvd, n, s->qkvd, st);
+    if (s->cfg.attention_bias) bias_backward(G(p->bqkv), f32, s->sum_scratch, s->dqkv, s->qkvd, n, s->qkvd, st);
     /* h1 = rmsnorm(x): dx += */
-    rmsnorm_backward_cuda(s->dx, G(p->attn_norm), f32, s->rms_scratch, s->dh, s->x[l],
+    rmsnorm_backward_cuda(s->dx, G(p->attn_norm), f32, s->sum_scratch, s->dh, s->x[l],
                      W(p->attn_norm), a->rstd1, n, d, st);
 }
 
@@ -801,7 +804,7 @@ static int forward_backward(cuda_student *s, const cuda_batch *b, float inv_coun
                          W(s->off_lm_head), s->d_targets, s->d_rows, s->m, n, d, s->V, inv_count,
                          &s->ce, st);
     R1_CUDA_CHECK(cudaMemsetAsync(s->dx, 0, sizeof(r1_bf16) * (size_t)n * d, st));
-    rmsnorm_backward_cuda(s->dx, G(s->off_final_norm), f32, s->rms_scratch, s->dh, s->x[s->L],
+    rmsnorm_backward_cuda(s->dx, G(s->off_final_norm), f32, s->sum_scratch, s->dh, s->x[s->L],
                      W(s->off_final_norm), s->rstdf, n, d, st);
     /* each bucket's gradients are complete once the backward has left it: the head's now,
      * layer l's after its backward, the embedding's (with a tied head's) at the end */

@@ -84,6 +84,45 @@ __device__ __forceinline__ void mma_pv(float (&acc)[HD / 8][4], const float (&p)
     }
 }
 
+/* 2^x on the special-function unit: one instruction; -inf gives 0 (the masked scores) and
+ * results below 2^-126 flush to 0, which a probability that small may. */
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* Sets the entries of a 16 x 8 NT C-fragment array whose key (column, from key0) is after its
+ * query (row ra or ra + 8, from the fragment layout) to -inf: the causal mask. Needed only on the
+ * tiles that cross the diagonal; the others are visible whole. */
+template <int NT>
+__device__ __forceinline__ void mask_causal(float (&s)[NT][4], int key0, int ra) {
+    const int tq = threadIdx.x & 3;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        const int key = key0 + nt * 8 + tq * 2;
+        if (key > ra) s[nt][0] = -INFINITY;
+        if (key + 1 > ra) s[nt][1] = -INFINITY;
+        if (key > ra + 8) s[nt][2] = -INFINITY;
+        if (key + 1 > ra + 8) s[nt][3] = -INFINITY;
+    }
+}
+
+/* The same mask on a transposed tile (rows are keys ka and ka + 8, columns queries from q0),
+ * also masking queries at or past the document's end d1. */
+template <int NT>
+__device__ __forceinline__ void mask_causal_t(float (&s)[NT][4], int q0, int ka, int d1) {
+    const int tq = threadIdx.x & 3;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        const int q = q0 + nt * 8 + tq * 2;
+        if (q < ka || q >= d1) s[nt][0] = -INFINITY;
+        if (q + 1 < ka || q + 1 >= d1) s[nt][1] = -INFINITY;
+        if (q < ka + 8 || q >= d1) s[nt][2] = -INFINITY;
+        if (q + 1 < ka + 8 || q + 1 >= d1) s[nt][3] = -INFINITY;
+    }
+}
+
 template <int NT>
 __device__ __forceinline__ void zero(float (&c)[NT][4]) {
 #pragma unroll
@@ -176,39 +215,34 @@ __global__ void __launch_bounds__(128)
                 mma_bf16(s[2 * np + 1], qf[ks], b[2], b[3]);
             }
         }
-        /* scale, causal mask, running max */
+        /* the causal mask where the key tile reaches past the tile's first row; the running max
+         * on the raw scores (the scale is positive), then p = 2^(s scale log2(e) - max) as one
+         * FMA and one ex2 */
+        if (kt + T > r0) mask_causal<T / 8>(s, kt, ra);
         float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
         for (int nt = 0; nt < T / 8; nt++) {
-#pragma unroll
-            for (int c = 0; c < 4; c++) {
-                const int key = kt + nt * 8 + tq * 2 + (c & 1);
-                const int row = c < 2 ? ra : rb;
-                const float v = key <= row ? s[nt][c] * scale_log2 : -INFINITY;
-                s[nt][c] = v;
-                if (c < 2)
-                    mx_a = fmaxf(mx_a, v);
-                else
-                    mx_b = fmaxf(mx_b, v);
-            }
+            mx_a = fmaxf(mx_a, fmaxf(s[nt][0], s[nt][1]));
+            mx_b = fmaxf(mx_b, fmaxf(s[nt][2], s[nt][3]));
         }
 #pragma unroll
         for (int off = 1; off <= 2; off <<= 1) {
             mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
             mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
         }
-        const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-        /* a row with no key yet keeps max -inf; subtract 0 then so exp2 gives 0, not NaN */
+        /* m_a, m_b are in scaled (base-2) units */
+        const float mn_a = fmaxf(m_a, mx_a * scale_log2), mn_b = fmaxf(m_b, mx_b * scale_log2);
+        /* a row with no key yet keeps max -inf; subtract 0 then so ex2 gives 0, not NaN */
         const float mu_a = mn_a == -INFINITY ? 0.0f : mn_a;
         const float mu_b = mn_b == -INFINITY ? 0.0f : mn_b;
-        const float al_a = exp2f(m_a - mu_a), al_b = exp2f(m_b - mu_b);
+        const float al_a = ex2(m_a - mu_a), al_b = ex2(m_b - mu_b);
         float sum_a = 0.0f, sum_b = 0.0f;
 #pragma unroll
         for (int nt = 0; nt < T / 8; nt++) {
-            s[nt][0] = exp2f(s[nt][0] - mu_a);
-            s[nt][1] = exp2f(s[nt][1] - mu_a);
-            s[nt][2] = exp2f(s[nt][2] - mu_b);
-            s[nt][3] = exp2f(s[nt][3] - mu_b);
+            s[nt][0] = ex2(fmaf(s[nt][0], scale_log2, -mu_a));
+            s[nt][1] = ex2(fmaf(s[nt][1], scale_log2, -mu_a));
+            s[nt][2] = ex2(fmaf(s[nt][2], scale_log2, -mu_b));
+            s[nt][3] = ex2(fmaf(s[nt][3], scale_log2, -mu_b));
             sum_a += s[nt][0] + s[nt][1];
             sum_b += s[nt][2] + s[nt][3];
         }
@@ -267,7 +301,7 @@ __global__ void __launch_bounds__(128)
     const int r0 = tl[0], r1 = tl[1], d0 = tl[2];
     const int h = blockIdx.y, g = h / (H / KV);
     const size_t ld = (size_t)(H + 2 * KV) * HD;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tq = lane & 3;
+    const int warp = threadIdx.x >> 5, gid = (threadIdx.x & 31) >> 2;
     const int ra = r0 + warp * 16 + gid, rb = ra + 8;
     const int n_kt = (r1 - 1 - d0) / T + 1;
 
@@ -302,14 +336,12 @@ __global__ void __launch_bounds__(128)
         zero(dp);
         mma_abt<HD, T / 8, LDS>(p, Qs, warp * 16, Kb);
         mma_abt<HD, T / 8, LDS>(dp, dOs, warp * 16, Vb);
+        if (kt + T > r0) mask_causal<T / 8>(p, kt, ra);
 #pragma unroll
         for (int nt = 0; nt < T / 8; nt++) {
 #pragma unroll
             for (int c = 0; c < 4; c++) {
-                const int key = kt + nt * 8 + tq * 2 + (c & 1);
-                const int row = c < 2 ? ra : rb;
-                const float pv =
-                    key <= row ? exp2f(p[nt][c] * scale_log2 - (c < 2 ? lse_a : lse_b)) : 0.0f;
+                const float pv = ex2(fmaf(p[nt][c], scale_log2, -(c < 2 ? lse_a : lse_b)));
                 dp[nt][c] = pv * (dp[nt][c] - (c < 2 ? dl_a : dl_b)); /* dS */
             }
         }
@@ -351,8 +383,8 @@ __global__ void __launch_bounds__(128)
     const int g = blockIdx.y, G = H / KV;
     const size_t ld = (size_t)(H + 2 * KV) * HD, ldo = (size_t)H * HD;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tq = lane & 3;
-    const int ka = k0 + warp * 16 + gid, kb = ka + 8; /* this thread's two key rows */
-    const int nq = (d1 - k0 + BQ - 1) / BQ;           /* query blocks per head */
+    const int ka = k0 + warp * 16 + gid;    /* this thread's key rows: ka and ka + 8 */
+    const int nq = (d1 - k0 + BQ - 1) / BQ; /* query blocks per head */
     const int n_it = G * nq;
 
     /* stage `it` of the (head, query block) sequence into buffer `buf` */
@@ -394,15 +426,14 @@ __global__ void __launch_bounds__(128)
         zero(ds);
         mma_abt<HD, BQ / 8, LDS>(p, Ks, warp * 16, Qb);  /* S^T: keys x queries */
         mma_abt<HD, BQ / 8, LDS>(ds, Vs, warp * 16, dOb); /* dP^T */
+        /* masked where a query precedes a key or lies past the document's end */
+        if (qt < k0 + T - 1 || qt + BQ > d1) mask_causal_t<BQ / 8>(p, qt, ka, d1);
 #pragma unroll
         for (int nt = 0; nt < BQ / 8; nt++) {
 #pragma unroll
             for (int c = 0; c < 4; c++) {
                 const int qi = nt * 8 + tq * 2 + (c & 1);
-                const int q = qt + qi;
-                const int key = c < 2 ? ka : kb;
-                const float pv =
-                    (q < d1 && q >= key) ? exp2f(p[nt][c] * scale_log2 - Lb[qi]) : 0.0f;
+                const float pv = ex2(fmaf(p[nt][c], scale_log2, -Lb[qi]));
                 p[nt][c] = pv;
                 ds[nt][c] = pv * (ds[nt][c] - Db[qi]);
             }

@@ -227,28 +227,71 @@ extern "C" void linear_backward_w(r1_gemm *g, void *dw, int dw_f32, int accumula
 }
 
 /* ---- bias gradient: a column sum in a fixed order ------------------------------------------------
- * Block: 32 columns x 8 row groups. Thread (c, r) sums rows r, r + 8, ... of column c; the 8
- * partials are then added in order by the first row group. */
+ * Two passes, so that every SM has rows to read: the rows are cut into at most BIAS_CHUNKS chunks
+ * of at least BIAS_MIN_ROWS; block (column group, chunk) writes the chunk's column sums to
+ * scratch[chunk][col] (each of its 8 row groups sums every 8th row, the 8 partials added in
+ * order), then one thread per column adds the chunks in order into db. Thread x of a block owns
+ * 8 consecutive columns (one 16-byte load per row) when the rows allow it, else one. */
 
-__global__ void bias_backward_kernel(void *db, int db_f32, const bf16 *dy, int ld, int n,
-                                     int cols) {
-    __shared__ float part[8][33];
-    const int c = blockIdx.x * 32 + threadIdx.x, r = threadIdx.y;
-    float acc = 0.0f;
-    if (c < cols)
-        for (int i = r; i < n; i += 8) acc += __bfloat162float(dy[(size_t)i * ld + c]);
-    part[r][threadIdx.x] = acc;
+enum { BIAS_CHUNKS = 128, BIAS_MIN_ROWS = 64 };
+
+static int bias_chunks(int n) {
+    const int c = ceil_div(n, BIAS_MIN_ROWS);
+    return c < BIAS_CHUNKS ? c : BIAS_CHUNKS;
+}
+
+extern "C" size_t bias_backward_scratch_floats(int n, int cols) {
+    return (size_t)bias_chunks(n) * (size_t)cols;
+}
+
+template <int CPT>
+__global__ void bias_partials_kernel(float *part, const bf16 *dy, int ld, int n, int cols,
+                                     int rows_per_chunk) {
+    __shared__ float red[8][32 * CPT + 1];
+    const int c0 = (blockIdx.x * 32 + threadIdx.x) * CPT, r = threadIdx.y, chunk = blockIdx.y;
+    const int i0 = chunk * rows_per_chunk, i1 = min(n, i0 + rows_per_chunk);
+    float acc[CPT];
+#pragma unroll
+    for (int j = 0; j < CPT; j++) acc[j] = 0.0f;
+    if (c0 < cols)
+        for (int i = i0 + r; i < i1; i += 8) {
+            float v[CPT];
+            load_vec<CPT>(v, dy + (size_t)i * ld + c0);
+#pragma unroll
+            for (int j = 0; j < CPT; j++) acc[j] += v[j];
+        }
+#pragma unroll
+    for (int j = 0; j < CPT; j++) red[r][threadIdx.x * CPT + j] = acc[j];
     __syncthreads();
-    if (r == 0 && c < cols) {
-        float t = 0.0f;
-        for (int j = 0; j < 8; j++) t += part[j][threadIdx.x];
-        grad_add(db, db_f32, c, t);
+    /* the block's 32 CPT columns, one per thread of the first 32 CPT threads */
+    const int t = threadIdx.y * 32 + threadIdx.x, c = blockIdx.x * 32 * CPT + t;
+    if (t < 32 * CPT && c < cols) {
+        float sum = 0.0f;
+        for (int k = 0; k < 8; k++) sum += red[k][t];
+        part[(size_t)chunk * cols + c] = sum;
     }
 }
 
-extern "C" void bias_backward(void *db, int db_f32, const r1_bf16 *dy, int ld, int n, int cols,
-                              cudaStream_t s) {
+__global__ void bias_finish_kernel(void *db, int db_f32, const float *part, int chunks, int cols) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    float sum = 0.0f;
+    for (int k = 0; k < chunks; k++) sum += part[(size_t)k * cols + c];
+    grad_add(db, db_f32, c, sum);
+}
+
+extern "C" void bias_backward(void *db, int db_f32, float *scratch, const r1_bf16 *dy, int ld,
+                              int n, int cols, cudaStream_t s) {
     CHECK(n > 0 && cols > 0 && ld >= cols);
-    bias_backward_kernel<<<ceil_div(cols, 32), dim3(32, 8), 0, s>>>(db, db_f32, dy, ld, n, cols);
+    const int chunks = bias_chunks(n), rows = ceil_div(n, chunks);
+    const dim3 block(32, 8);
+    if (cols % 8 == 0 && ld % 8 == 0 && aligned16(dy))
+        bias_partials_kernel<8><<<dim3(ceil_div(cols, 256), chunks), block, 0, s>>>(
+            scratch, (const bf16 *)dy, ld, n, cols, rows);
+    else
+        bias_partials_kernel<1><<<dim3(ceil_div(cols, 32), chunks), block, 0, s>>>(
+            scratch, (const bf16 *)dy, ld, n, cols, rows);
+    LAUNCH_CHECK();
+    bias_finish_kernel<<<ceil_div(cols, 256), 256, 0, s>>>(db, db_f32, scratch, chunks, cols);
     LAUNCH_CHECK();
 }

@@ -67,9 +67,11 @@ void linear_backward_x(r1_gemm *g, r1_bf16 *dx, int accumulate, const r1_bf16 *d
 void linear_backward_w(r1_gemm *g, void *dw, int dw_f32, int accumulate, const r1_bf16 *dy,
                        int lddy, const r1_bf16 *x, int ldx, int n, int in, int out,
                        cudaStream_t s);
-/* db[cols] += sum over the n rows of dy[n, cols] (row stride ld): the bias gradient. */
-void bias_backward(void *db, int db_f32, const r1_bf16 *dy, int ld, int n, int cols,
-                   cudaStream_t s);
+/* db[cols] += sum over the n rows of dy[n, cols] (row stride ld): the bias gradient.
+ * scratch: bias_backward_scratch_floats(n, cols) floats. */
+size_t bias_backward_scratch_floats(int n, int cols);
+void bias_backward(void *db, int db_f32, float *scratch, const r1_bf16 *dy, int ld, int n,
+                   int cols, cudaStream_t s);
 
 /* ---- RMSNorm (rmsnorm.cu) -------------------------------------------------------------------
  * out = x * rstd * w with rstd = 1 / sqrt(mean(x^2) + eps) per row (transformers' Qwen2RMSNorm /

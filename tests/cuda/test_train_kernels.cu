@@ -132,11 +132,13 @@ static void test_bias_backward(int n, int cols, int ld, int f32) {
     }
     void *ddy = dev_upload(dyh, 2 * (size_t)n * ld);
     void *db = f32 ? dev_upload(b0f, 4 * (size_t)cols) : dev_upload(b0h, 2 * (size_t)cols);
-    bias_backward(db, f32, (const r1_bf16 *)ddy, ld, n, cols, S);
+    float *scratch = NULL;
+    R1_CUDA_CHECK(cudaMalloc((void **)&scratch, sizeof(float) * bias_backward_scratch_floats(n, cols)));
+    bias_backward(db, f32, scratch, (const r1_bf16 *)ddy, ld, n, cols, S);
     sync_check("bias_backward");
     float *got = download(db, cols, f32);
     compare("bias_backward", shape, got, ref, cols, 0, f32 ? 1e-5 : 1e-2);
-    cudaFree(ddy), cudaFree(db);
+    cudaFree(ddy), cudaFree(db), cudaFree(scratch);
     free(dyh), free(b0h), free(dyf), free(b0f), free(ref), free(got);
 }
 
@@ -704,6 +706,7 @@ int main(void) {
     test_bias_backward(37, 19, 19, 1);
     test_bias_backward(1000, 1152, 1280, 1);
     test_bias_backward(300, 640, 640, 0);
+    test_bias_backward(9001, 264, 272, 1); /* 128 chunks, the last one short */
 
     printf("RMSNorm\n");
     test_rmsnorm(1, 8, 1);
