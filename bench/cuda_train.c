@@ -51,7 +51,7 @@ static const cli_opt bench_opts[] = {
     {"recompute", OPT_FLAG, &opt_recompute, NULL, 0, NULL, "recompute each layer in the backward"},
     {"grad-f32", OPT_FLAG, &opt_grad_f32, NULL, 0, NULL, "float32 gradients (default bf16)"},
     {"attn", OPT_STRING, &opt_attn, "auto", 0, "IMPL",
-     "attention kernels: auto (tensor cores for head_dim 64/128), mma, simple"},
+     "attention kernels: auto (wgmma for head_dim 64/128), wgmma, mma (mma.sync), simple"},
     {"plan", OPT_FLAG, &opt_plan, NULL, 0, NULL,
      "print the memory plan per GPU for 1, 2, 4 and 8 data-parallel ranks (ZeRO-1) and exit "
      "(needs no GPU)"},
@@ -77,12 +77,14 @@ int main(int argc, char **argv) {
     if (model_config_parse(&cfg, json, strlen(json), opt_shape)) err_exit();
     const int T = (int)opt_seq, B = (int)opt_batch, n = T * B;
     attn_impl attn = ATTN_AUTO;
-    if (strcmp(opt_attn, "mma") == 0)
+    if (strcmp(opt_attn, "wgmma") == 0)
+        attn = ATTN_WGMMA;
+    else if (strcmp(opt_attn, "mma") == 0)
         attn = ATTN_MMA;
     else if (strcmp(opt_attn, "simple") == 0)
         attn = ATTN_SIMPLE;
     else if (strcmp(opt_attn, "auto") != 0)
-        die(R1_EINPUT, "--attn", "unknown attention kernels %s (auto, mma, simple)", opt_attn);
+        die(R1_EINPUT, "--attn", "unknown attention kernels %s (auto, wgmma, mma, simple)", opt_attn);
     cuda_student_opts o = {.max_tokens = n, .recompute = opt_recompute, .grad_f32 = opt_grad_f32,
                            .ce_chunk = 0, .attn = attn};
     const double gib = 1073741824.0;

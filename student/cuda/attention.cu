@@ -307,11 +307,13 @@ static void check_shape(const attn_shape *a) {
     CHECK(a->n_tiles > 0 && a->tiles_q && a->tiles_kv);
 }
 
-static bool use_mma(const attn_shape *a, const void *qkv) {
-    if (a->impl == ATTN_SIMPLE) return false;
+/* The tensor-core kernels to run, or ATTN_SIMPLE. */
+static attn_impl pick(const attn_shape *a, const void *qkv) {
+    if (a->impl == ATTN_SIMPLE) return ATTN_SIMPLE;
     const bool ok = attention_mma_supported(a, qkv) != 0;
-    if (a->impl == ATTN_MMA) CHECK(ok);
-    return ok;
+    if (a->impl != ATTN_AUTO) CHECK(ok);
+    if (!ok) return ATTN_SIMPLE;
+    return a->impl == ATTN_MMA ? ATTN_MMA : ATTN_WGMMA;
 }
 
 static void set_smem(const void *kernel, size_t bytes) {
@@ -322,7 +324,12 @@ static void set_smem(const void *kernel, size_t bytes) {
 extern "C" void attention_forward_cuda(r1_bf16 *out, float *lse, const r1_bf16 *qkv,
                                   const attn_shape *a, cudaStream_t s) {
     check_shape(a);
-    if (use_mma(a, qkv)) {
+    const attn_impl impl = pick(a, qkv);
+    if (impl == ATTN_WGMMA) {
+        attention_forward_wgmma(out, lse, qkv, a, s);
+        return;
+    }
+    if (impl == ATTN_MMA) {
         attention_forward_mma(out, lse, qkv, a, s);
         return;
     }
@@ -344,7 +351,12 @@ extern "C" void attention_backward_cuda(r1_bf16 *dqkv, float *delta, const r1_bf
     const long long warps = (long long)a->n * H;
     attn_delta_kernel<<<ceil_div(warps * 32, 256), 256, 0, s>>>(delta, dout, out, a->n, H, hd);
     LAUNCH_CHECK();
-    if (use_mma(a, qkv)) {
+    const attn_impl impl = pick(a, qkv);
+    if (impl == ATTN_WGMMA) {
+        attention_backward_wgmma(dqkv, delta, dout, qkv, lse, a, s);
+        return;
+    }
+    if (impl == ATTN_MMA) {
         attention_backward_mma(dqkv, delta, dout, qkv, lse, a, s);
         return;
     }

@@ -16,9 +16,7 @@
  * Softmax arithmetic runs in base 2: scores are scaled by scale * log2(e) and exponentiated with
  * exp2f; lse is stored in natural-log units like the simple kernels'. */
 #include "student/cuda/attention.cuh"
-
-#define LOG2E 1.4426950408889634f
-#define LN2 0.6931471805599453f
+#include "student/cuda/attention_frag.cuh"
 
 /* ---- shared helpers ------------------------------------------------------------------------------ */
 
@@ -35,16 +33,6 @@ __device__ __forceinline__ void load_tile_async(bf16 *dst, const bf16 *src, size
         const bf16 *s = ok ? src + (size_t)row * ld + col + k * 8 : src;
         cp_async16(dst + r * LDS + k * 8, s, ok ? 16 : 0);
     }
-}
-
-/* A fragments of a 16 x 16 slice (columns 16 j .. 16 j + 15) of a 16 x (8 NT) C-fragment array,
- * rounded to bf16. */
-template <int NT>
-__device__ __forceinline__ void c_to_a(uint32_t a[4], const float (&c)[NT][4], int j) {
-    a[0] = pack_bf16x2(c[2 * j][0], c[2 * j][1]);
-    a[1] = pack_bf16x2(c[2 * j][2], c[2 * j][3]);
-    a[2] = pack_bf16x2(c[2 * j + 1][0], c[2 * j + 1][1]);
-    a[3] = pack_bf16x2(c[2 * j + 1][2], c[2 * j + 1][3]);
 }
 
 /* acc[16 x 8 NT] += A[16 x HD] (rows row0.., shared, row-major) @ M^T where M[8 NT x HD] is
@@ -84,70 +72,6 @@ __device__ __forceinline__ void mma_pv(float (&acc)[HD / 8][4], const float (&p)
     }
 }
 
-/* 2^x on the special-function unit: one instruction; -inf gives 0 (the masked scores) and
- * results below 2^-126 flush to 0, which a probability that small may. */
-__device__ __forceinline__ float ex2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-
-/* Sets the entries of a 16 x 8 NT C-fragment array whose key (column, from key0) is after its
- * query (row ra or ra + 8, from the fragment layout) to -inf: the causal mask. Needed only on the
- * tiles that cross the diagonal; the others are visible whole. */
-template <int NT>
-__device__ __forceinline__ void mask_causal(float (&s)[NT][4], int key0, int ra) {
-    const int tq = threadIdx.x & 3;
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-        const int key = key0 + nt * 8 + tq * 2;
-        if (key > ra) s[nt][0] = -INFINITY;
-        if (key + 1 > ra) s[nt][1] = -INFINITY;
-        if (key > ra + 8) s[nt][2] = -INFINITY;
-        if (key + 1 > ra + 8) s[nt][3] = -INFINITY;
-    }
-}
-
-/* The same mask on a transposed tile (rows are keys ka and ka + 8, columns queries from q0),
- * also masking queries at or past the document's end d1. */
-template <int NT>
-__device__ __forceinline__ void mask_causal_t(float (&s)[NT][4], int q0, int ka, int d1) {
-    const int tq = threadIdx.x & 3;
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-        const int q = q0 + nt * 8 + tq * 2;
-        if (q < ka || q >= d1) s[nt][0] = -INFINITY;
-        if (q + 1 < ka || q + 1 >= d1) s[nt][1] = -INFINITY;
-        if (q < ka + 8 || q >= d1) s[nt][2] = -INFINITY;
-        if (q + 1 < ka + 8 || q + 1 >= d1) s[nt][3] = -INFINITY;
-    }
-}
-
-template <int NT>
-__device__ __forceinline__ void zero(float (&c)[NT][4]) {
-#pragma unroll
-    for (int i = 0; i < NT; i++) c[i][0] = c[i][1] = c[i][2] = c[i][3] = 0.0f;
-}
-
-/* Writes rows ra and ra + 8 (each when < end) of a 16 x HD C-fragment array, times mul, as bf16
- * to dst (row stride ld) at column col. */
-template <int HD>
-__device__ __forceinline__ void store_rows(bf16 *dst, size_t ld, int col, int ra, int end,
-                                           const float (&c)[HD / 8][4], float mul_a,
-                                           float mul_b) {
-    const int tq = threadIdx.x & 3;
-#pragma unroll
-    for (int dt = 0; dt < HD / 8; dt++) {
-        const int cc = col + dt * 8 + tq * 2;
-        if (ra < end)
-            *reinterpret_cast<__nv_bfloat162 *>(dst + (size_t)ra * ld + cc) =
-                __floats2bfloat162_rn(c[dt][0] * mul_a, c[dt][1] * mul_a);
-        if (ra + 8 < end)
-            *reinterpret_cast<__nv_bfloat162 *>(dst + (size_t)(ra + 8) * ld + cc) =
-                __floats2bfloat162_rn(c[dt][2] * mul_b, c[dt][3] * mul_b);
-    }
-}
-
 /* ---- forward -------------------------------------------------------------------------------------- */
 
 template <int HD>
@@ -170,8 +94,8 @@ __global__ void __launch_bounds__(128)
     const int r0 = tl[0], r1 = tl[1], d0 = tl[2];
     const int h = blockIdx.y, g = h / (H / KV);
     const size_t ld = (size_t)(H + 2 * KV) * HD;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tq = lane & 3;
-    const int ra = r0 + warp * 16 + gid, rb = ra + 8; /* this thread's two rows */
+    const int warp = threadIdx.x >> 5;
+    const int ra = r0 + warp * 16 + ((threadIdx.x & 31) >> 2); /* this thread's rows: ra, ra + 8 */
     const int n_kt = (r1 - 1 - d0) / T + 1;
 
     load_tile_async<HD, LDS>(Qs, qkv, ld, h * HD, r0, T, r1);
@@ -219,60 +143,12 @@ __global__ void __launch_bounds__(128)
          * on the raw scores (the scale is positive), then p = 2^(s scale log2(e) - max) as one
          * FMA and one ex2 */
         if (kt + T > r0) mask_causal<T / 8>(s, kt, ra);
-        float mx_a = -INFINITY, mx_b = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < T / 8; nt++) {
-            mx_a = fmaxf(mx_a, fmaxf(s[nt][0], s[nt][1]));
-            mx_b = fmaxf(mx_b, fmaxf(s[nt][2], s[nt][3]));
-        }
-#pragma unroll
-        for (int off = 1; off <= 2; off <<= 1) {
-            mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
-            mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
-        }
-        /* m_a, m_b are in scaled (base-2) units */
-        const float mn_a = fmaxf(m_a, mx_a * scale_log2), mn_b = fmaxf(m_b, mx_b * scale_log2);
-        /* a row with no key yet keeps max -inf; subtract 0 then so ex2 gives 0, not NaN */
-        const float mu_a = mn_a == -INFINITY ? 0.0f : mn_a;
-        const float mu_b = mn_b == -INFINITY ? 0.0f : mn_b;
-        const float al_a = ex2(m_a - mu_a), al_b = ex2(m_b - mu_b);
-        float sum_a = 0.0f, sum_b = 0.0f;
-#pragma unroll
-        for (int nt = 0; nt < T / 8; nt++) {
-            s[nt][0] = ex2(fmaf(s[nt][0], scale_log2, -mu_a));
-            s[nt][1] = ex2(fmaf(s[nt][1], scale_log2, -mu_a));
-            s[nt][2] = ex2(fmaf(s[nt][2], scale_log2, -mu_b));
-            s[nt][3] = ex2(fmaf(s[nt][3], scale_log2, -mu_b));
-            sum_a += s[nt][0] + s[nt][1];
-            sum_b += s[nt][2] + s[nt][3];
-        }
-        /* l stays a per-thread partial (its 16 of the row's 64 columns); the four threads of a
-         * row share alpha, so the partials add up at the end */
-        l_a = l_a * al_a + sum_a;
-        l_b = l_b * al_b + sum_b;
-        m_a = mn_a;
-        m_b = mn_b;
-#pragma unroll
-        for (int dt = 0; dt < HD / 8; dt++) {
-            o[dt][0] *= al_a;
-            o[dt][1] *= al_a;
-            o[dt][2] *= al_b;
-            o[dt][3] *= al_b;
-        }
+        softmax_step<T / 8, HD / 8>(s, o, m_a, m_b, l_a, l_b, scale_log2);
         mma_pv<HD, T / 8, LDS>(o, s, Vb);
         __syncthreads(); /* stage t & 1 is refilled by the next iteration's prefetch */
     }
 
-#pragma unroll
-    for (int off = 1; off <= 2; off <<= 1) {
-        l_a += __shfl_xor_sync(0xffffffffu, l_a, off);
-        l_b += __shfl_xor_sync(0xffffffffu, l_b, off);
-    }
-    store_rows<HD>(out, (size_t)H * HD, h * HD, ra, r1, o, 1.0f / l_a, 1.0f / l_b);
-    if (tq == 0) {
-        if (ra < r1) lse[(size_t)h * n + ra] = (m_a + log2f(l_a)) * LN2;
-        if (rb < r1) lse[(size_t)h * n + rb] = (m_b + log2f(l_b)) * LN2;
-    }
+    softmax_finish<HD>(out, lse, n, H, h, ra, r1, o, m_a, m_b, l_a, l_b);
 }
 
 /* ---- backward: dq (query side) ----------------------------------------------------------------------

@@ -109,7 +109,7 @@ void swiglu_forward_cuda(r1_bf16 *out, const r1_bf16 *gu, int n, int ff, cudaStr
 void swiglu_backward_cuda(r1_bf16 *dgu, const r1_bf16 *dout, const r1_bf16 *gu, int n, int ff,
                      cudaStream_t s);
 
-/* ---- causal flash attention over packed documents (attention.cu, attention_mma.cu) ----------
+/* ---- causal flash attention over packed documents (attention*.cu) ----------------------------
  * qkv[n, (H + 2 KV) hd]: per row the H query heads, then KV key heads, then KV value heads
  * (the fused projection's output). Head h attends with kv head h / (H / KV), causally, within
  * its own document only: documents are [cu_seqlens[i], cu_seqlens[i+1]).
@@ -119,7 +119,7 @@ void swiglu_backward_cuda(r1_bf16 *dgu, const r1_bf16 *dout, const r1_bf16 *gu, 
  * (host) writes them twice: ordered for the query-side kernels (most keys first) and for the
  * key-side kernel (most queries first). Each tile is 4 ints: row0, row1, doc0, doc1. */
 enum { ATTN_TILE = 64 };
-typedef enum { ATTN_AUTO, ATTN_SIMPLE, ATTN_MMA } attn_impl;
+typedef enum { ATTN_AUTO, ATTN_SIMPLE, ATTN_MMA, ATTN_WGMMA } attn_impl;
 
 int attn_tiles_count(const int *cu_seqlens, int n_docs);
 void attn_tiles_build(int *tiles_q, int *tiles_kv, const int *cu_seqlens, int n_docs);
@@ -131,7 +131,7 @@ typedef struct {
     int n_tiles;
     const int *tiles_q;    /* device [n_tiles][4] */
     const int *tiles_kv;   /* device [n_tiles][4] */
-    attn_impl impl;        /* AUTO: tensor-core kernels for head_dim 64 and 128, else SIMPLE */
+    attn_impl impl;        /* AUTO: WGMMA for head_dim 64 and 128, else SIMPLE */
 } attn_shape;
 
 /* True when the tensor-core kernels take this shape (head_dim 64 or 128, 16-byte rows). */
