@@ -651,7 +651,8 @@ static int batch_upload(cuda_student *s, const cuda_batch *b) {
                             b->targets[i], i, s->V);
     }
     const int n = b->n;
-    const int nt = attn_tiles_count(b->cu_seqlens, b->n_docs);
+    const int rows_per_tile = attn_tile_rows(s->o.attn, s->hd);
+    const int nt = attn_tiles_count(b->cu_seqlens, b->n_docs, rows_per_tile);
     CHECK((size_t)nt <= s->max_tiles);
     /* the previous batch's copies have left the staging buffer */
     R1_CUDA_CHECK(cudaEventSynchronize(s->staged));
@@ -667,7 +668,7 @@ static int batch_upload(cuda_student *s, const cuda_batch *b) {
     for (int dcount = 0; dcount < b->n_docs; dcount++)
         for (int i = b->cu_seqlens[dcount]; i < b->cu_seqlens[dcount + 1]; i++)
             pos[i] = i - b->cu_seqlens[dcount];
-    attn_tiles_build(tq, tk, b->cu_seqlens, b->n_docs);
+    attn_tiles_build(tq, tk, b->cu_seqlens, b->n_docs, rows_per_tile);
     const int u = embed_backward_plan(eids, eoff, epos, b->tokens, n);
     const enum cudaMemcpyKind h2d = cudaMemcpyHostToDevice;
     R1_CUDA_CHECK(cudaMemcpyAsync(s->d_tokens, tok, sizeof(int) * n, h2d, s->stream));
@@ -697,6 +698,7 @@ static attn_shape attn_of(const cuda_student *s) {
     a.n_kv_heads = s->KV;
     a.head_dim = s->hd;
     a.scale = 1.0f / sqrtf((float)s->hd);
+    a.tile_rows = attn_tile_rows(s->o.attn, s->hd);
     a.n_tiles = s->n_tiles;
     a.tiles_q = s->d_tiles_q;
     a.tiles_kv = s->d_tiles_kv;

@@ -25,12 +25,20 @@ enum { SIMPLE_KB = 32, SIMPLE_MAX_HD = 128 };
 
 /* ---- the tile list (host) ------------------------------------------------------------------------ */
 
-extern "C" int attn_tiles_count(const int *cu_seqlens, int n_docs) {
+static bool tensor_core_head(int head_dim) { return head_dim == 64 || head_dim == 128; }
+
+extern "C" int attn_tile_rows(attn_impl impl, int head_dim) {
+    const bool wg = impl == ATTN_WGMMA || (impl == ATTN_AUTO && tensor_core_head(head_dim));
+    return wg ? 2 * ATTN_TILE : ATTN_TILE;
+}
+
+extern "C" int attn_tiles_count(const int *cu_seqlens, int n_docs, int rows) {
+    CHECK(rows > 0);
     int t = 0;
     for (int i = 0; i < n_docs; i++) {
         const int len = cu_seqlens[i + 1] - cu_seqlens[i];
         CHECK(len >= 0);
-        t += (len + ATTN_TILE - 1) / ATTN_TILE;
+        t += (len + rows - 1) / rows;
     }
     return t;
 }
@@ -50,14 +58,16 @@ static int cmp_kv(const void *a, const void *b) {
     return x[0] < y[0] ? -1 : x[0] > y[0];
 }
 
-extern "C" void attn_tiles_build(int *tiles_q, int *tiles_kv, const int *cu_seqlens, int n_docs) {
+extern "C" void attn_tiles_build(int *tiles_q, int *tiles_kv, const int *cu_seqlens, int n_docs,
+                                 int rows) {
+    CHECK(rows > 0);
     int t = 0;
     for (int i = 0; i < n_docs; i++) {
         const int d0 = cu_seqlens[i], d1 = cu_seqlens[i + 1];
-        for (int r = d0; r < d1; r += ATTN_TILE) {
+        for (int r = d0; r < d1; r += rows) {
             int *e = tiles_q + 4 * t++;
             e[0] = r;
-            e[1] = r + ATTN_TILE < d1 ? r + ATTN_TILE : d1;
+            e[1] = r + rows < d1 ? r + rows : d1;
             e[2] = d0;
             e[3] = d1;
         }
@@ -307,13 +317,14 @@ static void check_shape(const attn_shape *a) {
     CHECK(a->n_tiles > 0 && a->tiles_q && a->tiles_kv);
 }
 
-/* The tensor-core kernels to run, or ATTN_SIMPLE. */
+/* The kernels to run: the shape's impl, AUTO resolved (wgmma for head_dim 64 and 128); the tile
+ * list must have been built for them. */
 static attn_impl pick(const attn_shape *a, const void *qkv) {
-    if (a->impl == ATTN_SIMPLE) return ATTN_SIMPLE;
-    const bool ok = attention_mma_supported(a, qkv) != 0;
-    if (a->impl != ATTN_AUTO) CHECK(ok);
-    if (!ok) return ATTN_SIMPLE;
-    return a->impl == ATTN_MMA ? ATTN_MMA : ATTN_WGMMA;
+    attn_impl impl = a->impl;
+    if (impl == ATTN_AUTO) impl = tensor_core_head(a->head_dim) ? ATTN_WGMMA : ATTN_SIMPLE;
+    if (impl != ATTN_SIMPLE) CHECK(attention_mma_supported(a, qkv));
+    CHECK(a->tile_rows == attn_tile_rows(impl, a->head_dim));
+    return impl;
 }
 
 static void set_smem(const void *kernel, size_t bytes) {

@@ -115,26 +115,31 @@ void swiglu_backward_cuda(r1_bf16 *dgu, const r1_bf16 *dout, const r1_bf16 *gu, 
  * its own document only: documents are [cu_seqlens[i], cu_seqlens[i+1]).
  * out[n, H hd]; lse[H, n] = log sum_j exp(scale q.k_j) (natural log, float32).
  *
- * Work is split into tiles of ATTN_TILE rows that never cross a document. attn_tiles_build
- * (host) writes them twice: ordered for the query-side kernels (most keys first) and for the
- * key-side kernel (most queries first). Each tile is 4 ints: row0, row1, doc0, doc1. */
+ * Work is split into tiles of attn_tile_rows() rows that never cross a document (ATTN_TILE for
+ * the simple and mma.sync kernels, 2 ATTN_TILE for the wgmma kernels). attn_tiles_build (host)
+ * writes them twice: ordered for the query-side kernels (most keys first) and for the key-side
+ * kernel (most queries first). Each tile is 4 ints: row0, row1, doc0, doc1. */
 enum { ATTN_TILE = 64 };
 typedef enum { ATTN_AUTO, ATTN_SIMPLE, ATTN_MMA, ATTN_WGMMA } attn_impl;
 
-int attn_tiles_count(const int *cu_seqlens, int n_docs);
-void attn_tiles_build(int *tiles_q, int *tiles_kv, const int *cu_seqlens, int n_docs);
+/* The tile height the kernels chosen by impl take for this head size. */
+int attn_tile_rows(attn_impl impl, int head_dim);
+int attn_tiles_count(const int *cu_seqlens, int n_docs, int rows);
+void attn_tiles_build(int *tiles_q, int *tiles_kv, const int *cu_seqlens, int n_docs, int rows);
 
 typedef struct {
     int n;                 /* tokens */
     int n_heads, n_kv_heads, head_dim;
     float scale;           /* usually 1 / sqrt(head_dim) */
+    int tile_rows;         /* attn_tile_rows(impl, head_dim) */
     int n_tiles;
     const int *tiles_q;    /* device [n_tiles][4] */
     const int *tiles_kv;   /* device [n_tiles][4] */
     attn_impl impl;        /* AUTO: WGMMA for head_dim 64 and 128, else SIMPLE */
 } attn_shape;
 
-/* True when the tensor-core kernels take this shape (head_dim 64 or 128, 16-byte rows). */
+/* True when the tensor-core kernels take this shape (head_dim 64 or 128, 16-byte rows); AUTO
+ * requires it of head_dim 64 and 128. */
 int attention_mma_supported(const attn_shape *a, const void *qkv);
 
 void attention_forward_cuda(r1_bf16 *out, float *lse, const r1_bf16 *qkv, const attn_shape *a,

@@ -41,24 +41,31 @@ __device__ __forceinline__ int swz_offset(int r, int c) {
 }
 
 /* cp.async of rows [row0, row0 + R) (columns [col, col + C) of a row-major matrix with row
- * stride ld) into a swizzled R x C tile; rows at or past `end` are zero-filled. */
-template <int R, int C>
+ * stride ld) into a swizzled R x C tile by a block of NT threads; rows at or past `end` are
+ * zero-filled. Thread t copies chunk t % (C / 8) of rows t / (C / 8) + k STEP: the rows a thread
+ * visits are STEP apart, a multiple of 8, so its swizzled column never changes and each copy
+ * costs one address add. */
+template <int R, int C, int NT>
 __device__ __forceinline__ void load_tile_swz(bf16 *dst, const bf16 *src, size_t ld, int col,
                                               int row0, int end) {
-    constexpr int CPR = C / 8; /* 16-byte chunks per row */
-    for (int i = threadIdx.x; i < R * CPR; i += blockDim.x) {
-        const int r = i / CPR, c = (i % CPR) * 8;
-        const bool ok = row0 + r < end;
-        const bf16 *s = ok ? src + (size_t)(row0 + r) * ld + col + c : src;
-        cp_async16(reinterpret_cast<char *>(dst) + swz_offset<R>(r, c), s, ok ? 16 : 0);
+    constexpr int CPR = C / 8, STEP = NT / CPR;
+    static_assert(R % STEP == 0 && STEP % 8 == 0, "tile shape");
+    const int r = threadIdx.x / CPR, c = (threadIdx.x % CPR) * 8;
+    char *d = reinterpret_cast<char *>(dst) + swz_offset<R>(r, c);
+    const bf16 *s = src + (size_t)(row0 + r) * ld + col + c;
+#pragma unroll
+    for (int k = 0; k < R / STEP; k++) {
+        const bool ok = row0 + r + k * STEP < end;
+        cp_async16(d + k * STEP * 128, ok ? s + (size_t)k * STEP * ld : src, ok ? 16 : 0);
     }
 }
 
-/* Descriptors of k-step kk of a swizzled R x C tile used K-major, and of k-step j (rows
- * 16 j ..) used MN-major. */
+/* Descriptors of a swizzled tile of R rows: k-step kk of its 64 rows from row0 (a multiple of
+ * 8) used K-major, and k-step j (rows 16 j ..) used MN-major. */
 template <int R>
-__device__ __forceinline__ uint64_t desc_kmajor(const bf16 *tile, int kk) {
-    return wgmma_desc(reinterpret_cast<const char *>(tile) + (kk >> 2) * (R * 128) + (kk & 3) * 32,
+__device__ __forceinline__ uint64_t desc_kmajor(const bf16 *tile, int kk, int row0) {
+    return wgmma_desc(reinterpret_cast<const char *>(tile) + (kk >> 2) * (R * 128) + row0 * 128 +
+                          (kk & 3) * 32,
                       16, 1024);
 }
 template <int R>

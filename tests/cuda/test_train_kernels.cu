@@ -400,9 +400,10 @@ static void test_attention(const int *lens, int n_docs, int H, int KV, int hd, f
     docs_shape(ds, sizeof ds, &dc);
     const char *impl_name = impl == ATTN_WGMMA ? "wgmma" : impl == ATTN_MMA ? "mma" : "simple";
     snprintf(shape, sizeof shape, "%s H=%d KV=%d hd=%d %s q*%g", impl_name, H, KV, hd, ds, qscale);
-    const int nt = attn_tiles_count(dc.cu, n_docs);
+    const int rows = attn_tile_rows(impl, hd);
+    const int nt = attn_tiles_count(dc.cu, n_docs, rows);
     int *tq = (int *)xmalloc(sizeof(int) * 4 * nt), *tk = (int *)xmalloc(sizeof(int) * 4 * nt);
-    attn_tiles_build(tq, tk, dc.cu, n_docs);
+    attn_tiles_build(tq, tk, dc.cu, n_docs, rows);
 
     float *qkvf, *dof;
     uint16_t *qkvh = rand_bf16((size_t)n * ld, 1.0f, &qkvf);
@@ -426,6 +427,7 @@ static void test_attention(const int *lens, int n_docs, int H, int KV, int hd, f
     a.n_kv_heads = KV;
     a.head_dim = hd;
     a.scale = (float)scale;
+    a.tile_rows = rows;
     a.n_tiles = nt;
     a.tiles_q = (const int *)dev_upload(tq, sizeof(int) * 4 * nt);
     a.tiles_kv = (const int *)dev_upload(tk, sizeof(int) * 4 * nt);
