@@ -40,7 +40,7 @@ static const struct {
 
 static const char *opt_shape, *opt_attn;
 static int64_t opt_seq, opt_batch, opt_steps, opt_warmup;
-static int opt_recompute, opt_grad_f32, opt_plan;
+static int opt_recompute, opt_recompute_cheap, opt_grad_f32, opt_plan;
 
 static const cli_opt bench_opts[] = {
     {"shape", OPT_STRING, &opt_shape, "0.5b", 0, "NAME", "0.5b, 1.5b or 7b (Qwen2.5 shapes)"},
@@ -49,6 +49,8 @@ static const cli_opt bench_opts[] = {
     {"steps", OPT_INT, &opt_steps, "5", 0, "N", "timed steps"},
     {"warmup", OPT_INT, &opt_warmup, "2", 0, "N", "untimed steps first"},
     {"recompute", OPT_FLAG, &opt_recompute, NULL, 0, NULL, "recompute each layer in the backward"},
+    {"recompute-cheap", OPT_FLAG, &opt_recompute_cheap, NULL, 0, NULL,
+     "keep the products' outputs, recompute only the norms and SwiGLU in the backward"},
     {"grad-f32", OPT_FLAG, &opt_grad_f32, NULL, 0, NULL, "float32 gradients (default bf16)"},
     {"attn", OPT_STRING, &opt_attn, "auto", 0, "IMPL",
      "attention kernels: auto (wgmma for head_dim 64/128), wgmma, mma (mma.sync), simple"},
@@ -84,8 +86,15 @@ int main(int argc, char **argv) {
     else if (strcmp(opt_attn, "simple") == 0)
         attn = ATTN_SIMPLE;
     else if (strcmp(opt_attn, "auto") != 0)
-        die(R1_EINPUT, "--attn", "unknown attention kernels %s (auto, wgmma, mma, simple)", opt_attn);
-    cuda_student_opts o = {.max_tokens = n, .recompute = opt_recompute, .grad_f32 = opt_grad_f32,
+        die(R1_EINPUT, "--attn", "unknown attention kernels %s (auto, wgmma, mma, simple)",
+            opt_attn);
+    if (opt_recompute && opt_recompute_cheap)
+        die(R1_EINPUT, "--recompute-cheap", "choose one of --recompute and --recompute-cheap");
+    /* the JSON's "recompute": 0 none, 1 all, 2 cheap (cuda_recompute's values) */
+    const int rc = opt_recompute_cheap ? CUDA_RECOMPUTE_CHEAP
+                   : opt_recompute     ? CUDA_RECOMPUTE_ALL
+                                       : CUDA_RECOMPUTE_NONE;
+    cuda_student_opts o = {.max_tokens = n, .recompute = rc, .grad_f32 = opt_grad_f32,
                            .ce_chunk = 0, .attn = attn};
     const double gib = 1073741824.0;
     if (opt_plan) {
@@ -95,7 +104,7 @@ int main(int argc, char **argv) {
             cuda_student_opts orr = o;
             orr.n_ranks = r;
             printf("plan %s seq=%d batch=%d recompute=%d grad=%s ranks=%d: %.1f GiB per GPU\n",
-                   opt_shape, T, B, opt_recompute, opt_grad_f32 ? "f32" : "bf16", r,
+                   opt_shape, T, B, rc, opt_grad_f32 ? "f32" : "bf16", r,
                    cuda_student_bytes(&cfg, &orr) / gib);
         }
         return 0;
@@ -105,10 +114,10 @@ int main(int argc, char **argv) {
     R1_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     if (need > free_b) {
         printf("r1-distill %s seq=%d batch=%d recompute=%d: does not fit: needs %.1f GiB, %.1f GiB free\n",
-               opt_shape, T, B, opt_recompute, need / gib, free_b / gib);
+               opt_shape, T, B, rc, need / gib, free_b / gib);
         printf("result {\"impl\":\"r1-distill\",\"shape\":\"%s\",\"seq\":%d,\"batch\":%d,"
                "\"recompute\":%d,\"fits\":false,\"need_gib\":%.2f,\"free_gib\":%.2f}\n",
-               opt_shape, T, B, opt_recompute, need / gib, free_b / gib);
+               opt_shape, T, B, rc, need / gib, free_b / gib);
         return 0;
     }
     cuda_student *s;
@@ -148,13 +157,13 @@ int main(int argc, char **argv) {
     const double tps = n / dt, mfu = tps * flops_tok / 989e12;
     printf("r1-distill %s seq=%d batch=%d recompute=%d: %.0f tokens/s, MFU %.1f%%, step %.3f s, "
            "memory %.1f GiB allocated (%.1f GiB in use on the device), loss %.4f -> %.4f\n",
-           opt_shape, T, B, opt_recompute, tps, 100 * mfu, dt, need / gib,
+           opt_shape, T, B, rc, tps, 100 * mfu, dt, need / gib,
            (total_b - free_b) / gib, first, last);
     printf("result {\"impl\":\"r1-distill\",\"shape\":\"%s\",\"seq\":%d,\"batch\":%d,"
            "\"recompute\":%d,\"fits\":true,\"tokens_per_s\":%.1f,\"mfu\":%.4f,\"step_s\":%.4f,"
            "\"peak_gib\":%.3f,\"device_used_gib\":%.3f,\"params\":%.0f,\"loss_first\":%.5f,"
            "\"loss_last\":%.5f}\n",
-           opt_shape, T, B, opt_recompute, tps, mfu, dt, need / gib, (total_b - free_b) / gib, N,
+           opt_shape, T, B, rc, tps, mfu, dt, need / gib, (total_b - free_b) / gib, N,
            first, last);
     cuda_student_destroy(s);
     free(tokens);

@@ -17,7 +17,7 @@ static const char *o_model, *o_data, *o_out, *o_eval, *o_log, *o_schedule, *o_wa
 static int64_t o_steps, o_epochs, o_batch, o_micro, o_seq, o_seed, o_save, o_keep, o_eval_every,
     o_gpus;
 static double o_lr, o_min_lr, o_wd, o_b1, o_b2, o_eps, o_clip;
-static int o_recompute, o_truncate, o_resume, o_quiet;
+static int o_recompute, o_recompute_cheap, o_truncate, o_resume, o_quiet;
 
 static const cli_opt train_opts[] = {
     {"model", OPT_STRING, &o_model, NULL, 0, "DIR",
@@ -55,6 +55,9 @@ static const cli_opt train_opts[] = {
      "cut examples longer than --seq-len instead of dropping them"},
     {"recompute", OPT_FLAG, &o_recompute, NULL, 0, NULL,
      "keep only each layer's input and recompute the rest in backward (less memory)"},
+    {"recompute-cheap", OPT_FLAG, &o_recompute_cheap, NULL, 0, NULL,
+     "GPU: keep the matrix products' outputs, recompute only the norms and SwiGLU in backward "
+     "(about 2/3 of the activation memory, no extra products); CPU: as --recompute"},
     {"seed", OPT_INT, &o_seed, "42", 0, "N", "seed of the data order"},
     {"save-every", OPT_INT, &o_save, "500", 0, "N", "write checkpoint-<step>/ every N steps (0: never)"},
     {"keep", OPT_INT, &o_keep, "2", 0, "N", "checkpoints kept (0: all)"},
@@ -191,13 +194,15 @@ int cmd_train(int argc, char **argv) {
         die(R1_EINPUT, "--model", "--model DIR (or --student NAME) is required");
     if (cli_given(&train_spec, "steps") && cli_given(&train_spec, "epochs"))
         die(R1_EINPUT, "--steps", "give --steps or --epochs, not both");
+    if (o_recompute && o_recompute_cheap)
+        die(R1_EINPUT, "--recompute-cheap", "give --recompute or --recompute-cheap, not both");
 
     train_args a = {
         .model = o_model, .data = o_data, .eval_data = o_eval, .out = o_out, .log = o_log,
         .chat_format = o_format, .steps = o_steps, .epochs = o_epochs, .lr = o_lr,
         .min_lr = o_min_lr, .weight_decay = o_wd, .beta1 = o_b1, .beta2 = o_b2, .eps = o_eps,
         .grad_clip = o_clip, .batch_size = o_batch, .micro_batch = o_micro, .seq_len = o_seq,
-        .recompute = o_recompute, .truncate = o_truncate, .resume = o_resume, .seed = o_seed,
+        .recompute = o_recompute_cheap ? 2 : o_recompute, .truncate = o_truncate, .resume = o_resume, .seed = o_seed,
         .save_every = o_save, .eval_every = o_eval_every, .keep = o_keep, .quiet = o_quiet,
         .config_changes = changes,
     };

@@ -141,7 +141,9 @@ typedef struct {
     lr_schedule_kind schedule;
     double warmup;          /* >= 1: steps; in [0, 1): a ratio of the total steps */
     int64_t batch_size, micro_batch, seq_len;
-    int pack, recompute, truncate, resume;
+    int pack, truncate, resume;
+    int recompute;          /* 0 none, 1 all (--recompute), 2 cheap (--recompute-cheap: the GPU
+                             * keeps the products' outputs; the CPU recomputes all) */
     int64_t seed, save_every, eval_every, keep;
     int quiet;              /* no per-step progress lines */
     const char *device;     /* "cpu", "cuda" or "auto" (NULL: cpu) */

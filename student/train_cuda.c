@@ -215,6 +215,8 @@ static int check_config(const model_config *c, const cuda_student_opts *o) {
         return err_fail(R1_EINPUT, "config.json", "mlp_bias is not supported by the CUDA trainer");
     if (o->max_tokens <= 0)
         return err_fail(R1_EINPUT, "max_tokens", "must be positive (got %d)", o->max_tokens);
+    if (o->recompute < CUDA_RECOMPUTE_NONE || o->recompute > CUDA_RECOMPUTE_CHEAP)
+        return err_fail(R1_EINPUT, "recompute", "unknown mode %d", o->recompute);
     if (o->n_ranks > 1 && (!o->comm || cuda_comm_size(o->comm) != o->n_ranks))
         return err_fail(R1_EINPUT, "n_ranks", "%d ranks need a communicator of that size",
                         o->n_ranks);
@@ -258,21 +260,26 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     s->grad = dev_alloc(s, p, T * s->gsize);
 
     for (int l = 0; l <= s->L; l++) s->x[l] = dev_alloc(s, p, N * d * bf);
-    const int sets = s->o.recompute ? 1 : s->L;
-    for (int i = 0; i < sets; i++) {
+    /* layer 0's set is whole; the others share what the mode recomputes */
+    const int rc = s->o.recompute;
+    for (int i = 0; i < s->L; i++) {
         layer_acts *a = &s->acts[i];
-        a->h1 = dev_alloc(s, p, N * d * bf);
+        if (i > 0 && rc == CUDA_RECOMPUTE_ALL) {
+            *a = s->acts[0];
+            continue;
+        }
+        const int own = i == 0 || rc == CUDA_RECOMPUTE_NONE; /* the norms' and SwiGLU's outputs */
+        a->h1 = own ? dev_alloc(s, p, N * d * bf) : s->acts[0].h1;
         a->rstd1 = dev_alloc(s, p, N * f);
         a->qkv = dev_alloc(s, p, N * (size_t)s->qkvd * bf);
         a->att = dev_alloc(s, p, N * (size_t)s->qd * bf);
         a->lse = dev_alloc(s, p, N * (size_t)s->H * f);
         a->xmid = dev_alloc(s, p, N * d * bf);
-        a->h2 = dev_alloc(s, p, N * d * bf);
+        a->h2 = own ? dev_alloc(s, p, N * d * bf) : s->acts[0].h2;
         a->rstd2 = dev_alloc(s, p, N * f);
         a->gu = dev_alloc(s, p, N * 2 * (size_t)s->ff * bf);
-        a->act = dev_alloc(s, p, N * (size_t)s->ff * bf);
+        a->act = own ? dev_alloc(s, p, N * (size_t)s->ff * bf) : s->acts[0].act;
     }
-    for (int i = sets; i < s->L; i++) s->acts[i] = s->acts[0];
     s->hf = dev_alloc(s, p, N * d * bf);
     s->rstdf = dev_alloc(s, p, N * f);
     s->dx = dev_alloc(s, p, N * d * bf);
@@ -738,6 +745,16 @@ static void layer_forward(cuda_student *s, int l, layer_acts *a, int write_out) 
                        s->ff, d, st);
 }
 
+/* CUDA_RECOMPUTE_CHEAP: the shared outputs of layer l's norms and SwiGLU, recomputed from the
+ * kept products by layer_forward's own kernels (so the same bits; rstd is rewritten equal). */
+static void layer_refill(cuda_student *s, int l, layer_acts *a) {
+    const layer_params *p = &s->lp[l];
+    const int n = s->n, d = s->d;
+    rmsnorm_forward_cuda(a->h1, a->rstd1, s->x[l], W(p->attn_norm), n, d, s->eps, s->stream);
+    rmsnorm_forward_cuda(a->h2, a->rstd2, a->xmid, W(p->mlp_norm), n, d, s->eps, s->stream);
+    swiglu_forward_cuda(a->act, a->gu, n, s->ff, s->stream);
+}
+
 /* The backward of layer l; s->dx holds the gradient of its output and receives its input's. */
 static void layer_backward(cuda_student *s, int l, layer_acts *a) {
     const layer_params *p = &s->lp[l];
@@ -812,7 +829,8 @@ static int forward_backward(cuda_student *s, const cuda_batch *b, float inv_coun
      * layer l's after its backward, the embedding's (with a tied head's) at the end */
     if (reduce) bucket_reduce(s, s->L + 1);
     for (int l = s->L - 1; l >= 0; l--) {
-        if (s->o.recompute) layer_forward(s, l, &s->acts[l], 0);
+        if (s->o.recompute == CUDA_RECOMPUTE_ALL) layer_forward(s, l, &s->acts[l], 0);
+        if (s->o.recompute == CUDA_RECOMPUTE_CHEAP) layer_refill(s, l, &s->acts[l]);
         layer_backward(s, l, &s->acts[l]);
         if (reduce) bucket_reduce(s, 1 + l);
     }

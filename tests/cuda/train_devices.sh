@@ -10,7 +10,7 @@
 #     checkpoint (1% : bf16 against float32 forward), the next ones follow (2%), the moments after
 #     step 6 agree (exp_avg 15%, exp_avg_sq 30%: gradients at bf16 precision, squared), and the
 #     weights end closer together than half of how far they moved;
-#   - GPU -> GPU resume and --recompute are bit-identical.
+#   - GPU -> GPU resume, --recompute and --recompute-cheap are bit-identical.
 # Runs on a GPU machine (make test-cuda); BIN, ROOT and TMP as for tests/e2e.
 set -euo pipefail
 . "$ROOT/tests/cuda/lib_train.sh"
@@ -46,6 +46,9 @@ c6=(--model "$TMP/demo" --data "$TMP/train.jsonl" --steps 6 --lr 3e-3 --warmup 2
 "$BIN" train "${c6[@]}" --device cpu --out "$TMP/c6" --log "$TMP/c6.jsonl" 2>/dev/null
 "$BIN" train "${c6[@]}" --device cuda --out "$TMP/g6" --log "$TMP/g6.jsonl" 2>/dev/null
 "$BIN" train "${c6[@]}" --device cuda --recompute --out "$TMP/g6r" --log "$TMP/g6r.jsonl" 2>/dev/null
+"$BIN" train "${c6[@]}" --device cuda --recompute-cheap --out "$TMP/g6c" --log "$TMP/g6c.jsonl" \
+    2>"$TMP/g6c.err"
+grep -q 'recomputing norms and SwiGLU' "$TMP/g6c.err"
 resume() {  # run whose checkpoint-3 to take, device, new run
     mkdir -p "$TMP/$3"
     cp -r "$TMP/$1/checkpoint-3" "$TMP/$3/"
@@ -56,12 +59,14 @@ resume() {  # run whose checkpoint-3 to take, device, new run
 resume g6 cuda g2g
 resume g6 cpu g2c
 resume c6 cuda c2g
-echo "   GPU -> GPU and --recompute: bit-identical"
+echo "   GPU -> GPU, --recompute and --recompute-cheap: bit-identical"
 diff <(strip_log "$TMP/g6.jsonl" | sed -n 4,6p) <(strip_log "$TMP/g2g.jsonl")
 cmp "$TMP/g6/model.safetensors" "$TMP/g2g/model.safetensors"
 cmp "$TMP/g6/checkpoint-6/optimizer.safetensors" "$TMP/g2g/checkpoint-6/optimizer.safetensors"
 diff <(strip_log "$TMP/g6.jsonl") <(strip_log "$TMP/g6r.jsonl")
 cmp "$TMP/g6/model.safetensors" "$TMP/g6r/model.safetensors"
+diff <(strip_log "$TMP/g6.jsonl") <(strip_log "$TMP/g6c.jsonl")
+cmp "$TMP/g6/model.safetensors" "$TMP/g6c/model.safetensors"
 for pair in "g6 g2c" "c6 c2g"; do
     set -- $pair
     echo "   $1 (6 steps on one device) against $2 (resumed from its checkpoint-3 on the other)"
