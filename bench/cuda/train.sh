@@ -53,8 +53,12 @@ run torch-1.5b "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batc
 run torch-1.5b-rc "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 4 --recompute
 run torch-1.5b-rc-b2 "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 2 --recompute
 # 7B: one 4096-token sequence with recomputation (fp32 master weights and moments: 16 bytes per
-# parameter on our side, 8 on PyTorch's bf16 AdamW)
+# parameter on our side, 8 on PyTorch's bf16 AdamW); then what fits a 141 GB GPU best: products
+# kept (--recompute-cheap), and four sequences per step (the optimizer's pass over 7.6 G
+# parameters spread over 4x the tokens)
 run ours-7b "$BIN" "${ATTN[@]}" --shape 7b --seq 4096 --batch 1 --recompute
+run ours-7b-cheap "$BIN" "${ATTN[@]}" --shape 7b --seq 4096 --batch 1 --recompute-cheap
+run ours-7b-b4 "$BIN" "${ATTN[@]}" --shape 7b --seq 4096 --batch 4 --recompute --steps 3
 run torch-7b "$PY" "$ROOT/bench/torch_train.py" --shape 7b --seq 4096 --batch 1 --recompute
 # 7B full fine-tune at 32k tokens per sequence (needs a 141 GB GPU)
 run ours-7b-32k "$BIN" "${ATTN[@]}" --shape 7b --seq 32768 --batch 1 --recompute --steps 2 --warmup 1
@@ -64,21 +68,24 @@ echo "summary ($RES):"
 "$PY" - "$RES" <<'PYEOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+RC = {0: "none", 1: "all", 2: "cheap"}
 def fmt(r):
     if not r: return "not run"
     if not r.get("fits"):
         return "does not fit (needs %.1f GiB)" % r["need_gib"] if "need_gib" in r else r.get("error", "failed")
-    return "%8.0f tok/s  MFU %5.1f%%  %6.1f GiB  (batch %d, recompute %d)" % (
-        r["tokens_per_s"], 100 * r["mfu"], r["peak_gib"], r["batch"], r["recompute"])
-print("%-5s %-6s | %-62s | %s" % ("shape", "seq", "r1-distill", "torch + transformers"))
+    return "%8.0f tok/s  MFU %5.1f%%  %6.1f GiB  (batch %d, recompute %s)" % (
+        r["tokens_per_s"], 100 * r["mfu"], r["peak_gib"], r["batch"], RC.get(r["recompute"], "?"))
+print("%-5s %-6s | %-66s | %s" % ("shape", "seq", "r1-distill", "torch + transformers"))
 for shape, seq in (("0.5b", 4096), ("1.5b", 4096), ("7b", 4096), ("7b", 32768)):
     ours = [r for r in rows if r["impl"] == "r1-distill" and r["shape"] == shape and r["seq"] == seq]
     peer = [r for r in rows if r["impl"] == "torch" and r["shape"] == shape and r["seq"] == seq]
-    o = ours[0] if ours else None
+    # the peer's first configuration that fits; every one of ours against it
     t = next((r for r in peer if r.get("fits")), peer[0] if peer else None)
-    print("%-5s %-6d | %-62s | %s" % (shape, seq, fmt(o), fmt(t)))
-    if o and t and o.get("fits") and t.get("fits"):
-        print("%-12s   speed x%.2f (goal >= 1.5), memory x%.2f (goal <= 0.5)" % (
-            "", o["tokens_per_s"] / t["tokens_per_s"], o["peak_gib"] / t["peak_gib"]))
+    for i, o in enumerate(ours or [None]):
+        print("%-5s %-6s | %-66s | %s" % (shape if i == 0 else "", seq if i == 0 else "", fmt(o),
+                                          fmt(t) if i == 0 else ""))
+        if o and t and o.get("fits") and t.get("fits"):
+            print("%-12s   speed x%.2f (goal >= 1.5), memory x%.2f (goal <= 0.5)" % (
+                "", o["tokens_per_s"] / t["tokens_per_s"], o["peak_gib"] / t["peak_gib"]))
 PYEOF
 exit 0

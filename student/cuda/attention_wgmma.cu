@@ -20,6 +20,9 @@
 namespace {
 
 constexpr int T = ATTN_TILE, BM = 2 * T, NTHR = 256; /* step rows, block rows, threads */
+/* Blocks per SM are bounded by registers: the forward (and dq at head_dim 64) fit 128 per thread
+ * without spilling, so two blocks share an SM and one's softmax overlaps the other's products;
+ * dq at 128 and dk/dv would spill and run one block per SM. */
 static_assert(T == 64, "a warpgroup's product has 64 rows");
 
 /* The dynamic shared memory, 1024-byte aligned (the swizzle's atom); launches add 1024 bytes. */
@@ -80,7 +83,7 @@ constexpr int tile_bytes(int rows) {
 /* ---- forward -------------------------------------------------------------------------------------- */
 
 template <int HD>
-__global__ void __launch_bounds__(NTHR)
+__global__ void __launch_bounds__(NTHR, 2)
     attn_fwd_wg_kernel(bf16 *out, float *lse, const bf16 *qkv, const int *tiles, int n, int H,
                        int KV, float scale_log2) {
     constexpr int TE = T * HD; /* elements per 64-row tile */
@@ -141,7 +144,7 @@ __global__ void __launch_bounds__(NTHR)
 /* ---- backward: dq (query side) ---------------------------------------------------------------- */
 
 template <int HD>
-__global__ void __launch_bounds__(NTHR)
+__global__ void __launch_bounds__(NTHR, HD == 64 ? 2 : 1)
     attn_dq_wg_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *lse,
                       const float *delta, const int *tiles, int n, int H, int KV, float scale,
                       float scale_log2) {
