@@ -78,6 +78,28 @@ constexpr int tile_bytes(int rows) {
     return rows * HD * (int)sizeof(bf16);
 }
 
+/* Step t of a query-side kernel's loop over key tiles (kt its first key): the prefetch of tile
+ * t + 1's K and V (columns kcol, vcol) into the other stage, then the wait for stage t. */
+template <int HD>
+__device__ __forceinline__ void kv_step(bf16 *Ks, bf16 *Vs, const bf16 *qkv, size_t ld, int kcol,
+                                        int vcol, int t, int n_kt, int kt, int end) {
+    if (t + 1 < n_kt) {
+        const int nb = (t + 1) & 1;
+        load_tile_swz<T, HD, NTHR>(Ks + nb * T * HD, qkv, ld, kcol, kt + T, end);
+        load_tile_swz<T, HD, NTHR>(Vs + nb * T * HD, qkv, ld, vcol, kt + T, end);
+        cp_async_commit();
+        stage_ready<1>();
+    } else {
+        stage_ready<0>();
+    }
+}
+
+/* Whether the key tile from kt reaches the warpgroup's rows from wq0: some key precedes some
+ * row, and the warpgroup holds a document row (its first one is before the tile's end). */
+__device__ __forceinline__ bool wg_sees(int kt, int wq0, int end) {
+    return kt <= wq0 + T - 1 && wq0 < end;
+}
+
 } // namespace
 
 /* ---- forward -------------------------------------------------------------------------------------- */
@@ -107,17 +129,8 @@ __global__ void __launch_bounds__(NTHR, 2)
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
     for (int t = 0; t < n_kt; t++) {
         const int kt = d0 + t * T;
-        if (t + 1 < n_kt) {
-            const int nb = (t + 1) & 1;
-            load_tile_swz<T, HD, NTHR>(Ks + nb * TE, qkv, ld, (H + g) * HD, kt + T, r1);
-            load_tile_swz<T, HD, NTHR>(Vs + nb * TE, qkv, ld, (H + KV + g) * HD, kt + T, r1);
-            cp_async_commit();
-            stage_ready<1>();
-        } else {
-            stage_ready<0>();
-        }
-        /* some key of the step precedes some row of the warpgroup's, which holds a document row */
-        if (kt <= wq0 + T - 1 && wq0 < r1) {
+        kv_step<HD>(Ks, Vs, qkv, ld, (H + g) * HD, (H + KV + g) * HD, t, n_kt, kt, r1);
+        if (wg_sees(kt, wq0, r1)) {
             const bf16 *Kb = Ks + (t & 1) * TE, *Vb = Vs + (t & 1) * TE;
             float s[T / 8][4]; /* the first k-step overwrites (scale_d = 0) */
             wgmma_fence();
@@ -173,16 +186,8 @@ __global__ void __launch_bounds__(NTHR, HD == 64 ? 2 : 1)
     zero(dq);
     for (int t = 0; t < n_kt; t++) {
         const int kt = d0 + t * T;
-        if (t + 1 < n_kt) {
-            const int nb = (t + 1) & 1;
-            load_tile_swz<T, HD, NTHR>(Ks + nb * TE, qkv, ld, (H + g) * HD, kt + T, r1);
-            load_tile_swz<T, HD, NTHR>(Vs + nb * TE, qkv, ld, (H + KV + g) * HD, kt + T, r1);
-            cp_async_commit();
-            stage_ready<1>();
-        } else {
-            stage_ready<0>();
-        }
-        if (kt <= wq0 + T - 1 && wq0 < r1) {
+        kv_step<HD>(Ks, Vs, qkv, ld, (H + g) * HD, (H + KV + g) * HD, t, n_kt, kt, r1);
+        if (wg_sees(kt, wq0, r1)) {
             const bf16 *Kb = Ks + (t & 1) * TE, *Vb = Vs + (t & 1) * TE;
             float p[T / 8][4], dp[T / 8][4]; /* the first k-step overwrites */
             wgmma_fence();
