@@ -43,7 +43,8 @@ expect_fail notext "shard-000000.tar.zst: 00000002_00.json" 'no "text" field' "t
     --traces "$TMP/notext" --out "$TMP/o1"
 expect_fail nogold "00000003_00.json" 'no "gold" field' "--skip incorrect" -- \
     --traces "$TMP/nogold" --out "$TMP/o2"
-"$BIN" curate --traces "$TMP/nogold" --out "$TMP/o2b" --skip incorrect >/dev/null 2>&1
+"$BIN" curate --traces "$TMP/nogold" --out "$TMP/o2b" --skip incorrect >/dev/null 2>"$TMP/o2b.err" ||
+    { echo "curate --skip incorrect failed:"; cat "$TMP/o2b.err"; exit 1; }
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["kept"]==3 and "incorrect" in r["off"], r' \
     "$TMP/o2b/report.json"
 expect_fail badgold "00000001_00.json" '"gold" must be a string or a number' -- \
@@ -53,7 +54,10 @@ expect_fail tokens "00000001_00.json" 'no "prompt" field' -- \
 
 # A shard cut short inside a member, then one that is not an archive at all.
 cp -r "$TMP/good" "$TMP/cut"
-zstd -q -dc "$TMP/good/shard-000000.tar.zst" | head -c 2600 | zstd -q -f -o "$TMP/cut/shard-000000.tar.zst"
+# (through a file: head closing a pipe early would kill the decompressor with SIGPIPE, which
+# pipefail turns into a silent failure of this script)
+zstd -q -dc "$TMP/good/shard-000000.tar.zst" >"$TMP/whole.tar"
+head -c 2600 "$TMP/whole.tar" | zstd -q -f -o "$TMP/cut/shard-000000.tar.zst"
 expect_fail cut "cut/shard-000000.tar.zst" "damaged shard: member 00000003_00.json" -- \
     --traces "$TMP/cut" --out "$TMP/o5"
 cp -r "$TMP/good" "$TMP/junk"
@@ -73,9 +77,11 @@ expect_fail same '--out' "is the --traces directory" -- --traces "$TMP/good" --o
 expect_fail range '--near-dup' -- --traces "$TMP/good" --out "$TMP/o10" --near-dup 0
 
 # An output directory in use is refused, and replaced with --overwrite.
-"$BIN" curate --traces "$TMP/good" --out "$TMP/out" >/dev/null 2>&1
+"$BIN" curate --traces "$TMP/good" --out "$TMP/out" >/dev/null 2>"$TMP/out.err" ||
+    { echo "curate failed:"; cat "$TMP/out.err"; exit 1; }
 expect_fail again "already holds" "--overwrite" -- --traces "$TMP/good" --out "$TMP/out"
-"$BIN" curate --traces "$TMP/good" --out "$TMP/out" --overwrite --max-per-prompt 1 >/dev/null 2>&1
+"$BIN" curate --traces "$TMP/good" --out "$TMP/out" --overwrite --max-per-prompt 1 >/dev/null \
+    2>"$TMP/over.err" || { echo "curate --overwrite failed:"; cat "$TMP/over.err"; exit 1; }
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["kept"]==3, r' "$TMP/out/report.json"
 # --overwrite never deletes traces that curate did not write.
 cp -r "$TMP/good" "$TMP/gen"
