@@ -30,7 +30,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "sample a model on a benchmark: pass@1 (K samples), cons@K, pass@k"},
     {"tokenize", cmd_tokenize, "text to token ids and back with a tokenizer.json; chat formats"},
     {"pack", cmd_pack, "tokenize SFT examples (JSONL) into token shards for train"},
-    {"train", cmd_train, "fine-tune a Qwen2 / Llama student on SFT data (fp32, CPU)"},
+    {"train", cmd_train, "fine-tune a Qwen2 / Llama student on SFT data (CPU, or GPUs)"},
     /* started by --tp for ranks 1..N-1 (teacher/tensor_parallel.h); not in the help */
     {"tp-rank", cmd_tp_rank, NULL},
     {"export", cmd_export, "export a model to GGUF (+ Ollama Modelfile) or a clean HF directory"},

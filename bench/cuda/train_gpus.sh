@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Data-parallel scaling of `r1-distill train` itself (make bench-cuda): a random-weight
+# Qwen2.5-1.5B-shaped student (`r1-distill init`), documents of 4096 random tokens, 16 rows of
+# 4096 tokens per optimizer step, micro-batches of 4 rows (16k tokens, the shape of
+# bench/cuda/train.sh), on 1 GPU and on 2, 4, 8 as the machine has them (`--gpus N`: ZeRO-1,
+# reduce-scatter of each layer's gradients overlapped with the backward). Reports the command's
+# own tokens/s (its --log), the mean over the steps after the first two, and the scaling
+# efficiency against N x one GPU. Reports, never fails. Logs go to $BENCH_OUT (default
+# bench-out/).
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${R1_BIN:-$ROOT/r1-distill}
+OUTDIR=${BENCH_OUT:-$ROOT/bench-out}
+STEPS=${BENCH_GPU_STEPS:-8}
+mkdir -p "$OUTDIR"
+export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
+n_gpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
+if [ "$n_gpu" -lt 1 ]; then
+    echo "train_gpus: no GPU"
+    exit 0
+fi
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+cat >"$TMP/config.json" <<'EOF'
+{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 151936,
+ "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
+ "num_attention_heads": 12, "num_key_value_heads": 2, "max_position_embeddings": 32768,
+ "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "tie_word_embeddings": true,
+ "hidden_act": "silu", "bos_token_id": 151643, "eos_token_id": 151645}
+EOF
+"$BIN" init --config "$TMP/config.json" --out "$TMP/model" --dtype bf16 --seed 1 \
+    >"$OUTDIR/train_gpus_init.log" 2>&1 || { echo "init failed: see train_gpus_init.log"; exit 0; }
+python3 - "$TMP/data.jsonl" $((16 * STEPS)) <<'PY'
+import json, random, sys
+r = random.Random(7)
+with open(sys.argv[1], "w") as f:
+    for _ in range(int(sys.argv[2])):
+        ids = [r.randrange(151643) for _ in range(4096)]
+        f.write(json.dumps({"input_ids": ids, "loss_mask": [0] + [1] * 4095}) + "\n")
+PY
+
+echo "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x $n_gpu"
+: >"$TMP/results"
+for g in 1 2 4 8; do
+    [ "$g" -le "$n_gpu" ] || break
+    log="$OUTDIR/train_gpus_$g.jsonl"
+    rm -f "$log"
+    timeout 600 "$BIN" train --model "$TMP/model" --data "$TMP/data.jsonl" --out "$TMP/out$g" \
+        --steps "$STEPS" --batch-size 16 --micro-batch 4 --seq-len 4096 --lr 1e-5 \
+        --save-every 0 --gpus "$g" --log "$log" --quiet >"$OUTDIR/train_gpus_$g.log" 2>&1
+    rc=$?
+    rm -rf "$TMP/out$g"
+    python3 - "$log" "$g" "$rc" >>"$TMP/results" <<'PY'
+import json, sys
+path, g, rc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+try:
+    rows = [json.loads(l) for l in open(path) if '"tokens_per_s"' in l]
+except OSError:
+    rows = []
+timed = [r["tokens_per_s"] for r in rows[2:]]
+if rc or not timed:
+    print(json.dumps({"gpus": g, "error": "exit %d, %d steps logged" % (rc, len(rows))}))
+else:
+    print(json.dumps({"gpus": g, "tokens_per_s": sum(timed) / len(timed), "steps": len(timed),
+                      "loss": rows[-1]["loss"]}))
+PY
+    tail -n 1 "$TMP/results"
+done
+cp "$TMP/results" "$OUTDIR/train_gpus_results.jsonl"
+python3 - "$TMP/results" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+one = next((r for r in rows if r["gpus"] == 1 and "tokens_per_s" in r), None)
+print("summary: r1-distill train, Qwen2.5-1.5B shape, 16 x 4096 tokens per step, micro-batch 4")
+for r in rows:
+    if "tokens_per_s" not in r:
+        print("  %d GPU(s): %s" % (r["gpus"], r["error"]))
+        continue
+    eff = " (%.0f%% of %d x one GPU)" % (100 * r["tokens_per_s"] / (r["gpus"] * one["tokens_per_s"]),
+                                         r["gpus"]) if one and r["gpus"] > 1 else ""
+    print("  %d GPU(s): %8.0f tok/s over %d steps, last loss %.4f%s" % (
+        r["gpus"], r["tokens_per_s"], r["steps"], r["loss"], eff))
+PY
+exit 0
