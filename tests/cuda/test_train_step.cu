@@ -411,7 +411,13 @@ static void compare_grads(const char *what, const cuda_student *s, const ref_mod
         char shape[160];
         snprintf(shape, sizeof shape, "%s %s [%lld, %lld]", what, p->name, (long long)p->rows,
                  (long long)p->cols);
-        compare("grad", shape, g, r->g[i], ne, (int)p->cols, tol);
+        /* The key bias's gradient nearly cancels: softmax ignores what a bias adds to every
+         * score of a row alike, so only RoPE's position dependence leaves a small residual of
+         * large terms, and bf16 activations err on it more (30 seeds on an H200: 4.9e-3 to
+         * 5.3e-2, median 2.3e-2, while every other gradient stayed under 3.9e-2); it gets twice
+         * the tolerance. */
+        const double t = strstr(p->name, "k_proj.bias") ? 2 * tol : tol;
+        compare("grad", shape, g, r->g[i], ne, (int)p->cols, t);
         free(g);
     }
 }
