@@ -115,13 +115,18 @@ static int apply_recipe(const cJSON *train, const char *where) {
     static const char *const keys[] = {
         "lr",         "min_lr",      "schedule",  "warmup",    "weight_decay", "adam_beta1",
         "adam_beta2", "adam_eps",    "grad_clip", "batch_size", "micro_batch", "seq_len",
-        "pack",       "truncate",    "recompute", "epochs",     "steps",       "seed",
-        "save_every", "keep"};
+        "pack",       "truncate",    "recompute", "recompute_cheap", "epochs",  "steps",
+        "seed",       "save_every",  "keep"};
+    /* the two recomputation modes exclude each other: one on the command line overrides both
+     * of the recipe's */
+    const int rc_given =
+        cli_given(&train_spec, "recompute") || cli_given(&train_spec, "recompute-cheap");
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         const cJSON *it = cJSON_GetObjectItemCaseSensitive(train, keys[k]);
         const cli_opt *o = find_opt(keys[k]);
         CHECK(o);
         if (!it || cli_given(&train_spec, o->name)) continue;
+        if (rc_given && strncmp(keys[k], "recompute", 9) == 0) continue;
         int bad = 0;
         switch (o->kind) {
         case OPT_INT:
@@ -153,6 +158,9 @@ static int apply_recipe(const cJSON *train, const char *where) {
         }
         if (bad) return err_fail(R1_EINPUT, where, "train.%s has the wrong type", keys[k]);
     }
+    if (!rc_given && o_recompute && o_recompute_cheap)
+        return err_fail(R1_EINPUT, where, "train.recompute and train.recompute_cheap are both true; "
+                                          "keep one");
     /* a recipe's epochs give way to --steps on the command line, and its steps to --epochs */
     if (cli_given(&train_spec, "epochs") && !cli_given(&train_spec, "steps")) o_steps = 0;
     return R1_OK;

@@ -26,7 +26,17 @@ grep -aq '"lm_head.weight"' "$TMP/a/model.safetensors"
 [ "$(grep -c '"lr": 0.001,' "$TMP/b.jsonl")" -eq 3 ]
 # the first step is the same in both runs (same weights, data order and batch)
 diff <(head -1 "$TMP/a.jsonl" | sed 's/"lr".*//') <(head -1 "$TMP/b.jsonl" | sed 's/"lr".*//')
-# errors (exit 2): no base location, unknown recipe, a mistyped value
+# recomputation: the recipe's "recompute" gives way to --recompute-cheap on the command line
+# (on the CPU both recompute whole layers), and "recompute_cheap" is a recipe key too
+sed 's/"seed": 7,/"seed": 7, "recompute": true,/' "$F/recipes/tiny-test.json" >"$TMP/rc.json"
+"$BIN" train --student "$TMP/rc.json" --base "$F/tiny-student-qwen2" --data "$F/tiny-sft/train.jsonl" \
+    --out "$TMP/r1" --steps 1 --recompute-cheap --quiet 2>"$TMP/r1.err"
+grep -q "(recomputing)" "$TMP/r1.err"
+sed 's/"seed": 7,/"seed": 7, "recompute_cheap": true,/' "$F/recipes/tiny-test.json" >"$TMP/rcc.json"
+"$BIN" train --student "$TMP/rcc.json" --base "$F/tiny-student-qwen2" --data "$F/tiny-sft/train.jsonl" \
+    --out "$TMP/r2" --steps 1 --quiet 2>"$TMP/r2.err"
+grep -q "(recomputing)" "$TMP/r2.err"
+# errors (exit 2): no base location, unknown recipe, a mistyped value, both recomputations
 set +e
 env -u R1_TEST_TINY_BASE "$BIN" train --student "$F/recipes/tiny-test.json" --data "$F/tiny-sft/train.jsonl" --out "$TMP/c" 2>"$TMP/err"
 [ $? -eq 2 ] && grep -q "R1_TEST_TINY_BASE" "$TMP/err" || { cat "$TMP/err"; exit 1; }
@@ -35,5 +45,10 @@ env -u R1_TEST_TINY_BASE "$BIN" train --student "$F/recipes/tiny-test.json" --da
 sed 's/"seq_len": 64/"seq_len": "long"/' "$F/recipes/tiny-test.json" >"$TMP/typo.json"
 "$BIN" train --student "$TMP/typo.json" --base "$F/tiny-student-qwen2" --data "$F/tiny-sft/train.jsonl" --out "$TMP/c" 2>"$TMP/err"
 [ $? -eq 2 ] && grep -q 'train.seq_len has the wrong type' "$TMP/err" || { cat "$TMP/err"; exit 1; }
+sed 's/"seed": 7,/"seed": 7, "recompute": true, "recompute_cheap": true,/' "$F/recipes/tiny-test.json" >"$TMP/both.json"
+"$BIN" train --student "$TMP/both.json" --base "$F/tiny-student-qwen2" --data "$F/tiny-sft/train.jsonl" --out "$TMP/c" 2>"$TMP/err"
+[ $? -eq 2 ] && grep -q 'both true; keep one' "$TMP/err" || { cat "$TMP/err"; exit 1; }
+"$BIN" train --student "$TMP/rc.json" --base "$F/tiny-student-qwen2" --data "$F/tiny-sft/train.jsonl" --out "$TMP/c" --recompute --recompute-cheap 2>"$TMP/err"
+[ $? -eq 2 ] && grep -q 'not both' "$TMP/err" || { cat "$TMP/err"; exit 1; }
 set -e
 echo "ok: recipes"
