@@ -68,28 +68,32 @@ int cmd_plan(int argc, char **argv) {
     s.vocab = vocab;
     s.attn_bias = r.arch && strcmp(r.arch, "qwen2") == 0;
     if (json_get_bool(r.shape, "tie_word_embeddings", &s.tied, r.path) < 0) err_exit();
-    double seq = 0, batch = 0, recompute = 1;
+    double seq = 0, batch = 0, recompute = 1, cheap = 0;
     if (recipe_train_num(&r, "seq_len", 4096, &seq) || recipe_train_num(&r, "batch_size", 128, &batch) ||
-        recipe_train_num(&r, "recompute", 1, &recompute))
+        recipe_train_num(&r, "recompute", 1, &recompute) ||
+        recipe_train_num(&r, "recompute_cheap", 0, &cheap))
         err_exit();
     plan_request q = {.gpus = (int)opt_gpus, .gpu_mem_bytes = opt_mem * 1073741824.0,
                       .seq_len = opt_seq_len > 0 ? (int)opt_seq_len : (int)seq,
                       .batch_size = opt_batch > 0 ? (int)opt_batch : (int)batch,
-                      .recompute = opt_no_recompute ? 0 : recompute != 0,
+                      .recompute = opt_no_recompute ? 0 : cheap != 0 ? 2 : recompute != 0,
                       .loss_chunk_rows = (int)opt_chunk};
     if (q.seq_len < 1 || q.batch_size < 1 || q.loss_chunk_rows < 1)
         die(R1_EINPUT, "plan", "sequence length, batch size and loss chunk must be positive");
+    static const char *const mode_name[] = {"none", "all", "cheap"};
     plan_result p;
     plan_training(&s, &q, &p);
     if (opt_json) {
         printf("{\"recipe\": \"%s\", \"gpus\": %d, \"gpu_mem_gib\": %g, \"seq_len\": %d, "
-               "\"batch_size\": %d, \"recompute\": %s, \"params\": %lld, \"params_matmul\": %lld, "
+               "\"batch_size\": %d, \"recompute\": %s, \"recompute_mode\": \"%s\", "
+               "\"params\": %lld, \"params_matmul\": %lld, "
                "\"fits\": %s, \"zero_stage\": %d, \"micro_batch\": %d, \"accumulation\": %d, "
                "\"weights_bytes\": %.0f, \"grads_bytes\": %.0f, \"master_bytes\": %.0f, "
                "\"optimizer_bytes\": %.0f, \"activations_bytes_per_seq\": %.0f, "
                "\"loss_bytes\": %.0f, \"total_bytes\": %.0f, \"flops_per_token\": %.6g, "
                "\"flops_per_step\": %.6g}\n",
                r.name, q.gpus, opt_mem, q.seq_len, q.batch_size, q.recompute ? "true" : "false",
+               mode_name[q.recompute],
                (long long)p.params, (long long)p.params_matmul, p.zero_stage >= 0 ? "true" : "false",
                p.zero_stage, p.micro_batch, p.accumulation, p.weights, p.grads, p.master,
                p.optimizer, p.activations_per_seq, p.loss, p.total, p.flops_per_token,
@@ -97,7 +101,7 @@ int cmd_plan(int argc, char **argv) {
     } else {
         printf("recipe %s: %.2fB parameters, %d GPUs x %g GiB, %d-token sequences, %d per step%s\n",
                r.name, (double)p.params / 1e9, q.gpus, opt_mem, q.seq_len, q.batch_size,
-               q.recompute ? ", recomputation" : "");
+               q.recompute == 2 ? ", cheap recomputation" : q.recompute ? ", recomputation" : "");
         printf("  %-34s %10.2f GiB\n", "bf16 weights", gb(p.weights));
         printf("  %-34s %10.2f GiB\n", "bf16 gradients", gb(p.grads));
         printf("  %-34s %10.2f GiB\n", "fp32 master weights", gb(p.master));

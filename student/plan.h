@@ -7,6 +7,8 @@
  *   fp32 AdamW m and v      8P        (z >= 1: 8P/N)
  *   activations             per micro-batch sequence of T tokens, bf16, flash attention (no T^2):
  *     with recomputation    L*T*d*2 (each layer's input kept) + 2 * one layer's activations
+ *     cheap recomputation   L*T*(2d + 2*q_dim + 2*kv_dim + 2*ff)*2 (the products' outputs kept)
+ *                           + T*(2d + ff)*2 (the norms' and SwiGLU's outputs, shared)
  *     without               L * one layer's activations
  *     one layer's           T * (4d + 2*q_dim + 2*kv_dim + 3*ff) * 2
  *   loss                    chunked: chunk rows * vocab * 4 * 2 (logits and their gradient)
@@ -30,7 +32,7 @@ typedef struct {
     double gpu_mem_bytes;  /* usable bytes per GPU */
     int seq_len;
     int batch_size;       /* sequences per optimizer step */
-    int recompute;
+    int recompute;        /* 0 none, 1 all (layer inputs kept), 2 cheap (products kept) */
     int loss_chunk_rows;  /* rows of logits per loss chunk */
 } plan_request;
 
