@@ -150,4 +150,17 @@ __device__ __forceinline__ void softmax_finish(bf16 *out, float *lse, int n, int
     }
 }
 
+/* The key-side kernels' per-query statistics of head h for queries [qt, qt + rows) into shared
+ * memory: ls = lse in base 2, ds = delta; queries at or past the document's end d1 get 0 (the
+ * mask hides them). */
+__device__ __forceinline__ void stage_query_stats(float *ls, float *ds, const float *lse,
+                                                  const float *delta, int n, int h, int qt,
+                                                  int rows, int d1) {
+    for (int i = threadIdx.x; i < rows; i += blockDim.x) {
+        const bool ok = qt + i < d1;
+        ls[i] = ok ? lse[(size_t)h * n + qt + i] * LOG2E : 0.0f;
+        ds[i] = ok ? delta[(size_t)h * n + qt + i] : 0.0f;
+    }
+}
+
 #endif

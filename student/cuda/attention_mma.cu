@@ -268,11 +268,7 @@ __global__ void __launch_bounds__(128)
         const int h = g * G + it / nq, qt = k0 + (it % nq) * BQ;
         load_tile_async<HD, LDS>(Qs + buf * BQ * LDS, qkv, ld, h * HD, qt, BQ, d1);
         load_tile_async<HD, LDS>(dOs + buf * BQ * LDS, dout, ldo, h * HD, qt, BQ, d1);
-        for (int i = threadIdx.x; i < BQ; i += blockDim.x) {
-            const bool ok = qt + i < d1;
-            Ls[buf * BQ + i] = ok ? lse[(size_t)h * n + qt + i] * LOG2E : 0.0f;
-            Ds[buf * BQ + i] = ok ? delta[(size_t)h * n + qt + i] : 0.0f;
-        }
+        stage_query_stats(Ls + buf * BQ, Ds + buf * BQ, lse, delta, n, h, qt, BQ, d1);
     };
 
     load_tile_async<HD, LDS>(Ks, qkv, ld, (H + g) * HD, k0, T, k1);

@@ -250,11 +250,7 @@ __global__ void __launch_bounds__(NTHR)
         const int h = g * G + it / nq, qt = k0 + (it % nq) * T;
         load_tile_swz<T, HD, NTHR>(Qs + buf * TE, qkv, ld, h * HD, qt, d1);
         load_tile_swz<T, HD, NTHR>(dOs + buf * TE, dout, ldo, h * HD, qt, d1);
-        for (int i = threadIdx.x; i < T; i += blockDim.x) {
-            const bool ok = qt + i < d1;
-            Ls[buf * T + i] = ok ? lse[(size_t)h * n + qt + i] * LOG2E : 0.0f;
-            Ds[buf * T + i] = ok ? delta[(size_t)h * n + qt + i] : 0.0f;
-        }
+        stage_query_stats(Ls + buf * T, Ds + buf * T, lse, delta, n, h, qt, T, d1);
     };
 
     load_tile_swz<BM, HD, NTHR>(Ks, qkv, ld, (H + g) * HD, k0, k1);
