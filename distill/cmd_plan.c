@@ -76,11 +76,15 @@ int cmd_plan(int argc, char **argv) {
     plan_request q = {.gpus = (int)opt_gpus, .gpu_mem_bytes = opt_mem * 1073741824.0,
                       .seq_len = opt_seq_len > 0 ? (int)opt_seq_len : (int)seq,
                       .batch_size = opt_batch > 0 ? (int)opt_batch : (int)batch,
-                      .recompute = opt_no_recompute ? 0 : cheap != 0 ? 2 : recompute != 0,
+                      .recompute = opt_no_recompute ? RECOMPUTE_NONE
+                                   : cheap != 0     ? RECOMPUTE_CHEAP
+                                   : recompute != 0 ? RECOMPUTE_ALL
+                                                    : RECOMPUTE_NONE,
                       .loss_chunk_rows = (int)opt_chunk};
     if (q.seq_len < 1 || q.batch_size < 1 || q.loss_chunk_rows < 1)
         die(R1_EINPUT, "plan", "sequence length, batch size and loss chunk must be positive");
-    static const char *const mode_name[] = {"none", "all", "cheap"};
+    static const char *const mode_name[] = {[RECOMPUTE_NONE] = "none", [RECOMPUTE_ALL] = "all",
+                                            [RECOMPUTE_CHEAP] = "cheap"};
     plan_result p;
     plan_training(&s, &q, &p);
     if (opt_json) {
@@ -92,7 +96,8 @@ int cmd_plan(int argc, char **argv) {
                "\"optimizer_bytes\": %.0f, \"activations_bytes_per_seq\": %.0f, "
                "\"loss_bytes\": %.0f, \"total_bytes\": %.0f, \"flops_per_token\": %.6g, "
                "\"flops_per_step\": %.6g}\n",
-               r.name, q.gpus, opt_mem, q.seq_len, q.batch_size, q.recompute ? "true" : "false",
+               r.name, q.gpus, opt_mem, q.seq_len, q.batch_size,
+               q.recompute != RECOMPUTE_NONE ? "true" : "false",
                mode_name[q.recompute],
                (long long)p.params, (long long)p.params_matmul, p.zero_stage >= 0 ? "true" : "false",
                p.zero_stage, p.micro_batch, p.accumulation, p.weights, p.grads, p.master,
@@ -101,7 +106,9 @@ int cmd_plan(int argc, char **argv) {
     } else {
         printf("recipe %s: %.2fB parameters, %d GPUs x %g GiB, %d-token sequences, %d per step%s\n",
                r.name, (double)p.params / 1e9, q.gpus, opt_mem, q.seq_len, q.batch_size,
-               q.recompute == 2 ? ", cheap recomputation" : q.recompute ? ", recomputation" : "");
+               q.recompute == RECOMPUTE_CHEAP ? ", cheap recomputation"
+               : q.recompute == RECOMPUTE_ALL ? ", recomputation"
+                                              : "");
         printf("  %-34s %10.2f GiB\n", "bf16 weights", gb(p.weights));
         printf("  %-34s %10.2f GiB\n", "bf16 gradients", gb(p.grads));
         printf("  %-34s %10.2f GiB\n", "fp32 master weights", gb(p.master));

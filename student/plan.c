@@ -28,9 +28,9 @@ double plan_memory(const dense_shape *s, const plan_request *q, int stage, int m
     const double layer_act = T * (4 * d + 2 * qd + 2 * kvd + 3 * ff) * 2;
     const double cheap = s->layers * T * (2 * d + 2 * qd + 2 * kvd + 2 * ff) * 2 +
                          T * (2 * d + ff) * 2;
-    r->activations_per_seq = q->recompute == 2 ? cheap
-                             : q->recompute    ? s->layers * T * d * 2 + 2 * layer_act
-                                               : s->layers * layer_act;
+    r->activations_per_seq = q->recompute == RECOMPUTE_CHEAP ? cheap
+                             : q->recompute == RECOMPUTE_ALL ? s->layers * T * d * 2 + 2 * layer_act
+                                                             : s->layers * layer_act;
     r->loss = (double)q->loss_chunk_rows * (double)s->vocab * 4 * 2;
     r->overhead = 1024.0 * 1024 * 1024;
     r->total = r->weights + r->grads + r->master + r->optimizer + mb * r->activations_per_seq +

@@ -20,6 +20,8 @@
 
 #include <stdint.h>
 
+#include "student/recompute.h"
+
 typedef struct {
     int64_t vocab;
     int hidden, layers, heads, kv_heads, head_dim, ff;
@@ -32,7 +34,7 @@ typedef struct {
     double gpu_mem_bytes;  /* usable bytes per GPU */
     int seq_len;
     int batch_size;       /* sequences per optimizer step */
-    int recompute;        /* 0 none, 1 all (layer inputs kept), 2 cheap (products kept) */
+    recompute_mode recompute;
     int loss_chunk_rows;  /* rows of logits per loss chunk */
 } plan_request;
 

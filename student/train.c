@@ -362,7 +362,7 @@ static int train_loop(run_state *R, const train_args *a) {
         free(m->grad_mem);
         R->exp_avg = R->exp_avg_sq = m->grad_mem = NULL;
     } else {
-        student_acts_init(&R->acts, c, cap, a->recompute != 0);
+        student_acts_init(&R->acts, c, cap, a->recompute != RECOMPUTE_NONE);
         snprintf(device_line, sizeof device_line, "cpu (float32)");
     }
     batch_buf_init(&R->bb, cap);
@@ -379,9 +379,9 @@ static int train_loop(run_state *R, const train_args *a) {
                 "%lld rows, micro-batch %d%s%s\ndevice: %s\n",
                 m->path, c->model_type, m->n_params, dtype_name(m->disk_dtype), (long long)total,
                 (long long)steps_per_epoch, (long long)a->batch_size, micro, acts_line,
-                a->recompute == 2 && R->gpu ? " (recomputing norms and SwiGLU)"
-                : a->recompute              ? " (recomputing)"
-                                            : "",
+                a->recompute == RECOMPUTE_CHEAP && R->gpu ? " (recomputing norms and SwiGLU)"
+                : a->recompute != RECOMPUTE_NONE          ? " (recomputing)"
+                                                          : "",
                 device_line);
 
     if (a->log && lead) {

@@ -8,6 +8,7 @@
 
 #include "core/tokenizer.h"
 #include "datasets/token_shard.h"
+#include "student/recompute.h"
 #include "student/student.h"
 
 /* ---- data (data.c) ------------------------------------------------------------------------ */
@@ -103,8 +104,9 @@ typedef struct gpu_trainer gpu_trainer;
  * desc (may be NULL) receives a line naming the device. Errors: no usable GPU, too little memory,
  * a model the CUDA step does not take. */
 int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
-                     const float *exp_avg_sq, int64_t step, int max_tokens, int recompute,
-                     int grad_f32, const train_dist *dist, char *desc, size_t desc_len);
+                     const float *exp_avg_sq, int64_t step, int max_tokens,
+                     recompute_mode recompute, int grad_f32, const train_dist *dist, char *desc,
+                     size_t desc_len);
 /* Queues a micro-batch: gradients += scale * d(sum of its token losses), the loss likewise.
  * last: the last micro-batch this rank runs in the step (starts the cross-GPU reduction). */
 int gpu_trainer_micro(gpu_trainer *g, const student_batch *b, float scale, int last);
@@ -142,8 +144,7 @@ typedef struct {
     double warmup;          /* >= 1: steps; in [0, 1): a ratio of the total steps */
     int64_t batch_size, micro_batch, seq_len;
     int pack, truncate, resume;
-    int recompute;          /* 0 none, 1 all (--recompute), 2 cheap (--recompute-cheap: the GPU
-                             * keeps the products' outputs; the CPU recomputes all) */
+    recompute_mode recompute; /* --recompute (ALL), --recompute-cheap (CHEAP) */
     int64_t seed, save_every, eval_every, keep;
     int quiet;              /* no per-step progress lines */
     const char *device;     /* "cpu", "cuda" or "auto" (NULL: cpu) */

@@ -82,6 +82,7 @@ struct cuda_student {
         *d_epos;
     int *stage;         /* pinned host staging for the batch arrays */
     size_t stage_ints, max_tiles;
+    int tile_rows;      /* attention tile height of the kernels o.attn picks for hd */
     cudaEvent_t staged;
 
     float *rope_cs;     /* [N][hd / 2][2] */
@@ -215,7 +216,7 @@ static int check_config(const model_config *c, const cuda_student_opts *o) {
         return err_fail(R1_EINPUT, "config.json", "mlp_bias is not supported by the CUDA trainer");
     if (o->max_tokens <= 0)
         return err_fail(R1_EINPUT, "max_tokens", "must be positive (got %d)", o->max_tokens);
-    if (o->recompute < CUDA_RECOMPUTE_NONE || o->recompute > CUDA_RECOMPUTE_CHEAP)
+    if (o->recompute < RECOMPUTE_NONE || o->recompute > RECOMPUTE_CHEAP)
         return err_fail(R1_EINPUT, "recompute", "unknown mode %d", o->recompute);
     if (o->n_ranks > 1 && (!o->comm || cuda_comm_size(o->comm) != o->n_ranks))
         return err_fail(R1_EINPUT, "n_ranks", "%d ranks need a communicator of that size",
@@ -237,6 +238,7 @@ static void set_dims(cuda_student *s, const model_config *c, const cuda_student_
     s->L = c->num_layers;
     s->V = (int)c->vocab_size;
     s->N = o->max_tokens;
+    s->tile_rows = attn_tile_rows(o->attn, s->hd);
     s->eps = (float)c->rms_norm_eps;
     s->gsize = o->grad_f32 ? 4 : 2;
     s->R = o->n_ranks > 1 ? o->n_ranks : 1;
@@ -264,11 +266,11 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     const int rc = s->o.recompute;
     for (int i = 0; i < s->L; i++) {
         layer_acts *a = &s->acts[i];
-        if (i > 0 && rc == CUDA_RECOMPUTE_ALL) {
+        if (i > 0 && rc == RECOMPUTE_ALL) {
             *a = s->acts[0];
             continue;
         }
-        const int own = i == 0 || rc == CUDA_RECOMPUTE_NONE; /* the norms' and SwiGLU's outputs */
+        const int own = i == 0 || rc == RECOMPUTE_NONE; /* the norms' and SwiGLU's outputs */
         a->h1 = own ? dev_alloc(s, p, N * d * bf) : s->acts[0].h1;
         a->rstd1 = dev_alloc(s, p, N * f);
         a->qkv = dev_alloc(s, p, N * (size_t)s->qkvd * bf);
@@ -658,8 +660,7 @@ static int batch_upload(cuda_student *s, const cuda_batch *b) {
                             b->targets[i], i, s->V);
     }
     const int n = b->n;
-    const int rows_per_tile = attn_tile_rows(s->o.attn, s->hd);
-    const int nt = attn_tiles_count(b->cu_seqlens, b->n_docs, rows_per_tile);
+    const int nt = attn_tiles_count(b->cu_seqlens, b->n_docs, s->tile_rows);
     CHECK((size_t)nt <= s->max_tiles);
     /* the previous batch's copies have left the staging buffer */
     R1_CUDA_CHECK(cudaEventSynchronize(s->staged));
@@ -675,7 +676,7 @@ static int batch_upload(cuda_student *s, const cuda_batch *b) {
     for (int dcount = 0; dcount < b->n_docs; dcount++)
         for (int i = b->cu_seqlens[dcount]; i < b->cu_seqlens[dcount + 1]; i++)
             pos[i] = i - b->cu_seqlens[dcount];
-    attn_tiles_build(tq, tk, b->cu_seqlens, b->n_docs, rows_per_tile);
+    attn_tiles_build(tq, tk, b->cu_seqlens, b->n_docs, s->tile_rows);
     const int u = embed_backward_plan(eids, eoff, epos, b->tokens, n);
     const enum cudaMemcpyKind h2d = cudaMemcpyHostToDevice;
     R1_CUDA_CHECK(cudaMemcpyAsync(s->d_tokens, tok, sizeof(int) * n, h2d, s->stream));
@@ -705,7 +706,7 @@ static attn_shape attn_of(const cuda_student *s) {
     a.n_kv_heads = s->KV;
     a.head_dim = s->hd;
     a.scale = 1.0f / sqrtf((float)s->hd);
-    a.tile_rows = attn_tile_rows(s->o.attn, s->hd);
+    a.tile_rows = s->tile_rows;
     a.n_tiles = s->n_tiles;
     a.tiles_q = s->d_tiles_q;
     a.tiles_kv = s->d_tiles_kv;
@@ -745,7 +746,7 @@ static void layer_forward(cuda_student *s, int l, layer_acts *a, int write_out) 
                        s->ff, d, st);
 }
 
-/* CUDA_RECOMPUTE_CHEAP: the shared outputs of layer l's norms and SwiGLU, recomputed from the
+/* RECOMPUTE_CHEAP: the shared outputs of layer l's norms and SwiGLU, recomputed from the
  * kept products by layer_forward's own kernels (so the same bits; rstd is rewritten equal). */
 static void layer_refill(cuda_student *s, int l, layer_acts *a) {
     const layer_params *p = &s->lp[l];
@@ -783,7 +784,8 @@ static void layer_backward(cuda_student *s, int l, layer_acts *a) {
     /* qkv = h1 [Wq; Wk; Wv]^T + b */
     linear_backward_x(g, s->dh, 0, s->dqkv, s->qkvd, W(p->wqkv), n, d, s->qkvd, st);
     linear_backward_w(g, G(p->wqkv), f32, 1, s->dqkv, s->qkvd, a->h1, d, n, d, s->qkvd, st);
-    if (s->cfg.attention_bias) bias_backward(G(p->bqkv), f32, s->sum_scratch, s->dqkv, s->qkvd, n, s->qkvd, st);
+    if (s->cfg.attention_bias)
+        bias_backward(G(p->bqkv), f32, s->sum_scratch, s->dqkv, s->qkvd, n, s->qkvd, st);
     /* h1 = rmsnorm(x): dx += */
     rmsnorm_backward_cuda(s->dx, G(p->attn_norm), f32, s->sum_scratch, s->dh, s->x[l],
                      W(p->attn_norm), a->rstd1, n, d, st);
@@ -829,8 +831,8 @@ static int forward_backward(cuda_student *s, const cuda_batch *b, float inv_coun
      * layer l's after its backward, the embedding's (with a tied head's) at the end */
     if (reduce) bucket_reduce(s, s->L + 1);
     for (int l = s->L - 1; l >= 0; l--) {
-        if (s->o.recompute == CUDA_RECOMPUTE_ALL) layer_forward(s, l, &s->acts[l], 0);
-        if (s->o.recompute == CUDA_RECOMPUTE_CHEAP) layer_refill(s, l, &s->acts[l]);
+        if (s->o.recompute == RECOMPUTE_ALL) layer_forward(s, l, &s->acts[l], 0);
+        if (s->o.recompute == RECOMPUTE_CHEAP) layer_refill(s, l, &s->acts[l]);
         layer_backward(s, l, &s->acts[l]);
         if (reduce) bucket_reduce(s, 1 + l);
     }

@@ -40,20 +40,13 @@
 
 #include "core/config.h"
 #include "core/safetensors.h"
-#include "student/cuda/kernels.h"
 #include "core/cuda_comm.h"
-
-/* Activation memory against recomputation. NONE keeps every layer's activations. CHEAP keeps
- * each layer's matrix-product and attention outputs (qkv, attention, the residual after
- * attention, gate/up) and recomputes in the backward only what the two RMSNorms and SwiGLU
- * make of them: a few memory-bound passes, no product; about 2/3 of NONE's activation memory.
- * ALL keeps each layer's input only and re-runs the layer's forward inside the backward. The
- * three give bit-identical results (the same kernels on the same inputs). */
-typedef enum { CUDA_RECOMPUTE_NONE, CUDA_RECOMPUTE_ALL, CUDA_RECOMPUTE_CHEAP } cuda_recompute;
+#include "student/cuda/kernels.h"
+#include "student/recompute.h"
 
 typedef struct {
     int max_tokens;     /* tokens per micro-batch, at most */
-    int recompute;      /* a cuda_recompute: what the backward recomputes */
+    int recompute;      /* a recompute_mode (student/recompute.h) */
     int grad_f32;       /* float32 gradients (else bf16) */
     int ce_chunk;       /* rows per logits chunk of the loss (0: sized to ~1 GiB of logits) */
     attn_impl attn;     /* ATTN_AUTO normally */

@@ -34,8 +34,9 @@ static const float **host_ptrs(const gpu_trainer *g, const float *base) {
 }
 
 int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
-                     const float *exp_avg_sq, int64_t step, int max_tokens, int recompute,
-                     int grad_f32, const train_dist *dist, char *desc, size_t desc_len) {
+                     const float *exp_avg_sq, int64_t step, int max_tokens,
+                     recompute_mode recompute, int grad_f32, const train_dist *dist, char *desc,
+                     size_t desc_len) {
     *out = NULL;
     /* one GPU per rank: the one asked for, else the local rank's (wrapping, so a launcher that
      * shows each process only its own GPU works too) */
@@ -187,8 +188,9 @@ struct gpu_trainer {
 };
 
 int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
-                     const float *exp_avg_sq, int64_t step, int max_tokens, int recompute,
-                     int grad_f32, const train_dist *dist, char *desc, size_t desc_len) {
+                     const float *exp_avg_sq, int64_t step, int max_tokens,
+                     recompute_mode recompute, int grad_f32, const train_dist *dist, char *desc,
+                     size_t desc_len) {
     *out = NULL;
     return backend_cuda_probe(0, NULL);
 }

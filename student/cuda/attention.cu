@@ -27,6 +27,10 @@ enum { SIMPLE_KB = 32, SIMPLE_MAX_HD = 128 };
 
 static bool tensor_core_head(int head_dim) { return head_dim == 64 || head_dim == 128; }
 
+extern "C" int attention_mma_supported(const attn_shape *a, const void *qkv) {
+    return tensor_core_head(a->head_dim) && aligned16(qkv);
+}
+
 extern "C" int attn_tile_rows(attn_impl impl, int head_dim) {
     const bool wg = impl == ATTN_WGMMA || (impl == ATTN_AUTO && tensor_core_head(head_dim));
     return wg ? 2 * ATTN_TILE : ATTN_TILE;

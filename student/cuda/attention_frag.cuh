@@ -163,4 +163,53 @@ __device__ __forceinline__ void stage_query_stats(float *ls, float *ds, const fl
     }
 }
 
+/* The query-side kernels' statistics of the thread's rows ra and ra + 8 of head h: lse in base
+ * 2 and delta; rows at or past end get 0 (they are not stored). */
+struct row_stats {
+    float lse_a, lse_b, dl_a, dl_b;
+};
+__device__ __forceinline__ row_stats load_row_stats(const float *lse, const float *delta, int n,
+                                                    int h, int ra, int end) {
+    const size_t o = (size_t)h * n;
+    row_stats st;
+    st.lse_a = ra < end ? lse[o + ra] * LOG2E : 0.0f;
+    st.lse_b = ra + 8 < end ? lse[o + ra + 8] * LOG2E : 0.0f;
+    st.dl_a = ra < end ? delta[o + ra] : 0.0f;
+    st.dl_b = ra + 8 < end ? delta[o + ra + 8] : 0.0f;
+    return st;
+}
+
+/* dS = P (dP - delta) over dp, with P = 2^(s scale log2(e) - lse) from the masked scores s, on a
+ * tile whose rows are the queries (the dq kernels). */
+template <int NT>
+__device__ __forceinline__ void ds_query_rows(float (&dp)[NT][4], const float (&s)[NT][4],
+                                              float scale_log2, const row_stats &st) {
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const float pv = ex2(fmaf(s[nt][c], scale_log2, -(c < 2 ? st.lse_a : st.lse_b)));
+            dp[nt][c] = pv * (dp[nt][c] - (c < 2 ? st.dl_a : st.dl_b));
+        }
+    }
+}
+
+/* The same on a transposed tile whose columns are the queries from the ones staged in ls, dl
+ * (stage_query_stats): s becomes P as well, which dV needs (the dk/dv kernels). */
+template <int NT>
+__device__ __forceinline__ void ds_query_cols(float (&s)[NT][4], float (&dp)[NT][4],
+                                              float scale_log2, const float *ls, const float *dl) {
+    const int tq = threadIdx.x & 3;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const int qi = nt * 8 + tq * 2 + (c & 1);
+            const float pv = ex2(fmaf(s[nt][c], scale_log2, -ls[qi]));
+            s[nt][c] = pv;
+            dp[nt][c] = pv * (dp[nt][c] - dl[qi]);
+        }
+    }
+}
+
 #endif

@@ -178,7 +178,7 @@ __global__ void __launch_bounds__(128)
     const int h = blockIdx.y, g = h / (H / KV);
     const size_t ld = (size_t)(H + 2 * KV) * HD;
     const int warp = threadIdx.x >> 5, gid = (threadIdx.x & 31) >> 2;
-    const int ra = r0 + warp * 16 + gid, rb = ra + 8;
+    const int ra = r0 + warp * 16 + gid; /* this thread's rows: ra, ra + 8 */
     const int n_kt = (r1 - 1 - d0) / T + 1;
 
     load_tile_async<HD, LDS>(Qs, qkv, ld, h * HD, r0, T, r1);
@@ -186,10 +186,7 @@ __global__ void __launch_bounds__(128)
     load_tile_async<HD, LDS>(Ks, qkv, ld, (H + g) * HD, d0, T, r1);
     load_tile_async<HD, LDS>(Vs, qkv, ld, (H + KV + g) * HD, d0, T, r1);
     cp_async_commit();
-    const float lse_a = ra < r1 ? lse[(size_t)h * n + ra] * LOG2E : 0.0f;
-    const float lse_b = rb < r1 ? lse[(size_t)h * n + rb] * LOG2E : 0.0f;
-    const float dl_a = ra < r1 ? delta[(size_t)h * n + ra] : 0.0f;
-    const float dl_b = rb < r1 ? delta[(size_t)h * n + rb] : 0.0f;
+    const row_stats st = load_row_stats(lse, delta, n, h, ra, r1);
 
     float dq[HD / 8][4];
     zero(dq);
@@ -213,14 +210,7 @@ __global__ void __launch_bounds__(128)
         mma_abt<HD, T / 8, LDS>(p, Qs, warp * 16, Kb);
         mma_abt<HD, T / 8, LDS>(dp, dOs, warp * 16, Vb);
         if (kt + T > r0) mask_causal<T / 8>(p, kt, ra);
-#pragma unroll
-        for (int nt = 0; nt < T / 8; nt++) {
-#pragma unroll
-            for (int c = 0; c < 4; c++) {
-                const float pv = ex2(fmaf(p[nt][c], scale_log2, -(c < 2 ? lse_a : lse_b)));
-                dp[nt][c] = pv * (dp[nt][c] - (c < 2 ? dl_a : dl_b)); /* dS */
-            }
-        }
+        ds_query_rows<T / 8>(dp, p, scale_log2, st);
         mma_pv<HD, T / 8, LDS>(dq, dp, Kb);
         __syncthreads();
     }
@@ -258,7 +248,7 @@ __global__ void __launch_bounds__(128)
     const int k0 = tl[0], k1 = tl[1], d1 = tl[3];
     const int g = blockIdx.y, G = H / KV;
     const size_t ld = (size_t)(H + 2 * KV) * HD, ldo = (size_t)H * HD;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tq = lane & 3;
+    const int warp = threadIdx.x >> 5, gid = (threadIdx.x & 31) >> 2;
     const int ka = k0 + warp * 16 + gid;    /* this thread's key rows: ka and ka + 8 */
     const int nq = (d1 - k0 + BQ - 1) / BQ; /* query blocks per head */
     const int n_it = G * nq;
@@ -300,16 +290,7 @@ __global__ void __launch_bounds__(128)
         mma_abt<HD, BQ / 8, LDS>(ds, Vs, warp * 16, dOb); /* dP^T */
         /* masked where a query precedes a key or lies past the document's end */
         if (qt < k0 + T - 1 || qt + BQ > d1) mask_causal_t<BQ / 8>(p, qt, ka, d1);
-#pragma unroll
-        for (int nt = 0; nt < BQ / 8; nt++) {
-#pragma unroll
-            for (int c = 0; c < 4; c++) {
-                const int qi = nt * 8 + tq * 2 + (c & 1);
-                const float pv = ex2(fmaf(p[nt][c], scale_log2, -Lb[qi]));
-                p[nt][c] = pv;
-                ds[nt][c] = pv * (ds[nt][c] - Db[qi]);
-            }
-        }
+        ds_query_cols<BQ / 8>(p, ds, scale_log2, Lb, Db);
         mma_pv<HD, BQ / 8, LDS>(dv, p, dOb);
         mma_pv<HD, BQ / 8, LDS>(dk, ds, Qb);
         __syncthreads();
@@ -319,10 +300,6 @@ __global__ void __launch_bounds__(128)
 }
 
 /* ---- launchers ------------------------------------------------------------------------------------- */
-
-extern "C" int attention_mma_supported(const attn_shape *a, const void *qkv) {
-    return (a->head_dim == 64 || a->head_dim == 128) && aligned16(qkv);
-}
 
 template <typename K>
 static void set_smem(K kernel, int bytes) {

@@ -170,7 +170,7 @@ __global__ void __launch_bounds__(NTHR, HD == 64 ? 2 : 1)
     const int h = blockIdx.y, g = h / (H / KV);
     const size_t ld = (size_t)(H + 2 * KV) * HD;
     const int wq0 = r0 + wg_index() * T;
-    const int ra = wq0 + wg_row(), rb = ra + 8;
+    const int ra = wq0 + wg_row(); /* the thread's rows ra, ra + 8 */
     const int n_kt = (r1 - 1 - d0) / T + 1;
 
     load_tile_swz<BM, HD, NTHR>(Qs, qkv, ld, h * HD, r0, r1);
@@ -178,10 +178,7 @@ __global__ void __launch_bounds__(NTHR, HD == 64 ? 2 : 1)
     load_tile_swz<T, HD, NTHR>(Ks, qkv, ld, (H + g) * HD, d0, r1);
     load_tile_swz<T, HD, NTHR>(Vs, qkv, ld, (H + KV + g) * HD, d0, r1);
     cp_async_commit();
-    const float lse_a = ra < r1 ? lse[(size_t)h * n + ra] * LOG2E : 0.0f;
-    const float lse_b = rb < r1 ? lse[(size_t)h * n + rb] * LOG2E : 0.0f;
-    const float dl_a = ra < r1 ? delta[(size_t)h * n + ra] : 0.0f;
-    const float dl_b = rb < r1 ? delta[(size_t)h * n + rb] : 0.0f;
+    const row_stats st = load_row_stats(lse, delta, n, h, ra, r1);
 
     float dq[HD / 8][4];
     zero(dq);
@@ -199,14 +196,7 @@ __global__ void __launch_bounds__(NTHR, HD == 64 ? 2 : 1)
             fence_regs(p);
             fence_regs(dp);
             if (kt + T > wq0) mask_causal<T / 8>(p, kt, ra);
-#pragma unroll
-            for (int nt = 0; nt < T / 8; nt++) {
-#pragma unroll
-                for (int c = 0; c < 4; c++) {
-                    const float pv = ex2(fmaf(p[nt][c], scale_log2, -(c < 2 ? lse_a : lse_b)));
-                    dp[nt][c] = pv * (dp[nt][c] - (c < 2 ? dl_a : dl_b)); /* dS */
-                }
-            }
+            ds_query_rows<T / 8>(dp, p, scale_log2, st);
             uint32_t da[T / 16][4];
             to_a<T / 8>(da, dp);
             wgmma_fence();
@@ -241,7 +231,6 @@ __global__ void __launch_bounds__(NTHR)
     const size_t ld = (size_t)(H + 2 * KV) * HD, ldo = (size_t)H * HD;
     const int wk0 = k0 + wg_index() * T; /* the warpgroup's first key */
     const int ka = wk0 + wg_row();      /* the thread's keys ka, ka + 8 */
-    const int tq = threadIdx.x & 3;
     const int nq = (d1 - k0 + T - 1) / T; /* query blocks per head */
     const int n_it = G * nq;
 
@@ -285,16 +274,7 @@ __global__ void __launch_bounds__(NTHR)
             fence_regs(ds);
             /* masked where a query precedes a key or lies past the document's end */
             if (qt < wk0 + T - 1 || qt + T > d1) mask_causal_t<T / 8>(p, qt, ka, d1);
-#pragma unroll
-            for (int nt = 0; nt < T / 8; nt++) {
-#pragma unroll
-                for (int c = 0; c < 4; c++) {
-                    const int qi = nt * 8 + tq * 2 + (c & 1);
-                    const float pv = ex2(fmaf(p[nt][c], scale_log2, -Lb[qi]));
-                    p[nt][c] = pv;
-                    ds[nt][c] = pv * (ds[nt][c] - Db[qi]);
-                }
-            }
+            ds_query_cols<T / 8>(p, ds, scale_log2, Lb, Db);
             uint32_t pa[T / 16][4], da[T / 16][4];
             to_a<T / 8>(pa, p);
             to_a<T / 8>(da, ds);

@@ -195,7 +195,8 @@ extern "C" void rmsnorm_backward_cuda(r1_bf16 *dx, void *dw, int dw_f32, float *
     RMS_DISPATCH(p, L);
 #undef L
     LAUNCH_CHECK();
-    rmsnorm_dw_finish_kernel<<<ceil_div(d, 32), dim3(32, FINISH_GROUPS), 0, s>>>(dw, dw_f32, scratch,
-                                                                              blocks, d);
+    const dim3 finish_block(32, FINISH_GROUPS);
+    rmsnorm_dw_finish_kernel<<<ceil_div(d, 32), finish_block, 0, s>>>(dw, dw_f32, scratch, blocks,
+                                                                       d);
     LAUNCH_CHECK();
 }

@@ -443,12 +443,12 @@ static void run_model(const char *label, const model_config *c, const safetensor
         err_print();
         exit(1);
     }
-    o.recompute = CUDA_RECOMPUTE_ALL;
+    o.recompute = RECOMPUTE_ALL;
     if (cuda_student_create(&sr, c, &o)) {
         err_print();
         exit(1);
     }
-    o.recompute = CUDA_RECOMPUTE_CHEAP;
+    o.recompute = RECOMPUTE_CHEAP;
     if (cuda_student_create(&sc, c, &o)) {
         err_print();
         exit(1);

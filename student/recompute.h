@@ -1,0 +1,15 @@
+/* What the training step recomputes in the backward instead of keeping from the forward
+ * (train --recompute, --recompute-cheap; the recipes' recompute, recompute_cheap; plan).
+ *
+ * NONE keeps every layer's activations. ALL keeps each layer's input only and re-runs the layer's
+ * forward inside the backward (a third more matrix-product work). CHEAP, on the GPU, keeps each
+ * layer's matrix-product and attention outputs (qkv, attention, the residual after attention,
+ * gate/up) and recomputes only what the two RMSNorms and SwiGLU make of them: a few memory-bound
+ * passes, no product, about 2/3 of NONE's activation memory; the CPU trainer recomputes all with
+ * it. The modes give bit-identical results (the same kernels on the same inputs). */
+#ifndef R1_STUDENT_RECOMPUTE_H
+#define R1_STUDENT_RECOMPUTE_H
+
+typedef enum { RECOMPUTE_NONE, RECOMPUTE_ALL, RECOMPUTE_CHEAP } recompute_mode;
+
+#endif
