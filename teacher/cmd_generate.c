@@ -844,6 +844,7 @@ int cmd_generate(int argc, char **argv) {
     cJSON_AddStringToObject(ev, "settings_hash", hash);
     cJSON_AddNumberToObject(ev, "prompts", (double)prompts_live);
     cJSON_AddNumberToObject(ev, "samples_done", (double)g.samples_done);
+    /* the samples left to make; the field keeps its name so that logs stay comparable */
     cJSON_AddNumberToObject(ev, "samples_todo", (double)g.n_pending);
     cJSON_AddNumberToObject(ev, "skipped_prompts", (double)(g.ps.bad + skipped_prompts));
     char msg[512];
