@@ -151,15 +151,20 @@ __device__ __forceinline__ void softmax_finish(bf16 *out, float *lse, int n, int
 }
 
 /* The key-side kernels' per-query statistics of head h for queries [qt, qt + rows) into shared
- * memory: ls = lse in base 2, ds = delta; queries at or past the document's end d1 get 0 (the
- * mask hides them). */
+ * memory, queued as cp.async copies in the caller's group (a plain load here would stall the
+ * block on the global read every step): ls = lse (natural log; ds_query_cols scales it),
+ * ds = delta; queries at or past the document's end d1 get 0 (the mask hides them). */
 __device__ __forceinline__ void stage_query_stats(float *ls, float *ds, const float *lse,
                                                   const float *delta, int n, int h, int qt,
                                                   int rows, int d1) {
-    for (int i = threadIdx.x; i < rows; i += blockDim.x) {
-        const bool ok = qt + i < d1;
-        ls[i] = ok ? lse[(size_t)h * n + qt + i] * LOG2E : 0.0f;
-        ds[i] = ok ? delta[(size_t)h * n + qt + i] : 0.0f;
+    for (int i = threadIdx.x; i < 2 * rows; i += blockDim.x) {
+        const int q = i < rows ? i : i - rows;
+        const bool ok = qt + q < d1;
+        const size_t at = ok ? (size_t)h * n + qt + q : 0;
+        if (i < rows)
+            cp_async4(ls + q, lse + at, ok ? 4 : 0);
+        else
+            cp_async4(ds + q, delta + at, ok ? 4 : 0);
     }
 }
 
@@ -205,7 +210,7 @@ __device__ __forceinline__ void ds_query_cols(float (&s)[NT][4], float (&dp)[NT]
 #pragma unroll
         for (int c = 0; c < 4; c++) {
             const int qi = nt * 8 + tq * 2 + (c & 1);
-            const float pv = ex2(fmaf(s[nt][c], scale_log2, -ls[qi]));
+            const float pv = ex2(fmaf(s[nt][c], scale_log2, -(ls[qi] * LOG2E)));
             s[nt][c] = pv;
             dp[nt][c] = pv * (dp[nt][c] - dl[qi]);
         }

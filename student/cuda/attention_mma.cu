@@ -241,7 +241,7 @@ __global__ void __launch_bounds__(128)
     bf16 *Vs = Ks + T * LDS;                       /* [T][LDS] */
     bf16 *Qs = Vs + T * LDS;                       /* [2][BQ][LDS] */
     bf16 *dOs = Qs + 2 * BQ * LDS;                 /* [2][BQ][LDS] */
-    float *Ls = reinterpret_cast<float *>(dOs + 2 * BQ * LDS); /* [2][BQ] lse * log2(e) */
+    float *Ls = reinterpret_cast<float *>(dOs + 2 * BQ * LDS); /* [2][BQ] lse */
     float *Ds = Ls + 2 * BQ;                                   /* [2][BQ] delta */
 
     const int *tl = tiles + 4 * blockIdx.x;

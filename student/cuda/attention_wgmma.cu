@@ -222,7 +222,7 @@ __global__ void __launch_bounds__(NTHR)
                        float scale_log2) {
     constexpr int TE = T * HD;
     bf16 *Ks = smem_base(), *Vs = Ks + 2 * TE, *Qs = Vs + 2 * TE, *dOs = Qs + 2 * TE;
-    float *Ls = reinterpret_cast<float *>(dOs + 2 * TE); /* [2][T] lse * log2(e) */
+    float *Ls = reinterpret_cast<float *>(dOs + 2 * TE); /* [2][T] lse */
     float *Ds = Ls + 2 * T;                             /* [2][T] delta */
 
     const int *tl = tiles + 4 * blockIdx.x;
