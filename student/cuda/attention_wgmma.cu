@@ -22,9 +22,13 @@ namespace {
 constexpr int T = ATTN_TILE, BM = 2 * T, NTHR = 256; /* step rows, block rows, threads */
 /* Blocks per SM: the forward (and dq at head_dim 64) fit 128 registers per thread without
  * spilling, so two blocks share an SM and one's softmax overlaps the other's products. dk/dv at
- * 64 would spill at 128 (measured slower: the 0.5B step lost 9%); dq and dk/dv at 128 hold 129 KB
+ * 64 would spill at 128 (measured slower: the 0.5B step lost 9%); dq and dk/dv at 128 hold 161 KB
  * of shared memory, one block per SM whatever their registers. */
 static_assert(T == 64, "a warpgroup's product has 64 rows");
+/* The dk/dv kernel streams its queries through three stages: stage t + 2 is queued once a
+ * barrier shows every thread past step t - 1, so one barrier per step suffices and the copies
+ * have two steps to land. */
+constexpr int KV_STAGES = 3;
 
 /* The dynamic shared memory, 1024-byte aligned (the swizzle's atom); launches add 1024 bytes. */
 __device__ __forceinline__ bf16 *smem_base() {
@@ -79,20 +83,62 @@ constexpr int tile_bytes(int rows) {
     return rows * HD * (int)sizeof(bf16);
 }
 
-/* Step t of a query-side kernel's loop over key tiles (kt its first key): the prefetch of tile
- * t + 1's K and V (columns kcol, vcol) into the other stage, then the wait for stage t. */
-template <int HD>
+/* Stages of K and V in the query-side kernels: three for dq at head_dim 128, whose block has the
+ * SM to itself (stage t + 2 is queued after the barrier that shows every thread past step
+ * t - 1: one barrier per step, and the copies have two steps to land); two where two blocks
+ * share an SM and each one's barriers overlap the other's work (three measured slower there:
+ * H100, 0.5B, forward 8.8 -> 9.3 ms, dq 9.9 -> 10.1 per step). */
+template <int HD, bool FWD>
+__host__ __device__ constexpr int q_stages() {
+    return HD == 128 && !FWD ? 3 : 2;
+}
+
+/* K and V of the first stages (the first key tile from d0) into their buffers, each stage
+ * one cp.async group (a caller's earlier copies join the first). */
+template <int HD, int S>
+__device__ __forceinline__ void kv_prologue(bf16 *Ks, bf16 *Vs, const bf16 *qkv, size_t ld,
+                                            int kcol, int vcol, int n_kt, int d0, int end) {
+    load_tile_swz<T, HD, NTHR>(Ks, qkv, ld, kcol, d0, end);
+    load_tile_swz<T, HD, NTHR>(Vs, qkv, ld, vcol, d0, end);
+    cp_async_commit();
+    if constexpr (S == 3) {
+        if (n_kt > 1) {
+            load_tile_swz<T, HD, NTHR>(Ks + T * HD, qkv, ld, kcol, d0 + T, end);
+            load_tile_swz<T, HD, NTHR>(Vs + T * HD, qkv, ld, vcol, d0 + T, end);
+        }
+        cp_async_commit();
+    }
+}
+
+/* Step t of a query-side kernel's loop over key tiles (kt its first key): stage t made ready
+ * and the next copies queued (two stages: tile t + 1's, then the wait; three: the wait, then
+ * tile t + 2's). kv_step_end closes the step. */
+template <int HD, int S>
 __device__ __forceinline__ void kv_step(bf16 *Ks, bf16 *Vs, const bf16 *qkv, size_t ld, int kcol,
                                         int vcol, int t, int n_kt, int kt, int end) {
-    if (t + 1 < n_kt) {
-        const int nb = (t + 1) & 1;
-        load_tile_swz<T, HD, NTHR>(Ks + nb * T * HD, qkv, ld, kcol, kt + T, end);
-        load_tile_swz<T, HD, NTHR>(Vs + nb * T * HD, qkv, ld, vcol, kt + T, end);
-        cp_async_commit();
-        stage_ready<1>();
+    if constexpr (S == 2) {
+        if (t + 1 < n_kt) {
+            const int nb = (t + 1) & 1;
+            load_tile_swz<T, HD, NTHR>(Ks + nb * T * HD, qkv, ld, kcol, kt + T, end);
+            load_tile_swz<T, HD, NTHR>(Vs + nb * T * HD, qkv, ld, vcol, kt + T, end);
+            cp_async_commit();
+            stage_ready<1>();
+        } else {
+            stage_ready<0>();
+        }
     } else {
-        stage_ready<0>();
+        stage_ready<1>();
+        if (t + 2 < n_kt) {
+            const int nb = (t + 2) % 3;
+            load_tile_swz<T, HD, NTHR>(Ks + nb * T * HD, qkv, ld, kcol, kt + 2 * T, end);
+            load_tile_swz<T, HD, NTHR>(Vs + nb * T * HD, qkv, ld, vcol, kt + 2 * T, end);
+        }
+        cp_async_commit(); /* possibly empty: every step commits one group */
     }
+}
+template <int S>
+__device__ __forceinline__ void kv_step_end() {
+    if constexpr (S == 2) __syncthreads(); /* stage t & 1 is refilled by the next step's copies */
 }
 
 /* Whether the key tile from kt reaches the warpgroup's rows from wq0: some key precedes some
@@ -109,8 +155,8 @@ template <int HD>
 __global__ void __launch_bounds__(NTHR, 2)
     attn_fwd_wg_kernel(bf16 *out, float *lse, const bf16 *qkv, const int *tiles, int n, int H,
                        int KV, float scale_log2) {
-    constexpr int TE = T * HD; /* elements per 64-row tile */
-    bf16 *Qs = smem_base(), *Ks = Qs + 2 * TE, *Vs = Ks + 2 * TE; /* Q; K, V in two stages */
+    constexpr int TE = T * HD, S = q_stages<HD, true>(); /* elements per 64-row tile */
+    bf16 *Qs = smem_base(), *Ks = Qs + 2 * TE, *Vs = Ks + S * TE; /* Q; K, V in S stages */
 
     const int *tl = tiles + 4 * blockIdx.x;
     const int r0 = tl[0], r1 = tl[1], d0 = tl[2];
@@ -121,18 +167,16 @@ __global__ void __launch_bounds__(NTHR, 2)
     const int n_kt = (r1 - 1 - d0) / T + 1;
 
     load_tile_swz<BM, HD, NTHR>(Qs, qkv, ld, h * HD, r0, r1);
-    load_tile_swz<T, HD, NTHR>(Ks, qkv, ld, (H + g) * HD, d0, r1);
-    load_tile_swz<T, HD, NTHR>(Vs, qkv, ld, (H + KV + g) * HD, d0, r1);
-    cp_async_commit();
+    kv_prologue<HD, S>(Ks, Vs, qkv, ld, (H + g) * HD, (H + KV + g) * HD, n_kt, d0, r1);
 
     float o[HD / 8][4];
     zero(o);
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
     for (int t = 0; t < n_kt; t++) {
         const int kt = d0 + t * T;
-        kv_step<HD>(Ks, Vs, qkv, ld, (H + g) * HD, (H + KV + g) * HD, t, n_kt, kt, r1);
+        kv_step<HD, S>(Ks, Vs, qkv, ld, (H + g) * HD, (H + KV + g) * HD, t, n_kt, kt, r1);
         if (wg_sees(kt, wq0, r1)) {
-            const bf16 *Kb = Ks + (t & 1) * TE, *Vb = Vs + (t & 1) * TE;
+            const bf16 *Kb = Ks + (t % S) * TE, *Vb = Vs + (t % S) * TE;
             float s[T / 8][4]; /* the first k-step overwrites (scale_d = 0) */
             wgmma_fence();
             product_abt<HD, BM>(s, Qs, wg_index() * T, Kb);
@@ -150,7 +194,7 @@ __global__ void __launch_bounds__(NTHR, 2)
             fence_regs(o);
             fence_regs(pa);
         }
-        __syncthreads(); /* stage t & 1 is refilled by the next iteration's prefetch */
+        kv_step_end<S>();
     }
     softmax_finish<HD>(out, lse, n, H, h, ra, r1, o, m_a, m_b, l_a, l_b);
 }
@@ -162,8 +206,8 @@ __global__ void __launch_bounds__(NTHR, HD == 64 ? 2 : 1)
     attn_dq_wg_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *lse,
                       const float *delta, const int *tiles, int n, int H, int KV, float scale,
                       float scale_log2) {
-    constexpr int TE = T * HD;
-    bf16 *Qs = smem_base(), *dOs = Qs + 2 * TE, *Ks = dOs + 2 * TE, *Vs = Ks + 2 * TE;
+    constexpr int TE = T * HD, S = q_stages<HD, false>();
+    bf16 *Qs = smem_base(), *dOs = Qs + 2 * TE, *Ks = dOs + 2 * TE, *Vs = Ks + S * TE;
 
     const int *tl = tiles + 4 * blockIdx.x;
     const int r0 = tl[0], r1 = tl[1], d0 = tl[2];
@@ -175,18 +219,16 @@ __global__ void __launch_bounds__(NTHR, HD == 64 ? 2 : 1)
 
     load_tile_swz<BM, HD, NTHR>(Qs, qkv, ld, h * HD, r0, r1);
     load_tile_swz<BM, HD, NTHR>(dOs, dout, (size_t)H * HD, h * HD, r0, r1);
-    load_tile_swz<T, HD, NTHR>(Ks, qkv, ld, (H + g) * HD, d0, r1);
-    load_tile_swz<T, HD, NTHR>(Vs, qkv, ld, (H + KV + g) * HD, d0, r1);
-    cp_async_commit();
+    kv_prologue<HD, S>(Ks, Vs, qkv, ld, (H + g) * HD, (H + KV + g) * HD, n_kt, d0, r1);
     const row_stats st = load_row_stats(lse, delta, n, h, ra, r1);
 
     float dq[HD / 8][4];
     zero(dq);
     for (int t = 0; t < n_kt; t++) {
         const int kt = d0 + t * T;
-        kv_step<HD>(Ks, Vs, qkv, ld, (H + g) * HD, (H + KV + g) * HD, t, n_kt, kt, r1);
+        kv_step<HD, S>(Ks, Vs, qkv, ld, (H + g) * HD, (H + KV + g) * HD, t, n_kt, kt, r1);
         if (wg_sees(kt, wq0, r1)) {
-            const bf16 *Kb = Ks + (t & 1) * TE, *Vb = Vs + (t & 1) * TE;
+            const bf16 *Kb = Ks + (t % S) * TE, *Vb = Vs + (t % S) * TE;
             float p[T / 8][4], dp[T / 8][4]; /* the first k-step overwrites */
             wgmma_fence();
             product_abt<HD, BM>(p, Qs, wg_index() * T, Kb);
@@ -206,7 +248,7 @@ __global__ void __launch_bounds__(NTHR, HD == 64 ? 2 : 1)
             fence_regs(dq);
             fence_regs(da);
         }
-        __syncthreads();
+        kv_step_end<S>();
     }
     store_rows<HD>(dqkv, ld, h * HD, ra, r1, dq, scale, scale);
 }
@@ -220,10 +262,10 @@ __global__ void __launch_bounds__(NTHR)
     attn_dkv_wg_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *lse,
                        const float *delta, const int *tiles, int n, int H, int KV, float scale,
                        float scale_log2) {
-    constexpr int TE = T * HD;
-    bf16 *Ks = smem_base(), *Vs = Ks + 2 * TE, *Qs = Vs + 2 * TE, *dOs = Qs + 2 * TE;
-    float *Ls = reinterpret_cast<float *>(dOs + 2 * TE); /* [2][T] lse */
-    float *Ds = Ls + 2 * T;                             /* [2][T] delta */
+    constexpr int TE = T * HD, S = KV_STAGES;
+    bf16 *Ks = smem_base(), *Vs = Ks + 2 * TE, *Qs = Vs + 2 * TE, *dOs = Qs + S * TE;
+    float *Ls = reinterpret_cast<float *>(dOs + S * TE); /* [S][T] lse */
+    float *Ds = Ls + S * T;                             /* [S][T] delta */
 
     const int *tl = tiles + 4 * blockIdx.x;
     const int k0 = tl[0], k1 = tl[1], d1 = tl[3];
@@ -246,20 +288,20 @@ __global__ void __launch_bounds__(NTHR)
     load_tile_swz<BM, HD, NTHR>(Vs, qkv, ld, (H + KV + g) * HD, k0, k1);
     prefetch(0, 0);
     cp_async_commit();
+    if (n_it > 1) prefetch(1, 1);
+    cp_async_commit();
 
     float dk[HD / 8][4], dv[HD / 8][4];
     zero(dk);
     zero(dv);
     for (int it = 0; it < n_it; it++) {
         const int qt = k0 + (it % nq) * T;
-        const int buf = it & 1;
-        if (it + 1 < n_it) {
-            prefetch(it + 1, buf ^ 1);
-            cp_async_commit();
-            stage_ready<1>();
-        } else {
-            stage_ready<0>();
-        }
+        const int buf = it % KV_STAGES;
+        /* stage it has landed (one group, stage it + 1's, may be in flight); after the barrier
+         * no thread reads stage it - 1 any more, so stage it + 2 may refill it */
+        stage_ready<1>();
+        if (it + 2 < n_it) prefetch(it + 2, (it + 2) % KV_STAGES);
+        cp_async_commit(); /* possibly empty: every step commits one group */
         /* some query of the step follows some key of the warpgroup's, which holds a document row */
         if (qt + T - 1 >= wk0 && wk0 < k1) {
             const bf16 *Qb = Qs + buf * TE, *dOb = dOs + buf * TE;
@@ -288,7 +330,6 @@ __global__ void __launch_bounds__(NTHR)
             fence_regs(pa);
             fence_regs(da);
         }
-        __syncthreads();
     }
     store_rows<HD>(dqkv, ld, (H + g) * HD, ka, k1, dk, scale, scale);
     store_rows<HD>(dqkv, ld, (H + KV + g) * HD, ka, k1, dv, 1.0f, 1.0f);
@@ -303,7 +344,7 @@ static void launch_prep(K kernel, int bytes) {
 
 template <int HD>
 static void fwd(bf16 *out, float *lse, const bf16 *qkv, const attn_shape *a, cudaStream_t s) {
-    constexpr int smem = tile_bytes<HD>(BM + 4 * T) + 1024;
+    constexpr int smem = tile_bytes<HD>(BM + 2 * q_stages<HD, true>() * T) + 1024;
     launch_prep(attn_fwd_wg_kernel<HD>, smem);
     attn_fwd_wg_kernel<HD><<<dim3(a->n_tiles, a->n_heads), NTHR, smem, s>>>(
         out, lse, qkv, a->tiles_q, a->n, a->n_heads, a->n_kv_heads, a->scale * LOG2E);
@@ -313,8 +354,9 @@ static void fwd(bf16 *out, float *lse, const bf16 *qkv, const attn_shape *a, cud
 template <int HD>
 static void bwd(bf16 *dqkv, const float *delta, const bf16 *dout, const bf16 *qkv,
                 const float *lse, const attn_shape *a, cudaStream_t s) {
-    constexpr int smem_q = tile_bytes<HD>(2 * BM + 4 * T) + 1024;
-    constexpr int smem_kv = tile_bytes<HD>(2 * BM + 4 * T) + 4 * T * (int)sizeof(float) + 1024;
+    constexpr int smem_q = tile_bytes<HD>(2 * BM + 2 * q_stages<HD, false>() * T) + 1024;
+    constexpr int smem_kv =
+        tile_bytes<HD>(2 * BM + 2 * KV_STAGES * T) + 2 * KV_STAGES * T * (int)sizeof(float) + 1024;
     launch_prep(attn_dq_wg_kernel<HD>, smem_q);
     attn_dq_wg_kernel<HD><<<dim3(a->n_tiles, a->n_heads), NTHR, smem_q, s>>>(
         dqkv, dout, qkv, lse, delta, a->tiles_q, a->n, a->n_heads, a->n_kv_heads, a->scale,

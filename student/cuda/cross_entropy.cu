@@ -10,14 +10,28 @@
  * Only rows whose loss counts are gathered, so prompt tokens cost nothing here.
  *
  * In place: row r's bf16 dlogits occupy the first half of the bytes of its own float32 logits
- * row (a bf16 matrix with leading dimension 2 vocab). The kernel reads a chunk of the row into
- * registers, synchronises, then writes it; the bf16 writes of elements [a, b) land on float
- * elements [a/2, b/2), all read already. One block owns one row, so rows never interfere. */
+ * row (a bf16 matrix with leading dimension 2 vocab); a row's writes start only when all of the
+ * row has been read.
+ *
+ * The softmax pass reads the float32 row once: a cluster of CE_CLUSTER blocks holds the row in
+ * registers (ce_rows_cluster_kernel; vocabularies up to CE_CLUSTER_MAX, every model here), trades
+ * the blocks' (max, sum) pairs through distributed shared memory, and writes the dlogits from
+ * the registers. Larger or unaligned vocabularies take ce_rows_kernel: one block per row, the row
+ * read twice (the second time in chunks: read into registers, synchronise, write; the bf16
+ * writes of elements [a, b) land on float elements [a/2, b/2), all read already). */
+#include <cooperative_groups.h>
 #include <math.h>
 
 #include "student/cuda/common.cuh"
 
+namespace cg = cooperative_groups;
+
 enum { CE_THREADS = 512, CE_PER_THREAD = 4 };
+/* Blocks of 256 threads in clusters of 8 (the portable size), each thread up to CE_MAX_VEC
+ * float4 of the row: the vocabulary in 4 x 8 x 256 x 20 = 163840 registers' worth, at two
+ * blocks per SM so one row's reads overlap another's exponentials and writes. */
+enum { CE_CLUSTER = 8, CE_CLUSTER_THREADS = 256, CE_MAX_VEC = 20 };
+enum { CE_CLUSTER_MAX = 4 * CE_CLUSTER * CE_CLUSTER_THREADS * CE_MAX_VEC };
 
 /* ---- kernels ------------------------------------------------------------------------------------ */
 
@@ -177,6 +191,90 @@ __global__ void __launch_bounds__(CE_THREADS)
     }
 }
 
+/* Block-wide merge of the threads' (max, sum) pairs in a fixed order; every thread gets it. */
+__device__ __forceinline__ void lse_block(float &m, float &s, float *red_m, float *red_s) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
+        const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
+        lse_merge(m, s, m2, s2);
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    if (lane == 0) {
+        red_m[warp] = m;
+        red_s[warp] = s;
+    }
+    __syncthreads();
+    m = -INFINITY;
+    s = 0.0f;
+    for (int w = 0; w < nw; w++) lse_merge(m, s, red_m[w], red_s[w]);
+}
+
+/* One cluster per row; block c of the cluster holds the float4 elements j = 256 (c + 8 k) + tid,
+ * k < VEC, in registers (the vocabulary a multiple of 4, rows 16-byte aligned). */
+template <int VEC>
+__global__ void __cluster_dims__(CE_CLUSTER, 1, 1) __launch_bounds__(CE_CLUSTER_THREADS, 2)
+    ce_rows_cluster_kernel(float *logits, int vocab, const int *targets, const int *rows,
+                           float *row_loss, float inv_count, int want_grad) {
+    __shared__ float red_m[CE_CLUSTER_THREADS / 32], red_s[CE_CLUSTER_THREADS / 32];
+    __shared__ float2 part; /* this block's (max, sum), read by the whole cluster */
+    cg::cluster_group cluster = cg::this_cluster();
+    const int c = (int)cluster.block_rank(), r = blockIdx.x / CE_CLUSTER;
+    float *L = logits + (size_t)r * vocab;
+    const float4 *L4 = reinterpret_cast<const float4 *>(L);
+    const int t = targets[rows[r]], n4 = vocab / 4;
+    const int j0 = c * CE_CLUSTER_THREADS + threadIdx.x, stride = CE_CLUSTER * CE_CLUSTER_THREADS;
+    /* the target's logit, read before any block of the cluster writes */
+    const float lt = c == 0 && threadIdx.x == 0 ? L[t] : 0.0f;
+
+    float4 v[VEC];
+#pragma unroll
+    for (int k = 0; k < VEC; k++) {
+        const int j = j0 + k * stride;
+        v[k] = j < n4 ? L4[j] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+    }
+    float m = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < VEC; k++) m = fmaxf(fmaxf(m, fmaxf(v[k].x, v[k].y)), fmaxf(v[k].z, v[k].w));
+    float s = 0.0f;
+    if (m != -INFINITY) {
+#pragma unroll
+        for (int k = 0; k < VEC; k++)
+            s += (expf(v[k].x - m) + expf(v[k].y - m)) + (expf(v[k].z - m) + expf(v[k].w - m));
+    }
+    lse_block(m, s, red_m, red_s);
+    if (threadIdx.x == 0) part = make_float2(m, s);
+    cluster.sync(); /* every block's pair is published, and every read of the row is done */
+    m = -INFINITY;
+    s = 0.0f;
+    for (int b = 0; b < CE_CLUSTER; b++) {
+        const float2 pb = *cluster.map_shared_rank(&part, b);
+        lse_merge(m, s, pb.x, pb.y);
+    }
+    cluster.sync(); /* no block leaves while another reads its pair */
+    if (c == 0 && threadIdx.x == 0) row_loss[r] = (m + logf(s)) - lt;
+    if (!want_grad) return;
+    const float inv_sum = 1.0f / s;
+    bf16 *D = reinterpret_cast<bf16 *>(L);
+#pragma unroll
+    for (int k = 0; k < VEC; k++) {
+        const int j = j0 + k * stride;
+        if (j < n4) {
+            const float e[4] = {v[k].x, v[k].y, v[k].z, v[k].w};
+            __nv_bfloat162 o[2];
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int c0 = 4 * j + 2 * h;
+                const float g0 = (expf(e[2 * h] - m) * inv_sum - (c0 == t ? 1.0f : 0.0f)) * inv_count;
+                const float g1 =
+                    (expf(e[2 * h + 1] - m) * inv_sum - (c0 + 1 == t ? 1.0f : 0.0f)) * inv_count;
+                o[h] = __floats2bfloat162_rn(g0, g1);
+            }
+            *reinterpret_cast<uint2 *>(D + 4 * (size_t)j) = *reinterpret_cast<const uint2 *>(o);
+        }
+    }
+}
+
 /* loss_sum += (sum of the chunk's row losses, in a fixed order) * inv_count */
 __global__ void ce_loss_sum_kernel(float *loss_sum, const float *row_loss, int m,
                                    float inv_count) {
@@ -208,6 +306,27 @@ static void rows_copy(bf16 *dst, const bf16 *src, const int *rows, int m, int d,
     LAUNCH_CHECK();
 }
 
+/* The cluster kernel with the fewest float4 per thread that hold the row. */
+static void ce_rows_cluster(float *logits, int vocab, const int *targets, const int *rows,
+                            float *row_loss, float inv_count, int want_grad, int m,
+                            cudaStream_t s) {
+    const int per_vec = 4 * CE_CLUSTER * CE_CLUSTER_THREADS;
+    const int vec = (vocab + per_vec - 1) / per_vec;
+    const dim3 grid((unsigned)m * CE_CLUSTER);
+    if (vec <= 4)
+        ce_rows_cluster_kernel<4><<<grid, CE_CLUSTER_THREADS, 0, s>>>(
+            logits, vocab, targets, rows, row_loss, inv_count, want_grad);
+    else if (vec <= 8)
+        ce_rows_cluster_kernel<8><<<grid, CE_CLUSTER_THREADS, 0, s>>>(
+            logits, vocab, targets, rows, row_loss, inv_count, want_grad);
+    else if (vec <= 16)
+        ce_rows_cluster_kernel<16><<<grid, CE_CLUSTER_THREADS, 0, s>>>(
+            logits, vocab, targets, rows, row_loss, inv_count, want_grad);
+    else
+        ce_rows_cluster_kernel<CE_MAX_VEC><<<grid, CE_CLUSTER_THREADS, 0, s>>>(
+            logits, vocab, targets, rows, row_loss, inv_count, want_grad);
+}
+
 extern "C" void linear_cross_entropy(r1_gemm *g, float *loss_sum, r1_bf16 *dh, void *dw,
                                      int dw_f32, const r1_bf16 *h, const r1_bf16 *w,
                                      const int *targets, const int *rows, int m, int n, int d,
@@ -219,7 +338,10 @@ extern "C" void linear_cross_entropy(r1_gemm *g, float *loss_sum, r1_bf16 *dh, v
         const int cm = m - c0 < cs->chunk ? m - c0 : cs->chunk;
         rows_copy(cs->h, h, rows + c0, cm, d, false, s);
         linear_forward(g, cs->logits, 1, vocab, cs->h, d, w, NULL, NULL, cm, d, vocab, s);
-        if (vocab % 4 == 0 && aligned16(cs->logits))
+        if (vocab % 4 == 0 && aligned16(cs->logits) && vocab <= CE_CLUSTER_MAX)
+            ce_rows_cluster(cs->logits, vocab, targets, rows + c0, cs->row_loss, inv_count,
+                            dh != NULL, cm, s);
+        else if (vocab % 4 == 0 && aligned16(cs->logits))
             ce_rows_kernel<true><<<cm, CE_THREADS, 0, s>>>(cs->logits, vocab, targets, rows + c0,
                                                             cs->row_loss, inv_count, dh != NULL);
         else

@@ -737,12 +737,16 @@ int main(void) {
     test_swiglu(3, 18944, 1);
 
     printf("linear + cross-entropy (chunked)\n");
+    /* vocabularies a multiple of 4 up to 163840 take the cluster kernel (one read of each row,
+     * 4 to 20 float4 per thread); 999 and 163844 the two-pass kernel (scalar, float4) */
     test_cross_entropy(37, 96, 384, 64, 1, 0);
     test_cross_entropy(300, 64, 1000, 128, 1, 0);
     test_cross_entropy(300, 64, 1000, 77, 0, 0);
     test_cross_entropy(100, 96, 999, 13, 1, 0);
     test_cross_entropy(40, 896, 151936, 16, 1, 0);
     test_cross_entropy(40, 896, 151936, 64, 1, 1);
+    test_cross_entropy(12, 64, 128256, 5, 0, 0);
+    test_cross_entropy(9, 64, 163844, 4, 1, 0);
 
     printf("AdamW and gradient norm\n");
     test_adamw(1000003, 0, 1, 7, 0.1f);
