@@ -25,10 +25,12 @@ constexpr int T = ATTN_TILE, BM = 2 * T, NTHR = 256; /* step rows, block rows, t
  * 64 would spill at 128 (measured slower: the 0.5B step lost 9%); dq and dk/dv at 128 hold 161 KB
  * of shared memory, one block per SM whatever their registers. */
 static_assert(T == 64, "a warpgroup's product has 64 rows");
-/* The dk/dv kernel streams its queries through three stages: stage t + 2 is queued once a
- * barrier shows every thread past step t - 1, so one barrier per step suffices and the copies
- * have two steps to land. */
-constexpr int KV_STAGES = 3;
+/* The dk/dv kernel streams its queries through four stages, queued two steps ahead: stage t + 2
+ * refills the buffer of step t - 2, whose last readers, the dV and dK products of that step,
+ * every warpgroup has waited for (behind step t - 1's first products) before step t's barrier.
+ * So one barrier per step suffices, and a step's dV and dK products run on while the next
+ * step's S and dP are issued. */
+constexpr int KV_STAGES = 4;
 
 /* The dynamic shared memory, 1024-byte aligned (the swizzle's atom); launches add 1024 bytes. */
 __device__ __forceinline__ bf16 *smem_base() {
@@ -294,11 +296,11 @@ __global__ void __launch_bounds__(NTHR)
     float dk[HD / 8][4], dv[HD / 8][4];
     zero(dk);
     zero(dv);
+    uint32_t pa[T / 16][4] = {}, da[T / 16][4] = {}; /* read by dV, dK until the next wait */
     for (int it = 0; it < n_it; it++) {
         const int qt = k0 + (it % nq) * T;
         const int buf = it % KV_STAGES;
-        /* stage it has landed (one group, stage it + 1's, may be in flight); after the barrier
-         * no thread reads stage it - 1 any more, so stage it + 2 may refill it */
+        /* stage it has landed (one group, stage it + 1's, may be in flight) */
         stage_ready<1>();
         if (it + 2 < n_it) prefetch(it + 2, (it + 2) % KV_STAGES);
         cp_async_commit(); /* possibly empty: every step commits one group */
@@ -311,26 +313,27 @@ __global__ void __launch_bounds__(NTHR)
             product_abt<HD, BM>(p, Ks, wg_index() * T, Qb);  /* S^T: keys x queries */
             product_abt<HD, BM>(ds, Vs, wg_index() * T, dOb); /* dP^T */
             wgmma_commit();
-            wgmma_wait<0>();
+            wgmma_wait<0>(); /* also the previous step's dV, dK: pa, da are free */
             fence_regs(p);
             fence_regs(ds);
+            fence_regs(pa);
+            fence_regs(da);
             /* masked where a query precedes a key or lies past the document's end */
             if (qt < wk0 + T - 1 || qt + T > d1) mask_causal_t<T / 8>(p, qt, ka, d1);
             ds_query_cols<T / 8>(p, ds, scale_log2, Lb, Db);
-            uint32_t pa[T / 16][4], da[T / 16][4];
             to_a<T / 8>(pa, p);
             to_a<T / 8>(da, ds);
             wgmma_fence();
             product_pm<HD>(dv, pa, dOb);
             product_pm<HD>(dk, da, Qb);
             wgmma_commit();
-            wgmma_wait<0>();
-            fence_regs(dv);
-            fence_regs(dk);
-            fence_regs(pa);
-            fence_regs(da);
         }
     }
+    wgmma_wait<0>();
+    fence_regs(dv);
+    fence_regs(dk);
+    fence_regs(pa);
+    fence_regs(da);
     store_rows<HD>(dqkv, ld, (H + g) * HD, ka, k1, dk, scale, scale);
     store_rows<HD>(dqkv, ld, (H + KV + g) * HD, ka, k1, dv, 1.0f, 1.0f);
 }
