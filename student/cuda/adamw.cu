@@ -67,23 +67,68 @@ __global__ void grad_norm_finish_kernel(float *out, const float *partials, float
     }
 }
 
+/* One parameter's update (the formulas at the top); the scalar and vector kernels share it, so
+ * their results are the same bits. */
+__device__ __forceinline__ void adamw_one(float &p, float &mi, float &vi, float gi, float decay,
+                                          float beta1, float beta2, float step_size,
+                                          float bc2_sqrt, float eps) {
+    p = p * decay;
+    mi = mi + (1.0f - beta1) * (gi - mi);
+    vi = beta2 * vi + (1.0f - beta2) * gi * gi;
+    const float denom = sqrtf(vi) / bc2_sqrt + eps;
+    p = p - step_size * (mi / denom);
+}
+
 __global__ void adamw_kernel(float *master, float *m, float *v, bf16 *w_bf16, const void *g,
                              int g_f32, size_t n, float decay, float beta1, float beta2,
                              float step_size, float bc2_sqrt, float eps, const float *clip) {
     const float c = clip ? *clip : 1.0f;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        const float gi = grad_get(g, g_f32, (long long)i) * c;
-        float p = master[i] * decay;
-        float mi = m[i];
-        mi = mi + (1.0f - beta1) * (gi - mi);
-        const float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
-        const float denom = sqrtf(vi) / bc2_sqrt + eps;
-        p = p - step_size * (mi / denom);
+        float p = master[i], mi = m[i], vi = v[i];
+        adamw_one(p, mi, vi, grad_get(g, g_f32, (long long)i) * c, decay, beta1, beta2,
+                  step_size, bc2_sqrt, eps);
         master[i] = p;
         m[i] = mi;
         v[i] = vi;
         if (w_bf16) w_bf16[i] = __float2bfloat16_rn(p);
+    }
+}
+
+/* Four parameters per thread and step: 16-byte loads and stores of the float32 state, 8 bytes
+ * of bf16 (the scalar kernel moved 4 and 2 bytes per access: 2.4 TB/s on the H100). n4 groups of
+ * four; the caller checks the alignment and updates the last n % 4 with adamw_kernel. */
+__global__ void adamw_vec4_kernel(float4 *master, float4 *m, float4 *v, uint2 *w_bf16,
+                                  const void *g, int g_f32, size_t n4, float decay, float beta1,
+                                  float beta2, float step_size, float bc2_sqrt, float eps,
+                                  const float *clip) {
+    const float c = clip ? *clip : 1.0f;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n4;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float gi[4];
+        if (g_f32) {
+            const float4 q = reinterpret_cast<const float4 *>(g)[i];
+            gi[0] = q.x, gi[1] = q.y, gi[2] = q.z, gi[3] = q.w;
+        } else {
+            const uint2 q = reinterpret_cast<const uint2 *>(g)[i];
+            const __nv_bfloat162 lo = *reinterpret_cast<const __nv_bfloat162 *>(&q.x);
+            const __nv_bfloat162 hi = *reinterpret_cast<const __nv_bfloat162 *>(&q.y);
+            gi[0] = __low2float(lo), gi[1] = __high2float(lo);
+            gi[2] = __low2float(hi), gi[3] = __high2float(hi);
+        }
+        float4 p = master[i], mi = m[i], vi = v[i];
+        float *pp = &p.x, *pm = &mi.x, *pv = &vi.x;
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            adamw_one(pp[e], pm[e], pv[e], gi[e] * c, decay, beta1, beta2, step_size, bc2_sqrt,
+                      eps);
+        master[i] = p;
+        m[i] = mi;
+        v[i] = vi;
+        if (w_bf16) {
+            __nv_bfloat162 o[2] = {__floats2bfloat162_rn(p.x, p.y), __floats2bfloat162_rn(p.z, p.w)};
+            w_bf16[i] = *reinterpret_cast<const uint2 *>(o);
+        }
     }
 }
 
@@ -114,9 +159,27 @@ extern "C" void adamw_update_cuda(float *master, float *m, float *v, r1_bf16 *w_
     const float step_size = (float)((double)h.lr / bc1);
     const float bc2_sqrt = (float)sqrt(bc2);
     const float decay = (float)(1.0 - (double)h.lr * (double)h.weight_decay);
-    const long long want = ceil_div((long long)n, 256);
+    const uintptr_t ga = (uintptr_t)g, wa = (uintptr_t)w_bf16;
+    const bool vec = aligned16(master) && aligned16(m) && aligned16(v) &&
+                     ga % (g_f32 ? 16 : 8) == 0 && wa % 8 == 0;
+    size_t done = 0;
+    if (vec && n >= 4) {
+        const size_t n4 = n / 4;
+        const long long want = ceil_div((long long)n4, 256);
+        const int blocks = want < 8192 ? (int)want : 8192;
+        adamw_vec4_kernel<<<blocks, 256, 0, s>>>(
+            (float4 *)master, (float4 *)m, (float4 *)v, (uint2 *)w_bf16, g, g_f32, n4, decay,
+            h.beta1, h.beta2, step_size, bc2_sqrt, h.eps, clip);
+        LAUNCH_CHECK();
+        done = 4 * n4;
+    }
+    if (done == n) return;
+    const size_t rest = n - done;
+    const long long want = ceil_div((long long)rest, 256);
     const int blocks = want < 8192 ? (int)want : 8192;
-    adamw_kernel<<<blocks, 256, 0, s>>>(master, m, v, w_bf16, g, g_f32, n, decay, h.beta1,
-                                        h.beta2, step_size, bc2_sqrt, h.eps, clip);
+    const void *gr = (const char *)g + done * (g_f32 ? 4 : 2);
+    adamw_kernel<<<blocks, 256, 0, s>>>(master + done, m + done, v + done,
+                                        w_bf16 ? w_bf16 + done : NULL, gr, g_f32, rest, decay,
+                                        h.beta1, h.beta2, step_size, bc2_sqrt, h.eps, clip);
     LAUNCH_CHECK();
 }
