@@ -49,6 +49,8 @@ run torch-0.5b "$PY" "$ROOT/bench/torch_train.py" --shape 0.5b --seq 4096 --batc
 # 1.5B: 4 x 4096 tokens; PyTorch runs out of memory on the logits, so it also gets recomputation
 # and then fewer sequences (its first configuration that fits is the one compared)
 run ours-1.5b "$BIN" "${ATTN[@]}" --shape 1.5b --seq 4096 --batch 4
+run ours-1.5b-cheap "$BIN" "${ATTN[@]}" --shape 1.5b --seq 4096 --batch 4 --recompute-cheap
+run ours-1.5b-rc "$BIN" "${ATTN[@]}" --shape 1.5b --seq 4096 --batch 4 --recompute
 run torch-1.5b "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 4
 run torch-1.5b-rc "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 4 --recompute
 run torch-1.5b-rc-b2 "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 2 --recompute
