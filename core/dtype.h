@@ -60,6 +60,18 @@ static inline uint16_t f32_to_bf16(float f) {
 /* Rounds a float32 to the nearest bf16 value and back (what a bf16 store then load does). */
 static inline float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
 
+/* A float32 held as two 16-bit halves (the CUDA trainer's master weights): hi is the nearest
+ * bf16 (ties away from zero: the pattern plus half a bf16 step, truncated) and lo the pattern's
+ * low 16 bits, and (hi << 16) + lo taken as a signed 16-bit number gives the pattern back exactly
+ * (mod 2^32: their difference is always in [-0x8000, 0x7fff]). So the bf16 working weights are the
+ * master weights' upper halves and the master costs 2 more bytes per parameter, not 4. (A NaN
+ * comes back exactly; its hi may read as an infinity.) */
+static inline uint16_t f32_split_hi(float f) { return (uint16_t)((f32_to_bits(f) + 0x8000u) >> 16); }
+static inline uint16_t f32_split_lo(float f) { return (uint16_t)f32_to_bits(f); }
+static inline float f32_join(uint16_t hi, uint16_t lo) {
+    return bits_to_f32(((uint32_t)hi << 16) + lo - (lo & 0x8000u ? 0x10000u : 0u));
+}
+
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 

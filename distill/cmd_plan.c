@@ -34,8 +34,9 @@ static const cli_spec plan_spec = {
                "FLOPs of one optimizer step.",
     .opts = plan_opts,
     .n_opts = sizeof plan_opts / sizeof *plan_opts,
-    .details = "Memory model: bf16 weights and gradients, fp32 master weights and AdamW moments,\n"
-               "bf16 activations with flash attention, chunked loss; see student/plan.h.",
+    .details = "Memory model: bf16 weights and gradients, fp32 master weights (their low halves\n"
+               "beside the bf16 weights) and AdamW moments, bf16 activations with flash attention,\n"
+               "chunked loss; see student/plan.h.",
 };
 
 static int shape_int(const recipe *r, const char *key, int *out) {

@@ -23,7 +23,7 @@ double plan_memory(const dense_shape *s, const plan_request *q, int stage, int m
                  kvd = (double)s->kv_heads * s->head_dim, ff = s->ff, T = q->seq_len;
     r->weights = stage >= 3 ? 2 * P / N + 2 * P / s->layers : 2 * P;
     r->grads = stage >= 2 ? 2 * P / N : 2 * P;
-    r->master = stage >= 1 ? 4 * P / N : 4 * P;
+    r->master = stage >= 1 ? 2 * P / N : 2 * P; /* the low halves (f32_split_lo) */
     r->optimizer = stage >= 1 ? 8 * P / N : 8 * P;
     const double layer_act = T * (4 * d + 2 * qd + 2 * kvd + 3 * ff) * 2;
     const double cheap = s->layers * T * (2 * d + 2 * qd + 2 * kvd + 2 * ff) * 2 +

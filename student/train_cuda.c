@@ -49,8 +49,12 @@ struct cuda_student {
     cuda_param *params;
     layer_params *lp;
     size_t off_embed, off_final_norm, off_lm_head, total;
+    /* The float32 master weights are split (core/dtype.h, f32_split_hi): w, every rank's whole
+     * copy, holds their upper halves, which are the bf16 working weights the products read, and
+     * w_lo their low 16 bits: 2 bytes per parameter for the master beside w, not 4. */
     r1_bf16 *w;                         /* [total] */
-    float *master, *adam_m, *adam_v;    /* [local]: this rank's pieces (everything on one GPU) */
+    uint16_t *w_lo;                     /* [local]: this rank's pieces (everything on one GPU) */
+    float *adam_m, *adam_v;             /* [local] */
 
     /* buckets and shards: bucket 0 is the embedding, 1 + l layer l, L + 1 the head (final norm,
      * untied lm_head); rank `rank` of R owns the rank-th of the R equal pieces of each */
@@ -256,7 +260,7 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     const size_t N = (size_t)s->N, d = (size_t)s->d, bf = sizeof(r1_bf16), f = sizeof(float);
     const size_t T = s->total;
     s->w = dev_alloc(s, p, T * bf);
-    s->master = dev_alloc(s, p, s->local * f);
+    s->w_lo = dev_alloc(s, p, s->local * sizeof(uint16_t));
     s->adam_m = dev_alloc(s, p, s->local * f);
     s->adam_v = dev_alloc(s, p, s->local * f);
     s->grad = dev_alloc(s, p, T * s->gsize);
@@ -371,7 +375,7 @@ int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_
     rope_free(&rt);
 
     const size_t T = s->total, Lc = s->local;
-    R1_CUDA_CHECK(cudaMemsetAsync(s->master, 0, Lc * sizeof(float), s->stream));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->w_lo, 0, Lc * sizeof(uint16_t), s->stream));
     R1_CUDA_CHECK(cudaMemsetAsync(s->w, 0, T * sizeof(r1_bf16), s->stream));
     R1_CUDA_CHECK(cudaMemsetAsync(s->adam_m, 0, Lc * sizeof(float), s->stream));
     R1_CUDA_CHECK(cudaMemsetAsync(s->adam_v, 0, Lc * sizeof(float), s->stream));
@@ -414,10 +418,34 @@ size_t cuda_student_numel(const cuda_student *s) {
 
 /* ---- parameters in and out ---------------------------------------------------------------------------- */
 
+/* Master weights [off, off + n) of a student on one GPU from and to the host, split and joined
+ * there. */
+static void master_put(cuda_student *s, size_t off, const float *src, size_t n) {
+    uint16_t *hi = xmalloc(sizeof(uint16_t) * n), *lo = xmalloc(sizeof(uint16_t) * n);
+    for (size_t j = 0; j < n; j++) {
+        hi[j] = f32_split_hi(src[j]);
+        lo[j] = f32_split_lo(src[j]);
+    }
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    R1_CUDA_CHECK(cudaMemcpy(s->w + off, hi, sizeof(uint16_t) * n, cudaMemcpyHostToDevice));
+    R1_CUDA_CHECK(cudaMemcpy(s->w_lo + off, lo, sizeof(uint16_t) * n, cudaMemcpyHostToDevice));
+    free(hi);
+    free(lo);
+}
+
+static void master_get(const cuda_student *s, size_t off, float *dst, size_t n) {
+    uint16_t *hi = xmalloc(sizeof(uint16_t) * n), *lo = xmalloc(sizeof(uint16_t) * n);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    R1_CUDA_CHECK(cudaMemcpy(hi, s->w + off, sizeof(uint16_t) * n, cudaMemcpyDeviceToHost));
+    R1_CUDA_CHECK(cudaMemcpy(lo, s->w_lo + off, sizeof(uint16_t) * n, cudaMemcpyDeviceToHost));
+    for (size_t j = 0; j < n; j++) dst[j] = f32_join(hi[j], lo[j]);
+    free(hi);
+    free(lo);
+}
+
 static void reset_state(cuda_student *s) {
     CHECK(s->R == 1); /* sharded students get their state through cuda_student_put_state */
     const size_t T = s->total;
-    cast_f32_to_bf16(s->w, s->master, T, s->stream);
     R1_CUDA_CHECK(cudaMemsetAsync(s->adam_m, 0, T * sizeof(float), s->stream));
     R1_CUDA_CHECK(cudaMemsetAsync(s->adam_v, 0, T * sizeof(float), s->stream));
     R1_CUDA_CHECK(cudaMemsetAsync(s->grad, 0, T * s->gsize, s->stream));
@@ -442,8 +470,7 @@ int cuda_student_load(cuda_student *s, const safetensors *st) {
             return rc;
         }
         weight_rows_to_f32(buf, &w, 0, w.rows);
-        R1_CUDA_CHECK(cudaMemcpy(s->master + p->offset, buf, sizeof(float) * (size_t)(p->rows * p->cols),
-                                 cudaMemcpyHostToDevice));
+        master_put(s, p->offset, buf, (size_t)(p->rows * p->cols));
     }
     free(buf);
     reset_state(s);
@@ -457,24 +484,26 @@ void cuda_student_init_random(cuda_student *s, uint64_t seed, float std) {
         const cuda_param *p = &s->params[i];
         const size_t ne = (size_t)(p->rows * p->cols);
         const int is_norm = strstr(p->name, "norm") != NULL, is_bias = strstr(p->name, "bias") != NULL;
+        r1_bf16 *w = s->w + p->offset;
+        uint16_t *lo = s->w_lo + p->offset;
         if (is_norm)
-            fill_f32(s->master + p->offset, ne, 1.0f, s->stream);
+            fill_master(w, lo, ne, 1.0f, s->stream);
         else if (is_bias)
-            fill_f32(s->master + p->offset, ne, 0.0f, s->stream);
+            fill_master(w, lo, ne, 0.0f, s->stream);
         else
-            fill_normal_f32(s->master + p->offset, ne, seed * 1000003u + (uint64_t)i, std, s->stream);
+            fill_normal_master(w, lo, ne, seed * 1000003u + (uint64_t)i, std, s->stream);
     }
     reset_state(s);
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
 }
 
+/* The moments' and gradients' arrays (the master weights go through master_put, master_get). */
 static void *tensor_ptr(const cuda_student *s, cuda_tensor_kind kind, size_t off, size_t *esize,
                         int *is_bf16) {
-    CHECK(s->R == 1);
+    CHECK(s->R == 1 && kind != CUDA_MASTER);
     *is_bf16 = 0;
     *esize = sizeof(float);
     switch (kind) {
-    case CUDA_MASTER: return s->master + off;
     case CUDA_ADAM_M: return s->adam_m + off;
     case CUDA_ADAM_V: return s->adam_v + off;
     default:
@@ -487,6 +516,11 @@ static void *tensor_ptr(const cuda_student *s, cuda_tensor_kind kind, size_t off
 void cuda_student_download(const cuda_student *s, cuda_tensor_kind kind, int i, float *dst) {
     const cuda_param *p = &s->params[i];
     const size_t ne = (size_t)(p->rows * p->cols);
+    if (kind == CUDA_MASTER) {
+        CHECK(s->R == 1);
+        master_get(s, p->offset, dst, ne);
+        return;
+    }
     size_t es;
     int is_bf16;
     const void *src = tensor_ptr(s, kind, p->offset, &es, &is_bf16);
@@ -505,12 +539,16 @@ void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const fl
     CHECK(kind != CUDA_GRAD);
     const cuda_param *p = &s->params[i];
     const size_t ne = (size_t)(p->rows * p->cols);
+    if (kind == CUDA_MASTER) {
+        CHECK(s->R == 1);
+        master_put(s, p->offset, src, ne);
+        return;
+    }
     size_t es;
     int is_bf16;
     float *dst = tensor_ptr(s, kind, p->offset, &es, &is_bf16);
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
     R1_CUDA_CHECK(cudaMemcpy(dst, src, ne * sizeof(float), cudaMemcpyHostToDevice));
-    if (kind == CUDA_MASTER) cast_f32_to_bf16(s->w + p->offset, dst, ne, s->stream);
 }
 
 /* ---- collectives: all on comm_stream, in issue order ------------------------------------------------- */
@@ -539,12 +577,12 @@ static size_t piece_global(const cuda_student *s, int k) {
 }
 static size_t piece_local(const cuda_student *s, int k) { return s->b_off[k] / (size_t)s->R; }
 
+/* The moments' local arrays (the master weights' pieces are w_lo's, beside the whole w). */
 static float *state_array(const cuda_student *s, cuda_tensor_kind kind) {
     switch (kind) {
-    case CUDA_MASTER: return s->master;
     case CUDA_ADAM_M: return s->adam_m;
     case CUDA_ADAM_V: return s->adam_v;
-    default: CHECK(!"gradients are not optimizer state"); return NULL;
+    default: CHECK(!"not a float32 optimizer array"); return NULL;
     }
 }
 
@@ -560,11 +598,12 @@ void cuda_student_set_step(cuda_student *s, int step) {
 }
 
 void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float *const *src) {
-    float *local = state_array(s, kind);
+    const int master = kind == CUDA_MASTER;
+    float *local = master ? NULL : state_array(s, kind);
     wait_comm(s);
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
     if (!src) {
-        CHECK(kind != CUDA_MASTER);
+        CHECK(!master);
         R1_CUDA_CHECK(cudaMemset(local, 0, s->local * sizeof(float)));
         R1_CUDA_CHECK(cudaDeviceSynchronize());
         return;
@@ -572,7 +611,8 @@ void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float 
     /* bucket by bucket through one host buffer, padding zero */
     const size_t big = biggest_bucket(s);
     float *hb = xmalloc(sizeof(float) * big);
-    uint16_t *hw = kind == CUDA_MASTER ? xmalloc(sizeof(uint16_t) * big) : NULL;
+    uint16_t *hw = master ? xmalloc(sizeof(uint16_t) * big) : NULL;
+    uint16_t *hl = master ? xmalloc(sizeof(uint16_t) * big) : NULL;
     for (int k = 0; k < s->n_buckets; k++) {
         memset(hb, 0, sizeof(float) * s->b_len[k]);
         for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {
@@ -580,62 +620,82 @@ void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float 
             memcpy(hb + (p->offset - s->b_off[k]), src[i], sizeof(float) * (size_t)(p->rows * p->cols));
         }
         const size_t P = piece_len(s, k);
-        R1_CUDA_CHECK(cudaMemcpy(local + piece_local(s, k), hb + (size_t)s->rank * P,
-                                 sizeof(float) * P, cudaMemcpyHostToDevice));
-        if (hw) {
-            /* the working copy of the whole bucket, rounded as the update's cast rounds
-             * (nearest even: the same bits as __float2bfloat16_rn) */
-            for (size_t j = 0; j < s->b_len[k]; j++) hw[j] = f32_to_bf16(hb[j]);
-            R1_CUDA_CHECK(cudaMemcpy(s->w + s->b_off[k], hw, sizeof(uint16_t) * s->b_len[k],
+        const float *mine = hb + (size_t)s->rank * P;
+        if (!master) {
+            R1_CUDA_CHECK(cudaMemcpy(local + piece_local(s, k), mine, sizeof(float) * P,
                                      cudaMemcpyHostToDevice));
+            continue;
         }
+        /* the whole bucket's upper halves (every rank holds all of w), this rank's piece of the
+         * lower ones */
+        for (size_t j = 0; j < s->b_len[k]; j++) hw[j] = f32_split_hi(hb[j]);
+        for (size_t j = 0; j < P; j++) hl[j] = f32_split_lo(mine[j]);
+        R1_CUDA_CHECK(cudaMemcpy(s->w + s->b_off[k], hw, sizeof(uint16_t) * s->b_len[k],
+                                 cudaMemcpyHostToDevice));
+        R1_CUDA_CHECK(cudaMemcpy(s->w_lo + piece_local(s, k), hl, sizeof(uint16_t) * P,
+                                 cudaMemcpyHostToDevice));
     }
     free(hb);
     free(hw);
+    free(hl);
     /* a copy from pageable memory may still be in flight when cudaMemcpy returns */
     R1_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst) {
-    const float *local = state_array(s, kind);
+    const int master = kind == CUDA_MASTER;
+    /* the local pieces: float32 moments, or the master weights' 16-bit low halves */
+    const void *local = master ? (const void *)s->w_lo : (const void *)state_array(s, kind);
+    const size_t es = master ? sizeof(uint16_t) : sizeof(float);
     wait_comm(s);
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
     const size_t big = biggest_bucket(s);
     float *hb = dst ? xmalloc(sizeof(float) * big) : NULL;
+    /* a bucket's pieces as they arrive (the float32 values, or the low halves) */
+    void *hp = dst ? (master ? xmalloc(sizeof(uint16_t) * big) : (void *)hb) : NULL;
+    uint16_t *hw = dst && master ? xmalloc(sizeof(uint16_t) * big) : NULL;
     /* the pieces of a bucket meet on every rank through a bounded device buffer */
-    float *tmp = NULL;
+    char *tmp = NULL;
     size_t chunk = 0;
     if (s->R > 1) {
         chunk = big / (size_t)s->R;
         if (chunk > ((size_t)16 << 20)) chunk = (size_t)16 << 20;
-        R1_CUDA_CHECK(cudaMalloc((void **)&tmp, sizeof(float) * chunk * (size_t)s->R));
+        R1_CUDA_CHECK(cudaMalloc((void **)&tmp, es * chunk * (size_t)s->R));
     }
     for (int k = 0; k < s->n_buckets; k++) {
         const size_t P = piece_len(s, k);
+        const char *mine = (const char *)local + es * piece_local(s, k);
         if (s->R == 1) {
-            if (hb)
-                R1_CUDA_CHECK(cudaMemcpy(hb, local + piece_local(s, k), sizeof(float) * P,
-                                         cudaMemcpyDeviceToHost));
+            if (hp) R1_CUDA_CHECK(cudaMemcpy(hp, mine, es * P, cudaMemcpyDeviceToHost));
         } else {
             for (size_t c0 = 0; c0 < P; c0 += chunk) {
                 const size_t cnt = P - c0 < chunk ? P - c0 : chunk;
-                cuda_comm_all_gather(s->comm, local + piece_local(s, k) + c0, tmp, cnt, COMM_F32,
-                                     s->comm_stream);
+                cuda_comm_all_gather(s->comm, mine + es * c0, tmp, cnt,
+                                     master ? COMM_BF16 : COMM_F32, s->comm_stream);
                 R1_CUDA_CHECK(cudaStreamSynchronize(s->comm_stream));
-                if (hb)
+                if (hp)
                     for (int r = 0; r < s->R; r++)
-                        R1_CUDA_CHECK(cudaMemcpy(hb + (size_t)r * P + c0, tmp + (size_t)r * cnt,
-                                                 sizeof(float) * cnt, cudaMemcpyDeviceToHost));
+                        R1_CUDA_CHECK(cudaMemcpy((char *)hp + es * ((size_t)r * P + c0),
+                                                 tmp + es * (size_t)r * cnt, es * cnt,
+                                                 cudaMemcpyDeviceToHost));
             }
         }
         if (!hb) continue;
+        if (master) {
+            const uint16_t *hl = hp;
+            R1_CUDA_CHECK(cudaMemcpy(hw, s->w + s->b_off[k], sizeof(uint16_t) * s->b_len[k],
+                                     cudaMemcpyDeviceToHost));
+            for (size_t j = 0; j < s->b_len[k]; j++) hb[j] = f32_join(hw[j], hl[j]);
+        }
         for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {
             const cuda_param *p = &s->params[i];
             memcpy(dst[i], hb + (p->offset - s->b_off[k]), sizeof(float) * (size_t)(p->rows * p->cols));
         }
     }
     if (tmp) R1_CUDA_CHECK(cudaFree(tmp));
+    if (master) free(hp);
     free(hb);
+    free(hw);
 }
 
 /* ---- the micro-batch --------------------------------------------------------------------------------- */
@@ -911,8 +971,8 @@ void cuda_student_update(cuda_student *s, const cuda_optim *o) {
             if (a >= b) continue;
             adamw_hparams h = {o->lr, o->beta1, o->beta2, o->eps,
                                p->decay ? o->weight_decay : 0.0f, s->step};
-            adamw_update_cuda(s->master + base + (a - lo), s->adam_m + base + (a - lo),
-                              s->adam_v + base + (a - lo), s->w + a, G(a), s->o.grad_f32, b - a, h,
+            adamw_update_cuda(s->w + a, s->w_lo + base + (a - lo), s->adam_m + base + (a - lo),
+                              s->adam_v + base + (a - lo), G(a), s->o.grad_f32, b - a, h,
                               s->norm_out + 1, st);
         }
         /* every rank gets the bucket's new bf16 weights; the next forward waits for them */

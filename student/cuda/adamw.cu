@@ -1,4 +1,6 @@
-/* AdamW on float32 master weights and moments, with global-norm gradient clipping.
+/* AdamW on float32 master weights and moments, with global-norm gradient clipping. The master
+ * weights are split (core/dtype.h): their upper halves are the bf16 working weights, so the
+ * update writes those as it writes the master, and no separate copy exists.
  *
  * torch.optim.AdamW (_single_tensor_adam with decoupled weight decay), per parameter:
  *   p  = p (1 - lr wd)
@@ -79,29 +81,27 @@ __device__ __forceinline__ void adamw_one(float &p, float &mi, float &vi, float 
     p = p - step_size * (mi / denom);
 }
 
-__global__ void adamw_kernel(float *master, float *m, float *v, bf16 *w_bf16, const void *g,
+__global__ void adamw_kernel(bf16 *w, uint16_t *w_lo, float *m, float *v, const void *g,
                              int g_f32, size_t n, float decay, float beta1, float beta2,
                              float step_size, float bc2_sqrt, float eps, const float *clip) {
     const float c = clip ? *clip : 1.0f;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        float p = master[i], mi = m[i], vi = v[i];
+        float p = master_load(w, w_lo, i), mi = m[i], vi = v[i];
         adamw_one(p, mi, vi, grad_get(g, g_f32, (long long)i) * c, decay, beta1, beta2,
                   step_size, bc2_sqrt, eps);
-        master[i] = p;
+        master_store(w, w_lo, i, p);
         m[i] = mi;
         v[i] = vi;
-        if (w_bf16) w_bf16[i] = __float2bfloat16_rn(p);
     }
 }
 
-/* Four parameters per thread and step: 16-byte loads and stores of the float32 state, 8 bytes
- * of bf16 (the scalar kernel moved 4 and 2 bytes per access: 2.4 TB/s on the H100). n4 groups of
- * four; the caller checks the alignment and updates the last n % 4 with adamw_kernel. */
-__global__ void adamw_vec4_kernel(float4 *master, float4 *m, float4 *v, uint2 *w_bf16,
-                                  const void *g, int g_f32, size_t n4, float decay, float beta1,
-                                  float beta2, float step_size, float bc2_sqrt, float eps,
-                                  const float *clip) {
+/* Four parameters per thread and step: 16-byte loads and stores of the moments, 8 bytes of each
+ * 16-bit array (the scalar kernel moved 4 and 2 bytes per access: 2.4 TB/s on the H100). n4 groups
+ * of four; the caller checks the alignment and updates the last n % 4 with adamw_kernel. */
+__global__ void adamw_vec4_kernel(uint2 *w, uint2 *w_lo, float4 *m, float4 *v, const void *g,
+                                  int g_f32, size_t n4, float decay, float beta1, float beta2,
+                                  float step_size, float bc2_sqrt, float eps, const float *clip) {
     const float c = clip ? *clip : 1.0f;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n4;
          i += (size_t)gridDim.x * blockDim.x) {
@@ -111,24 +111,25 @@ __global__ void adamw_vec4_kernel(float4 *master, float4 *m, float4 *v, uint2 *w
             gi[0] = q.x, gi[1] = q.y, gi[2] = q.z, gi[3] = q.w;
         } else {
             const uint2 q = reinterpret_cast<const uint2 *>(g)[i];
-            const __nv_bfloat162 lo = *reinterpret_cast<const __nv_bfloat162 *>(&q.x);
-            const __nv_bfloat162 hi = *reinterpret_cast<const __nv_bfloat162 *>(&q.y);
-            gi[0] = __low2float(lo), gi[1] = __high2float(lo);
-            gi[2] = __low2float(hi), gi[3] = __high2float(hi);
-        }
-        float4 p = master[i], mi = m[i], vi = v[i];
-        float *pp = &p.x, *pm = &mi.x, *pv = &vi.x;
+            const bf16 *b = reinterpret_cast<const bf16 *>(&q);
 #pragma unroll
-        for (int e = 0; e < 4; e++)
-            adamw_one(pp[e], pm[e], pv[e], gi[e] * c, decay, beta1, beta2, step_size, bc2_sqrt,
-                      eps);
-        master[i] = p;
+            for (int e = 0; e < 4; e++) gi[e] = __bfloat162float(b[e]);
+        }
+        uint2 wh = w[i], wl = w_lo[i];
+        bf16 *ph = reinterpret_cast<bf16 *>(&wh);
+        uint16_t *pl = reinterpret_cast<uint16_t *>(&wl);
+        float4 mi = m[i], vi = v[i];
+        float *pm = &mi.x, *pv = &vi.x;
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float p = master_load(ph, pl, e);
+            adamw_one(p, pm[e], pv[e], gi[e] * c, decay, beta1, beta2, step_size, bc2_sqrt, eps);
+            master_store(ph, pl, e, p);
+        }
+        w[i] = wh;
+        w_lo[i] = wl;
         m[i] = mi;
         v[i] = vi;
-        if (w_bf16) {
-            __nv_bfloat162 o[2] = {__floats2bfloat162_rn(p.x, p.y), __floats2bfloat162_rn(p.z, p.w)};
-            w_bf16[i] = *reinterpret_cast<const uint2 *>(o);
-        }
     }
 }
 
@@ -148,10 +149,10 @@ extern "C" void grad_norm_finish(float *out, const float *partials, float max_no
     LAUNCH_CHECK();
 }
 
-extern "C" void adamw_update_cuda(float *master, float *m, float *v, r1_bf16 *w_bf16, const void *g,
-                             int g_f32, size_t n, adamw_hparams h, const float *clip,
-                             cudaStream_t s) {
-    CHECK(h.step >= 1);
+extern "C" void adamw_update_cuda(r1_bf16 *w, uint16_t *w_lo, float *m, float *v, const void *g,
+                                  int g_f32, size_t n, adamw_hparams h, const float *clip,
+                                  cudaStream_t s) {
+    CHECK(h.step >= 1 && w && w_lo);
     if (n == 0) return;
     /* bias corrections in double on the host, as torch computes them in Python floats */
     const double bc1 = 1.0 - pow((double)h.beta1, (double)h.step);
@@ -159,17 +160,16 @@ extern "C" void adamw_update_cuda(float *master, float *m, float *v, r1_bf16 *w_
     const float step_size = (float)((double)h.lr / bc1);
     const float bc2_sqrt = (float)sqrt(bc2);
     const float decay = (float)(1.0 - (double)h.lr * (double)h.weight_decay);
-    const uintptr_t ga = (uintptr_t)g, wa = (uintptr_t)w_bf16;
-    const bool vec = aligned16(master) && aligned16(m) && aligned16(v) &&
-                     ga % (g_f32 ? 16 : 8) == 0 && wa % 8 == 0;
+    const bool vec = aligned16(m) && aligned16(v) && (uintptr_t)w % 8 == 0 &&
+                     (uintptr_t)w_lo % 8 == 0 && (uintptr_t)g % (g_f32 ? 16 : 8) == 0;
     size_t done = 0;
     if (vec && n >= 4) {
         const size_t n4 = n / 4;
         const long long want = ceil_div((long long)n4, 256);
         const int blocks = want < 8192 ? (int)want : 8192;
-        adamw_vec4_kernel<<<blocks, 256, 0, s>>>(
-            (float4 *)master, (float4 *)m, (float4 *)v, (uint2 *)w_bf16, g, g_f32, n4, decay,
-            h.beta1, h.beta2, step_size, bc2_sqrt, h.eps, clip);
+        adamw_vec4_kernel<<<blocks, 256, 0, s>>>((uint2 *)w, (uint2 *)w_lo, (float4 *)m,
+                                                 (float4 *)v, g, g_f32, n4, decay, h.beta1,
+                                                 h.beta2, step_size, bc2_sqrt, h.eps, clip);
         LAUNCH_CHECK();
         done = 4 * n4;
     }
@@ -178,8 +178,7 @@ extern "C" void adamw_update_cuda(float *master, float *m, float *v, r1_bf16 *w_
     const long long want = ceil_div((long long)rest, 256);
     const int blocks = want < 8192 ? (int)want : 8192;
     const void *gr = (const char *)g + done * (g_f32 ? 4 : 2);
-    adamw_kernel<<<blocks, 256, 0, s>>>(master + done, m + done, v + done,
-                                        w_bf16 ? w_bf16 + done : NULL, gr, g_f32, rest, decay,
-                                        h.beta1, h.beta2, step_size, bc2_sqrt, h.eps, clip);
+    adamw_kernel<<<blocks, 256, 0, s>>>(w + done, w_lo + done, m + done, v + done, gr, g_f32, rest,
+                                        decay, h.beta1, h.beta2, step_size, bc2_sqrt, h.eps, clip);
     LAUNCH_CHECK();
 }

@@ -88,6 +88,18 @@ __device__ __forceinline__ void grad_add(void *g, int f32, long long i, float v)
         *p = __float2bfloat16_rn(__bfloat162float(*p) + v);
     }
 }
+/* The split float32 of core/dtype.h (f32_split_hi, f32_split_lo, f32_join) on the device. */
+__device__ __forceinline__ void master_store(bf16 *w, uint16_t *lo, size_t i, float f) {
+    const uint32_t u = __float_as_uint(f);
+    w[i] = __ushort_as_bfloat16((unsigned short)((u + 0x8000u) >> 16));
+    lo[i] = (uint16_t)u;
+}
+__device__ __forceinline__ float master_load(const bf16 *w, const uint16_t *lo, size_t i) {
+    const uint32_t l = lo[i];
+    return __uint_as_float(((uint32_t)__bfloat16_as_ushort(w[i]) << 16) + l -
+                           (l & 0x8000u ? 0x10000u : 0u));
+}
+
 __device__ __forceinline__ float grad_get(const void *g, int f32, long long i) {
     return f32 ? ((const float *)g)[i] : __bfloat162float(((const bf16 *)g)[i]);
 }

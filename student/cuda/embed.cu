@@ -1,5 +1,6 @@
 /* Token embedding forward (a row gather) and backward (a scatter-add into the table), and the
- * float32 -> bf16 cast that writes working copies of weights.
+ * initial values of the split master weights (constants, or normals from a counter-based
+ * generator).
  *
  * The backward must add the gradient rows of every occurrence of a token into one table row.
  * Atomics would make the sum's order, and so its rounding, vary from run to run; instead the
@@ -46,16 +47,10 @@ __global__ void embed_backward_kernel(void *demb, int f32, const bf16 *dx, const
     }
 }
 
-__global__ void cast_f32_to_bf16_kernel(bf16 *dst, const float *src, size_t n) {
+__global__ void fill_master_kernel(bf16 *w, uint16_t *lo, size_t n, float value) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
-        dst[i] = __float2bfloat16_rn(src[i]);
-}
-
-__global__ void fill_f32_kernel(float *dst, size_t n, float value) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
-        dst[i] = value;
+        master_store(w, lo, i, value);
 }
 
 __device__ __forceinline__ uint64_t splitmix64(uint64_t z) {
@@ -65,14 +60,14 @@ __device__ __forceinline__ uint64_t splitmix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-__global__ void fill_normal_kernel(float *dst, size_t n, uint64_t seed, float std) {
+__global__ void fill_normal_kernel(bf16 *w, uint16_t *lo, size_t n, uint64_t seed, float std) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         const uint64_t r = splitmix64(seed * 0x2545f4914f6cdd1dull + i);
         /* two 32-bit uniforms in (0, 1] and [0, 1) */
         const double u1 = ((double)(uint32_t)(r >> 32) + 1.0) * (1.0 / 4294967296.0);
         const double u2 = (double)(uint32_t)r * (1.0 / 4294967296.0);
-        dst[i] = (float)(std * sqrt(-2.0 * log(u1)) * cospi(2.0 * u2));
+        master_store(w, lo, i, (float)(std * sqrt(-2.0 * log(u1)) * cospi(2.0 * u2)));
     }
 }
 
@@ -135,27 +130,20 @@ extern "C" void embed_backward(void *demb, int demb_f32, const r1_bf16 *dx, cons
     LAUNCH_CHECK();
 }
 
-extern "C" void cast_f32_to_bf16(r1_bf16 *dst, const float *src, size_t n, cudaStream_t s) {
-    if (n == 0) return;
-    const long long want = ceil_div((long long)n, 256);
-    const int blocks = want < 4096 ? (int)want : 4096;
-    cast_f32_to_bf16_kernel<<<blocks, 256, 0, s>>>(dst, src, n);
-    LAUNCH_CHECK();
-}
-
 static int grid_for(size_t n) {
     const long long want = ceil_div((long long)n, 256);
     return want < 8192 ? (int)want : 8192;
 }
 
-extern "C" void fill_f32(float *dst, size_t n, float value, cudaStream_t s) {
+extern "C" void fill_master(r1_bf16 *w, uint16_t *w_lo, size_t n, float value, cudaStream_t s) {
     if (n == 0) return;
-    fill_f32_kernel<<<grid_for(n), 256, 0, s>>>(dst, n, value);
+    fill_master_kernel<<<grid_for(n), 256, 0, s>>>(w, w_lo, n, value);
     LAUNCH_CHECK();
 }
 
-extern "C" void fill_normal_f32(float *dst, size_t n, uint64_t seed, float std, cudaStream_t s) {
+extern "C" void fill_normal_master(r1_bf16 *w, uint16_t *w_lo, size_t n, uint64_t seed, float std,
+                                   cudaStream_t s) {
     if (n == 0) return;
-    fill_normal_kernel<<<grid_for(n), 256, 0, s>>>(dst, n, seed, std);
+    fill_normal_kernel<<<grid_for(n), 256, 0, s>>>(w, w_lo, n, seed, std);
     LAUNCH_CHECK();
 }

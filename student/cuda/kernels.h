@@ -186,9 +186,10 @@ typedef struct {
 
 /* torch.optim.AdamW on float32 master weights and moments over n parameters: decoupled weight
  * decay, bias correction; the gradient is multiplied by *clip (device float, NULL = 1) first.
- * w_bf16 (may be NULL) receives the rounded working copy. */
-void adamw_update_cuda(float *master, float *m, float *v, r1_bf16 *w_bf16, const void *g, int g_f32,
-                  size_t n, adamw_hparams h, const float *clip, cudaStream_t s);
+ * The master weights are split (core/dtype.h, f32_split_hi): w holds their upper halves, the
+ * bf16 working weights the products read, and w_lo their low 16 bits. */
+void adamw_update_cuda(r1_bf16 *w, uint16_t *w_lo, float *m, float *v, const void *g, int g_f32,
+                       size_t n, adamw_hparams h, const float *clip, cudaStream_t s);
 
 /* ---- embedding and small helpers (embed.cu) -------------------------------------------------- */
 /* x[n, d] = emb[tokens[i]] */
@@ -199,13 +200,12 @@ void embed_forward(r1_bf16 *x, const r1_bf16 *emb, const int *tokens, int n, int
 int embed_backward_plan(int *ids, int *offsets, int *positions, const int *tokens, int n);
 void embed_backward(void *demb, int demb_f32, const r1_bf16 *dx, const int *ids,
                     const int *offsets, const int *positions, int n_ids, int d, cudaStream_t s);
-/* dst[i] = bf16(src[i]) */
-void cast_f32_to_bf16(r1_bf16 *dst, const float *src, size_t n, cudaStream_t s);
-/* dst[i] = value */
-void fill_f32(float *dst, size_t n, float value, cudaStream_t s);
-/* dst[i] = std * a standard normal drawn from (seed, i) by a counter-based generator
- * (splitmix64 + Box-Muller): the same seed gives the same values on any GPU and launch shape. */
-void fill_normal_f32(float *dst, size_t n, uint64_t seed, float std, cudaStream_t s);
+/* Split master weights (w, w_lo as adamw_update_cuda's) set to: value */
+void fill_master(r1_bf16 *w, uint16_t *w_lo, size_t n, float value, cudaStream_t s);
+/* ... std * a standard normal drawn from (seed, i) by a counter-based generator (splitmix64 +
+ * Box-Muller): the same seed gives the same values on any GPU and launch shape. */
+void fill_normal_master(r1_bf16 *w, uint16_t *w_lo, size_t n, uint64_t seed, float std,
+                        cudaStream_t s);
 
 #ifdef __cplusplus
 }

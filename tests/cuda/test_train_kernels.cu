@@ -594,40 +594,37 @@ static void test_adamw(size_t n, int g_f32, int clip, int step, float wd) {
         rv[i] = vi;
         rp[i] = p[i] * (1 - lr * wd) - lr / bc1 * mi / (sqrt(vi) / sqrt(bc2) + eps);
     }
-    void *dp = dev_upload(p, 4 * n), *dm = dev_upload(m, 4 * n), *dv = dev_upload(v, 4 * n);
+    /* the master weights split into the bf16 working weights and their low halves */
+    uint16_t *ph = (uint16_t *)xmalloc(2 * n), *pl = (uint16_t *)xmalloc(2 * n);
+    for (size_t i = 0; i < n; i++) ph[i] = f32_split_hi(p[i]), pl[i] = f32_split_lo(p[i]);
+    void *dw = dev_upload(ph, 2 * n), *dlo = dev_upload(pl, 2 * n);
+    void *dm = dev_upload(m, 4 * n), *dv = dev_upload(v, 4 * n);
     void *dg = g_f32 ? dev_upload(gf, 4 * n) : dev_upload(gh, 2 * n);
-    void *dw = dev_poison(2 * n), *partials = dev_poison(4 * GRAD_NORM_PARTIALS), *dn = dev_poison(8);
+    void *partials = dev_poison(4 * GRAD_NORM_PARTIALS), *dn = dev_poison(8);
     const size_t es = g_f32 ? 4 : 2;
     grad_sqnorm_partials((float *)partials, 0, dg, g_f32, n1, S);
     grad_sqnorm_partials((float *)partials, 1, (const char *)dg + es * n1, g_f32, n - n1, S);
     grad_norm_finish((float *)dn, (const float *)partials, max_norm, S);
     adamw_hparams hp = {(float)lr, (float)b1, (float)b2, (float)eps, wd, step};
-    adamw_update_cuda((float *)dp, (float *)dm, (float *)dv, (r1_bf16 *)dw, dg, g_f32, n, hp,
-                 (const float *)dn + 1, S);
+    adamw_update_cuda((r1_bf16 *)dw, (uint16_t *)dlo, (float *)dm, (float *)dv, dg, g_f32, n, hp,
+                      (const float *)dn + 1, S);
     sync_check("adamw");
     float *gn = download_f32(dn, 2);
     double rn[2] = {norm, factor};
     compare("grad_norm (norm, factor)", shape, gn, rn, 2, 0, 1e-5);
-    float *gp = download_f32(dp, n), *gm = download_f32(dm, n), *gv = download_f32(dv, n);
-    float *gw = download_bf16(dw, n);
+    float *gm = download_f32(dm, n), *gv = download_f32(dv, n), *gp = (float *)xmalloc(4 * n);
+    R1_CUDA_CHECK(cudaMemcpy(ph, dw, 2 * n, cudaMemcpyDeviceToHost));
+    R1_CUDA_CHECK(cudaMemcpy(pl, dlo, 2 * n, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < n; i++) gp[i] = f32_join(ph[i], pl[i]);
     compare("adamw master", shape, gp, rp, n, 0, 1e-5);
     compare("adamw m", shape, gm, rm, n, 0, 1e-5);
     compare("adamw v", shape, gv, rv, n, 0, 1e-5);
-    /* the bf16 copy is exactly the rounded master weight */
-    size_t bad = 0, first = 0;
-    for (size_t i = 0; i < n; i++)
-        if (gw[i] != round_bf16(gp[i]) && bad++ == 0) first = i;
-    g_checks++;
-    printf("  %s %-26s %-44s %zu mismatches\n", bad ? "FAIL" : "ok  ", "adamw bf16 copy", shape, bad);
-    if (bad) {
-        printf("       first at %zu: %g, rounded master %g\n", first, gw[first], round_bf16(gp[first]));
-        g_failures++;
-    }
-    guard_ok("adamw bf16 copy", dw, 2 * n);
-    cudaFree(dp), cudaFree(dm), cudaFree(dv), cudaFree(dg), cudaFree(dw), cudaFree(partials),
+    guard_ok("adamw working weights", dw, 2 * n);
+    guard_ok("adamw master low halves", dlo, 2 * n);
+    cudaFree(dw), cudaFree(dlo), cudaFree(dm), cudaFree(dv), cudaFree(dg), cudaFree(partials),
         cudaFree(dn);
     free(p), free(m), free(v), free(gf), free(gh), free(rp), free(rm), free(rv), free(gn), free(gp),
-        free(gm), free(gv), free(gw);
+        free(gm), free(gv), free(ph), free(pl);
 }
 
 /* ---- embedding and cast ------------------------------------------------------------------------ */
@@ -668,20 +665,65 @@ static void test_embedding(int n, int vocab, int d, int f32) {
         free(ids), free(off), free(posn), free(gx), free(gg);
 }
 
-static void test_cast(size_t n) {
+/* The split master weights' initial values: constants exactly, normals from (seed, index) with
+ * the asked spread, the same on a second fill and another for another seed. */
+static void test_fill_master(size_t n) {
     char shape[64];
     snprintf(shape, sizeof shape, "n=%zu", n);
-    float *src = rand_f32(n, 100.0f);
-    double *ref = dvec(n);
-    for (size_t i = 0; i < n; i++) ref[i] = round_bf16(src[i]);
-    void *ds = dev_upload(src, 4 * n), *dd = dev_poison(2 * n);
-    cast_f32_to_bf16((r1_bf16 *)dd, (const float *)ds, n, S);
-    sync_check("cast");
-    float *got = download_bf16(dd, n);
-    compare("cast_f32_to_bf16", shape, got, ref, n, 0, 0.0);
-    guard_ok("cast_f32_to_bf16", dd, 2 * n);
-    cudaFree(ds), cudaFree(dd);
-    free(src), free(ref), free(got);
+    void *w = dev_poison(2 * n), *lo = dev_poison(2 * n), *w2 = dev_poison(2 * n),
+         *lo2 = dev_poison(2 * n);
+    uint16_t *hw = (uint16_t *)xmalloc(2 * n), *hl = (uint16_t *)xmalloc(2 * n);
+    const float consts[2] = {1.0f, -0.3f};
+    for (int c = 0; c < 2; c++) {
+        fill_master((r1_bf16 *)w, (uint16_t *)lo, n, consts[c], S);
+        sync_check("fill_master");
+        R1_CUDA_CHECK(cudaMemcpy(hw, w, 2 * n, cudaMemcpyDeviceToHost));
+        R1_CUDA_CHECK(cudaMemcpy(hl, lo, 2 * n, cudaMemcpyDeviceToHost));
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++)
+            bad += f32_to_bits(f32_join(hw[i], hl[i])) != f32_to_bits(consts[c]) ||
+                   hw[i] != f32_split_hi(consts[c]);
+        g_checks++;
+        g_failures += bad != 0;
+        printf("  %s %-26s %-44s %zu not %g\n", bad ? "FAIL" : "ok  ", "fill_master", shape, bad,
+               consts[c]);
+    }
+    const float std = 0.02f;
+    fill_normal_master((r1_bf16 *)w, (uint16_t *)lo, n, 7, std, S);
+    fill_normal_master((r1_bf16 *)w2, (uint16_t *)lo2, n, 7, std, S);
+    sync_check("fill_normal_master");
+    same_bits("fill_normal_master w", shape, w, w2, 2 * n);
+    same_bits("fill_normal_master lo", shape, lo, lo2, 2 * n);
+    R1_CUDA_CHECK(cudaMemcpy(hw, w, 2 * n, cudaMemcpyDeviceToHost));
+    R1_CUDA_CHECK(cudaMemcpy(hl, lo, 2 * n, cudaMemcpyDeviceToHost));
+    double sum = 0, sq = 0;
+    size_t near = 0; /* the working weight is the master's nearest bf16 */
+    for (size_t i = 0; i < n; i++) {
+        const float f = f32_join(hw[i], hl[i]);
+        sum += f, sq += (double)f * f;
+        near += fabsf(bf16_to_f32(hw[i]) - f) <= fabsf(round_bf16(f) - f);
+    }
+    const double mean = sum / n, sd = sqrt(sq / n - mean * mean);
+    /* n = 1e6: the mean's standard error is std / 1000, the spread's std / 1414 */
+    const int ok = fabs(mean) < 5 * std / 1000 && fabs(sd - std) < 5 * std / 1414 && near == n;
+    g_checks++;
+    g_failures += !ok;
+    printf("  %s %-26s %-44s mean %.2e, std %.5f (want %.5f), %zu of %zu nearest\n",
+           ok ? "ok  " : "FAIL", "fill_normal_master", shape, mean, sd, std, near, n);
+    fill_normal_master((r1_bf16 *)w2, (uint16_t *)lo2, n, 8, std, S);
+    sync_check("fill_normal_master");
+    uint16_t *h2 = (uint16_t *)xmalloc(2 * n);
+    R1_CUDA_CHECK(cudaMemcpy(h2, w2, 2 * n, cudaMemcpyDeviceToHost));
+    size_t same = 0;
+    for (size_t i = 0; i < n; i++) same += h2[i] == hw[i];
+    g_checks++;
+    g_failures += same > n / 10;
+    printf("  %s %-26s %-44s seeds 7 and 8 agree at %zu of %zu\n", same > n / 10 ? "FAIL" : "ok  ",
+           "fill_normal_master seeds", shape, same, n);
+    guard_ok("fill_normal_master w", w, 2 * n);
+    guard_ok("fill_normal_master lo", lo, 2 * n);
+    cudaFree(w), cudaFree(lo), cudaFree(w2), cudaFree(lo2);
+    free(hw), free(hl), free(h2);
 }
 
 int main(void) {
@@ -753,11 +795,11 @@ int main(void) {
     test_adamw(4096, 1, 0, 1, 0.0f);
     test_adamw(777, 1, 1, 100, 0.01f);
 
-    printf("embedding, cast\n");
+    printf("embedding, master weights\n");
     test_embedding(100, 50, 96, 1);
     test_embedding(64, 7, 13, 0);
     test_embedding(4096, 1000, 896, 1);
-    test_cast(1000001);
+    test_fill_master(1000001);
 
     /* attention last, the tensor-core kernels at the very end: a fault there (a CUDA error is
      * sticky) cannot hide the results of the other kernels */

@@ -192,6 +192,19 @@ static void test_dtypes(void) {
     EXPECT(f32_to_bf16(1.0f + 0x1p-8f) == 0x3f80);          /* tie, even stays */
     EXPECT(f32_to_bf16(1.0f + 0x1p-8f + 0x1p-9f) == 0x3f81); /* above the tie */
     EXPECT(f32_to_bf16(1.0f + 3 * 0x1p-8f) == 0x3f82);      /* tie, odd rounds up */
+    /* the split float32 (the CUDA trainer's master weights): hi is the nearest bf16, ties away
+     * from zero, and every pattern comes back exactly */
+    EXPECT(f32_split_hi(1.0f + 0x1p-8f) == 0x3f81 && f32_split_hi(-(1.0f + 0x1p-8f)) == 0xbf81);
+    EXPECT(f32_split_hi(1.0f + 0x1p-8f - 0x1p-23f) == 0x3f80);
+    for (uint32_t k = 0; k < 200000; k++) {
+        const uint32_t u = k < 65536 ? k * 65537u : (uint32_t)(k * 2654435761u) ^ (k << 7);
+        const float f = bits_to_f32(u);
+        const uint16_t hi = f32_split_hi(f), lo = f32_split_lo(f);
+        EXPECT(f32_to_bits(f32_join(hi, lo)) == u);
+        const uint32_t e = u & 0x7f800000u; /* finite and not where rounding carries to infinity */
+        if (e != 0x7f800000u && (u & 0x7fffffffu) < 0x7f7f8000u)
+            EXPECT(fabsf(bf16_to_f32(hi) - f) <= fabsf(round_bf16(f) - f));
+    }
     /* f16 exact values, rounding and specials */
     EXPECT(f16_to_f32(0x3c00) == 1.0f && f16_to_f32(0xc000) == -2.0f);
     EXPECT(f16_to_f32(0x0001) == 0x1p-24f && f16_to_f32(0x7bff) == 65504.0f);
