@@ -356,11 +356,6 @@ static attn_impl pick(const attn_shape *a, const void *qkv) {
     return impl;
 }
 
-static void set_smem(const void *kernel, size_t bytes) {
-    R1_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       (int)bytes));
-}
-
 extern "C" void attention_forward_cuda(r1_bf16 *out, float *lse, const r1_bf16 *qkv,
                                   const attn_shape *a, cudaStream_t s) {
     check_shape(a);
@@ -377,7 +372,7 @@ extern "C" void attention_forward_cuda(r1_bf16 *out, float *lse, const r1_bf16 *
     CHECK(hd <= SIMPLE_MAX_HD);
     const size_t smem =
         sizeof(float) * (2 * ATTN_TILE * hd + SIMPLE_KB * (hd + 1) + SIMPLE_KB * hd + 2 * ATTN_TILE);
-    set_smem((const void *)attn_fwd_simple_kernel, smem);
+    attn_set_smem(attn_fwd_simple_kernel, smem);
     attn_fwd_simple_kernel<<<dim3(a->n_tiles, a->n_heads), 128, smem, s>>>(
         out, lse, qkv, a->tiles_q, a->n, a->n_heads, a->n_kv_heads, hd, a->scale);
     LAUNCH_CHECK();
@@ -409,13 +404,13 @@ extern "C" void attention_backward_cuda(r1_bf16 *dqkv, float *delta, const r1_bf
     }
     CHECK(hd <= SIMPLE_MAX_HD);
     const size_t smem_q = sizeof(float) * (3 * ATTN_TILE * hd + 2 * SIMPLE_KB * (hd + 1));
-    set_smem((const void *)attn_dq_simple_kernel, smem_q);
+    attn_set_smem(attn_dq_simple_kernel, smem_q);
     attn_dq_simple_kernel<<<dim3(a->n_tiles, H), 128, smem_q, s>>>(
         dqkv, dout, qkv, lse, delta, a->tiles_q, a->n, H, KV, hd, a->scale);
     LAUNCH_CHECK();
     const size_t smem_kv =
         sizeof(float) * (4 * ATTN_TILE * hd + 2 * SIMPLE_KB * (hd + 1) + 2 * SIMPLE_KB);
-    set_smem((const void *)attn_dkv_simple_kernel, smem_kv);
+    attn_set_smem(attn_dkv_simple_kernel, smem_kv);
     attn_dkv_simple_kernel<<<dim3(a->n_tiles, KV), 128, smem_kv, s>>>(
         dqkv, dout, qkv, lse, delta, a->tiles_kv, a->n, H, KV, hd, a->scale);
     LAUNCH_CHECK();

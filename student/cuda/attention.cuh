@@ -16,4 +16,11 @@ void attention_forward_wgmma(bf16 *out, float *lse, const bf16 *qkv, const attn_
 void attention_backward_wgmma(bf16 *dqkv, const float *delta, const bf16 *dout, const bf16 *qkv,
                               const float *lse, const attn_shape *a, cudaStream_t s);
 
+/* Lets `kernel` take `bytes` of dynamic shared memory (past the default 48 KB). */
+template <typename K>
+static inline void attn_set_smem(K kernel, size_t bytes) {
+    R1_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       (int)bytes));
+}
+
 #endif

@@ -301,15 +301,10 @@ __global__ void __launch_bounds__(128)
 
 /* ---- launchers ------------------------------------------------------------------------------------- */
 
-template <typename K>
-static void set_smem(K kernel, int bytes) {
-    R1_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-}
-
 template <int HD>
 static void fwd(bf16 *out, float *lse, const bf16 *qkv, const attn_shape *a, cudaStream_t s) {
     constexpr int smem = fwd_cfg<HD>::SMEM;
-    set_smem(attn_fwd_mma_kernel<HD>, smem);
+    attn_set_smem(attn_fwd_mma_kernel<HD>, smem);
     attn_fwd_mma_kernel<HD><<<dim3(a->n_tiles, a->n_heads), 128, smem, s>>>(
         out, lse, qkv, a->tiles_q, a->n, a->n_heads, a->n_kv_heads, a->scale * LOG2E);
     LAUNCH_CHECK();
@@ -319,12 +314,12 @@ template <int HD>
 static void bwd(bf16 *dqkv, const float *delta, const bf16 *dout, const bf16 *qkv,
                 const float *lse, const attn_shape *a, cudaStream_t s) {
     constexpr int smem_q = dq_cfg<HD>::SMEM, smem_kv = dkv_cfg<HD>::SMEM;
-    set_smem(attn_dq_mma_kernel<HD>, smem_q);
+    attn_set_smem(attn_dq_mma_kernel<HD>, smem_q);
     attn_dq_mma_kernel<HD><<<dim3(a->n_tiles, a->n_heads), 128, smem_q, s>>>(
         dqkv, dout, qkv, lse, delta, a->tiles_q, a->n, a->n_heads, a->n_kv_heads, a->scale,
         a->scale * LOG2E);
     LAUNCH_CHECK();
-    set_smem(attn_dkv_mma_kernel<HD>, smem_kv);
+    attn_set_smem(attn_dkv_mma_kernel<HD>, smem_kv);
     attn_dkv_mma_kernel<HD><<<dim3(a->n_tiles, a->n_kv_heads), 128, smem_kv, s>>>(
         dqkv, dout, qkv, lse, delta, a->tiles_kv, a->n, a->n_heads, a->n_kv_heads, a->scale,
         a->scale * LOG2E);

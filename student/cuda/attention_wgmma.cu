@@ -340,15 +340,10 @@ __global__ void __launch_bounds__(NTHR)
 
 /* ---- launchers ------------------------------------------------------------------------------------- */
 
-template <typename K>
-static void launch_prep(K kernel, int bytes) {
-    R1_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-}
-
 template <int HD>
 static void fwd(bf16 *out, float *lse, const bf16 *qkv, const attn_shape *a, cudaStream_t s) {
     constexpr int smem = tile_bytes<HD>(BM + 2 * q_stages<HD, true>() * T) + 1024;
-    launch_prep(attn_fwd_wg_kernel<HD>, smem);
+    attn_set_smem(attn_fwd_wg_kernel<HD>, smem);
     attn_fwd_wg_kernel<HD><<<dim3(a->n_tiles, a->n_heads), NTHR, smem, s>>>(
         out, lse, qkv, a->tiles_q, a->n, a->n_heads, a->n_kv_heads, a->scale * LOG2E);
     LAUNCH_CHECK();
@@ -360,12 +355,12 @@ static void bwd(bf16 *dqkv, const float *delta, const bf16 *dout, const bf16 *qk
     constexpr int smem_q = tile_bytes<HD>(2 * BM + 2 * q_stages<HD, false>() * T) + 1024;
     constexpr int smem_kv =
         tile_bytes<HD>(2 * BM + 2 * KV_STAGES * T) + 2 * KV_STAGES * T * (int)sizeof(float) + 1024;
-    launch_prep(attn_dq_wg_kernel<HD>, smem_q);
+    attn_set_smem(attn_dq_wg_kernel<HD>, smem_q);
     attn_dq_wg_kernel<HD><<<dim3(a->n_tiles, a->n_heads), NTHR, smem_q, s>>>(
         dqkv, dout, qkv, lse, delta, a->tiles_q, a->n, a->n_heads, a->n_kv_heads, a->scale,
         a->scale * LOG2E);
     LAUNCH_CHECK();
-    launch_prep(attn_dkv_wg_kernel<HD>, smem_kv);
+    attn_set_smem(attn_dkv_wg_kernel<HD>, smem_kv);
     attn_dkv_wg_kernel<HD><<<dim3(a->n_tiles, a->n_kv_heads), NTHR, smem_kv, s>>>(
         dqkv, dout, qkv, lse, delta, a->tiles_kv, a->n, a->n_heads, a->n_kv_heads, a->scale,
         a->scale * LOG2E);

@@ -82,6 +82,44 @@ __device__ __forceinline__ void lse_add(float &m, float &s, float x) {
     }
 }
 
+/* The dlogits of the row's float4 element j (logits 4 j .. 4 j + 3), 4 bf16 at D + 4 j:
+ * (softmax - onehot(t)) * inv_count, with mx the row's max and inv_sum 1 / its sum of exps. */
+__device__ __forceinline__ void store_dlogits4(bf16 *D, int j, float4 v, float mx, float inv_sum,
+                                               int t, float inv_count) {
+    const float e[4] = {v.x, v.y, v.z, v.w};
+    __nv_bfloat162 o[2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        const int c0 = 4 * j + 2 * h;
+        const float g0 = (expf(e[2 * h] - mx) * inv_sum - (c0 == t ? 1.0f : 0.0f)) * inv_count;
+        const float g1 =
+            (expf(e[2 * h + 1] - mx) * inv_sum - (c0 + 1 == t ? 1.0f : 0.0f)) * inv_count;
+        o[h] = __floats2bfloat162_rn(g0, g1);
+    }
+    *reinterpret_cast<uint2 *>(D + 4 * (size_t)j) = *reinterpret_cast<const uint2 *>(o);
+}
+
+/* A warp's (max, sum) pairs merged by shuffles, in a fixed tree; every lane gets the result. */
+__device__ __forceinline__ void lse_warp(float &m, float &s) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
+        const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
+        lse_merge(m, s, m2, s2);
+    }
+}
+
+/* Each warp's merged pair into red_m[warp], red_s[warp]; then the block waits for all of them. */
+__device__ __forceinline__ void lse_warps(float &m, float &s, float *red_m, float *red_s) {
+    lse_warp(m, s);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) {
+        red_m[warp] = m;
+        red_s[warp] = s;
+    }
+    __syncthreads();
+}
+
 /* One block per row. V4: the vocabulary is a multiple of 4, so rows are 16-byte aligned and read
  * as float4 (four times the bytes in flight per load); the dlogits are written 4 bf16 at a time. */
 template <bool V4>
@@ -108,27 +146,12 @@ __global__ void __launch_bounds__(CE_THREADS)
     } else {
         for (int j = threadIdx.x; j < vocab; j += blockDim.x) lse_add(m, s, L[j]);
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
-        const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
-        lse_merge(m, s, m2, s2);
-    }
+    lse_warps(m, s, red_m, red_s);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    if (lane == 0) {
-        red_m[warp] = m;
-        red_s[warp] = s;
-    }
-    __syncthreads();
     if (warp == 0) {
         m = lane < nw ? red_m[lane] : -INFINITY;
         s = lane < nw ? red_s[lane] : 0.0f;
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
-            const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
-            lse_merge(m, s, m2, s2);
-        }
+        lse_warp(m, s);
         if (lane == 0) {
             red_m[0] = m;
             red_s[0] = s;
@@ -155,19 +178,7 @@ __global__ void __launch_bounds__(CE_THREADS)
 #pragma unroll
             for (int k = 0; k < CE_PER_THREAD; k++) {
                 const int j = base + k * blockDim.x + threadIdx.x;
-                if (j < n4) {
-                    const float e[4] = {v[k].x, v[k].y, v[k].z, v[k].w};
-                    __nv_bfloat162 o[2];
-#pragma unroll
-                    for (int h = 0; h < 2; h++) {
-                        const int c0 = 4 * j + 2 * h;
-                        const float g0 = (expf(e[2 * h] - mx) * inv_sum - (c0 == t ? 1.0f : 0.0f)) * inv_count;
-                        const float g1 =
-                            (expf(e[2 * h + 1] - mx) * inv_sum - (c0 + 1 == t ? 1.0f : 0.0f)) * inv_count;
-                        o[h] = __floats2bfloat162_rn(g0, g1);
-                    }
-                    *reinterpret_cast<uint2 *>(D + 4 * (size_t)j) = *reinterpret_cast<const uint2 *>(o);
-                }
+                if (j < n4) store_dlogits4(D, j, v[k], mx, inv_sum, t, inv_count);
             }
         }
     } else {
@@ -193,18 +204,8 @@ __global__ void __launch_bounds__(CE_THREADS)
 
 /* Block-wide merge of the threads' (max, sum) pairs in a fixed order; every thread gets it. */
 __device__ __forceinline__ void lse_block(float &m, float &s, float *red_m, float *red_s) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
-        const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
-        lse_merge(m, s, m2, s2);
-    }
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    if (lane == 0) {
-        red_m[warp] = m;
-        red_s[warp] = s;
-    }
-    __syncthreads();
+    lse_warps(m, s, red_m, red_s);
+    const int nw = blockDim.x >> 5;
     m = -INFINITY;
     s = 0.0f;
     for (int w = 0; w < nw; w++) lse_merge(m, s, red_m[w], red_s[w]);
@@ -259,19 +260,7 @@ __global__ void __cluster_dims__(CE_CLUSTER, 1, 1) __launch_bounds__(CE_CLUSTER_
 #pragma unroll
     for (int k = 0; k < VEC; k++) {
         const int j = j0 + k * stride;
-        if (j < n4) {
-            const float e[4] = {v[k].x, v[k].y, v[k].z, v[k].w};
-            __nv_bfloat162 o[2];
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const int c0 = 4 * j + 2 * h;
-                const float g0 = (expf(e[2 * h] - m) * inv_sum - (c0 == t ? 1.0f : 0.0f)) * inv_count;
-                const float g1 =
-                    (expf(e[2 * h + 1] - m) * inv_sum - (c0 + 1 == t ? 1.0f : 0.0f)) * inv_count;
-                o[h] = __floats2bfloat162_rn(g0, g1);
-            }
-            *reinterpret_cast<uint2 *>(D + 4 * (size_t)j) = *reinterpret_cast<const uint2 *>(o);
-        }
+        if (j < n4) store_dlogits4(D, j, v[k], m, inv_sum, t, inv_count);
     }
 }
 
