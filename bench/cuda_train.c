@@ -91,9 +91,7 @@ int main(int argc, char **argv) {
     if (opt_recompute && opt_recompute_cheap)
         die(R1_EINPUT, "--recompute-cheap", "choose one of --recompute and --recompute-cheap");
     /* the JSON's "recompute": 0 none, 1 all, 2 cheap (recompute_mode's values) */
-    const int rc = opt_recompute_cheap ? RECOMPUTE_CHEAP
-                   : opt_recompute     ? RECOMPUTE_ALL
-                                       : RECOMPUTE_NONE;
+    const int rc = recompute_from_flags(opt_recompute, opt_recompute_cheap);
     cuda_student_opts o = {.max_tokens = n, .recompute = rc, .grad_f32 = opt_grad_f32,
                            .ce_chunk = 0, .attn = attn};
     const double gib = 1073741824.0;

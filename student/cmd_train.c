@@ -210,9 +210,7 @@ int cmd_train(int argc, char **argv) {
         .chat_format = o_format, .steps = o_steps, .epochs = o_epochs, .lr = o_lr,
         .min_lr = o_min_lr, .weight_decay = o_wd, .beta1 = o_b1, .beta2 = o_b2, .eps = o_eps,
         .grad_clip = o_clip, .batch_size = o_batch, .micro_batch = o_micro, .seq_len = o_seq,
-        .recompute = o_recompute_cheap ? RECOMPUTE_CHEAP
-                     : o_recompute     ? RECOMPUTE_ALL
-                                       : RECOMPUTE_NONE,
+        .recompute = recompute_from_flags(o_recompute, o_recompute_cheap),
         .truncate = o_truncate, .resume = o_resume, .seed = o_seed,
         .save_every = o_save, .eval_every = o_eval_every, .keep = o_keep, .quiet = o_quiet,
         .config_changes = changes,

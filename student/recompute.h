@@ -12,4 +12,9 @@
 
 typedef enum { RECOMPUTE_NONE, RECOMPUTE_ALL, RECOMPUTE_CHEAP } recompute_mode;
 
+/* The mode of the --recompute and --recompute-cheap flags (the caller refuses both at once). */
+static inline recompute_mode recompute_from_flags(int all, int cheap) {
+    return cheap ? RECOMPUTE_CHEAP : all ? RECOMPUTE_ALL : RECOMPUTE_NONE;
+}
+
 #endif
