@@ -255,6 +255,54 @@ static void set_dims(cuda_student *s, const model_config *c, const cuda_student_
     }
 }
 
+/* A bump pointer over one allocation; with base NULL it only measures. */
+typedef struct {
+    char *base;
+    size_t used;
+} bump;
+
+static void *bump_take(bump *b, size_t bytes) {
+    void *ptr = b->base ? b->base + b->used : NULL;
+    b->used += round_up(bytes ? bytes : 1, 256);
+    return ptr;
+}
+
+/* What is dead while the loss runs: the backward's activation gradients (dx is cleared after
+ * the loss) and, when recomputing, the shared layer buffers, which the backward refills for the
+ * last layer before reading them. */
+static void take_backward_scratch(cuda_student *s, bump *b) {
+    const size_t N = (size_t)s->N, d = (size_t)s->d, bf = sizeof(r1_bf16), f = sizeof(float);
+    s->dx = bump_take(b, N * d * bf);
+    s->datt = bump_take(b, N * (size_t)s->qd * bf);
+    s->dqkv = bump_take(b, N * (size_t)s->qkvd * bf);
+    s->dact = bump_take(b, N * (size_t)s->ff * bf);
+    s->delta = bump_take(b, N * (size_t)s->H * f);
+    layer_acts *a = &s->acts[0];
+    if (s->o.recompute == RECOMPUTE_ALL) {
+        a->rstd1 = bump_take(b, N * f);
+        a->qkv = bump_take(b, N * (size_t)s->qkvd * bf);
+        a->att = bump_take(b, N * (size_t)s->qd * bf);
+        a->lse = bump_take(b, N * (size_t)s->H * f);
+        a->xmid = bump_take(b, N * d * bf);
+        a->rstd2 = bump_take(b, N * f);
+        a->gu = bump_take(b, N * 2 * (size_t)s->ff * bf);
+    }
+    if (s->o.recompute != RECOMPUTE_NONE) {
+        a->h1 = bump_take(b, N * d * bf);
+        a->h2 = bump_take(b, N * d * bf);
+        a->act = bump_take(b, N * (size_t)s->ff * bf);
+    }
+}
+
+static void take_loss_scratch(cuda_student *s, bump *b) {
+    const size_t chunk = (size_t)s->o.ce_chunk, d = (size_t)s->d;
+    s->ce.chunk = s->o.ce_chunk;
+    s->ce.logits = bump_take(b, chunk * (size_t)s->V * sizeof(float));
+    s->ce.h = bump_take(b, chunk * d * sizeof(r1_bf16));
+    s->ce.dh = bump_take(b, chunk * d * sizeof(r1_bf16));
+    s->ce.row_loss = bump_take(b, chunk * sizeof(float));
+}
+
 /* Allocates (or, with p, only counts) every device buffer. */
 static void alloc_all(cuda_student *s, mem_plan *p) {
     const size_t N = (size_t)s->N, d = (size_t)s->d, bf = sizeof(r1_bf16), f = sizeof(float);
@@ -265,16 +313,25 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     s->adam_v = dev_alloc(s, p, s->local * f);
     s->grad = dev_alloc(s, p, T * s->gsize);
 
+    /* the loss's logits chunk lies over the backward's scratch: one allocation for both */
+    bump bw = {0}, ls = {0};
+    take_backward_scratch(s, &bw);
+    take_loss_scratch(s, &ls);
+    bw.base = ls.base = dev_alloc(s, p, bw.used > ls.used ? bw.used : ls.used);
+    bw.used = ls.used = 0;
+    take_backward_scratch(s, &bw);
+    take_loss_scratch(s, &ls);
+
     for (int l = 0; l <= s->L; l++) s->x[l] = dev_alloc(s, p, N * d * bf);
-    /* layer 0's set is whole; the others share what the mode recomputes */
+    /* each layer keeps its own set, less what the mode recomputes into the shared one */
     const int rc = s->o.recompute;
     for (int i = 0; i < s->L; i++) {
         layer_acts *a = &s->acts[i];
-        if (i > 0 && rc == RECOMPUTE_ALL) {
-            *a = s->acts[0];
+        if (rc == RECOMPUTE_ALL) {
+            if (i > 0) *a = s->acts[0];
             continue;
         }
-        const int own = i == 0 || rc == RECOMPUTE_NONE; /* the norms' and SwiGLU's outputs */
+        const int own = rc == RECOMPUTE_NONE; /* the norms' and SwiGLU's outputs */
         a->h1 = own ? dev_alloc(s, p, N * d * bf) : s->acts[0].h1;
         a->rstd1 = dev_alloc(s, p, N * f);
         a->qkv = dev_alloc(s, p, N * (size_t)s->qkvd * bf);
@@ -288,22 +345,11 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     }
     s->hf = dev_alloc(s, p, N * d * bf);
     s->rstdf = dev_alloc(s, p, N * f);
-    s->dx = dev_alloc(s, p, N * d * bf);
     s->dh = dev_alloc(s, p, N * d * bf);
-    s->datt = dev_alloc(s, p, N * (size_t)s->qd * bf);
-    s->dqkv = dev_alloc(s, p, N * (size_t)s->qkvd * bf);
-    s->dact = dev_alloc(s, p, N * (size_t)s->ff * bf);
-    s->delta = dev_alloc(s, p, N * (size_t)s->H * f);
     /* the column sums of RMSNorm's dw and of the qkv bias's gradient, one at a time */
     const size_t rms = rmsnorm_backward_scratch_floats(s->N, s->d),
                  bias = bias_backward_scratch_floats(s->N, s->qkvd);
     s->sum_scratch = dev_alloc(s, p, (rms > bias ? rms : bias) * f);
-    const size_t chunk = (size_t)s->o.ce_chunk;
-    s->ce.chunk = s->o.ce_chunk;
-    s->ce.logits = dev_alloc(s, p, chunk * (size_t)s->V * f);
-    s->ce.h = dev_alloc(s, p, chunk * d * bf);
-    s->ce.dh = dev_alloc(s, p, chunk * d * bf);
-    s->ce.row_loss = dev_alloc(s, p, chunk * f);
 
     s->max_tiles = N / ATTN_TILE + N + 1;
     const size_t I = sizeof(int);
@@ -409,6 +455,8 @@ int cuda_student_n_params(const cuda_student *s) { return s->n_params; }
 const cuda_param *cuda_student_param(const cuda_student *s, int i) { return &s->params[i]; }
 cudaStream_t cuda_student_stream(const cuda_student *s) { return s->stream; }
 int cuda_student_step_count(const cuda_student *s) { return s->step; }
+
+size_t cuda_student_allocated(const cuda_student *s) { return s->bytes + GEMM_WORKSPACE; }
 
 size_t cuda_student_numel(const cuda_student *s) {
     size_t t = 0;

@@ -71,6 +71,8 @@ size_t cuda_student_bytes(const model_config *cfg, const cuda_student_opts *o);
  * load or initialise them. R1_ERUNTIME if the device has too little free memory. */
 int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_student_opts *o);
 void cuda_student_destroy(cuda_student *s);
+/* Device memory the student holds: its buffers and the GEMM workspace (the plan's sum). */
+size_t cuda_student_allocated(const cuda_student *s);
 
 int cuda_student_n_params(const cuda_student *s);
 const cuda_param *cuda_student_param(const cuda_student *s, int i);

@@ -426,6 +426,13 @@ static void check_loss(const char *what, float got, double want, double tol) {
     compare("loss", what, &got, &want, 1, 0, tol);
 }
 
+static void check_plan(const char *mode, size_t planned, const cuda_student *s) {
+    const size_t held = cuda_student_allocated(s);
+    printf("  %s %-26s %zu bytes planned, %zu allocated\n", planned == held ? "ok  " : "FAIL",
+           mode, planned, held);
+    g_failures += planned != held;
+}
+
 /* One model through every check. */
 static void run_model(const char *label, const model_config *c, const safetensors *st,
                       float init_std, int grad_f32) {
@@ -453,6 +460,13 @@ static void run_model(const char *label, const model_config *c, const safetensor
         err_print();
         exit(1);
     }
+    /* the plan (cuda_student_bytes) is what create allocates, in each mode */
+    o.recompute = RECOMPUTE_NONE;
+    check_plan("plan, no recomputation", cuda_student_bytes(c, &o), s);
+    o.recompute = RECOMPUTE_ALL;
+    check_plan("plan, recompute all", cuda_student_bytes(c, &o), sr);
+    o.recompute = RECOMPUTE_CHEAP;
+    check_plan("plan, recompute cheap", cuda_student_bytes(c, &o), sc);
     if (st) {
         if (cuda_student_load(s, st) || cuda_student_load(sr, st) || cuda_student_load(sc, st)) {
             err_print();
