@@ -83,20 +83,24 @@ __device__ __forceinline__ void lse_add(float &m, float &s, float x) {
 }
 
 /* The dlogits of the row's float4 element j (logits 4 j .. 4 j + 3), 4 bf16 at D + 4 j:
- * (softmax - onehot(t)) * inv_count, with mx the row's max and inv_sum 1 / its sum of exps. */
-__device__ __forceinline__ void store_dlogits4(bf16 *D, int j, float4 v, float mx, float inv_sum,
-                                               int t, float inv_count) {
-    const float e[4] = {v.x, v.y, v.z, v.w};
+ * (p - onehot(t)) * inv_count, with p the four softmax probabilities. */
+__device__ __forceinline__ void store_dlogits4(bf16 *D, int j, float4 p, int t, float inv_count) {
+    const float q[4] = {p.x, p.y, p.z, p.w};
     __nv_bfloat162 o[2];
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         const int c0 = 4 * j + 2 * h;
-        const float g0 = (expf(e[2 * h] - mx) * inv_sum - (c0 == t ? 1.0f : 0.0f)) * inv_count;
-        const float g1 =
-            (expf(e[2 * h + 1] - mx) * inv_sum - (c0 + 1 == t ? 1.0f : 0.0f)) * inv_count;
+        const float g0 = (q[2 * h] - (c0 == t ? 1.0f : 0.0f)) * inv_count;
+        const float g1 = (q[2 * h + 1] - (c0 + 1 == t ? 1.0f : 0.0f)) * inv_count;
         o[h] = __floats2bfloat162_rn(g0, g1);
     }
     *reinterpret_cast<uint2 *>(D + 4 * (size_t)j) = *reinterpret_cast<const uint2 *>(o);
+}
+
+/* exp(v - mx) * scale, elementwise */
+__device__ __forceinline__ float4 exp4(float4 v, float mx, float scale) {
+    return make_float4(expf(v.x - mx) * scale, expf(v.y - mx) * scale, expf(v.z - mx) * scale,
+                       expf(v.w - mx) * scale);
 }
 
 /* A warp's (max, sum) pairs merged by shuffles, in a fixed tree; every lane gets the result. */
@@ -178,7 +182,7 @@ __global__ void __launch_bounds__(CE_THREADS)
 #pragma unroll
             for (int k = 0; k < CE_PER_THREAD; k++) {
                 const int j = base + k * blockDim.x + threadIdx.x;
-                if (j < n4) store_dlogits4(D, j, v[k], mx, inv_sum, t, inv_count);
+                if (j < n4) store_dlogits4(D, j, exp4(v[k], mx, inv_sum), t, inv_count);
             }
         }
     } else {
@@ -234,14 +238,19 @@ __global__ void __cluster_dims__(CE_CLUSTER, 1, 1) __launch_bounds__(CE_CLUSTER_
         const int j = j0 + k * stride;
         v[k] = j < n4 ? L4[j] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
     }
+    /* the thread's max, then v holds exp(logit - that max): one exponential per logit, the
+     * probabilities are these times one factor per thread */
     float m = -INFINITY;
 #pragma unroll
     for (int k = 0; k < VEC; k++) m = fmaxf(fmaxf(m, fmaxf(v[k].x, v[k].y)), fmaxf(v[k].z, v[k].w));
+    const float m_thread = m;
     float s = 0.0f;
     if (m != -INFINITY) {
 #pragma unroll
-        for (int k = 0; k < VEC; k++)
-            s += (expf(v[k].x - m) + expf(v[k].y - m)) + (expf(v[k].z - m) + expf(v[k].w - m));
+        for (int k = 0; k < VEC; k++) {
+            v[k] = exp4(v[k], m, 1.0f);
+            s += (v[k].x + v[k].y) + (v[k].z + v[k].w);
+        }
     }
     lse_block(m, s, red_m, red_s);
     if (threadIdx.x == 0) part = make_float2(m, s);
@@ -254,13 +263,14 @@ __global__ void __cluster_dims__(CE_CLUSTER, 1, 1) __launch_bounds__(CE_CLUSTER_
     }
     cluster.sync(); /* no block leaves while another reads its pair */
     if (c == 0 && threadIdx.x == 0) row_loss[r] = (m + logf(s)) - lt;
-    if (!want_grad) return;
-    const float inv_sum = 1.0f / s;
+    if (!want_grad || m_thread == -INFINITY) return; /* (a thread past the row holds no logit) */
+    const float f = expf(m_thread - m) / s;
     bf16 *D = reinterpret_cast<bf16 *>(L);
 #pragma unroll
     for (int k = 0; k < VEC; k++) {
         const int j = j0 + k * stride;
-        if (j < n4) store_dlogits4(D, j, v[k], m, inv_sum, t, inv_count);
+        if (j < n4) store_dlogits4(D, j, make_float4(v[k].x * f, v[k].y * f, v[k].z * f, v[k].w * f), t,
+                                   inv_count);
     }
 }
 
