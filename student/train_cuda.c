@@ -1010,11 +1010,15 @@ void cuda_student_update(cuda_student *s, const cuda_optim *o) {
     cudaStream_t st = s->stream;
     s->step++;
     for (int k = 0; k < s->n_buckets; k++) {
-        /* AdamW on the tensors' parts inside this rank's piece (decay is per tensor) */
+        /* AdamW on the tensors' parts inside this rank's piece. Decay is per tensor, so one
+         * launch takes each run of consecutive tensors that agree on it (the alignment padding
+         * between them is never read by the model: updating it changes nothing). */
         const size_t lo = piece_global(s, k), hi = lo + piece_len(s, k), base = piece_local(s, k);
-        for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {
+        for (int i = s->b_p0[k], j; i < s->b_p0[k + 1]; i = j + 1) {
             const cuda_param *p = &s->params[i];
-            const size_t t0 = p->offset, t1 = p->offset + (size_t)(p->rows * p->cols);
+            for (j = i; j + 1 < s->b_p0[k + 1] && s->params[j + 1].decay == p->decay; j++) {}
+            const cuda_param *q = &s->params[j];
+            const size_t t0 = p->offset, t1 = q->offset + (size_t)(q->rows * q->cols);
             const size_t a = t0 > lo ? t0 : lo, b = t1 < hi ? t1 : hi;
             if (a >= b) continue;
             adamw_hparams h = {o->lr, o->beta1, o->beta2, o->eps,
