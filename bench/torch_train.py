@@ -2,11 +2,13 @@
 """PyTorch + transformers SFT step on a random-weight Qwen2.5-shaped model: the peer of
 build/bench/cuda_train (same shapes, tokens and MFU convention).
 
-    python3 bench/torch_train.py --shape 0.5b --seq 4096 --batch 4 [--recompute]
+    python3 bench/torch_train.py --shape 0.5b --seq 4096 --batch 4 [--recompute] [--master-f32]
 
 bf16 weights, fused torch.optim.AdamW on the bf16 parameters (no float32 master copy), SDPA
 attention, full-vocabulary logits, labels=input_ids, as docs/performance-anchors.md "Measured
-here". Prints a human line and a JSON line ("result {...}"); out of memory is reported, not raised.
+here". With --master-f32: float32 parameters, gradients and moments and the forward under
+torch.autocast(bfloat16), which is what the Hugging Face Trainer's bf16=True runs: the same
+optimizer-state precision as r1-distill's float32 master weights. Prints a human line and a JSON line ("result {...}"); out of memory is reported, not raised.
 MFU counts 6 N + 12 L d T FLOPs per token against 989 TFLOP/s.
 """
 import argparse
@@ -33,17 +35,23 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--recompute", action="store_true", help="gradient checkpointing")
+    ap.add_argument("--master-f32", action="store_true",
+                    help="float32 parameters and optimizer state, bf16 autocast (Trainer bf16=True)")
     a = ap.parse_args()
 
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    res = dict(impl="torch", shape=a.shape, seq=a.seq, batch=a.batch, recompute=int(a.recompute))
+    res = dict(impl="torch", shape=a.shape, seq=a.seq, batch=a.batch, recompute=int(a.recompute),
+               master_f32=int(a.master_f32))
+    label = f"torch {a.shape} seq={a.seq} batch={a.batch} recompute={int(a.recompute)}" + (
+        " master-f32" if a.master_f32 else "")
     torch.manual_seed(0)
     cfg = Qwen2Config(**SHAPES[a.shape], max_position_embeddings=32768, rope_theta=1e6,
                       rms_norm_eps=1e-6, use_cache=False)
     cfg._attn_implementation = "sdpa"
     try:
-        torch.set_default_dtype(torch.bfloat16)
+        if not a.master_f32:
+            torch.set_default_dtype(torch.bfloat16)
         with torch.device("cuda"):
             model = Qwen2ForCausalLM(cfg)
         torch.set_default_dtype(torch.float32)
@@ -58,7 +66,8 @@ def main():
         losses = []
 
         def step():
-            out = model(input_ids=ids, labels=ids)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.master_f32):
+                out = model(input_ids=ids, labels=ids)
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -75,7 +84,7 @@ def main():
         dt = (time.perf_counter() - t0) / a.steps
     except torch.cuda.OutOfMemoryError as e:
         res.update(fits=False, error="out of memory", detail=str(e).split("\n")[0][:200])
-        print(f"torch {a.shape} seq={a.seq} batch={a.batch} recompute={int(a.recompute)}: out of memory")
+        print(f"{label}: out of memory")
         print("result " + json.dumps(res))
         return
     n = a.batch * a.seq
@@ -87,7 +96,7 @@ def main():
                peak_gib=round(peak, 3), reserved_gib=round(torch.cuda.max_memory_reserved() / 2**30, 3),
                params=n_params, loss_first=losses[0], loss_last=losses[-1],
                torch=torch.__version__)
-    print(f"torch {a.shape} seq={a.seq} batch={a.batch} recompute={int(a.recompute)}: {tps:.0f} tokens/s, "
+    print(f"{label}: {tps:.0f} tokens/s, "
           f"MFU {100 * mfu:.1f}%, step {dt:.3f} s, peak {peak:.1f} GiB allocated")
     print("result " + json.dumps(res))
 

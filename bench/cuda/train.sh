@@ -46,6 +46,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | sed
 # 0.5B: 4 x 4096 tokens, no recomputation, on both sides
 run ours-0.5b "$BIN" "${ATTN[@]}" --shape 0.5b --seq 4096 --batch 4
 run torch-0.5b "$PY" "$ROOT/bench/torch_train.py" --shape 0.5b --seq 4096 --batch 4
+run torch-0.5b-f32 "$PY" "$ROOT/bench/torch_train.py" --shape 0.5b --seq 4096 --batch 4 --master-f32
 # 1.5B: 4 x 4096 tokens; PyTorch runs out of memory on the logits, so it also gets recomputation
 # and then fewer sequences (its first configuration that fits is the one compared)
 run ours-1.5b "$BIN" "${ATTN[@]}" --shape 1.5b --seq 4096 --batch 4
@@ -54,6 +55,8 @@ run ours-1.5b-rc "$BIN" "${ATTN[@]}" --shape 1.5b --seq 4096 --batch 4 --recompu
 run torch-1.5b "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 4
 run torch-1.5b-rc "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 4 --recompute
 run torch-1.5b-rc-b2 "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 2 --recompute
+run torch-1.5b-f32 "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 4 --master-f32
+run torch-1.5b-f32-rc "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 4 --master-f32 --recompute
 # 7B: one 4096-token sequence with recomputation (fp32 master weights and moments: 16 bytes per
 # parameter on our side, 8 on PyTorch's bf16 AdamW); then what fits a 141 GB GPU best: products
 # kept (--recompute-cheap), and four sequences per step (the optimizer's pass over 7.6 G
@@ -61,7 +64,11 @@ run torch-1.5b-rc-b2 "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 
 run ours-7b "$BIN" "${ATTN[@]}" --shape 7b --seq 4096 --batch 1 --recompute
 run ours-7b-cheap "$BIN" "${ATTN[@]}" --shape 7b --seq 4096 --batch 1 --recompute-cheap
 run ours-7b-b4 "$BIN" "${ATTN[@]}" --shape 7b --seq 4096 --batch 4 --recompute --steps 3
+# PyTorch without recomputation first: on a 141 GB GPU its bf16 state leaves room for the
+# activations, and its first configuration that fits is the one compared
+run torch-7b-norc "$PY" "$ROOT/bench/torch_train.py" --shape 7b --seq 4096 --batch 1
 run torch-7b "$PY" "$ROOT/bench/torch_train.py" --shape 7b --seq 4096 --batch 1 --recompute
+run torch-7b-f32 "$PY" "$ROOT/bench/torch_train.py" --shape 7b --seq 4096 --batch 1 --master-f32 --recompute
 # 7B full fine-tune at 32k tokens per sequence (needs a 141 GB GPU)
 run ours-7b-32k "$BIN" "${ATTN[@]}" --shape 7b --seq 32768 --batch 1 --recompute --steps 2 --warmup 1
 
@@ -81,13 +88,24 @@ print("%-5s %-6s | %-66s | %s" % ("shape", "seq", "r1-distill", "torch + transfo
 for shape, seq in (("0.5b", 4096), ("1.5b", 4096), ("7b", 4096), ("7b", 32768)):
     ours = [r for r in rows if r["impl"] == "r1-distill" and r["shape"] == shape and r["seq"] == seq]
     peer = [r for r in rows if r["impl"] == "torch" and r["shape"] == shape and r["seq"] == seq]
-    # the peer's first configuration that fits; every one of ours against it
-    t = next((r for r in peer if r.get("fits")), peer[0] if peer else None)
+    # each peer's first configuration that fits; every one of ours against it. The issue's peer
+    # keeps bf16 parameters; the second keeps float32 ones, as our master weights (Trainer bf16=True)
+    def first(rs):
+        return next((r for r in rs if r.get("fits")), rs[0] if rs else None)
+    t = first([r for r in peer if not r.get("master_f32")])
+    t32 = first([r for r in peer if r.get("master_f32")])
     for i, o in enumerate(ours or [None]):
         print("%-5s %-6s | %-66s | %s" % (shape if i == 0 else "", seq if i == 0 else "", fmt(o),
                                           fmt(t) if i == 0 else ""))
         if o and t and o.get("fits") and t.get("fits"):
             print("%-12s   speed x%.2f (goal >= 1.5), memory x%.2f (goal <= 0.5)" % (
                 "", o["tokens_per_s"] / t["tokens_per_s"], o["peak_gib"] / t["peak_gib"]))
+    if t32:
+        print("%-12s   float32-master peer: %s" % ("", fmt(t32)))
+        for o in ours:
+            if o and o.get("fits") and t32.get("fits"):
+                print("%-12s     recompute %-5s: speed x%.2f, memory x%.2f" % (
+                    "", RC.get(o["recompute"], "?"), o["tokens_per_s"] / t32["tokens_per_s"],
+                    o["peak_gib"] / t32["peak_gib"]))
 PYEOF
 exit 0
