@@ -431,6 +431,7 @@ static void check_plan(const char *mode, size_t planned, const cuda_student *s) 
     printf("  %s %-26s %zu bytes planned, %zu allocated\n", planned == held ? "ok  " : "FAIL",
            mode, planned, held);
     g_failures += planned != held;
+    g_checks++;
 }
 
 /* One model through every check. */
