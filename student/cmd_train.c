@@ -16,8 +16,9 @@ static const char *o_model, *o_data, *o_out, *o_eval, *o_log, *o_schedule, *o_wa
     *o_student, *o_base, *o_format, *o_device, *o_rendezvous;
 static int64_t o_steps, o_epochs, o_batch, o_micro, o_seq, o_seed, o_save, o_keep, o_eval_every,
     o_gpus;
-static double o_lr, o_min_lr, o_wd, o_b1, o_b2, o_eps, o_clip;
+static double o_lr, o_min_lr, o_wd, o_b1, o_b2, o_eps, o_clip, o_gpu_mem;
 static int o_recompute, o_recompute_cheap, o_truncate, o_resume, o_quiet;
+static int o_recompute_from_recipe; /* the recipe set recompute or recompute_cheap */
 
 static const cli_opt train_opts[] = {
     {"model", OPT_STRING, &o_model, NULL, 0, "DIR",
@@ -54,10 +55,13 @@ static const cli_opt train_opts[] = {
     {"truncate", OPT_FLAG, &o_truncate, NULL, 0, NULL,
      "cut examples longer than --seq-len instead of dropping them"},
     {"recompute", OPT_FLAG, &o_recompute, NULL, 0, NULL,
-     "keep only each layer's input and recompute the rest in backward (less memory)"},
+     "keep only each layer's input and recompute the rest in backward (less memory). Without "
+     "either recomputation option a GPU takes the fastest mode that fits it (the same results)"},
     {"recompute-cheap", OPT_FLAG, &o_recompute_cheap, NULL, 0, NULL,
      "GPU: keep the matrix products' outputs, recompute only the norms and SwiGLU in backward "
      "(about 2/3 of the activation memory, no extra products); CPU: as --recompute"},
+    {"gpu-mem", OPT_FLOAT, &o_gpu_mem, "0", 0, "GIB",
+     "GiB of GPU memory the step may take on each GPU (0: all that is free), e.g. to share a GPU"},
     {"seed", OPT_INT, &o_seed, "42", 0, "N", "seed of the data order"},
     {"save-every", OPT_INT, &o_save, "500", 0, "N", "write checkpoint-<step>/ every N steps (0: never)"},
     {"keep", OPT_INT, &o_keep, "2", 0, "N", "checkpoints kept (0: all)"},
@@ -157,6 +161,7 @@ static int apply_recipe(const cJSON *train, const char *where) {
             break;
         }
         if (bad) return err_fail(R1_EINPUT, where, "train.%s has the wrong type", keys[k]);
+        if (strncmp(keys[k], "recompute", 9) == 0) o_recompute_from_recipe = 1;
     }
     if (!rc_given && o_recompute && o_recompute_cheap)
         return err_fail(R1_EINPUT, where, "train.recompute and train.recompute_cheap are both true; "
@@ -210,7 +215,10 @@ int cmd_train(int argc, char **argv) {
         .chat_format = o_format, .steps = o_steps, .epochs = o_epochs, .lr = o_lr,
         .min_lr = o_min_lr, .weight_decay = o_wd, .beta1 = o_b1, .beta2 = o_b2, .eps = o_eps,
         .grad_clip = o_clip, .batch_size = o_batch, .micro_batch = o_micro, .seq_len = o_seq,
-        .recompute = recompute_from_flags(o_recompute, o_recompute_cheap),
+        .recompute = cli_given(&train_spec, "recompute") ||
+                             cli_given(&train_spec, "recompute-cheap") || o_recompute_from_recipe
+                         ? recompute_from_flags(o_recompute, o_recompute_cheap)
+                         : RECOMPUTE_AUTO,
         .truncate = o_truncate, .resume = o_resume, .seed = o_seed,
         .save_every = o_save, .eval_every = o_eval_every, .keep = o_keep, .quiet = o_quiet,
         .config_changes = changes,
@@ -234,6 +242,10 @@ int cmd_train(int argc, char **argv) {
             "--weight-decay >= 0 and --grad-clip >= 0");
     if (a.steps < 0 || a.epochs < 0 || a.save_every < 0 || a.keep < 0 || a.eval_every < 0)
         die(R1_EINPUT, "options", "counts must not be negative");
+    if (!(o_gpu_mem >= 0) || o_gpu_mem > 1e6)
+        die(R1_EINPUT, "--gpu-mem", "expected GiB between 0 (all that is free) and 1e6, got %g",
+            o_gpu_mem);
+    a.gpu_mem = (size_t)(o_gpu_mem * 1073741824.0);
     a.device = o_device;
     if (strcmp(o_device, "cpu") != 0 && strcmp(o_device, "cuda") != 0 &&
         strcmp(o_device, "auto") != 0)

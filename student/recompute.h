@@ -6,11 +6,13 @@
  * layer's matrix-product and attention outputs (qkv, attention, the residual after attention,
  * gate/up) and recomputes only what the two RMSNorms and SwiGLU make of them: a few memory-bound
  * passes, no product, about 2/3 of NONE's activation memory; the CPU trainer recomputes all with
- * it. The modes give bit-identical results (the same kernels on the same inputs). */
+ * it. The modes give bit-identical results (the same kernels on the same inputs), so AUTO (train
+ * given neither flag) may choose freely: on a GPU the first of NONE, CHEAP, ALL that fits the
+ * memory (cuda_student_fit_recompute), on the CPU NONE. */
 #ifndef R1_STUDENT_RECOMPUTE_H
 #define R1_STUDENT_RECOMPUTE_H
 
-typedef enum { RECOMPUTE_NONE, RECOMPUTE_ALL, RECOMPUTE_CHEAP } recompute_mode;
+typedef enum { RECOMPUTE_NONE, RECOMPUTE_ALL, RECOMPUTE_CHEAP, RECOMPUTE_AUTO } recompute_mode;
 
 /* The mode of the --recompute and --recompute-cheap flags (the caller refuses both at once). */
 static inline recompute_mode recompute_from_flags(int all, int cheap) {

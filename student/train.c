@@ -350,19 +350,22 @@ static int train_loop(run_state *R, const train_args *a) {
     int max_row = R->td.max_row > R->ed.max_row ? R->td.max_row : R->ed.max_row;
     const int cap = micro * max_row;
     char device_line[256];
+    /* the GPU resolves AUTO to the fastest mode that fits it; the CPU keeps everything */
+    recompute_mode recompute = a->recompute == RECOMPUTE_AUTO ? RECOMPUTE_NONE : a->recompute;
     if (use_gpu) {
         /* float32 gradients when a rank adds up several micro-batches per step, bf16 otherwise */
         const int64_t rank_rows = (a->batch_size + n_ranks - 1) / n_ranks;
         const int grad_f32 = (rank_rows + micro - 1) / micro > 1;
         TRY(gpu_trainer_open(&R->gpu, m, R->exp_avg, R->exp_avg_sq, pos.step, cap, a->recompute,
-                             grad_f32, &a->dist, device_line, sizeof device_line));
+                             a->gpu_mem, grad_f32, &a->dist, device_line, sizeof device_line));
+        recompute = gpu_trainer_recompute(R->gpu);
         /* the GPU holds the optimizer state now; the host gets it back for checkpoints */
         free(R->exp_avg);
         free(R->exp_avg_sq);
         free(m->grad_mem);
         R->exp_avg = R->exp_avg_sq = m->grad_mem = NULL;
     } else {
-        student_acts_init(&R->acts, c, cap, a->recompute != RECOMPUTE_NONE);
+        student_acts_init(&R->acts, c, cap, recompute != RECOMPUTE_NONE);
         snprintf(device_line, sizeof device_line, "cpu (float32)");
     }
     batch_buf_init(&R->bb, cap);
@@ -379,9 +382,9 @@ static int train_loop(run_state *R, const train_args *a) {
                 "%lld rows, micro-batch %d%s%s\ndevice: %s\n",
                 m->path, c->model_type, m->n_params, dtype_name(m->disk_dtype), (long long)total,
                 (long long)steps_per_epoch, (long long)a->batch_size, micro, acts_line,
-                a->recompute == RECOMPUTE_CHEAP && R->gpu ? " (recomputing norms and SwiGLU)"
-                : a->recompute != RECOMPUTE_NONE          ? " (recomputing)"
-                                                          : "",
+                recompute == RECOMPUTE_CHEAP && R->gpu ? " (recomputing norms and SwiGLU)"
+                : recompute != RECOMPUTE_NONE          ? " (recomputing)"
+                                                       : "",
                 device_line);
 
     if (a->log && lead) {

@@ -100,13 +100,17 @@ typedef struct gpu_trainer gpu_trainer;
 
 /* Opens the CUDA step for m on this process's GPU: master weights from m->param_mem, moments
  * from exp_avg / exp_avg_sq (NULL: zeros), `step` updates already made (bias correction).
- * max_tokens: the largest micro-batch; grad_f32: accumulate gradients in float32 (else bf16).
+ * max_tokens: the largest micro-batch; recompute: a mode, or RECOMPUTE_AUTO for the fastest that
+ * fits; mem_limit: the bytes it may allocate (0: the GPU's free memory); grad_f32: accumulate
+ * gradients in float32 (else bf16).
  * desc (may be NULL) receives a line naming the device. Errors: no usable GPU, too little memory,
  * a model the CUDA step does not take. */
 int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
                      const float *exp_avg_sq, int64_t step, int max_tokens,
-                     recompute_mode recompute, int grad_f32, const train_dist *dist, char *desc,
-                     size_t desc_len);
+                     recompute_mode recompute, size_t mem_limit, int grad_f32,
+                     const train_dist *dist, char *desc, size_t desc_len);
+/* The recomputation mode it runs (RECOMPUTE_AUTO resolved). */
+recompute_mode gpu_trainer_recompute(const gpu_trainer *g);
 /* Queues a micro-batch: gradients += scale * d(sum of its token losses), the loss likewise.
  * last: the last micro-batch this rank runs in the step (starts the cross-GPU reduction). */
 int gpu_trainer_micro(gpu_trainer *g, const student_batch *b, float scale, int last);
@@ -144,7 +148,8 @@ typedef struct {
     double warmup;          /* >= 1: steps; in [0, 1): a ratio of the total steps */
     int64_t batch_size, micro_batch, seq_len;
     int pack, truncate, resume;
-    recompute_mode recompute; /* --recompute (ALL), --recompute-cheap (CHEAP) */
+    recompute_mode recompute; /* --recompute (ALL), --recompute-cheap (CHEAP), neither (AUTO) */
+    size_t gpu_mem;         /* --gpu-mem: bytes a GPU's step may allocate (0: all it has free) */
     int64_t seed, save_every, eval_every, keep;
     int quiet;              /* no per-step progress lines */
     const char *device;     /* "cpu", "cuda" or "auto" (NULL: cpu) */

@@ -384,15 +384,41 @@ size_t cuda_student_bytes(const model_config *cfg, const cuda_student_opts *o) {
     return p.total;
 }
 
-int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_student_opts *o) {
-    TRY(check_config(cfg, o));
-    const size_t need = cuda_student_bytes(cfg, o);
+void cuda_mem_text(char *buf, size_t len, size_t bytes) {
+    const double mib = (double)bytes / 1048576.0;
+    if (mib < 1024) snprintf(buf, len, "%.0f MiB", mib);
+    else snprintf(buf, len, "%.1f GiB", mib / 1024);
+}
+
+size_t cuda_student_budget(const cuda_student_opts *o) {
     size_t free_b = 0, total_b = 0;
     R1_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    if (need > free_b) {
-        err_fail(R1_ERUNTIME, "cuda", "the student needs %.1f GiB of GPU memory; %.1f GiB are free",
-                 need / 1073741824.0, free_b / 1073741824.0);
-        return err_hint("use --recompute, fewer tokens per micro-batch, or more GPUs");
+    return o->mem_limit && o->mem_limit < free_b ? o->mem_limit : free_b;
+}
+
+recompute_mode cuda_student_fit_recompute(const model_config *cfg, const cuda_student_opts *o) {
+    static const recompute_mode fastest_first[] = {RECOMPUTE_NONE, RECOMPUTE_CHEAP};
+    const size_t budget = cuda_student_budget(o);
+    cuda_student_opts t = *o;
+    for (size_t i = 0; i < sizeof fastest_first / sizeof *fastest_first; i++) {
+        t.recompute = fastest_first[i];
+        if (cuda_student_bytes(cfg, &t) <= budget) return fastest_first[i];
+    }
+    return RECOMPUTE_ALL;
+}
+
+int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_student_opts *o) {
+    TRY(check_config(cfg, o));
+    const size_t need = cuda_student_bytes(cfg, o), budget = cuda_student_budget(o);
+    if (need > budget) {
+        const int limited = o->mem_limit && o->mem_limit == budget;
+        char need_s[32], budget_s[32];
+        cuda_mem_text(need_s, sizeof need_s, need);
+        cuda_mem_text(budget_s, sizeof budget_s, budget);
+        err_fail(R1_ERUNTIME, "cuda", "the student needs %s of GPU memory; %s %s", need_s, budget_s,
+                 limited ? "are allowed (--gpu-mem)" : "are free");
+        return err_hint("%sfewer tokens per micro-batch, or more GPUs",
+                        o->recompute == RECOMPUTE_ALL ? "" : "use --recompute, ");
     }
     cuda_student *s = xcalloc(1, sizeof *s);
     set_dims(s, cfg, o);

@@ -51,6 +51,7 @@ typedef struct {
     int ce_chunk;       /* rows per logits chunk of the loss (0: sized to ~1 GiB of logits) */
     attn_impl attn;     /* ATTN_AUTO normally */
     int n_ranks;        /* data-parallel ranks the layout is sharded for (0 or 1: one GPU) */
+    size_t mem_limit;   /* bytes the student may allocate (0: the device's free memory) */
     cuda_comm *comm;    /* their communicator (n_ranks > 1); the student does not own it */
 } cuda_student_opts;
 
@@ -67,8 +68,16 @@ typedef struct cuda_student cuda_student;
 /* Device memory the student will allocate for these options (for planning and reports). */
 size_t cuda_student_bytes(const model_config *cfg, const cuda_student_opts *o);
 
+/* bytes as "201 MiB" below a GiB, else as "42.3 GiB" */
+void cuda_mem_text(char *buf, size_t len, size_t bytes);
+/* The device memory the student may take: the free memory, or o->mem_limit if that is less. */
+size_t cuda_student_budget(const cuda_student_opts *o);
+/* The first of RECOMPUTE_NONE, RECOMPUTE_CHEAP, RECOMPUTE_ALL (fastest first) whose plan fits
+ * the budget, o->recompute ignored; RECOMPUTE_ALL when none does (create then says why). */
+recompute_mode cuda_student_fit_recompute(const model_config *cfg, const cuda_student_opts *o);
+
 /* Allocates everything up front (no allocation during training). Parameters start undefined:
- * load or initialise them. R1_ERUNTIME if the device has too little free memory. */
+ * load or initialise them. R1_ERUNTIME if the budget (cuda_student_budget) is too small. */
 int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_student_opts *o);
 void cuda_student_destroy(cuda_student *s);
 /* Device memory the student holds: its buffers and the GEMM workspace (the plan's sum). */

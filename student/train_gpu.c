@@ -24,6 +24,7 @@ struct gpu_trainer {
     size_t *host_off;       /* [n] offset of cuda tensor i in the host layout */
     int *cu;                /* [max_tokens + 1] document bounds of the current micro-batch */
     int max_tokens;
+    recompute_mode recompute;
 };
 
 /* Host pointers to every CUDA tensor inside a host array in the student layout. */
@@ -35,8 +36,8 @@ static const float **host_ptrs(const gpu_trainer *g, const float *base) {
 
 int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
                      const float *exp_avg_sq, int64_t step, int max_tokens,
-                     recompute_mode recompute, int grad_f32, const train_dist *dist, char *desc,
-                     size_t desc_len) {
+                     recompute_mode recompute, size_t mem_limit, int grad_f32,
+                     const train_dist *dist, char *desc, size_t desc_len) {
     *out = NULL;
     /* one GPU per rank: the one asked for, else the local rank's (wrapping, so a launcher that
      * shows each process only its own GPU works too) */
@@ -60,7 +61,10 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
     }
     cuda_student_opts o = {.max_tokens = max_tokens, .recompute = recompute,
                            .grad_f32 = grad_f32, .ce_chunk = 0, .attn = ATTN_AUTO,
-                           .n_ranks = dist->n_ranks, .comm = g->comm};
+                           .n_ranks = dist->n_ranks, .comm = g->comm, .mem_limit = mem_limit};
+    /* every mode gives the same bits, so ranks that choose differently still agree */
+    if (recompute == RECOMPUTE_AUTO) o.recompute = cuda_student_fit_recompute(&m->cfg, &o);
+    g->recompute = (recompute_mode)o.recompute;
     rc = cuda_student_create(&g->s, &m->cfg, &o);
     if (rc) {
         cuda_comm_destroy(g->comm);
@@ -99,21 +103,26 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
     cuda_student_set_step(g->s, (int)step);
     cuda_student_zero_grad(g->s);
     if (desc) {
-        const double mib = (double)cuda_student_bytes(&m->cfg, &o) / 1048576.0;
         char mem[32];
-        if (mib < 1024) snprintf(mem, sizeof mem, "%.0f MiB", mib);
-        else snprintf(mem, sizeof mem, "%.1f GiB", mib / 1024);
+        cuda_mem_text(mem, sizeof mem, cuda_student_bytes(&m->cfg, &o));
+        static const char *const mode[] = {"no recomputation", "recomputing",
+                                           "recomputing norms and SwiGLU"};
+        char how[96];
+        snprintf(how, sizeof how, "%s%s", mode[g->recompute],
+                 recompute == RECOMPUTE_AUTO ? ", the fastest that fits" : "");
         if (dist->n_ranks > 1)
-            snprintf(desc, desc_len, "cuda, %d GPUs (this rank: GPU %d, %s), ZeRO-1; %s per GPU; "
-                     "%s gradients", dist->n_ranks, dev, prop.name, mem,
+            snprintf(desc, desc_len, "cuda, %d GPUs (this rank: GPU %d, %s), ZeRO-1; %s per GPU, "
+                     "%s; %s gradients", dist->n_ranks, dev, prop.name, mem, how,
                      grad_f32 ? "float32" : "bf16");
         else
-            snprintf(desc, desc_len, "cuda (GPU %d, %s); %s; %s gradients", dev, prop.name, mem,
-                     grad_f32 ? "float32" : "bf16");
+            snprintf(desc, desc_len, "cuda (GPU %d, %s); %s, %s; %s gradients", dev, prop.name,
+                     mem, how, grad_f32 ? "float32" : "bf16");
     }
     *out = g;
     return R1_OK;
 }
+
+recompute_mode gpu_trainer_recompute(const gpu_trainer *g) { return g->recompute; }
 
 /* The CPU batch's per-token document starts become document bounds. */
 static cuda_batch to_cuda(gpu_trainer *g, const student_batch *b) {
@@ -189,10 +198,14 @@ struct gpu_trainer {
 
 int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
                      const float *exp_avg_sq, int64_t step, int max_tokens,
-                     recompute_mode recompute, int grad_f32, const train_dist *dist, char *desc,
-                     size_t desc_len) {
+                     recompute_mode recompute, size_t mem_limit, int grad_f32,
+                     const train_dist *dist, char *desc, size_t desc_len) {
     *out = NULL;
     return backend_cuda_probe(0, NULL);
+}
+recompute_mode gpu_trainer_recompute(const gpu_trainer *g) {
+    CHECK(!"no CUDA in this build");
+    return RECOMPUTE_NONE;
 }
 int gpu_trainer_micro(gpu_trainer *g, const student_batch *b, float scale, int last) {
     CHECK(!"no CUDA in this build");

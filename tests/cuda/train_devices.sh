@@ -10,7 +10,9 @@
 #     checkpoint (1% : bf16 against float32 forward), the next ones follow (2%), the moments after
 #     step 6 agree (exp_avg 15%, exp_avg_sq 30%: gradients at bf16 precision, squared), and the
 #     weights end closer together than half of how far they moved;
-#   - GPU -> GPU resume, --recompute and --recompute-cheap are bit-identical.
+#   - GPU -> GPU resume, --recompute and --recompute-cheap are bit-identical;
+#   - without a recomputation option the GPU takes the fastest mode that fits --gpu-mem (none,
+#     then cheap, then all; bit-identical), and a budget nothing fits is refused (exit 1).
 # Runs on a GPU machine (make test-cuda); BIN, ROOT and TMP as for tests/e2e.
 set -euo pipefail
 . "$ROOT/tests/cuda/lib_train.sh"
@@ -84,4 +86,30 @@ for pair in "c6 g2c" "g6 c2g" "c6 g6"; do
     "${CMP[@]}" weights "$TMP/$2/model.safetensors" "$TMP/$1/model.safetensors" \
         "$TMP/demo/model.safetensors" --max-rel 0.5
 done
-echo "ok: GPU training follows the CPU trainer; checkpoints move between them"
+echo "== the recomputation mode that fits --gpu-mem"
+# 8 x 1024 tokens per micro-batch, so the three modes' plans lie megabytes apart
+cm=(--model "$TMP/demo" --data "$TMP/train.jsonl" --steps 2 --lr 3e-3 --batch-size 8
+    --micro-batch 8 --seq-len 1024 --save-every 0 --device cuda --quiet)
+mib() { grep '^device: ' "$1" | sed -n 's/.*; \([0-9.]*\) MiB, .*/\1/p'; }
+"$BIN" train "${cm[@]}" --out "$TMP/m0" --log "$TMP/m0.jsonl" 2>"$TMP/m0.err"
+grep -q 'MiB, no recomputation, the fastest that fits;' "$TMP/m0.err"
+"$BIN" train "${cm[@]}" --recompute-cheap --out "$TMP/mc" --log "$TMP/mc.jsonl" 2>"$TMP/mc.err"
+"$BIN" train "${cm[@]}" --recompute --out "$TMP/ma" --log "$TMP/ma.jsonl" 2>"$TMP/ma.err"
+none=$(mib "$TMP/m0.err") cheap=$(mib "$TMP/mc.err") all=$(mib "$TMP/ma.err")
+echo "   plans: none $none MiB, cheap $cheap MiB, all $all MiB"
+awk -v a="$none" -v b="$cheap" -v c="$all" 'BEGIN { exit !(a > b + 4 && b > c + 4) }'
+between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", (a + b) / 2 / 1024 }'; }
+"$BIN" train "${cm[@]}" --gpu-mem "$(between "$none" "$cheap")" --out "$TMP/m1" \
+    --log "$TMP/m1.jsonl" 2>"$TMP/m1.err"
+grep -q 'MiB, recomputing norms and SwiGLU, the fastest that fits;' "$TMP/m1.err"
+"$BIN" train "${cm[@]}" --gpu-mem "$(between "$cheap" "$all")" --out "$TMP/m2" \
+    --log "$TMP/m2.jsonl" 2>"$TMP/m2.err"
+grep -q 'MiB, recomputing, the fastest that fits;' "$TMP/m2.err"
+diff <(strip_log "$TMP/m0.jsonl") <(strip_log "$TMP/m1.jsonl")
+diff <(strip_log "$TMP/m0.jsonl") <(strip_log "$TMP/m2.jsonl")
+cmp "$TMP/m0/model.safetensors" "$TMP/m2/model.safetensors"
+st=0
+"$BIN" train "${cm[@]}" --gpu-mem "$(between "$all" 0)" --out "$TMP/m3" 2>"$TMP/m3.err" || st=$?
+cat "$TMP/m3.err"
+[ "$st" -eq 1 ] && grep -q 'are allowed (--gpu-mem)' "$TMP/m3.err"
+echo "ok: GPU training follows the CPU trainer; checkpoints move between them; the mode fits the memory"

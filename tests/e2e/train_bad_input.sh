@@ -68,4 +68,5 @@ expect 2 "expected on or off" "$BIN" train --model "$M" --data "$F/tiny-sft/trai
 expect 2 "no checkpoint to resume" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o14" --resume
 expect 2 "unknown schedule" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o15" --schedule step
 expect 2 "step count or a ratio" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o16" --warmup 1.5
+expect 2 "expected GiB" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o17" --gpu-mem -1
 echo "ok: bad input refused with exit 2"
