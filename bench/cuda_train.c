@@ -40,7 +40,7 @@ static const struct {
 
 static const char *opt_shape, *opt_attn;
 static int64_t opt_seq, opt_batch, opt_steps, opt_warmup;
-static int opt_recompute, opt_recompute_cheap, opt_grad_f32, opt_plan;
+static int opt_recompute, opt_recompute_cheap, opt_grad_f32, opt_plan, opt_offload;
 
 static const cli_opt bench_opts[] = {
     {"shape", OPT_STRING, &opt_shape, "0.5b", 0, "NAME", "0.5b, 1.5b or 7b (Qwen2.5 shapes)"},
@@ -57,6 +57,9 @@ static const cli_opt bench_opts[] = {
     {"plan", OPT_FLAG, &opt_plan, NULL, 0, NULL,
      "print the memory plan per GPU for 1, 2, 4 and 8 data-parallel ranks (ZeRO-1) and exit "
      "(needs no GPU)"},
+    {"offload", OPT_FLAG, &opt_offload, NULL, 0, NULL,
+     "with --plan: one GPU's plan with the optimizer state on the host (train --offload-optimizer; "
+     "time it with bench/cuda/train_gpus.sh)"},
 };
 
 static const cli_spec bench_spec = {
@@ -95,6 +98,14 @@ int main(int argc, char **argv) {
     cuda_student_opts o = {.max_tokens = n, .recompute = rc, .grad_f32 = opt_grad_f32,
                            .ce_chunk = 0, .attn = attn};
     const double gib = 1073741824.0;
+    if (opt_offload && !opt_plan)
+        die(R1_EINPUT, "--offload", "goes with --plan (the timed loop runs AdamW on the GPU)");
+    if (opt_plan && opt_offload) {
+        o.host_optimizer = 1;
+        printf("plan %s seq=%d batch=%d recompute=%d grad=%s offload: %.1f GiB on the GPU\n",
+               opt_shape, T, B, rc, opt_grad_f32 ? "f32" : "bf16", cuda_student_bytes(&cfg, &o) / gib);
+        return 0;
+    }
     if (opt_plan) {
         /* ZeRO-1: float32 master weights and moments are split over the ranks; bf16 weights,
          * gradients and each rank's activations are not */

@@ -356,14 +356,19 @@ static int train_loop(run_state *R, const train_args *a) {
         /* float32 gradients when a rank adds up several micro-batches per step, bf16 otherwise */
         const int64_t rank_rows = (a->batch_size + n_ranks - 1) / n_ranks;
         const int grad_f32 = (rank_rows + micro - 1) / micro > 1;
-        TRY(gpu_trainer_open(&R->gpu, m, R->exp_avg, R->exp_avg_sq, pos.step, cap, a->recompute,
-                             a->gpu_mem, grad_f32, &a->dist, device_line, sizeof device_line));
+        const gpu_trainer_opts go = {.max_tokens = cap, .recompute = a->recompute,
+                                     .mem_limit = a->gpu_mem, .grad_f32 = grad_f32,
+                                     .offload = a->offload_optimizer};
+        TRY(gpu_trainer_open(&R->gpu, m, R->exp_avg, R->exp_avg_sq, pos.step, &go, &a->dist,
+                             device_line, sizeof device_line));
         recompute = gpu_trainer_recompute(R->gpu);
-        /* the GPU holds the optimizer state now; the host gets it back for checkpoints */
-        free(R->exp_avg);
-        free(R->exp_avg_sq);
-        free(m->grad_mem);
-        R->exp_avg = R->exp_avg_sq = m->grad_mem = NULL;
+        if (!a->offload_optimizer) {
+            /* the GPU holds the optimizer state now; the host gets it back for checkpoints */
+            free(R->exp_avg);
+            free(R->exp_avg_sq);
+            free(m->grad_mem);
+            R->exp_avg = R->exp_avg_sq = m->grad_mem = NULL;
+        }
     } else {
         student_acts_init(&R->acts, c, cap, recompute != RECOMPUTE_NONE);
         snprintf(device_line, sizeof device_line, "cpu (float32)");
@@ -450,9 +455,12 @@ static int train_loop(run_state *R, const train_args *a) {
         }
         adamw_config opt = base_opt;
         opt.lr = lr_at(&sched, step);
-        if (R->gpu) {
+        if (R->gpu && !a->offload_optimizer) {
             gpu_trainer_update(R->gpu, &opt);
         } else {
+            /* the CPU's AdamW on the host's float32 state; offloading, the GPU's gradients come
+             * down first and its bf16 weights go back up after */
+            if (R->gpu) gpu_trainer_get_grads(R->gpu, m->grad_mem);
             grad_clip(m, norm, a->grad_clip);
             for (int k = 0; k < m->n_tensors; k++) {
                 const student_tensor *t = &m->tensors[k];
@@ -460,6 +468,7 @@ static int train_loop(run_state *R, const train_args *a) {
                              R->exp_avg + t->offset, R->exp_avg_sq + t->offset, t->numel, &opt,
                              step, t->decay);
             }
+            if (R->gpu) gpu_trainer_put_weights(R->gpu, m->param_mem);
         }
         pos.step = step;
         pos.batch_in_epoch++;
@@ -489,7 +498,7 @@ static int train_loop(run_state *R, const train_args *a) {
         }
         if (a->save_every > 0 && step % a->save_every == 0) {
             cJSON *st = state_json(a, &pos, &R->td, warmup, total, loss);
-            if (R->gpu) {
+            if (R->gpu && !a->offload_optimizer) {
                 /* the GPU's state comes back by tensor name; rank 0 writes it */
                 float *ea = lead ? xmalloc(sizeof(float) * m->n_params) : NULL;
                 float *es = lead ? xmalloc(sizeof(float) * m->n_params) : NULL;
@@ -521,7 +530,8 @@ static int train_loop(run_state *R, const train_args *a) {
                     (long long)pos.step, el, (long long)nt);
         if (lead) fprintf(stderr, "eval_loss %.6f over %lld tokens\n", el, (long long)nt);
     }
-    if (R->gpu) gpu_trainer_get(R->gpu, lead ? m->param_mem : NULL, NULL, NULL);
+    if (R->gpu && !a->offload_optimizer)
+        gpu_trainer_get(R->gpu, lead ? m->param_mem : NULL, NULL, NULL);
     if (!lead) return R1_OK;
     cJSON *st = state_json(a, &pos, &R->td, warmup, total, loss);
     rc = checkpoint_write(a->out, m, NULL, NULL, st);

@@ -98,16 +98,21 @@ typedef struct {
 
 typedef struct gpu_trainer gpu_trainer;
 
+typedef struct {
+    int max_tokens;           /* the largest micro-batch */
+    recompute_mode recompute; /* a mode, or RECOMPUTE_AUTO: the fastest that fits */
+    size_t mem_limit;         /* bytes it may allocate (0: the GPU's free memory) */
+    int grad_f32;             /* accumulate gradients in float32 (else bf16) */
+    int offload;              /* the optimizer state stays on the host: the caller runs AdamW
+                                 (gpu_trainer_get_grads, gpu_trainer_put_weights); one GPU */
+} gpu_trainer_opts;
+
 /* Opens the CUDA step for m on this process's GPU: master weights from m->param_mem, moments
- * from exp_avg / exp_avg_sq (NULL: zeros), `step` updates already made (bias correction).
- * max_tokens: the largest micro-batch; recompute: a mode, or RECOMPUTE_AUTO for the fastest that
- * fits; mem_limit: the bytes it may allocate (0: the GPU's free memory); grad_f32: accumulate
- * gradients in float32 (else bf16).
- * desc (may be NULL) receives a line naming the device. Errors: no usable GPU, too little memory,
- * a model the CUDA step does not take. */
+ * from exp_avg / exp_avg_sq (NULL: zeros; unused when offloading), `step` updates already made
+ * (bias correction). desc (may be NULL) receives a line naming the device. Errors: no usable
+ * GPU, too little memory, a model the CUDA step does not take. */
 int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
-                     const float *exp_avg_sq, int64_t step, int max_tokens,
-                     recompute_mode recompute, size_t mem_limit, int grad_f32,
+                     const float *exp_avg_sq, int64_t step, const gpu_trainer_opts *o,
                      const train_dist *dist, char *desc, size_t desc_len);
 /* The recomputation mode it runs (RECOMPUTE_AUTO resolved). */
 recompute_mode gpu_trainer_recompute(const gpu_trainer *g);
@@ -129,8 +134,10 @@ void gpu_trainer_update(gpu_trainer *g, const adamw_config *c);
 /* Master weights and moments into host arrays of the student layout (collective; NULL arrays
  * are skipped, as on ranks that only take part). */
 void gpu_trainer_get(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq);
-/* The accumulated gradients into a host array of the student layout (one GPU only; for tests). */
+/* The accumulated gradients into a host array of the student layout (one GPU only). */
 void gpu_trainer_get_grads(gpu_trainer *g, float *grads);
+/* Offloading: the bf16 working weights from the host's float32 master weights (student layout). */
+void gpu_trainer_put_weights(gpu_trainer *g, const float *params);
 void gpu_trainer_close(gpu_trainer *g);
 
 /* ---- the loop (train.c) ------------------------------------------------------------------- */
@@ -150,6 +157,8 @@ typedef struct {
     int pack, truncate, resume;
     recompute_mode recompute; /* --recompute (ALL), --recompute-cheap (CHEAP), neither (AUTO) */
     size_t gpu_mem;         /* --gpu-mem: bytes a GPU's step may allocate (0: all it has free) */
+    int offload_optimizer;  /* --offload-optimizer: float32 master weights, moments and AdamW on
+                               the host; the GPU holds bf16 weights and gradients (one GPU) */
     int64_t seed, save_every, eval_every, keep;
     int quiet;              /* no per-step progress lines */
     const char *device;     /* "cpu", "cuda" or "auto" (NULL: cpu) */

@@ -17,9 +17,11 @@
 #include "core/error.h"
 #include "core/rope.h"
 #include "core/weight.h"
+#include "student/student.h"
 
 enum { PARAM_ALIGN = 128 }; /* elements: 256 bytes of bf16, 512 of float32 */
 #define GEMM_WORKSPACE (32u << 20)
+#define XFER_BYTES ((size_t)64 << 20) /* host_optimizer's pinned staging */
 
 typedef struct {
     size_t attn_norm, wqkv, bqkv, wo, mlp_norm, wgu, wd; /* element offsets */
@@ -85,6 +87,7 @@ struct cuda_student {
     int *d_tokens, *d_targets, *d_rows, *d_pos, *d_tiles_q, *d_tiles_kv, *d_eids, *d_eoff,
         *d_epos;
     int *stage;         /* pinned host staging for the batch arrays */
+    void *xfer;         /* host_optimizer: pinned staging of weights and gradients */
     size_t stage_ints, max_tiles;
     int tile_rows;      /* attention tile height of the kernels o.attn picks for hd */
     cudaEvent_t staged;
@@ -222,6 +225,9 @@ static int check_config(const model_config *c, const cuda_student_opts *o) {
         return err_fail(R1_EINPUT, "max_tokens", "must be positive (got %d)", o->max_tokens);
     if (o->recompute < RECOMPUTE_NONE || o->recompute > RECOMPUTE_CHEAP)
         return err_fail(R1_EINPUT, "recompute", "unknown mode %d", o->recompute);
+    if (o->host_optimizer && o->n_ranks > 1)
+        return err_fail(R1_EINPUT, "offload-optimizer", "the optimizer state moves to the host "
+                        "on one GPU only (ZeRO-1 shards it over GPUs instead)");
     if (o->n_ranks > 1 && (!o->comm || cuda_comm_size(o->comm) != o->n_ranks))
         return err_fail(R1_EINPUT, "n_ranks", "%d ranks need a communicator of that size",
                         o->n_ranks);
@@ -308,9 +314,11 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     const size_t N = (size_t)s->N, d = (size_t)s->d, bf = sizeof(r1_bf16), f = sizeof(float);
     const size_t T = s->total;
     s->w = dev_alloc(s, p, T * bf);
-    s->w_lo = dev_alloc(s, p, s->local * sizeof(uint16_t));
-    s->adam_m = dev_alloc(s, p, s->local * f);
-    s->adam_v = dev_alloc(s, p, s->local * f);
+    if (!s->o.host_optimizer) {
+        s->w_lo = dev_alloc(s, p, s->local * sizeof(uint16_t));
+        s->adam_m = dev_alloc(s, p, s->local * f);
+        s->adam_v = dev_alloc(s, p, s->local * f);
+    }
     s->grad = dev_alloc(s, p, T * s->gsize);
 
     /* the loss's logits chunk lies over the backward's scratch: one allocation for both */
@@ -447,10 +455,14 @@ int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_
     rope_free(&rt);
 
     const size_t T = s->total, Lc = s->local;
-    R1_CUDA_CHECK(cudaMemsetAsync(s->w_lo, 0, Lc * sizeof(uint16_t), s->stream));
     R1_CUDA_CHECK(cudaMemsetAsync(s->w, 0, T * sizeof(r1_bf16), s->stream));
-    R1_CUDA_CHECK(cudaMemsetAsync(s->adam_m, 0, Lc * sizeof(float), s->stream));
-    R1_CUDA_CHECK(cudaMemsetAsync(s->adam_v, 0, Lc * sizeof(float), s->stream));
+    if (s->o.host_optimizer) {
+        R1_CUDA_CHECK(cudaMallocHost(&s->xfer, XFER_BYTES));
+    } else {
+        R1_CUDA_CHECK(cudaMemsetAsync(s->w_lo, 0, Lc * sizeof(uint16_t), s->stream));
+        R1_CUDA_CHECK(cudaMemsetAsync(s->adam_m, 0, Lc * sizeof(float), s->stream));
+        R1_CUDA_CHECK(cudaMemsetAsync(s->adam_v, 0, Lc * sizeof(float), s->stream));
+    }
     R1_CUDA_CHECK(cudaMemsetAsync(s->grad, 0, T * s->gsize, s->stream));
     R1_CUDA_CHECK(cudaMemsetAsync(s->loss, 0, sizeof(float), s->stream));
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
@@ -465,6 +477,7 @@ void cuda_student_destroy(cuda_student *s) {
     for (int i = 0; i < s->n_allocs; i++) cudaFree(s->allocs[i]);
     free(s->allocs);
     if (s->stage) cudaFreeHost(s->stage);
+    if (s->xfer) cudaFreeHost(s->xfer);
     cudaEventDestroy(s->staged);
     r1_gemm_destroy(s->gemm);
     cudaEventDestroy(s->ev_main);
@@ -495,6 +508,7 @@ size_t cuda_student_numel(const cuda_student *s) {
 /* Master weights [off, off + n) of a student on one GPU from and to the host, split and joined
  * there. */
 static void master_put(cuda_student *s, size_t off, const float *src, size_t n) {
+    CHECK(!s->o.host_optimizer);
     uint16_t *hi = xmalloc(sizeof(uint16_t) * n), *lo = xmalloc(sizeof(uint16_t) * n);
     for (size_t j = 0; j < n; j++) {
         hi[j] = f32_split_hi(src[j]);
@@ -508,6 +522,7 @@ static void master_put(cuda_student *s, size_t off, const float *src, size_t n) 
 }
 
 static void master_get(const cuda_student *s, size_t off, float *dst, size_t n) {
+    CHECK(!s->o.host_optimizer);
     uint16_t *hi = xmalloc(sizeof(uint16_t) * n), *lo = xmalloc(sizeof(uint16_t) * n);
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
     R1_CUDA_CHECK(cudaMemcpy(hi, s->w + off, sizeof(uint16_t) * n, cudaMemcpyDeviceToHost));
@@ -519,6 +534,7 @@ static void master_get(const cuda_student *s, size_t off, float *dst, size_t n) 
 
 static void reset_state(cuda_student *s) {
     CHECK(s->R == 1); /* sharded students get their state through cuda_student_put_state */
+    CHECK(!s->o.host_optimizer);
     const size_t T = s->total;
     R1_CUDA_CHECK(cudaMemsetAsync(s->adam_m, 0, T * sizeof(float), s->stream));
     R1_CUDA_CHECK(cudaMemsetAsync(s->adam_v, 0, T * sizeof(float), s->stream));
@@ -553,7 +569,7 @@ int cuda_student_load(cuda_student *s, const safetensors *st) {
 }
 
 void cuda_student_init_random(cuda_student *s, uint64_t seed, float std) {
-    CHECK(s->R == 1);
+    CHECK(s->R == 1 && !s->o.host_optimizer);
     for (int i = 0; i < s->n_params; i++) {
         const cuda_param *p = &s->params[i];
         const size_t ne = (size_t)(p->rows * p->cols);
@@ -575,6 +591,7 @@ void cuda_student_init_random(cuda_student *s, uint64_t seed, float std) {
 static void *tensor_ptr(const cuda_student *s, cuda_tensor_kind kind, size_t off, size_t *esize,
                         int *is_bf16) {
     CHECK(s->R == 1 && kind != CUDA_MASTER);
+    CHECK(kind == CUDA_GRAD || !s->o.host_optimizer);
     *is_bf16 = 0;
     *esize = sizeof(float);
     switch (kind) {
@@ -625,6 +642,50 @@ void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const fl
     R1_CUDA_CHECK(cudaMemcpy(dst, src, ne * sizeof(float), cudaMemcpyHostToDevice));
 }
 
+/* Tensor by tensor through the pinned staging, in pieces of XFER_BYTES: the conversions are
+ * spread over the host's threads. */
+void cuda_student_put_weights(cuda_student *s, const float *const *src) {
+    CHECK(s->o.host_optimizer);
+    uint16_t *h = s->xfer;
+    const size_t per = XFER_BYTES / sizeof(uint16_t);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    for (int i = 0; i < s->n_params; i++) {
+        const cuda_param *p = &s->params[i];
+        const size_t ne = (size_t)(p->rows * p->cols);
+        for (size_t c0 = 0; c0 < ne; c0 += per) {
+            const size_t cnt = ne - c0 < per ? ne - c0 : per;
+            const float *x = src[i] + c0;
+#pragma omp parallel for schedule(static) if (cnt >= PAR_MIN_WORK)
+            for (size_t j = 0; j < cnt; j++) h[j] = f32_split_hi(x[j]);
+            R1_CUDA_CHECK(cudaMemcpy(s->w + p->offset + c0, h, cnt * sizeof(uint16_t),
+                                     cudaMemcpyHostToDevice));
+        }
+    }
+}
+
+void cuda_student_get_grads(cuda_student *s, float *const *dst) {
+    CHECK(s->o.host_optimizer);
+    const size_t per = XFER_BYTES / s->gsize;
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    for (int i = 0; i < s->n_params; i++) {
+        const cuda_param *p = &s->params[i];
+        const size_t ne = (size_t)(p->rows * p->cols);
+        for (size_t c0 = 0; c0 < ne; c0 += per) {
+            const size_t cnt = ne - c0 < per ? ne - c0 : per;
+            R1_CUDA_CHECK(cudaMemcpy(s->xfer, (const char *)s->grad + (p->offset + c0) * s->gsize,
+                                     cnt * s->gsize, cudaMemcpyDeviceToHost));
+            float *y = dst[i] + c0;
+            if (s->gsize == sizeof(float)) {
+                memcpy(y, s->xfer, cnt * sizeof(float));
+                continue;
+            }
+            const uint16_t *h = s->xfer;
+#pragma omp parallel for schedule(static) if (cnt >= PAR_MIN_WORK)
+            for (size_t j = 0; j < cnt; j++) y[j] = bf16_to_f32(h[j]);
+        }
+    }
+}
+
 /* ---- collectives: all on comm_stream, in issue order ------------------------------------------------- */
 
 /* comm_stream waits for what the main stream has queued so far. */
@@ -672,6 +733,7 @@ void cuda_student_set_step(cuda_student *s, int step) {
 }
 
 void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float *const *src) {
+    CHECK(!s->o.host_optimizer); /* cuda_student_put_weights */
     const int master = kind == CUDA_MASTER;
     float *local = master ? NULL : state_array(s, kind);
     wait_comm(s);
@@ -717,6 +779,7 @@ void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float 
 }
 
 void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst) {
+    CHECK(!s->o.host_optimizer);
     const int master = kind == CUDA_MASTER;
     /* the local pieces: float32 moments, or the master weights' 16-bit low halves */
     const void *local = master ? (const void *)s->w_lo : (const void *)state_array(s, kind);
@@ -1033,6 +1096,7 @@ float cuda_student_grad_norm(cuda_student *s, float max_grad_norm) {
 }
 
 void cuda_student_update(cuda_student *s, const cuda_optim *o) {
+    CHECK(!s->o.host_optimizer);
     cudaStream_t st = s->stream;
     s->step++;
     for (int k = 0; k < s->n_buckets; k++) {

@@ -52,6 +52,8 @@ typedef struct {
     attn_impl attn;     /* ATTN_AUTO normally */
     int n_ranks;        /* data-parallel ranks the layout is sharded for (0 or 1: one GPU) */
     size_t mem_limit;   /* bytes the student may allocate (0: the device's free memory) */
+    int host_optimizer; /* the optimizer state stays on the host (train --offload-optimizer):
+                           the device holds the bf16 weights and the gradients only; one GPU */
     cuda_comm *comm;    /* their communicator (n_ranks > 1); the student does not own it */
 } cuda_student_opts;
 
@@ -109,6 +111,11 @@ void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const fl
  * calls it, and ranks that only take part pass dst NULL. */
 void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float *const *src);
 void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst);
+/* With host_optimizer, the host runs AdamW: the bf16 working weights come from float32 values
+ * (nearest, ties away from zero: the split master's upper halves) and the gradients go out as
+ * float32; src[i] / dst[i] point at the rows * cols values of tensor i. Synchronous. */
+void cuda_student_put_weights(cuda_student *s, const float *const *src);
+void cuda_student_get_grads(cuda_student *s, float *const *dst);
 /* Sets the AdamW step counter (the number of updates already made), as a resumed run needs. */
 void cuda_student_set_step(cuda_student *s, int step);
 

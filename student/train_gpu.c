@@ -25,6 +25,7 @@ struct gpu_trainer {
     int *cu;                /* [max_tokens + 1] document bounds of the current micro-batch */
     int max_tokens;
     recompute_mode recompute;
+    int offload;            /* the host runs AdamW */
 };
 
 /* Host pointers to every CUDA tensor inside a host array in the student layout. */
@@ -35,8 +36,7 @@ static const float **host_ptrs(const gpu_trainer *g, const float *base) {
 }
 
 int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
-                     const float *exp_avg_sq, int64_t step, int max_tokens,
-                     recompute_mode recompute, size_t mem_limit, int grad_f32,
+                     const float *exp_avg_sq, int64_t step, const gpu_trainer_opts *go,
                      const train_dist *dist, char *desc, size_t desc_len) {
     *out = NULL;
     /* one GPU per rank: the one asked for, else the local rank's (wrapping, so a launcher that
@@ -59,12 +59,15 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
             return rc;
         }
     }
-    cuda_student_opts o = {.max_tokens = max_tokens, .recompute = recompute,
+    const int max_tokens = go->max_tokens, grad_f32 = go->grad_f32;
+    cuda_student_opts o = {.max_tokens = max_tokens, .recompute = go->recompute,
                            .grad_f32 = grad_f32, .ce_chunk = 0, .attn = ATTN_AUTO,
-                           .n_ranks = dist->n_ranks, .comm = g->comm, .mem_limit = mem_limit};
+                           .n_ranks = dist->n_ranks, .comm = g->comm, .mem_limit = go->mem_limit,
+                           .host_optimizer = go->offload};
     /* every mode gives the same bits, so ranks that choose differently still agree */
-    if (recompute == RECOMPUTE_AUTO) o.recompute = cuda_student_fit_recompute(&m->cfg, &o);
+    if (go->recompute == RECOMPUTE_AUTO) o.recompute = cuda_student_fit_recompute(&m->cfg, &o);
     g->recompute = (recompute_mode)o.recompute;
+    g->offload = go->offload;
     rc = cuda_student_create(&g->s, &m->cfg, &o);
     if (rc) {
         cuda_comm_destroy(g->comm);
@@ -91,16 +94,20 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
         gpu_trainer_close(g);
         return rc;
     }
-    const float **p = host_ptrs(g, m->param_mem);
-    cuda_student_put_state(g->s, CUDA_MASTER, p);
-    free(p);
-    p = exp_avg ? host_ptrs(g, exp_avg) : NULL;
-    cuda_student_put_state(g->s, CUDA_ADAM_M, p);
-    free(p);
-    p = exp_avg_sq ? host_ptrs(g, exp_avg_sq) : NULL;
-    cuda_student_put_state(g->s, CUDA_ADAM_V, p);
-    free(p);
-    cuda_student_set_step(g->s, (int)step);
+    if (go->offload) {
+        gpu_trainer_put_weights(g, m->param_mem);
+    } else {
+        const float **p = host_ptrs(g, m->param_mem);
+        cuda_student_put_state(g->s, CUDA_MASTER, p);
+        free(p);
+        p = exp_avg ? host_ptrs(g, exp_avg) : NULL;
+        cuda_student_put_state(g->s, CUDA_ADAM_M, p);
+        free(p);
+        p = exp_avg_sq ? host_ptrs(g, exp_avg_sq) : NULL;
+        cuda_student_put_state(g->s, CUDA_ADAM_V, p);
+        free(p);
+        cuda_student_set_step(g->s, (int)step);
+    }
     cuda_student_zero_grad(g->s);
     if (desc) {
         char mem[32];
@@ -109,14 +116,15 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
                                            "recomputing norms and SwiGLU"};
         char how[96];
         snprintf(how, sizeof how, "%s%s", mode[g->recompute],
-                 recompute == RECOMPUTE_AUTO ? ", the fastest that fits" : "");
+                 go->recompute == RECOMPUTE_AUTO ? ", the fastest that fits" : "");
         if (dist->n_ranks > 1)
             snprintf(desc, desc_len, "cuda, %d GPUs (this rank: GPU %d, %s), ZeRO-1; %s per GPU, "
                      "%s; %s gradients", dist->n_ranks, dev, prop.name, mem, how,
                      grad_f32 ? "float32" : "bf16");
         else
-            snprintf(desc, desc_len, "cuda (GPU %d, %s); %s, %s; %s gradients", dev, prop.name,
-                     mem, how, grad_f32 ? "float32" : "bf16");
+            snprintf(desc, desc_len, "cuda (GPU %d, %s); %s, %s; %s gradients%s", dev,
+                     prop.name, mem, how, grad_f32 ? "float32" : "bf16",
+                     go->offload ? "; optimizer state on the host" : "");
     }
     *out = g;
     return R1_OK;
@@ -178,7 +186,20 @@ void gpu_trainer_get(gpu_trainer *g, float *params, float *exp_avg, float *exp_a
 }
 
 void gpu_trainer_get_grads(gpu_trainer *g, float *grads) {
+    if (g->offload) {
+        float **p = xmalloc(sizeof(float *) * (size_t)g->n);
+        for (int i = 0; i < g->n; i++) p[i] = grads + g->host_off[i];
+        cuda_student_get_grads(g->s, p);
+        free(p);
+        return;
+    }
     for (int i = 0; i < g->n; i++) cuda_student_download(g->s, CUDA_GRAD, i, grads + g->host_off[i]);
+}
+
+void gpu_trainer_put_weights(gpu_trainer *g, const float *params) {
+    const float **p = host_ptrs(g, params);
+    cuda_student_put_weights(g->s, p);
+    free(p);
 }
 
 void gpu_trainer_close(gpu_trainer *g) {
@@ -197,8 +218,7 @@ struct gpu_trainer {
 };
 
 int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
-                     const float *exp_avg_sq, int64_t step, int max_tokens,
-                     recompute_mode recompute, size_t mem_limit, int grad_f32,
+                     const float *exp_avg_sq, int64_t step, const gpu_trainer_opts *go,
                      const train_dist *dist, char *desc, size_t desc_len) {
     *out = NULL;
     return backend_cuda_probe(0, NULL);
@@ -226,6 +246,9 @@ double gpu_trainer_grad_norm(gpu_trainer *g, double max_norm) {
     return 0;
 }
 void gpu_trainer_update(gpu_trainer *g, const adamw_config *c) { CHECK(!"no CUDA in this build"); }
+void gpu_trainer_put_weights(gpu_trainer *g, const float *params) {
+    CHECK(!"no CUDA in this build");
+}
 void gpu_trainer_get(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq) {
     CHECK(!"no CUDA in this build");
 }

@@ -5,7 +5,8 @@
 # bench/cuda/train.sh), on 1 GPU and on 2, 4, 8 as the machine has them (`--gpus N`: ZeRO-1,
 # reduce-scatter of each layer's gradients overlapped with the backward). Reports the command's
 # own tokens/s (its --log), the mean over the steps after the first two, and the scaling
-# efficiency against N x one GPU. Reports, never fails. Logs go to $BENCH_OUT (default
+# efficiency against N x one GPU; then one GPU with --offload-optimizer (AdamW on the host) against
+# one without. Reports, never fails. Logs go to $BENCH_OUT (default
 # bench-out/).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -42,44 +43,61 @@ PY
 
 echo "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x $n_gpu"
 : >"$TMP/results"
-for g in 1 2 4 8; do
-    [ "$g" -le "$n_gpu" ] || break
-    log="$OUTDIR/train_gpus_$g.jsonl"
+run_case() {  # name, GPUs, more train options
+    local name=$1 g=$2; shift 2
+    local log="$OUTDIR/train_gpus_$name.jsonl"
     rm -f "$log"
-    timeout 600 "$BIN" train --model "$TMP/model" --data "$TMP/data.jsonl" --out "$TMP/out$g" \
+    timeout 600 "$BIN" train --model "$TMP/model" --data "$TMP/data.jsonl" --out "$TMP/out$name" \
         --steps "$STEPS" --batch-size 16 --micro-batch 4 --seq-len 4096 --lr 1e-5 \
-        --save-every 0 --gpus "$g" --log "$log" --quiet >"$OUTDIR/train_gpus_$g.log" 2>&1
-    rc=$?
-    rm -rf "$TMP/out$g"
-    python3 - "$log" "$g" "$rc" >>"$TMP/results" <<'PY'
-import json, sys
-path, g, rc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+        --save-every 0 --gpus "$g" --log "$log" --quiet "$@" >"$OUTDIR/train_gpus_$name.log" 2>&1
+    local rc=$?
+    rm -rf "$TMP/out$name"
+    python3 - "$log" "$name" "$g" "$rc" "$OUTDIR/train_gpus_$name.log" >>"$TMP/results" <<'PY'
+import json, re, sys
+path, name, g, rc, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 try:
     rows = [json.loads(l) for l in open(path) if '"tokens_per_s"' in l]
 except OSError:
     rows = []
+text = open(out).read()
+dev = next((l for l in text.splitlines() if l.startswith("device: ")), "")
+mem = re.search(r"; ([0-9.]+ [MG]iB)( per GPU)?,", dev)
+rss = re.search(r"peak RSS ([0-9.]+) MiB", text)
 timed = [r["tokens_per_s"] for r in rows[2:]]
 if rc or not timed:
-    print(json.dumps({"gpus": g, "error": "exit %d, %d steps logged" % (rc, len(rows))}))
+    print(json.dumps({"name": name, "gpus": g, "error": "exit %d, %d steps logged" % (rc, len(rows))}))
 else:
-    print(json.dumps({"gpus": g, "tokens_per_s": sum(timed) / len(timed), "steps": len(timed),
-                      "loss": rows[-1]["loss"]}))
+    print(json.dumps({"name": name, "gpus": g, "tokens_per_s": sum(timed) / len(timed),
+                      "steps": len(timed), "loss": rows[-1]["loss"],
+                      "gpu_memory": mem.group(1) if mem else "?",
+                      "host_rss_gib": round(float(rss.group(1)) / 1024, 1) if rss else None}))
 PY
     tail -n 1 "$TMP/results"
+}
+for g in 1 2 4 8; do
+    [ "$g" -le "$n_gpu" ] || break
+    run_case "$g" "$g"
 done
+# the optimizer state and AdamW on the host: one GPU
+run_case offload 1 --offload-optimizer
 cp "$TMP/results" "$OUTDIR/train_gpus_results.jsonl"
 python3 - "$TMP/results" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-one = next((r for r in rows if r["gpus"] == 1 and "tokens_per_s" in r), None)
+one = next((r for r in rows if r["name"] == "1" and "tokens_per_s" in r), None)
 print("summary: r1-distill train, Qwen2.5-1.5B shape, 16 x 4096 tokens per step, micro-batch 4")
 for r in rows:
+    what = "%d GPU(s)" % r["gpus"] if r["name"] != "offload" else "1 GPU, offload"
     if "tokens_per_s" not in r:
-        print("  %d GPU(s): %s" % (r["gpus"], r["error"]))
+        print("  %s: %s" % (what, r["error"]))
         continue
-    eff = " (%.0f%% of %d x one GPU)" % (100 * r["tokens_per_s"] / (r["gpus"] * one["tokens_per_s"]),
-                                         r["gpus"]) if one and r["gpus"] > 1 else ""
-    print("  %d GPU(s): %8.0f tok/s over %d steps, last loss %.4f%s" % (
-        r["gpus"], r["tokens_per_s"], r["steps"], r["loss"], eff))
+    rel = ""
+    if one and r["gpus"] > 1:
+        rel = " (%.0f%% of %d x one GPU)" % (100 * r["tokens_per_s"] / (r["gpus"] * one["tokens_per_s"]),
+                                             r["gpus"])
+    elif one and r["name"] == "offload":
+        rel = " (%.0f%% of one GPU's speed)" % (100 * r["tokens_per_s"] / one["tokens_per_s"])
+    print("  %s: %8.0f tok/s over %d steps, %s GPU memory, %s GiB host peak RSS, last loss %.4f%s"
+          % (what, r["tokens_per_s"], r["steps"], r["gpu_memory"], r["host_rss_gib"], r["loss"], rel))
 PY
 exit 0

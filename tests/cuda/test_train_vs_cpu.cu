@@ -143,7 +143,9 @@ static void run_model(const char *label, const char *dir, int grad_f32) {
     train_dist dist = {0, 1, 0, -1, NULL};
     gpu_trainer *g;
     char desc[256];
-    if (gpu_trainer_open(&g, &m, NULL, NULL, 0, cap, RECOMPUTE_NONE, 0, grad_f32, &dist, desc,
+    const gpu_trainer_opts go = {.max_tokens = cap, .recompute = RECOMPUTE_NONE,
+                                 .grad_f32 = grad_f32};
+    if (gpu_trainer_open(&g, &m, NULL, NULL, 0, &go, &dist, desc,
                          sizeof desc)) {
         err_print();
         exit(1);
@@ -234,7 +236,7 @@ static void run_model(const char *label, const char *dir, int grad_f32) {
     float *keep = m.param_mem;
     m.param_mem = gp;
     gpu_trainer *g2;
-    if (gpu_trainer_open(&g2, &m, gm, gv, 4, cap, RECOMPUTE_NONE, 0, grad_f32, &dist, NULL, 0)) {
+    if (gpu_trainer_open(&g2, &m, gm, gv, 4, &go, &dist, NULL, 0)) {
         err_print();
         exit(1);
     }

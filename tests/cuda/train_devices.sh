@@ -11,6 +11,8 @@
 #     step 6 agree (exp_avg 15%, exp_avg_sq 30%: gradients at bf16 precision, squared), and the
 #     weights end closer together than half of how far they moved;
 #   - GPU -> GPU resume, --recompute and --recompute-cheap are bit-identical;
+#   - --offload-optimizer (AdamW on the host) follows the GPU's AdamW within 1e-3 and the CPU
+#     trainer as the GPU does, takes less GPU memory, and resumes bit for bit;
 #   - without a recomputation option the GPU takes the fastest mode that fits --gpu-mem (none,
 #     then cheap, then all; bit-identical), and a budget nothing fits is refused (exit 1).
 # Runs on a GPU machine (make test-cuda); BIN, ROOT and TMP as for tests/e2e.
@@ -86,11 +88,32 @@ for pair in "c6 g2c" "g6 c2g" "c6 g6"; do
     "${CMP[@]}" weights "$TMP/$2/model.safetensors" "$TMP/$1/model.safetensors" \
         "$TMP/demo/model.safetensors" --max-rel 0.5
 done
+echo "== --offload-optimizer: the float32 state and AdamW on the host"
+"$BIN" train "${c6[@]}" --device cuda --offload-optimizer --out "$TMP/o6" --log "$TMP/o6.jsonl" \
+    2>"$TMP/o6.err"
+"$BIN" train "${c6[@]}" --device cuda --out "$TMP/g6m" 2>"$TMP/g6m.err" # its device line
+grep '^device: ' "$TMP/o6.err"
+grep -q 'optimizer state on the host' "$TMP/o6.err"
+mib() { grep '^device: ' "$1" | sed -n 's/.*; \([0-9.]*\) MiB, .*/\1/p'; }
+awk -v o="$(mib "$TMP/o6.err")" -v g="$(mib "$TMP/g6m.err")" 'BEGIN { exit !(o + 4 < g) }'
+echo "   against the GPU's AdamW, and against the CPU trainer"
+"${CMP[@]}" curve "$TMP/g6.jsonl" "$TMP/o6.jsonl" --max-rel 0.001 --mean-rel 0.001
+"${CMP[@]}" curve "$TMP/c6.jsonl" "$TMP/o6.jsonl" --max-rel 0.02 --mean-rel 0.02
+"${CMP[@]}" weights "$TMP/o6/model.safetensors" "$TMP/g6/model.safetensors" \
+    "$TMP/demo/model.safetensors" --max-rel 0.05
+echo "   resumed from its checkpoint-3: bit-identical"
+mkdir -p "$TMP/o2o"
+cp -r "$TMP/o6/checkpoint-3" "$TMP/o2o/"
+"$BIN" train "${c6[@]}" --device cuda --offload-optimizer --out "$TMP/o2o" --log "$TMP/o2o.jsonl" \
+    --resume 2>/dev/null
+diff <(strip_log "$TMP/o6.jsonl" | sed -n 4,6p) <(strip_log "$TMP/o2o.jsonl")
+cmp "$TMP/o6/model.safetensors" "$TMP/o2o/model.safetensors"
+cmp "$TMP/o6/checkpoint-6/optimizer.safetensors" "$TMP/o2o/checkpoint-6/optimizer.safetensors"
+
 echo "== the recomputation mode that fits --gpu-mem"
 # 8 x 1024 tokens per micro-batch, so the three modes' plans lie megabytes apart
 cm=(--model "$TMP/demo" --data "$TMP/train.jsonl" --steps 2 --lr 3e-3 --batch-size 8
     --micro-batch 8 --seq-len 1024 --save-every 0 --device cuda --quiet)
-mib() { grep '^device: ' "$1" | sed -n 's/.*; \([0-9.]*\) MiB, .*/\1/p'; }
 "$BIN" train "${cm[@]}" --out "$TMP/m0" --log "$TMP/m0.jsonl" 2>"$TMP/m0.err"
 grep -q 'MiB, no recomputation, the fastest that fits;' "$TMP/m0.err"
 "$BIN" train "${cm[@]}" --recompute-cheap --out "$TMP/mc" --log "$TMP/mc.jsonl" 2>"$TMP/mc.err"
@@ -108,6 +131,9 @@ grep -q 'MiB, recomputing, the fastest that fits;' "$TMP/m2.err"
 diff <(strip_log "$TMP/m0.jsonl") <(strip_log "$TMP/m1.jsonl")
 diff <(strip_log "$TMP/m0.jsonl") <(strip_log "$TMP/m2.jsonl")
 cmp "$TMP/m0/model.safetensors" "$TMP/m2/model.safetensors"
+# bf16 gradients (one micro-batch per step) through the host's AdamW
+"$BIN" train "${cm[@]}" --offload-optimizer --out "$TMP/mo" --log "$TMP/mo.jsonl" 2>/dev/null
+"${CMP[@]}" curve "$TMP/m0.jsonl" "$TMP/mo.jsonl" --max-rel 0.001 --mean-rel 0.001
 st=0
 "$BIN" train "${cm[@]}" --gpu-mem "$(between "$all" 0)" --out "$TMP/m3" 2>"$TMP/m3.err" || st=$?
 cat "$TMP/m3.err"

@@ -69,4 +69,6 @@ expect 2 "no checkpoint to resume" "$BIN" train --model "$M" --data "$F/tiny-sft
 expect 2 "unknown schedule" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o15" --schedule step
 expect 2 "step count or a ratio" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o16" --warmup 1.5
 expect 2 "expected GiB" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o17" --gpu-mem -1
+expect 2 "everything is there already" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o18" --device cpu --offload-optimizer
+expect 2 "runs on one GPU" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o19" --gpus 2 --offload-optimizer
 echo "ok: bad input refused with exit 2"
