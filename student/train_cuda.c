@@ -642,47 +642,53 @@ void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const fl
     R1_CUDA_CHECK(cudaMemcpy(dst, src, ne * sizeof(float), cudaMemcpyHostToDevice));
 }
 
-/* Tensor by tensor through the pinned staging, in pieces of XFER_BYTES: the conversions are
- * spread over the host's threads. */
+/* The pieces in which tensor after tensor goes through the pinned staging: at most `per`
+ * elements each. Start with x zeroed; each call gives the next piece, 0 after the last. */
+typedef struct {
+    int i;          /* the tensor */
+    size_t c0, cnt; /* its elements [c0, c0 + cnt) */
+} xfer_piece;
+
+static int xfer_next(const cuda_student *s, size_t per, xfer_piece *x) {
+    x->c0 += x->cnt;
+    for (; x->i < s->n_params; x->i++, x->c0 = 0) {
+        const size_t ne = (size_t)(s->params[x->i].rows * s->params[x->i].cols);
+        if (x->c0 < ne) {
+            x->cnt = ne - x->c0 < per ? ne - x->c0 : per;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The conversions are spread over the host's threads. */
 void cuda_student_put_weights(cuda_student *s, const float *const *src) {
     CHECK(s->o.host_optimizer);
     uint16_t *h = s->xfer;
-    const size_t per = XFER_BYTES / sizeof(uint16_t);
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
-    for (int i = 0; i < s->n_params; i++) {
-        const cuda_param *p = &s->params[i];
-        const size_t ne = (size_t)(p->rows * p->cols);
-        for (size_t c0 = 0; c0 < ne; c0 += per) {
-            const size_t cnt = ne - c0 < per ? ne - c0 : per;
-            const float *x = src[i] + c0;
-#pragma omp parallel for schedule(static) if (cnt >= PAR_MIN_WORK)
-            for (size_t j = 0; j < cnt; j++) h[j] = f32_split_hi(x[j]);
-            R1_CUDA_CHECK(cudaMemcpy(s->w + p->offset + c0, h, cnt * sizeof(uint16_t),
-                                     cudaMemcpyHostToDevice));
-        }
+    for (xfer_piece x = {0, 0, 0}; xfer_next(s, XFER_BYTES / sizeof(uint16_t), &x);) {
+        const float *v = src[x.i] + x.c0;
+#pragma omp parallel for schedule(static) if (x.cnt >= PAR_MIN_WORK)
+        for (size_t j = 0; j < x.cnt; j++) h[j] = f32_split_hi(v[j]);
+        R1_CUDA_CHECK(cudaMemcpy(s->w + s->params[x.i].offset + x.c0, h,
+                                 x.cnt * sizeof(uint16_t), cudaMemcpyHostToDevice));
     }
 }
 
 void cuda_student_get_grads(cuda_student *s, float *const *dst) {
     CHECK(s->o.host_optimizer);
-    const size_t per = XFER_BYTES / s->gsize;
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
-    for (int i = 0; i < s->n_params; i++) {
-        const cuda_param *p = &s->params[i];
-        const size_t ne = (size_t)(p->rows * p->cols);
-        for (size_t c0 = 0; c0 < ne; c0 += per) {
-            const size_t cnt = ne - c0 < per ? ne - c0 : per;
-            R1_CUDA_CHECK(cudaMemcpy(s->xfer, (const char *)s->grad + (p->offset + c0) * s->gsize,
-                                     cnt * s->gsize, cudaMemcpyDeviceToHost));
-            float *y = dst[i] + c0;
-            if (s->gsize == sizeof(float)) {
-                memcpy(y, s->xfer, cnt * sizeof(float));
-                continue;
-            }
-            const uint16_t *h = s->xfer;
-#pragma omp parallel for schedule(static) if (cnt >= PAR_MIN_WORK)
-            for (size_t j = 0; j < cnt; j++) y[j] = bf16_to_f32(h[j]);
+    for (xfer_piece x = {0, 0, 0}; xfer_next(s, XFER_BYTES / s->gsize, &x);) {
+        const char *g = (const char *)s->grad + (s->params[x.i].offset + x.c0) * s->gsize;
+        R1_CUDA_CHECK(cudaMemcpy(s->xfer, g, x.cnt * s->gsize, cudaMemcpyDeviceToHost));
+        float *y = dst[x.i] + x.c0;
+        if (s->gsize == sizeof(float)) {
+            memcpy(y, s->xfer, x.cnt * sizeof(float));
+            continue;
         }
+        const uint16_t *h = s->xfer;
+#pragma omp parallel for schedule(static) if (x.cnt >= PAR_MIN_WORK)
+        for (size_t j = 0; j < x.cnt; j++) y[j] = bf16_to_f32(h[j]);
     }
 }
 
