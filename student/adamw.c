@@ -3,39 +3,13 @@
  * clipping as torch.nn.utils.clip_grad_norm_. */
 #include <math.h>
 
-#include "student/student.h"
-
-/* torch.lerp(start, end, weight) for a scalar weight: the branch keeps it accurate for either
- * end of the weight range (aten/src/ATen/native/Lerp.h). */
-static inline float lerp(float start, float end, float weight) {
-    return fabsf(weight) < 0.5f ? start + weight * (end - start)
-                                : end - (end - start) * (1.0f - weight);
-}
+#include "student/adamw.h"
 
 void adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
                   const adamw_config *c, int64_t t, int decay) {
-    /* Python floats are doubles: the scalars are formed in double, then each tensor op casts
-     * its scalar to float32. */
-    const float decay_mul = (float)(1.0 - c->lr * c->weight_decay);
-    const int apply_decay = decay && c->weight_decay != 0.0;
-    const float w1 = (float)(1.0 - c->beta1), b2 = (float)c->beta2, w2 = (float)(1.0 - c->beta2);
-    const double bias_correction1 = 1.0 - pow(c->beta1, (double)t);
-    const double bias_correction2 = 1.0 - pow(c->beta2, (double)t);
-    const float step_size = (float)(c->lr / bias_correction1);
-    const float bc2_sqrt = (float)sqrt(bias_correction2);
-    const float eps = (float)c->eps;
+    const adamw_scalars k = adamw_scalars_for(c, t, decay);
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK)
-    for (size_t i = 0; i < n; i++) {
-        float p = param[i], g = grad[i];
-        if (apply_decay) p *= decay_mul;           /* param.mul_(1 - lr * weight_decay) */
-        float mi = lerp(m[i], g, w1);              /* exp_avg.lerp_(grad, 1 - beta1) */
-        float vi = v[i] * b2 + w2 * (g * g);       /* exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2) */
-        float denom = sqrtf(vi) / bc2_sqrt + eps;  /* (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps) */
-        p += -step_size * (mi / denom);            /* param.addcdiv_(exp_avg, denom, value=-step_size) */
-        m[i] = mi;
-        v[i] = vi;
-        param[i] = p;
-    }
+    for (size_t i = 0; i < n; i++) adamw_apply(&param[i], grad[i], &m[i], &v[i], &k);
 }
 
 double grad_global_norm(const student_model *m) {
@@ -52,11 +26,15 @@ double grad_global_norm(const student_model *m) {
     return sqrt(total);
 }
 
-float grad_clip(student_model *m, double norm, double max_norm) {
+float grad_clip_coef(double norm, double max_norm) {
     if (max_norm <= 0) return 1.0f;
     /* clip_coef = max_norm / (total_norm + 1e-6), clamped to 1, applied in any case (float32) */
-    float coef = (float)max_norm / ((float)norm + 1e-6f);
-    if (coef > 1.0f) coef = 1.0f;
+    const float coef = (float)max_norm / ((float)norm + 1e-6f);
+    return coef > 1.0f ? 1.0f : coef;
+}
+
+float grad_clip(student_model *m, double norm, double max_norm) {
+    const float coef = grad_clip_coef(norm, max_norm);
     if (coef == 1.0f) return coef;
 #pragma omp parallel for schedule(static) if (m->n_params >= PAR_MIN_WORK)
     for (size_t i = 0; i < m->n_params; i++) m->grad_mem[i] *= coef;

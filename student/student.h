@@ -233,6 +233,8 @@ double grad_global_norm(const student_model *m);
 /* torch.nn.utils.clip_grad_norm_: scales every gradient by min(1, max_norm / (norm + 1e-6)).
  * Returns the factor applied. max_norm <= 0: no clipping. */
 float grad_clip(student_model *m, double norm, double max_norm);
+/* That factor, min(1, max_norm / (norm + 1e-6)) in float32 (1 when max_norm <= 0). */
+float grad_clip_coef(double norm, double max_norm);
 
 typedef enum { SCHED_CONSTANT, SCHED_LINEAR, SCHED_COSINE } lr_schedule_kind;
 

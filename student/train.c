@@ -362,12 +362,14 @@ static int train_loop(run_state *R, const train_args *a) {
         TRY(gpu_trainer_open(&R->gpu, m, R->exp_avg, R->exp_avg_sq, pos.step, &go, &a->dist,
                              device_line, sizeof device_line));
         recompute = gpu_trainer_recompute(R->gpu);
+        /* the gradients stay on the GPU; so does the optimizer state unless offloaded (the
+         * host gets it back for checkpoints) */
+        free(m->grad_mem);
+        m->grad_mem = NULL;
         if (!a->offload_optimizer) {
-            /* the GPU holds the optimizer state now; the host gets it back for checkpoints */
             free(R->exp_avg);
             free(R->exp_avg_sq);
-            free(m->grad_mem);
-            R->exp_avg = R->exp_avg_sq = m->grad_mem = NULL;
+            R->exp_avg = R->exp_avg_sq = NULL;
         }
     } else {
         student_acts_init(&R->acts, c, cap, recompute != RECOMPUTE_NONE);
@@ -455,12 +457,12 @@ static int train_loop(run_state *R, const train_args *a) {
         }
         adamw_config opt = base_opt;
         opt.lr = lr_at(&sched, step);
-        if (R->gpu && !a->offload_optimizer) {
+        if (R->gpu && a->offload_optimizer) {
+            gpu_trainer_host_update(R->gpu, m->param_mem, R->exp_avg, R->exp_avg_sq, &opt, step,
+                                    norm, a->grad_clip);
+        } else if (R->gpu) {
             gpu_trainer_update(R->gpu, &opt);
         } else {
-            /* the CPU's AdamW on the host's float32 state; offloading, the GPU's gradients come
-             * down first and its bf16 weights go back up after */
-            if (R->gpu) gpu_trainer_get_grads(R->gpu, m->grad_mem);
             grad_clip(m, norm, a->grad_clip);
             for (int k = 0; k < m->n_tensors; k++) {
                 const student_tensor *t = &m->tensors[k];
@@ -468,7 +470,6 @@ static int train_loop(run_state *R, const train_args *a) {
                              R->exp_avg + t->offset, R->exp_avg_sq + t->offset, t->numel, &opt,
                              step, t->decay);
             }
-            if (R->gpu) gpu_trainer_put_weights(R->gpu, m->param_mem);
         }
         pos.step = step;
         pos.batch_in_epoch++;

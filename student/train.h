@@ -104,7 +104,7 @@ typedef struct {
     size_t mem_limit;         /* bytes it may allocate (0: the GPU's free memory) */
     int grad_f32;             /* accumulate gradients in float32 (else bf16) */
     int offload;              /* the optimizer state stays on the host: the caller runs AdamW
-                                 (gpu_trainer_get_grads, gpu_trainer_put_weights); one GPU */
+                                 (gpu_trainer_host_update); one GPU */
 } gpu_trainer_opts;
 
 /* Opens the CUDA step for m on this process's GPU: master weights from m->param_mem, moments
@@ -136,8 +136,10 @@ void gpu_trainer_update(gpu_trainer *g, const adamw_config *c);
 void gpu_trainer_get(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq);
 /* The accumulated gradients into a host array of the student layout (one GPU only). */
 void gpu_trainer_get_grads(gpu_trainer *g, float *grads);
-/* Offloading: the bf16 working weights from the host's float32 master weights (student layout). */
-void gpu_trainer_put_weights(gpu_trainer *g, const float *params);
+/* Offloading: the CPU trainer's step (grad_clip with the GPU's norm, then adamw_update) on the
+ * host's float32 state (student layout) with the GPU's gradients, and the new bf16 weights up. */
+void gpu_trainer_host_update(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq,
+                             const adamw_config *c, int64_t step, double norm, double max_norm);
 void gpu_trainer_close(gpu_trainer *g);
 
 /* ---- the loop (train.c) ------------------------------------------------------------------- */

@@ -675,20 +675,19 @@ void cuda_student_put_weights(cuda_student *s, const float *const *src) {
     }
 }
 
-void cuda_student_get_grads(cuda_student *s, float *const *dst) {
+void cuda_student_host_update(cuda_student *s, cuda_host_update_fn fn, void *ctx) {
     CHECK(s->o.host_optimizer);
+    /* the staging holds a piece's gradients, then its new weights */
+    const size_t per = XFER_BYTES / (s->gsize + sizeof(uint16_t));
+    char *g = s->xfer;
+    uint16_t *w = (uint16_t *)(g + per * s->gsize);
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
-    for (xfer_piece x = {0, 0, 0}; xfer_next(s, XFER_BYTES / s->gsize, &x);) {
-        const char *g = (const char *)s->grad + (s->params[x.i].offset + x.c0) * s->gsize;
-        R1_CUDA_CHECK(cudaMemcpy(s->xfer, g, x.cnt * s->gsize, cudaMemcpyDeviceToHost));
-        float *y = dst[x.i] + x.c0;
-        if (s->gsize == sizeof(float)) {
-            memcpy(y, s->xfer, x.cnt * sizeof(float));
-            continue;
-        }
-        const uint16_t *h = s->xfer;
-#pragma omp parallel for schedule(static) if (x.cnt >= PAR_MIN_WORK)
-        for (size_t j = 0; j < x.cnt; j++) y[j] = bf16_to_f32(h[j]);
+    for (xfer_piece x = {0, 0, 0}; xfer_next(s, per, &x);) {
+        const size_t off = s->params[x.i].offset + x.c0;
+        R1_CUDA_CHECK(cudaMemcpy(g, (const char *)s->grad + off * s->gsize, x.cnt * s->gsize,
+                                 cudaMemcpyDeviceToHost));
+        fn(ctx, x.i, x.c0, x.cnt, g, s->gsize == sizeof(float), w);
+        R1_CUDA_CHECK(cudaMemcpy(s->w + off, w, x.cnt * sizeof(uint16_t), cudaMemcpyHostToDevice));
     }
 }
 

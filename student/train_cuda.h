@@ -111,11 +111,16 @@ void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const fl
  * calls it, and ranks that only take part pass dst NULL. */
 void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float *const *src);
 void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst);
-/* With host_optimizer, the host runs AdamW: the bf16 working weights come from float32 values
- * (nearest, ties away from zero: the split master's upper halves) and the gradients go out as
- * float32; src[i] / dst[i] point at the rows * cols values of tensor i. Synchronous. */
+/* With host_optimizer the host runs AdamW. put_weights: the bf16 working weights from float32
+ * values (nearest, ties away from zero: the split master's upper halves), src[i] pointing at
+ * the rows * cols values of tensor i. host_update: one pass over every tensor in pieces of the
+ * pinned staging; fn gets piece [c0, c0 + cnt) of tensor i's gradients as stored (float32, or
+ * bf16 bits) and writes the piece's new bf16 weights into w, which then go to the device.
+ * Both synchronous. */
+typedef void (*cuda_host_update_fn)(void *ctx, int i, size_t c0, size_t cnt, const void *grad,
+                                    int grad_f32, uint16_t *w);
 void cuda_student_put_weights(cuda_student *s, const float *const *src);
-void cuda_student_get_grads(cuda_student *s, float *const *dst);
+void cuda_student_host_update(cuda_student *s, cuda_host_update_fn fn, void *ctx);
 /* Sets the AdamW step counter (the number of updates already made), as a resumed run needs. */
 void cuda_student_set_step(cuda_student *s, int step);
 

@@ -11,6 +11,7 @@
 
 #include "core/backend_cuda.h"
 #include "core/error.h"
+#include "student/adamw.h"
 #include "student/train.h"
 
 #ifdef R1_HAVE_CUDA
@@ -33,6 +34,13 @@ static const float **host_ptrs(const gpu_trainer *g, const float *base) {
     const float **p = xmalloc(sizeof(float *) * (size_t)g->n);
     for (int i = 0; i < g->n; i++) p[i] = base + g->host_off[i];
     return p;
+}
+
+/* The bf16 working weights from the host's float32 master weights (offloading). */
+static void put_weights(gpu_trainer *g, const float *params) {
+    const float **p = host_ptrs(g, params);
+    cuda_student_put_weights(g->s, p);
+    free(p);
 }
 
 int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
@@ -95,7 +103,7 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
         return rc;
     }
     if (go->offload) {
-        gpu_trainer_put_weights(g, m->param_mem);
+        put_weights(g, m->param_mem);
     } else {
         const float **p = host_ptrs(g, m->param_mem);
         cuda_student_put_state(g->s, CUDA_MASTER, p);
@@ -186,21 +194,42 @@ void gpu_trainer_get(gpu_trainer *g, float *params, float *exp_avg, float *exp_a
 }
 
 void gpu_trainer_get_grads(gpu_trainer *g, float *grads) {
-    if (g->offload) {
-        float **p = xmalloc(sizeof(float *) * (size_t)g->n);
-        for (int i = 0; i < g->n; i++) p[i] = grads + g->host_off[i];
-        cuda_student_get_grads(g->s, p);
-        free(p);
-        return;
-    }
     for (int i = 0; i < g->n; i++) cuda_student_download(g->s, CUDA_GRAD, i, grads + g->host_off[i]);
 }
 
-void gpu_trainer_put_weights(gpu_trainer *g, const float *params) {
-    const float **p = host_ptrs(g, params);
-    cuda_student_put_weights(g->s, p);
-    free(p);
+/* The host's state and the step's scalars, for host_update_piece. */
+typedef struct {
+    const gpu_trainer *g;
+    float *params, *m, *v;
+    adamw_scalars with_decay, without;
+    float coef;
+} host_step;
+
+/* grad_clip's product, then adamw_update's arithmetic, value by value: the CPU trainer's step */
+static void host_update_piece(void *ctx, int i, size_t c0, size_t cnt, const void *grad,
+                              int grad_f32, uint16_t *w) {
+    const host_step *h = ctx;
+    const size_t off = h->g->host_off[i] + c0;
+    const adamw_scalars *k = cuda_student_param(h->g->s, i)->decay ? &h->with_decay : &h->without;
+    const float *gf = grad;
+    const uint16_t *gh = grad;
+    float *p = h->params + off, *m = h->m + off, *v = h->v + off;
+#pragma omp parallel for schedule(static) if (cnt >= PAR_MIN_WORK)
+    for (size_t j = 0; j < cnt; j++) {
+        float gj = grad_f32 ? gf[j] : bf16_to_f32(gh[j]);
+        if (h->coef != 1.0f) gj *= h->coef;
+        adamw_apply(&p[j], gj, &m[j], &v[j], k);
+        w[j] = f32_split_hi(p[j]);
+    }
 }
+
+void gpu_trainer_host_update(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq,
+                             const adamw_config *c, int64_t step, double norm, double max_norm) {
+    host_step h = {g, params, exp_avg, exp_avg_sq, adamw_scalars_for(c, step, 1),
+                   adamw_scalars_for(c, step, 0), grad_clip_coef(norm, max_norm)};
+    cuda_student_host_update(g->s, host_update_piece, &h);
+}
+
 
 void gpu_trainer_close(gpu_trainer *g) {
     if (!g) return;
@@ -246,7 +275,8 @@ double gpu_trainer_grad_norm(gpu_trainer *g, double max_norm) {
     return 0;
 }
 void gpu_trainer_update(gpu_trainer *g, const adamw_config *c) { CHECK(!"no CUDA in this build"); }
-void gpu_trainer_put_weights(gpu_trainer *g, const float *params) {
+void gpu_trainer_host_update(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq,
+                             const adamw_config *c, int64_t step, double norm, double max_norm) {
     CHECK(!"no CUDA in this build");
 }
 void gpu_trainer_get(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq) {
