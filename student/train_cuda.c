@@ -675,20 +675,49 @@ void cuda_student_put_weights(cuda_student *s, const float *const *src) {
     }
 }
 
+/* Two halves of the staging take turns, so that piece k + 1's gradients come down, and piece
+ * k - 1's weights go up, while the host works on piece k. On the one stream, piece k + 1's
+ * download is queued after piece k - 1's upload: once it has landed, that half is free again. */
 void cuda_student_host_update(cuda_student *s, cuda_host_update_fn fn, void *ctx) {
     CHECK(s->o.host_optimizer);
-    /* the staging holds a piece's gradients, then its new weights */
-    const size_t per = XFER_BYTES / (s->gsize + sizeof(uint16_t));
-    char *g = s->xfer;
-    uint16_t *w = (uint16_t *)(g + per * s->gsize);
-    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
-    for (xfer_piece x = {0, 0, 0}; xfer_next(s, per, &x);) {
-        const size_t off = s->params[x.i].offset + x.c0;
-        R1_CUDA_CHECK(cudaMemcpy(g, (const char *)s->grad + off * s->gsize, x.cnt * s->gsize,
-                                 cudaMemcpyDeviceToHost));
-        fn(ctx, x.i, x.c0, x.cnt, g, s->gsize == sizeof(float), w);
-        R1_CUDA_CHECK(cudaMemcpy(s->w + off, w, x.cnt * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    /* a half holds a piece's gradients, then its new weights */
+    const size_t per = XFER_BYTES / 2 / (s->gsize + sizeof(uint16_t));
+    char *g[2];
+    uint16_t *w[2];
+    for (int h = 0; h < 2; h++) {
+        g[h] = (char *)s->xfer + (size_t)h * (XFER_BYTES / 2);
+        w[h] = (uint16_t *)(g[h] + per * s->gsize);
     }
+    cudaEvent_t landed[2];
+    for (int h = 0; h < 2; h++)
+        R1_CUDA_CHECK(cudaEventCreateWithFlags(&landed[h], cudaEventDisableTiming));
+    cudaStream_t st = s->stream;
+    xfer_piece cur = {0, 0, 0}, next;
+    int more = xfer_next(s, per, &cur);
+    if (more) {
+        const size_t off = s->params[cur.i].offset + cur.c0;
+        R1_CUDA_CHECK(cudaMemcpyAsync(g[0], (const char *)s->grad + off * s->gsize,
+                                      cur.cnt * s->gsize, cudaMemcpyDeviceToHost, st));
+        R1_CUDA_CHECK(cudaEventRecord(landed[0], st));
+    }
+    for (int k = 0; more; k++) {
+        const int h = k & 1;
+        next = cur;
+        more = xfer_next(s, per, &next);
+        if (more) {
+            const size_t off = s->params[next.i].offset + next.c0;
+            R1_CUDA_CHECK(cudaMemcpyAsync(g[!h], (const char *)s->grad + off * s->gsize,
+                                          next.cnt * s->gsize, cudaMemcpyDeviceToHost, st));
+            R1_CUDA_CHECK(cudaEventRecord(landed[!h], st));
+        }
+        R1_CUDA_CHECK(cudaEventSynchronize(landed[h]));
+        fn(ctx, cur.i, cur.c0, cur.cnt, g[h], s->gsize == sizeof(float), w[h]);
+        R1_CUDA_CHECK(cudaMemcpyAsync(s->w + s->params[cur.i].offset + cur.c0, w[h],
+                                      cur.cnt * sizeof(uint16_t), cudaMemcpyHostToDevice, st));
+        cur = next;
+    }
+    R1_CUDA_CHECK(cudaStreamSynchronize(st));
+    for (int h = 0; h < 2; h++) cudaEventDestroy(landed[h]);
 }
 
 /* ---- collectives: all on comm_stream, in issue order ------------------------------------------------- */
