@@ -112,6 +112,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# AdamW's loop vectorizes at -O3 once sqrtf need not set errno (the same IEEE results)
+$(BUILD)/student/adamw.o: CFLAGS += -O3 -fno-math-errno
+
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@

@@ -11,7 +11,6 @@
 
 #include "core/backend_cuda.h"
 #include "core/error.h"
-#include "student/adamw.h"
 #include "student/train.h"
 
 #ifdef R1_HAVE_CUDA
@@ -197,39 +196,28 @@ void gpu_trainer_get_grads(gpu_trainer *g, float *grads) {
     for (int i = 0; i < g->n; i++) cuda_student_download(g->s, CUDA_GRAD, i, grads + g->host_off[i]);
 }
 
-/* The host's state and the step's scalars, for host_update_piece. */
+/* The host's state and the step, for host_update_piece. */
 typedef struct {
     const gpu_trainer *g;
     float *params, *m, *v;
-    adamw_scalars with_decay, without;
+    const adamw_config *c;
+    int64_t step;
     float coef;
 } host_step;
 
-/* grad_clip's product, then adamw_update's arithmetic, value by value: the CPU trainer's step */
 static void host_update_piece(void *ctx, int i, size_t c0, size_t cnt, const void *grad,
                               int grad_f32, uint16_t *w) {
     const host_step *h = ctx;
     const size_t off = h->g->host_off[i] + c0;
-    const adamw_scalars *k = cuda_student_param(h->g->s, i)->decay ? &h->with_decay : &h->without;
-    const float *gf = grad;
-    const uint16_t *gh = grad;
-    float *p = h->params + off, *m = h->m + off, *v = h->v + off;
-#pragma omp parallel for schedule(static) if (cnt >= PAR_MIN_WORK)
-    for (size_t j = 0; j < cnt; j++) {
-        float gj = grad_f32 ? gf[j] : bf16_to_f32(gh[j]);
-        if (h->coef != 1.0f) gj *= h->coef;
-        adamw_apply(&p[j], gj, &m[j], &v[j], k);
-        w[j] = f32_split_hi(p[j]);
-    }
+    adamw_update_staged(h->params + off, grad, grad_f32, h->coef, h->m + off, h->v + off, cnt,
+                        h->c, h->step, cuda_student_param(h->g->s, i)->decay, w);
 }
 
 void gpu_trainer_host_update(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq,
                              const adamw_config *c, int64_t step, double norm, double max_norm) {
-    host_step h = {g, params, exp_avg, exp_avg_sq, adamw_scalars_for(c, step, 1),
-                   adamw_scalars_for(c, step, 0), grad_clip_coef(norm, max_norm)};
+    host_step h = {g, params, exp_avg, exp_avg_sq, c, step, grad_clip_coef(norm, max_norm)};
     cuda_student_host_update(g->s, host_update_piece, &h);
 }
-
 
 void gpu_trainer_close(gpu_trainer *g) {
     if (!g) return;
