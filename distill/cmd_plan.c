@@ -12,7 +12,7 @@
 static const char *opt_recipe;
 static int64_t opt_gpus, opt_seq_len, opt_batch, opt_chunk;
 static double opt_mem;
-static int opt_json, opt_no_recompute;
+static int opt_json, opt_no_recompute, opt_offload;
 
 static const cli_opt plan_opts[] = {
     {"recipe", OPT_STRING, &opt_recipe, NULL, CLI_REQUIRED, "NAME",
@@ -24,6 +24,8 @@ static const cli_opt plan_opts[] = {
      "sequences per optimizer step (0: the recipe's train.batch_size)"},
     {"loss-chunk", OPT_INT, &opt_chunk, "1024", 0, "ROWS", "rows of logits per loss chunk"},
     {"no-recompute", OPT_FLAG, &opt_no_recompute, NULL, 0, NULL, "plan without activation recomputation"},
+    {"offload-optimizer", OPT_FLAG, &opt_offload, NULL, 0, NULL,
+     "plan train --offload-optimizer: fp32 master weights and moments in host memory (one GPU)"},
     {"json", OPT_FLAG, &opt_json, NULL, 0, NULL, "print the plan as JSON"},
 };
 
@@ -34,9 +36,10 @@ static const cli_spec plan_spec = {
                "FLOPs of one optimizer step.",
     .opts = plan_opts,
     .n_opts = sizeof plan_opts / sizeof *plan_opts,
-    .details = "Memory model: bf16 weights and gradients, fp32 master weights (their low halves\n"
-               "beside the bf16 weights) and AdamW moments, bf16 activations with flash attention,\n"
-               "chunked loss; see student/plan.h.",
+    .details = "Memory model: bf16 weights, bf16 gradients (fp32 when a GPU adds up several\n"
+               "micro-batches per step), fp32 master weights (their low halves beside the bf16\n"
+               "weights) and AdamW moments (on the host with --offload-optimizer), bf16\n"
+               "activations with flash attention, chunked loss; see student/plan.h.",
 };
 
 static int shape_int(const recipe *r, const char *key, int *out) {
@@ -69,11 +72,16 @@ int cmd_plan(int argc, char **argv) {
     s.vocab = vocab;
     s.attn_bias = r.arch && strcmp(r.arch, "qwen2") == 0;
     if (json_get_bool(r.shape, "tie_word_embeddings", &s.tied, r.path) < 0) err_exit();
-    double seq = 0, batch = 0, recompute = 1, cheap = 0;
+    double seq = 0, batch = 0, recompute = 1, cheap = 0, offload = 0;
     if (recipe_train_num(&r, "seq_len", 4096, &seq) || recipe_train_num(&r, "batch_size", 128, &batch) ||
         recipe_train_num(&r, "recompute", 1, &recompute) ||
-        recipe_train_num(&r, "recompute_cheap", 0, &cheap))
+        recipe_train_num(&r, "recompute_cheap", 0, &cheap) ||
+        recipe_train_num(&r, "offload_optimizer", 0, &offload))
         err_exit();
+    if (opt_offload) offload = 1;
+    if (offload != 0 && opt_gpus > 1)
+        die(R1_EINPUT, "--offload-optimizer", "runs on one GPU (--gpus %lld shards the optimizer "
+            "state instead)", (long long)opt_gpus);
     plan_request q = {.gpus = (int)opt_gpus, .gpu_mem_bytes = opt_mem * 1073741824.0,
                       .seq_len = opt_seq_len > 0 ? (int)opt_seq_len : (int)seq,
                       .batch_size = opt_batch > 0 ? (int)opt_batch : (int)batch,
@@ -81,7 +89,7 @@ int cmd_plan(int argc, char **argv) {
                                    : cheap != 0     ? RECOMPUTE_CHEAP
                                    : recompute != 0 ? RECOMPUTE_ALL
                                                     : RECOMPUTE_NONE,
-                      .loss_chunk_rows = (int)opt_chunk};
+                      .loss_chunk_rows = (int)opt_chunk, .offload = offload != 0};
     if (q.seq_len < 1 || q.batch_size < 1 || q.loss_chunk_rows < 1)
         die(R1_EINPUT, "plan", "sequence length, batch size and loss chunk must be positive");
     static const char *const mode_name[] = {[RECOMPUTE_NONE] = "none", [RECOMPUTE_ALL] = "all",
@@ -95,15 +103,15 @@ int cmd_plan(int argc, char **argv) {
                "\"fits\": %s, \"zero_stage\": %d, \"micro_batch\": %d, \"accumulation\": %d, "
                "\"weights_bytes\": %.0f, \"grads_bytes\": %.0f, \"master_bytes\": %.0f, "
                "\"optimizer_bytes\": %.0f, \"activations_bytes_per_seq\": %.0f, "
-               "\"loss_bytes\": %.0f, \"total_bytes\": %.0f, \"flops_per_token\": %.6g, "
-               "\"flops_per_step\": %.6g}\n",
+               "\"loss_bytes\": %.0f, \"total_bytes\": %.0f, \"offload\": %s, "
+               "\"host_bytes\": %.0f, \"flops_per_token\": %.6g, \"flops_per_step\": %.6g}\n",
                r.name, q.gpus, opt_mem, q.seq_len, q.batch_size,
                q.recompute != RECOMPUTE_NONE ? "true" : "false",
                mode_name[q.recompute],
                (long long)p.params, (long long)p.params_matmul, p.zero_stage >= 0 ? "true" : "false",
                p.zero_stage, p.micro_batch, p.accumulation, p.weights, p.grads, p.master,
-               p.optimizer, p.activations_per_seq, p.loss, p.total, p.flops_per_token,
-               p.flops_per_step);
+               p.optimizer, p.activations_per_seq, p.loss, p.total, q.offload ? "true" : "false",
+               p.host, p.flops_per_token, p.flops_per_step);
     } else {
         printf("recipe %s: %.2fB parameters, %d GPUs x %g GiB, %d-token sequences, %d per step%s\n",
                r.name, (double)p.params / 1e9, q.gpus, opt_mem, q.seq_len, q.batch_size,
@@ -111,9 +119,16 @@ int cmd_plan(int argc, char **argv) {
                : q.recompute == RECOMPUTE_ALL ? ", recomputation"
                                               : "");
         printf("  %-34s %10.2f GiB\n", "bf16 weights", gb(p.weights));
-        printf("  %-34s %10.2f GiB\n", "bf16 gradients", gb(p.grads));
-        printf("  %-34s %10.2f GiB\n", "fp32 master weights", gb(p.master));
-        printf("  %-34s %10.2f GiB\n", "fp32 AdamW moments", gb(p.optimizer));
+        printf("  %-34s %10.2f GiB\n",
+               p.accumulation > 1 ? "fp32 gradients (accumulating)" : "bf16 gradients",
+               gb(p.grads));
+        if (q.offload) {
+            printf("  %-34s %10.2f GiB\n", "fp32 master weights, AdamW moments", 0.0);
+            printf("  %-34s %10.2f GiB\n", "  (on the host instead)", gb(p.host));
+        } else {
+            printf("  %-34s %10.2f GiB\n", "fp32 master weights", gb(p.master));
+            printf("  %-34s %10.2f GiB\n", "fp32 AdamW moments", gb(p.optimizer));
+        }
         printf("  %-34s %10.2f GiB\n", "activations per sequence", gb(p.activations_per_seq));
         printf("  %-34s %10.2f GiB\n", "chunked loss", gb(p.loss));
         printf("  %-34s %10.2f GiB\n", "overhead", gb(p.overhead));

@@ -22,9 +22,18 @@ double plan_memory(const dense_shape *s, const plan_request *q, int stage, int m
     const double d = s->hidden, qd = (double)s->heads * s->head_dim,
                  kvd = (double)s->kv_heads * s->head_dim, ff = s->ff, T = q->seq_len;
     r->weights = stage >= 3 ? 2 * P / N + 2 * P / s->layers : 2 * P;
-    r->grads = stage >= 2 ? 2 * P / N : 2 * P;
+    /* train keeps bf16 gradients for one micro-batch per step and float32 ones when it adds up
+     * several (student/train.c) */
+    const int per_gpu = q->batch_size / q->gpus > 0 ? q->batch_size / q->gpus : 1;
+    const double gb = per_gpu / mb > 1 ? 4 : 2;
+    r->grads = stage >= 2 ? gb * P / N : gb * P;
     r->master = stage >= 1 ? 2 * P / N : 2 * P; /* the low halves (f32_split_lo) */
     r->optimizer = stage >= 1 ? 8 * P / N : 8 * P;
+    r->host = 0;
+    if (q->offload) { /* the host keeps the whole fp32 master and both moments */
+        r->master = r->optimizer = 0;
+        r->host = 12 * P;
+    }
     const double layer_act = T * (4 * d + 2 * qd + 2 * kvd + 3 * ff) * 2;
     const double cheap = s->layers * T * (2 * d + 2 * qd + 2 * kvd + 2 * ff) * 2 +
                          T * (2 * d + ff) * 2;
@@ -49,8 +58,9 @@ int plan_training(const dense_shape *s, const plan_request *q, plan_result *r) {
     /* The lowest ZeRO stage at which one sequence fits, then the largest micro-batch (a divisor
      * of the per-GPU share of the batch, so accumulation comes out whole) that still fits. */
     int per_gpu = q->batch_size / q->gpus > 0 ? q->batch_size / q->gpus : 1;
-    /* With one GPU there is nothing to shard: only stage 0 is meaningful. */
-    const int max_stage = q->gpus > 1 ? 3 : 0;
+    /* With one GPU there is nothing to shard, and offloading has nothing left to shard: only
+     * stage 0 is meaningful. */
+    const int max_stage = q->gpus > 1 && !q->offload ? 3 : 0;
     for (int stage = 0; stage <= max_stage && r->zero_stage < 0; stage++) {
         plan_result tmp;
         if (plan_memory(s, q, stage, 1, &tmp) > q->gpu_mem_bytes) continue;

@@ -37,6 +37,8 @@ typedef struct {
     int batch_size;       /* sequences per optimizer step */
     recompute_mode recompute;
     int loss_chunk_rows;  /* rows of logits per loss chunk */
+    int offload;          /* train --offload-optimizer: fp32 master weights and moments on the
+                             host (one GPU, ZeRO stage 0) */
 } plan_request;
 
 typedef struct {
@@ -46,6 +48,7 @@ typedef struct {
     int micro_batch;       /* sequences per forward pass per GPU (0 if nothing fits) */
     int accumulation;      /* micro-batches per optimizer step per GPU */
     double weights, grads, master, optimizer; /* bytes per GPU at zero_stage */
+    double host;           /* bytes in host memory (offloading: fp32 master weights, moments) */
     double activations_per_seq, loss, overhead;
     double total;          /* bytes per GPU at the chosen micro-batch */
     double flops_per_token, flops_per_step;

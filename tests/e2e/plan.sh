@@ -15,38 +15,55 @@ PY
 # 29,364,736; MLP 3*3584*18944 = 203,685,888; norms 7168; 28 layers + untied 152064x3584
 # embedding and head + final norm.
 # One 140.4 GiB GPU at 32k tokens with recomputation, bytes:
-#   bf16 weights 2P = 15,231,233,024; bf16 grads the same; fp32 master weights as the low halves
-#   beside the bf16 ones 2P, the same again; AdamW moments 8P = 60,924,932,096; activations
+#   bf16 weights 2P = 15,231,233,024; gradients float32, as train keeps them when a step adds up
+#   several micro-batches, 4P = 30,462,466,048; fp32 master weights as the low halves beside the
+#   bf16 ones 2P = 15,231,233,024; AdamW moments 8P = 60,924,932,096; activations
 #   28*32768*3584*2 + 2*32768*(4*3584 + 2*3584 + 2*512 + 3*18944)*2 = 16,978,542,592; loss
 #   1024*152064*8 = 1,245,708,288; overhead 2^30.
-#   one sequence 125,916,623,872 (117.27 GiB), two 142,895,166,464 (133.08 GiB) -> fits at
-#   stage 0 with micro-batch 2 (of 128 sequences: 64 accumulation steps).
+#   one sequence 141,147,856,896 (131.45 GiB), two 158,126,399,488 (147.27 GiB) -> fits at
+#   stage 0 with micro-batch 1 (of 128 sequences: 128 accumulation steps).
 # FLOPs/token: 6 * (28 * 233,050,624 + 152064*3584) + 12*28*3584*32768 = 81,882,501,120.
 check qwen-7b 1 140.4 '
 assert p["params"] == 7615616512, p["params"]
-assert p["weights_bytes"] == 15231233024 and p["grads_bytes"] == 15231233024
+assert p["weights_bytes"] == 15231233024 and p["grads_bytes"] == 30462466048
 assert p["master_bytes"] == 15231233024 and p["optimizer_bytes"] == 60924932096
 assert p["activations_bytes_per_seq"] == 16978542592, p["activations_bytes_per_seq"]
-assert p["total_bytes"] == 142895166464, p["total_bytes"]
-assert p["fits"] and p["zero_stage"] == 0 and p["micro_batch"] == 2 and p["accumulation"] == 64
+assert p["total_bytes"] == 141147856896, p["total_bytes"]
+assert p["fits"] and p["zero_stage"] == 0 and p["micro_batch"] == 1 and p["accumulation"] == 128
 assert p["flops_per_token"] == 81882501120 or abs(p["flops_per_token"] / 81882501120 - 1) < 1e-6
 '
 # ... and it does not fit on one 80 GB H100.
 check qwen-7b 1 79.6 'assert not p["fits"] and p["zero_stage"] == -1'
 # Llama-3.1-8B: 8,030,261,248 parameters (no biases; 128256-token untied embedding and head).
 # On 8 H100s (79.6 GiB = 85,469,849,190 bytes) the fp32 optimizer state must be sharded: stage 0
-# needs 14P = 112.4e9 bytes before activations. At ZeRO-1: 2P + 2P + 2P/8 + 8P/8 =
-# 42,158,871,552; activations per sequence 32*32768*4096*2 + 2*32768*(4*4096 + 2*4096 + 2*1024
-# + 3*14336)*2 = 8,589,934,592 + 9,126,805,504; loss 1024*128256*8 = 1,050,673,152; overhead 2^30.
-# Two sequences: 79,716,766,720 bytes (fits); four would need 115.2e9 (does not); so micro-batch
-# 2 and 128/8/2 = 8 accumulation steps.
+# needs 16P = 128.5e9 bytes before activations (float32 gradients: 16 sequences per GPU and
+# step). At ZeRO-1: 2P + 4P + 2P/8 + 8P/8 = 58,219,394,048; activations per sequence
+# 32*32768*4096*2 + 2*32768*(4*4096 + 2*4096 + 2*1024 + 3*14336)*2 = 8,589,934,592 +
+# 9,126,805,504; loss 1024*128256*8 = 1,050,673,152; overhead 2^30. One sequence:
+# 78,060,549,120 bytes (fits); two would need 95.8e9 (does not); so micro-batch 1 and
+# 128/8 = 16 accumulation steps.
 check llama-8b 8 79.6 '
 assert p["params"] == 8030261248, p["params"]
-assert p["zero_stage"] == 1 and p["micro_batch"] == 2 and p["accumulation"] == 8, p
-assert p["total_bytes"] == 79716766720, p["total_bytes"]
+assert p["zero_stage"] == 1 and p["micro_batch"] == 1 and p["accumulation"] == 16, p
+assert p["total_bytes"] == 78060549120, p["total_bytes"]
 assert p["activations_bytes_per_seq"] == 8589934592 + 9126805504
 assert p["optimizer_bytes"] == 8 * 8030261248 / 8 and p["master_bytes"] == 2 * 8030261248 / 8
+assert p["grads_bytes"] == 4 * 8030261248
 '
+# One micro-batch per step keeps bf16 gradients: 8 sequences per step on 8 GPUs, 1 per GPU.
+"$BIN" plan --recipe llama-8b --gpus 8 --gpu-mem 79.6 --batch-size 8 --json >"$TMP/p.json"
+python3 -c 'import json, sys; p = json.load(open(sys.argv[1])); assert p["accumulation"] == 1 and p["grads_bytes"] == 2 * 8030261248, p' "$TMP/p.json"
+# --offload-optimizer: the 7B on one 80 GB H100 at 32k tokens. On the GPU 2P + 4P + two
+# sequences' activations 2 * 16,978,542,592 + loss + overhead = 81,970,234,368 bytes (76.34 GiB);
+# on the host the fp32 master and both moments, 12P = 91,387,398,144.
+"$BIN" plan --recipe qwen-7b --gpus 1 --gpu-mem 79.6 --offload-optimizer --json >"$TMP/p.json"
+python3 - "$TMP/p.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+assert p["offload"] and p["fits"] and p["zero_stage"] == 0 and p["micro_batch"] == 2, p
+assert p["master_bytes"] == 0 and p["optimizer_bytes"] == 0
+assert p["total_bytes"] == 81970234368 and p["host_bytes"] == 91387398144, p
+PY
 # Qwen2.5-1.5B-shaped (R1-Distill-1.5B unties the head): 1,777,088,000 parameters.
 check qwen-1.5b 8 79.6 'assert p["params"] == 1777088000, p["params"]; assert p["zero_stage"] == 0'
 # The same 7B recipe with cheap recomputation (the products' outputs kept): per sequence
@@ -67,4 +84,8 @@ set +e
 "$BIN" plan --recipe "$TMP/bad.json" 2>"$TMP/err"; rc=$?
 set -e
 [ "$rc" -eq 2 ] && grep -q "student.shape.hidden_size" "$TMP/err"
+set +e
+"$BIN" plan --recipe qwen-7b --gpus 2 --offload-optimizer 2>"$TMP/err"; rc=$?
+set -e
+[ "$rc" -eq 2 ] && grep -q "runs on one GPU" "$TMP/err"
 echo "plan: ok"
