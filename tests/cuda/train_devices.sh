@@ -12,7 +12,8 @@
 #     weights end closer together than half of how far they moved;
 #   - GPU -> GPU resume, --recompute and --recompute-cheap are bit-identical;
 #   - --offload-optimizer (AdamW on the host) follows the GPU's AdamW within 1e-3 and the CPU
-#     trainer as the GPU does, takes less GPU memory, and resumes bit for bit;
+#     trainer as the GPU does, takes less GPU memory, resumes bit for bit, and its checkpoints
+#     resume with the GPU's AdamW and the other way round (within 1e-3);
 #   - without a recomputation option the GPU takes the fastest mode that fits --gpu-mem (none,
 #     then cheap, then all; bit-identical), and a budget nothing fits is refused (exit 1).
 # Runs on a GPU machine (make test-cuda); BIN, ROOT and TMP as for tests/e2e.
@@ -109,6 +110,15 @@ cp -r "$TMP/o6/checkpoint-3" "$TMP/o2o/"
 diff <(strip_log "$TMP/o6.jsonl" | sed -n 4,6p) <(strip_log "$TMP/o2o.jsonl")
 cmp "$TMP/o6/model.safetensors" "$TMP/o2o/model.safetensors"
 cmp "$TMP/o6/checkpoint-6/optimizer.safetensors" "$TMP/o2o/checkpoint-6/optimizer.safetensors"
+echo "   checkpoints move between the GPU's AdamW and the host's"
+for pair in "g6 g2o --offload-optimizer" "o6 o2g"; do
+    set -- $pair
+    mkdir -p "$TMP/$2"
+    cp -r "$TMP/$1/checkpoint-3" "$TMP/$2/"
+    "$BIN" train "${c6[@]}" --device cuda ${3:-} --out "$TMP/$2" --log "$TMP/$2.jsonl" --resume \
+        2>/dev/null
+    "${CMP[@]}" curve "$TMP/$1.jsonl" "$TMP/$2.jsonl" --steps 4-6 --max-rel 0.001 --mean-rel 0.001
+done
 
 echo "== the recomputation mode that fits --gpu-mem"
 # 8 x 1024 tokens per micro-batch, so the three modes' plans lie megabytes apart
