@@ -49,8 +49,8 @@ void adamw_update(float *restrict param, const float *restrict grad, float *rest
     for (size_t i = 0; i < n; i++) param[i] = adamw_value(grad[i], param[i], &m[i], &v[i], &k);
 }
 
-/* The staged step, one loop per gradient type: a product with coef = 1 is exact, so it is
- * always taken. */
+/* The staged step, one loop per gradient type: a loop that picks the type per value does not
+ * vectorize. A product with coef = 1 is exact, so it is always taken. */
 static void staged_f32(float *restrict param, const float *restrict g, float coef,
                        float *restrict m, float *restrict v, size_t n, const adamw_k *kp,
                        uint16_t *restrict w_hi) {

@@ -106,6 +106,11 @@ static const cli_spec train_spec = {
         "PMI_RANK / PMI_SIZE); each rank runs a share of every step's --batch-size rows.",
 };
 
+/* --recompute or --recompute-cheap on the command line (either overrides the recipe's both). */
+static int recompute_on_cli(void) {
+    return cli_given(&train_spec, "recompute") || cli_given(&train_spec, "recompute-cheap");
+}
+
 static const cli_opt *find_opt(const char *key) {
     char name[64];
     snprintf(name, sizeof name, "%s", key);
@@ -127,8 +132,7 @@ static int apply_recipe(const cJSON *train, const char *where) {
         "seed",       "save_every",  "keep"};
     /* the two recomputation modes exclude each other: one on the command line overrides both
      * of the recipe's */
-    const int rc_given =
-        cli_given(&train_spec, "recompute") || cli_given(&train_spec, "recompute-cheap");
+    const int rc_given = recompute_on_cli();
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         const cJSON *it = cJSON_GetObjectItemCaseSensitive(train, keys[k]);
         const cli_opt *o = find_opt(keys[k]);
@@ -219,8 +223,7 @@ int cmd_train(int argc, char **argv) {
         .chat_format = o_format, .steps = o_steps, .epochs = o_epochs, .lr = o_lr,
         .min_lr = o_min_lr, .weight_decay = o_wd, .beta1 = o_b1, .beta2 = o_b2, .eps = o_eps,
         .grad_clip = o_clip, .batch_size = o_batch, .micro_batch = o_micro, .seq_len = o_seq,
-        .recompute = cli_given(&train_spec, "recompute") ||
-                             cli_given(&train_spec, "recompute-cheap") || o_recompute_from_recipe
+        .recompute = recompute_on_cli() || o_recompute_from_recipe
                          ? recompute_from_flags(o_recompute, o_recompute_cheap)
                          : RECOMPUTE_AUTO,
         .truncate = o_truncate, .resume = o_resume, .seed = o_seed,

@@ -16,6 +16,11 @@ int64_t dense_param_count(const dense_shape *s, int64_t *matmul_params) {
     return total;
 }
 
+/* Each GPU's share of a step's sequences (at least one). */
+static int rows_per_gpu(const plan_request *q) {
+    return q->batch_size / q->gpus > 0 ? q->batch_size / q->gpus : 1;
+}
+
 double plan_memory(const dense_shape *s, const plan_request *q, int stage, int mb,
                    plan_result *r) {
     const double P = (double)dense_param_count(s, NULL), N = q->gpus;
@@ -24,8 +29,7 @@ double plan_memory(const dense_shape *s, const plan_request *q, int stage, int m
     r->weights = stage >= 3 ? 2 * P / N + 2 * P / s->layers : 2 * P;
     /* train keeps bf16 gradients for one micro-batch per step and float32 ones when it adds up
      * several (student/train.c) */
-    const int per_gpu = q->batch_size / q->gpus > 0 ? q->batch_size / q->gpus : 1;
-    const double gb = per_gpu / mb > 1 ? 4 : 2;
+    const double gb = rows_per_gpu(q) / mb > 1 ? 4 : 2;
     r->grads = stage >= 2 ? gb * P / N : gb * P;
     r->master = stage >= 1 ? 2 * P / N : 2 * P; /* the low halves (f32_split_lo) */
     r->optimizer = stage >= 1 ? 8 * P / N : 8 * P;
@@ -57,7 +61,7 @@ int plan_training(const dense_shape *s, const plan_request *q, plan_result *r) {
     r->zero_stage = -1;
     /* The lowest ZeRO stage at which one sequence fits, then the largest micro-batch (a divisor
      * of the per-GPU share of the batch, so accumulation comes out whole) that still fits. */
-    int per_gpu = q->batch_size / q->gpus > 0 ? q->batch_size / q->gpus : 1;
+    const int per_gpu = rows_per_gpu(q);
     /* With one GPU there is nothing to shard, and offloading has nothing left to shard: only
      * stage 0 is meaningful. */
     const int max_stage = q->gpus > 1 && !q->offload ? 3 : 0;

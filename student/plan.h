@@ -2,10 +2,12 @@
  *
  * The memory model (bytes per GPU), for P parameters, N GPUs and ZeRO stage z:
  *   bf16 working weights    2P        (z = 3: 2P/N, plus one layer gathered)
- *   bf16 gradients          2P        (z >= 2: 2P/N)
+ *   gradients               2P        (z >= 2: 2P/N); 4P (fp32) when a GPU adds up several
+ *                                     micro-batches per step, as train keeps them
  *   fp32 master weights     2P        (z >= 1: 2P/N): their low halves; the bf16 working
  *                                     weights are the upper ones (core/dtype.h, f32_split_hi)
  *   fp32 AdamW m and v      8P        (z >= 1: 8P/N)
+ *   (offloading: master weights and moments in host memory instead, 12P there; z = 0)
  *   activations             per micro-batch sequence of T tokens, bf16, flash attention (no T^2):
  *     with recomputation    L*T*d*2 (each layer's input kept) + 2 * one layer's activations
  *     cheap recomputation   L*T*(2d + 2*q_dim + 2*kv_dim + 2*ff)*2 (the products' outputs kept)

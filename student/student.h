@@ -228,9 +228,9 @@ typedef struct {
  * on n values of one tensor. decay: apply weight_decay to this tensor. */
 void adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
                   const adamw_config *c, int64_t t, int decay);
-/* The same step on gradients as another device stores them (float32, or bf16 bits), first
- * multiplied by coef when it is not 1 (grad_clip's product); w_hi receives the new values' bf16
- * upper halves (core/dtype.h f32_split_hi). The GPU trainer's --offload-optimizer step. */
+/* The same step on gradients as another device stores them (float32, or bf16 bits), each first
+ * multiplied by coef (grad_clip's product; exact when it is 1); w_hi receives the new values'
+ * bf16 upper halves (core/dtype.h f32_split_hi). The GPU trainer's --offload-optimizer step. */
 void adamw_update_staged(float *param, const void *grad, int grad_f32, float coef, float *m,
                          float *v, size_t n, const adamw_config *c, int64_t t, int decay,
                          uint16_t *w_hi);

@@ -134,7 +134,7 @@ void gpu_trainer_update(gpu_trainer *g, const adamw_config *c);
 /* Master weights and moments into host arrays of the student layout (collective; NULL arrays
  * are skipped, as on ranks that only take part). */
 void gpu_trainer_get(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq);
-/* The accumulated gradients into a host array of the student layout (one GPU only). */
+/* The accumulated gradients into a host array of the student layout (one GPU only; for tests). */
 void gpu_trainer_get_grads(gpu_trainer *g, float *grads);
 /* Offloading: the CPU trainer's step (grad_clip with the GPU's norm, then adamw_update) on the
  * host's float32 state (student layout) with the GPU's gradients, and the new bf16 weights up. */

@@ -675,6 +675,15 @@ void cuda_student_put_weights(cuda_student *s, const float *const *src) {
     }
 }
 
+/* Queues piece x's gradients (as stored) down to dst on the main stream; `landed` marks their
+ * arrival. */
+static void grads_down(cuda_student *s, const xfer_piece *x, void *dst, cudaEvent_t landed) {
+    const size_t off = s->params[x->i].offset + x->c0;
+    R1_CUDA_CHECK(cudaMemcpyAsync(dst, (const char *)s->grad + off * s->gsize, x->cnt * s->gsize,
+                                  cudaMemcpyDeviceToHost, s->stream));
+    R1_CUDA_CHECK(cudaEventRecord(landed, s->stream));
+}
+
 /* Two halves of the staging take turns, so that piece k + 1's gradients come down, and piece
  * k - 1's weights go up, while the host works on piece k. On the one stream, piece k + 1's
  * download is queued after piece k - 1's upload: once it has landed, that half is free again. */
@@ -694,22 +703,12 @@ void cuda_student_host_update(cuda_student *s, cuda_host_update_fn fn, void *ctx
     cudaStream_t st = s->stream;
     xfer_piece cur = {0, 0, 0}, next;
     int more = xfer_next(s, per, &cur);
-    if (more) {
-        const size_t off = s->params[cur.i].offset + cur.c0;
-        R1_CUDA_CHECK(cudaMemcpyAsync(g[0], (const char *)s->grad + off * s->gsize,
-                                      cur.cnt * s->gsize, cudaMemcpyDeviceToHost, st));
-        R1_CUDA_CHECK(cudaEventRecord(landed[0], st));
-    }
+    if (more) grads_down(s, &cur, g[0], landed[0]);
     for (int k = 0; more; k++) {
         const int h = k & 1;
         next = cur;
         more = xfer_next(s, per, &next);
-        if (more) {
-            const size_t off = s->params[next.i].offset + next.c0;
-            R1_CUDA_CHECK(cudaMemcpyAsync(g[!h], (const char *)s->grad + off * s->gsize,
-                                          next.cnt * s->gsize, cudaMemcpyDeviceToHost, st));
-            R1_CUDA_CHECK(cudaEventRecord(landed[!h], st));
-        }
+        if (more) grads_down(s, &next, g[!h], landed[!h]);
         R1_CUDA_CHECK(cudaEventSynchronize(landed[h]));
         fn(ctx, cur.i, cur.c0, cur.cnt, g[h], s->gsize == sizeof(float), w[h]);
         R1_CUDA_CHECK(cudaMemcpyAsync(s->w + s->params[cur.i].offset + cur.c0, w[h],

@@ -25,7 +25,6 @@ struct gpu_trainer {
     int *cu;                /* [max_tokens + 1] document bounds of the current micro-batch */
     int max_tokens;
     recompute_mode recompute;
-    int offload;            /* the host runs AdamW */
 };
 
 /* Host pointers to every CUDA tensor inside a host array in the student layout. */
@@ -74,7 +73,6 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
     /* every mode gives the same bits, so ranks that choose differently still agree */
     if (go->recompute == RECOMPUTE_AUTO) o.recompute = cuda_student_fit_recompute(&m->cfg, &o);
     g->recompute = (recompute_mode)o.recompute;
-    g->offload = go->offload;
     rc = cuda_student_create(&g->s, &m->cfg, &o);
     if (rc) {
         cuda_comm_destroy(g->comm);
