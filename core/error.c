@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 
 enum { ERR_TEXT = 1024 };
 
@@ -91,6 +93,21 @@ void *xmalloc(size_t n) {
 void *xcalloc(size_t count, size_t size) {
     void *p = calloc(count ? count : 1, size ? size : 1);
     if (!p) out_of_memory(count * size);
+    return p;
+}
+
+void *xcalloc_large(size_t count, size_t size) {
+    void *p = xcalloc(count, size);
+#ifdef MADV_HUGEPAGE
+    /* glibc serves a block this large from its own mapping; the advice covers its whole 2 MiB
+     * pages and is only advice (ignored where transparent huge pages are off) */
+    const size_t huge = (size_t)2 << 20, bytes = count * size;
+    if (bytes >= 16 * huge) {
+        const uintptr_t a = ((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1);
+        const uintptr_t b = ((uintptr_t)p + bytes) & ~(uintptr_t)(huge - 1);
+        if (b > a) (void)madvise((void *)a, b - a, MADV_HUGEPAGE);
+    }
+#endif
     return p;
 }
 

@@ -186,8 +186,8 @@ int checkpoint_load(const char *dir, student_model *m, float **exp_avg, float **
     int rc = json_parse_file(state, sp, 64u << 20);
     if (!rc) rc = student_model_load(m, dir, NULL);
     if (!rc) {
-        *exp_avg = xcalloc(m->n_params, sizeof(float));
-        *exp_avg_sq = xcalloc(m->n_params, sizeof(float));
+        *exp_avg = xcalloc_large(m->n_params, sizeof(float));
+        *exp_avg_sq = xcalloc_large(m->n_params, sizeof(float));
         rc = student_model_read_tensors(m, *exp_avg, op, "exp_avg.");
         if (!rc) rc = student_model_read_tensors(m, *exp_avg_sq, op, "exp_avg_sq.");
         if (!rc && m->disk_dtype != DTYPE_F32)

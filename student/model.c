@@ -73,8 +73,8 @@ int student_model_create(student_model *m, const model_config *c) {
         m->n_params += t->numel;
     }
     free(dt);
-    m->param_mem = xcalloc(m->n_params, sizeof(float));
-    m->grad_mem = xcalloc(m->n_params, sizeof(float));
+    m->param_mem = xcalloc_large(m->n_params, sizeof(float));
+    m->grad_mem = xcalloc_large(m->n_params, sizeof(float));
     m->p.layers = xcalloc((size_t)c->num_layers, sizeof(student_layer));
     m->g.layers = xcalloc((size_t)c->num_layers, sizeof(student_layer));
     point(&m->p, m->param_mem, m);

@@ -277,8 +277,8 @@ static int train_loop(run_state *R, const train_args *a) {
         TRY(checkpoint_load(resume_dir, &R->m, &R->exp_avg, &R->exp_avg_sq, &saved_state));
     } else {
         TRY(student_model_load(&R->m, a->model, a->config_changes));
-        R->exp_avg = xcalloc(R->m.n_params, sizeof(float));
-        R->exp_avg_sq = xcalloc(R->m.n_params, sizeof(float));
+        R->exp_avg = xcalloc_large(R->m.n_params, sizeof(float));
+        R->exp_avg_sq = xcalloc_large(R->m.n_params, sizeof(float));
     }
     student_model *m = &R->m;
     const model_config *c = &m->cfg;
@@ -457,9 +457,12 @@ static int train_loop(run_state *R, const train_args *a) {
         }
         adamw_config opt = base_opt;
         opt.lr = lr_at(&sched, step);
+        double host_update_s = -1; /* logged when the update runs on the host */
         if (R->gpu && a->offload_optimizer) {
+            const double u0 = clock_seconds();
             gpu_trainer_host_update(R->gpu, m->param_mem, R->exp_avg, R->exp_avg_sq, &opt, step,
                                     norm, a->grad_clip);
+            host_update_s = clock_seconds() - u0;
         } else if (R->gpu) {
             gpu_trainer_update(R->gpu, &opt);
         } else {
@@ -477,9 +480,11 @@ static int train_loop(run_state *R, const train_args *a) {
         if (R->log) {
             fprintf(R->log,
                     "{\"step\": %lld, \"loss\": %.17g, \"lr\": %.17g, \"grad_norm\": %.17g, "
-                    "\"tokens\": %lld, \"loss_tokens\": %lld, \"tokens_per_s\": %.1f}\n",
+                    "\"tokens\": %lld, \"loss_tokens\": %lld, \"tokens_per_s\": %.1f",
                     (long long)step, loss, opt.lr, norm, (long long)step_tokens,
                     (long long)step_loss_tokens, (double)step_tokens / dt);
+            if (host_update_s >= 0) fprintf(R->log, ", \"host_update_s\": %.3f", host_update_s);
+            fputs("}\n", R->log);
             fflush(R->log);
         }
         if (!a->quiet && lead)

@@ -38,4 +38,4 @@ PY
 }
 
 # The per-step training losses of a train --log file, tokens_per_s left out (it is timing).
-strip_log() { grep '"loss"' "$1" | sed 's/, "tokens_per_s": [0-9.e+]*//'; }
+strip_log() { grep '"loss"' "$1" | sed -e 's/, "tokens_per_s": [0-9.e+]*//' -e 's/, "host_update_s": [0-9.e+]*//'; }
