@@ -6,15 +6,8 @@
 #include "core/dtype.h"
 #include "student/student.h"
 
-/* torch's AdamW step on one tensor, its scalars formed once: in double as Python forms them, then
- * cast to float32 as each tensor op casts its scalar. */
-typedef struct {
-    float decay_mul, w1, b2, w2, step_size, bc2_sqrt, eps;
-    int near_start; /* torch.lerp's branch on its weight (aten/src/ATen/native/Lerp.h) */
-} adamw_k;
-
-static adamw_k adamw_k_for(const adamw_config *c, int64_t t, int decay) {
-    adamw_k k;
+adamw_scalars adamw_scalars_for(const adamw_config *c, int64_t t, int decay) {
+    adamw_scalars k;
     /* without decay the multiplication is by exactly 1, which changes no value */
     k.decay_mul = decay && c->weight_decay != 0.0 ? (float)(1.0 - c->lr * c->weight_decay) : 1.0f;
     k.w1 = (float)(1.0 - c->beta1);
@@ -31,7 +24,7 @@ static adamw_k adamw_k_for(const adamw_config *c, int64_t t, int decay) {
  * file is built with -O3 -fno-math-errno, see the Makefile; each thread's own copy of k,
  * firstprivate, is what lets the compiler keep its fields in registers), and vector lanes give
  * the scalar loop's bits: the same IEEE operations in the same order. */
-static inline float adamw_value(float g, float p, float *m, float *v, const adamw_k *k) {
+static inline float adamw_value(float g, float p, float *m, float *v, const adamw_scalars *k) {
     p *= k->decay_mul;                                  /* param.mul_(1 - lr * weight_decay) */
     const float mo = *m;                                /* exp_avg.lerp_(grad, 1 - beta1) */
     const float mi = k->near_start ? mo + k->w1 * (g - mo) : g - (g - mo) * (1.0f - k->w1);
@@ -44,7 +37,7 @@ static inline float adamw_value(float g, float p, float *m, float *v, const adam
 
 void adamw_update(float *restrict param, const float *restrict grad, float *restrict m,
                   float *restrict v, size_t n, const adamw_config *c, int64_t t, int decay) {
-    const adamw_k k = adamw_k_for(c, t, decay);
+    const adamw_scalars k = adamw_scalars_for(c, t, decay);
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK) firstprivate(k)
     for (size_t i = 0; i < n; i++) param[i] = adamw_value(grad[i], param[i], &m[i], &v[i], &k);
 }
@@ -52,9 +45,9 @@ void adamw_update(float *restrict param, const float *restrict grad, float *rest
 /* The staged step, one loop per gradient type: a loop that picks the type per value does not
  * vectorize. A product with coef = 1 is exact, so it is always taken. */
 static void staged_f32(float *restrict param, const float *restrict g, float coef,
-                       float *restrict m, float *restrict v, size_t n, const adamw_k *kp,
+                       float *restrict m, float *restrict v, size_t n, const adamw_scalars *kp,
                        uint16_t *restrict w_hi) {
-    const adamw_k k = *kp;
+    const adamw_scalars k = *kp;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK) firstprivate(k)
     for (size_t i = 0; i < n; i++) {
         const float np = adamw_value(g[i] * coef, param[i], &m[i], &v[i], &k);
@@ -64,9 +57,9 @@ static void staged_f32(float *restrict param, const float *restrict g, float coe
 }
 
 static void staged_bf16(float *restrict param, const uint16_t *restrict g, float coef,
-                        float *restrict m, float *restrict v, size_t n, const adamw_k *kp,
+                        float *restrict m, float *restrict v, size_t n, const adamw_scalars *kp,
                         uint16_t *restrict w_hi) {
-    const adamw_k k = *kp;
+    const adamw_scalars k = *kp;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK) firstprivate(k)
     for (size_t i = 0; i < n; i++) {
         const float np = adamw_value(bf16_to_f32(g[i]) * coef, param[i], &m[i], &v[i], &k);
@@ -78,7 +71,7 @@ static void staged_bf16(float *restrict param, const uint16_t *restrict g, float
 void adamw_update_staged(float *param, const void *grad, int grad_f32, float coef, float *m,
                          float *v, size_t n, const adamw_config *c, int64_t t, int decay,
                          uint16_t *w_hi) {
-    const adamw_k k = adamw_k_for(c, t, decay);
+    const adamw_scalars k = adamw_scalars_for(c, t, decay);
     if (grad_f32)
         staged_f32(param, grad, coef, m, v, n, &k, w_hi);
     else

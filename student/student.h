@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "student/adamw.h"
+
 #include <cjson/cJSON.h>
 
 #include "core/config.h"
@@ -220,9 +222,6 @@ void student_logits(student_model *m, student_acts *a, const student_batch *b, f
 
 /* ---- optimisation (adamw.c, schedule.c) ---------------------------------------------------- */
 
-typedef struct {
-    double lr, beta1, beta2, eps, weight_decay;
-} adamw_config;
 
 /* One torch.optim.AdamW step (decoupled weight decay, bias-corrected moments; t counts from 1)
  * on n values of one tensor. decay: apply weight_decay to this tensor. */

@@ -1132,6 +1132,9 @@ void cuda_student_update(cuda_student *s, const cuda_optim *o) {
     CHECK(!s->o.host_optimizer);
     cudaStream_t st = s->stream;
     s->step++;
+    const adamw_config c = {o->lr, o->beta1, o->beta2, o->eps, o->weight_decay};
+    const adamw_scalars with_decay = adamw_scalars_for(&c, s->step, 1),
+                        without = adamw_scalars_for(&c, s->step, 0);
     for (int k = 0; k < s->n_buckets; k++) {
         /* AdamW on the tensors' parts inside this rank's piece. Decay is per tensor, so one
          * launch takes each run of consecutive tensors that agree on it (the alignment padding
@@ -1144,11 +1147,9 @@ void cuda_student_update(cuda_student *s, const cuda_optim *o) {
             const size_t t0 = p->offset, t1 = q->offset + (size_t)(q->rows * q->cols);
             const size_t a = t0 > lo ? t0 : lo, b = t1 < hi ? t1 : hi;
             if (a >= b) continue;
-            adamw_hparams h = {o->lr, o->beta1, o->beta2, o->eps,
-                               p->decay ? o->weight_decay : 0.0f, s->step};
             adamw_update_cuda(s->w + a, s->w_lo + base + (a - lo), s->adam_m + base + (a - lo),
-                              s->adam_v + base + (a - lo), G(a), s->o.grad_f32, b - a, h,
-                              s->norm_out + 1, st);
+                              s->adam_v + base + (a - lo), G(a), s->o.grad_f32, b - a,
+                              p->decay ? with_decay : without, s->norm_out + 1, st);
         }
         /* every rank gets the bucket's new bf16 weights; the next forward waits for them */
         if (s->R > 1)

@@ -151,8 +151,8 @@ void cuda_student_zero_grad(cuda_student *s);
 float cuda_student_take_loss(cuda_student *s);
 
 typedef struct {
-    float lr, beta1, beta2, eps, weight_decay;
-    float max_grad_norm; /* <= 0: no clipping */
+    double lr, beta1, beta2, eps, weight_decay; /* as adamw_config (student/adamw.h) */
+    float max_grad_norm;                        /* <= 0: no clipping */
 } cuda_optim;
 
 /* Clip factor from the global gradient norm, then AdamW on every tensor; the step counter

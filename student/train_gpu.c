@@ -171,8 +171,7 @@ double gpu_trainer_grad_norm(gpu_trainer *g, double max_norm) {
 }
 
 void gpu_trainer_update(gpu_trainer *g, const adamw_config *c) {
-    cuda_optim o = {(float)c->lr, (float)c->beta1, (float)c->beta2, (float)c->eps,
-                    (float)c->weight_decay, 0.0f};
+    cuda_optim o = {c->lr, c->beta1, c->beta2, c->eps, c->weight_decay, 0.0f};
     cuda_student_update(g->s, &o);
 }
 

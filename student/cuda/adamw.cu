@@ -9,7 +9,9 @@
  *   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
  * where g is the gradient times the clip factor min(1, max_norm / (||g|| + 1e-6))
  * (torch.nn.utils.clip_grad_norm_). The clip factor stays on the device: no host round trip
- * between the backward pass and the update.
+ * between the backward pass and the update. adamw_one is the host's adamw_value
+ * (student/adamw.c) operation for operation, written with the _rn intrinsics so that nvcc fuses
+ * none of them: the GPU's update and the CPU trainer's give the same bits.
  *
  * The squared norm is summed by a fixed grid of GRAD_NORM_PARTIALS blocks in grid-stride order
  * and the partials are added by one block in index order, so it is the same on every run. Data
@@ -71,25 +73,24 @@ __global__ void grad_norm_finish_kernel(float *out, const float *partials, float
 
 /* One parameter's update (the formulas at the top); the scalar and vector kernels share it, so
  * their results are the same bits. */
-__device__ __forceinline__ void adamw_one(float &p, float &mi, float &vi, float gi, float decay,
-                                          float beta1, float beta2, float step_size,
-                                          float bc2_sqrt, float eps) {
-    p = p * decay;
-    mi = mi + (1.0f - beta1) * (gi - mi);
-    vi = beta2 * vi + (1.0f - beta2) * gi * gi;
-    const float denom = sqrtf(vi) / bc2_sqrt + eps;
-    p = p - step_size * (mi / denom);
+__device__ __forceinline__ void adamw_one(float &p, float &m, float &v, float g,
+                                          const adamw_scalars &k) {
+    p = __fmul_rn(p, k.decay_mul);
+    const float d = __fsub_rn(g, m);
+    m = k.near_start ? __fadd_rn(m, __fmul_rn(k.w1, d))
+                     : __fsub_rn(g, __fmul_rn(d, __fsub_rn(1.0f, k.w1)));
+    v = __fadd_rn(__fmul_rn(v, k.b2), __fmul_rn(k.w2, __fmul_rn(g, g)));
+    const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), k.bc2_sqrt), k.eps);
+    p = __fadd_rn(p, __fmul_rn(-k.step_size, __fdiv_rn(m, denom)));
 }
 
 __global__ void adamw_kernel(bf16 *w, uint16_t *w_lo, float *m, float *v, const void *g,
-                             int g_f32, size_t n, float decay, float beta1, float beta2,
-                             float step_size, float bc2_sqrt, float eps, const float *clip) {
+                             int g_f32, size_t n, adamw_scalars k, const float *clip) {
     const float c = clip ? *clip : 1.0f;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         float p = master_load(w, w_lo, i), mi = m[i], vi = v[i];
-        adamw_one(p, mi, vi, grad_get(g, g_f32, (long long)i) * c, decay, beta1, beta2,
-                  step_size, bc2_sqrt, eps);
+        adamw_one(p, mi, vi, __fmul_rn(grad_get(g, g_f32, (long long)i), c), k);
         master_store(w, w_lo, i, p);
         m[i] = mi;
         v[i] = vi;
@@ -100,8 +101,7 @@ __global__ void adamw_kernel(bf16 *w, uint16_t *w_lo, float *m, float *v, const 
  * 16-bit array (the scalar kernel moved 4 and 2 bytes per access: 2.4 TB/s on the H100). n4 groups
  * of four; the caller checks the alignment and updates the last n % 4 with adamw_kernel. */
 __global__ void adamw_vec4_kernel(uint2 *w, uint2 *w_lo, float4 *m, float4 *v, const void *g,
-                                  int g_f32, size_t n4, float decay, float beta1, float beta2,
-                                  float step_size, float bc2_sqrt, float eps, const float *clip) {
+                                  int g_f32, size_t n4, adamw_scalars k, const float *clip) {
     const float c = clip ? *clip : 1.0f;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n4;
          i += (size_t)gridDim.x * blockDim.x) {
@@ -123,7 +123,7 @@ __global__ void adamw_vec4_kernel(uint2 *w, uint2 *w_lo, float4 *m, float4 *v, c
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             float p = master_load(ph, pl, e);
-            adamw_one(p, pm[e], pv[e], gi[e] * c, decay, beta1, beta2, step_size, bc2_sqrt, eps);
+            adamw_one(p, pm[e], pv[e], __fmul_rn(gi[e], c), k);
             master_store(ph, pl, e, p);
         }
         w[i] = wh;
@@ -150,16 +150,10 @@ extern "C" void grad_norm_finish(float *out, const float *partials, float max_no
 }
 
 extern "C" void adamw_update_cuda(r1_bf16 *w, uint16_t *w_lo, float *m, float *v, const void *g,
-                                  int g_f32, size_t n, adamw_hparams h, const float *clip,
+                                  int g_f32, size_t n, adamw_scalars k, const float *clip,
                                   cudaStream_t s) {
-    CHECK(h.step >= 1 && w && w_lo);
+    CHECK(w && w_lo);
     if (n == 0) return;
-    /* bias corrections in double on the host, as torch computes them in Python floats */
-    const double bc1 = 1.0 - pow((double)h.beta1, (double)h.step);
-    const double bc2 = 1.0 - pow((double)h.beta2, (double)h.step);
-    const float step_size = (float)((double)h.lr / bc1);
-    const float bc2_sqrt = (float)sqrt(bc2);
-    const float decay = (float)(1.0 - (double)h.lr * (double)h.weight_decay);
     const bool vec = aligned16(m) && aligned16(v) && (uintptr_t)w % 8 == 0 &&
                      (uintptr_t)w_lo % 8 == 0 && (uintptr_t)g % (g_f32 ? 16 : 8) == 0;
     size_t done = 0;
@@ -168,8 +162,7 @@ extern "C" void adamw_update_cuda(r1_bf16 *w, uint16_t *w_lo, float *m, float *v
         const long long want = ceil_div((long long)n4, 256);
         const int blocks = want < 8192 ? (int)want : 8192;
         adamw_vec4_kernel<<<blocks, 256, 0, s>>>((uint2 *)w, (uint2 *)w_lo, (float4 *)m,
-                                                 (float4 *)v, g, g_f32, n4, decay, h.beta1,
-                                                 h.beta2, step_size, bc2_sqrt, h.eps, clip);
+                                                 (float4 *)v, g, g_f32, n4, k, clip);
         LAUNCH_CHECK();
         done = 4 * n4;
     }
@@ -179,6 +172,6 @@ extern "C" void adamw_update_cuda(r1_bf16 *w, uint16_t *w_lo, float *m, float *v
     const int blocks = want < 8192 ? (int)want : 8192;
     const void *gr = (const char *)g + done * (g_f32 ? 4 : 2);
     adamw_kernel<<<blocks, 256, 0, s>>>(w + done, w_lo + done, m + done, v + done, gr, g_f32, rest,
-                                        decay, h.beta1, h.beta2, step_size, bc2_sqrt, h.eps, clip);
+                                        k, clip);
     LAUNCH_CHECK();
 }

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "student/adamw.h"
+
 #ifdef __CUDACC__
 #include <cuda_bf16.h>
 typedef __nv_bfloat16 r1_bf16;
@@ -179,17 +181,14 @@ void grad_sqnorm_partials(float *partials, int accumulate, const void *g, int g_
                           cudaStream_t s);
 void grad_norm_finish(float *out, const float *partials, float max_norm, cudaStream_t s);
 
-typedef struct {
-    float lr, beta1, beta2, eps, weight_decay;
-    int step;              /* 1 for the first update (bias correction) */
-} adamw_hparams;
-
-/* torch.optim.AdamW on float32 master weights and moments over n parameters: decoupled weight
- * decay, bias correction; the gradient is multiplied by *clip (device float, NULL = 1) first.
- * The master weights are split (core/dtype.h, f32_split_hi): w holds their upper halves, the
- * bf16 working weights the products read, and w_lo their low 16 bits. */
+/* torch.optim.AdamW on float32 master weights and moments over n parameters (decoupled weight
+ * decay, bias correction) with the scalars k of its step (student/adamw.h): the same float32
+ * operations in the same order as the host's adamw_update, so the same bits. The gradient is
+ * multiplied by *clip (device float, NULL = 1) first. The master weights are split
+ * (core/dtype.h, f32_split_hi): w holds their upper halves, the bf16 working weights the
+ * products read, and w_lo their low 16 bits. */
 void adamw_update_cuda(r1_bf16 *w, uint16_t *w_lo, float *m, float *v, const void *g, int g_f32,
-                       size_t n, adamw_hparams h, const float *clip, cudaStream_t s);
+                       size_t n, adamw_scalars k, const float *clip, cudaStream_t s);
 
 /* ---- embedding and small helpers (embed.cu) -------------------------------------------------- */
 /* x[n, d] = emb[tokens[i]] */

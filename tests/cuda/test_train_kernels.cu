@@ -5,7 +5,8 @@
  *   bf16 outputs 1e-2 (one rounding to bf16 is 2^-9 relative); attention gradients 2e-2 (P and
  *   dS are rounded to bf16 before their products, as in FlashAttention); float32 outputs of
  *   short sums 1e-5; float32 results of long sums (GEMM outputs, column sums) 1e-4.
- * Exact checks (tol 0) for the copies: embedding rows, casts.
+ * Exact checks (tol 0) for the copies: embedding rows, casts. AdamW is also checked bit for bit
+ * against the host's adamw_update (the CPU trainer's step).
  *
  * A failing line gives the op, shape, error, worst element and the first NaN (an element the
  * kernel never wrote: outputs are poisoned with NaN) or the first element out of tolerance.
@@ -14,6 +15,7 @@
 
 extern "C" {
 #include "core/rope.h"
+#include "student/student.h"
 }
 
 static cudaStream_t S = 0;
@@ -568,10 +570,26 @@ static void test_cross_entropy(int n, int d, int vocab, int chunk, int dw_f32, i
 
 /* ---- AdamW and the gradient norm ------------------------------------------------------------ */
 
-static void test_adamw(size_t n, int g_f32, int clip, int step, float wd) {
+/* Host values equal to the device's bit for bit (the AdamW check against the CPU trainer). */
+static int same_as_host(const char *op, const char *shape, const float *dev, const float *host,
+                        size_t n) {
+    g_checks++;
+    size_t i = 0;
+    while (i < n && f32_to_bits(dev[i]) == f32_to_bits(host[i])) i++;
+    const int ok = i == n;
+    printf("  %s %-26s %-44s %s\n", ok ? "ok  " : "FAIL", op, shape,
+           ok ? "bit-identical to the host's adamw_update" : "differs from the host's adamw_update");
+    if (!ok) {
+        printf("       first difference at %zu of %zu: %.9g against %.9g\n", i, n, dev[i], host[i]);
+        g_failures++;
+    }
+    return ok;
+}
+
+static void test_adamw(size_t n, int g_f32, int clip, int step, double wd, double b1) {
     char shape[96];
-    snprintf(shape, sizeof shape, "n=%zu grad=%s clip=%d step=%d wd=%g", n, g_f32 ? "f32" : "bf16",
-             clip, step, wd);
+    snprintf(shape, sizeof shape, "n=%zu grad=%s clip=%d step=%d wd=%g b1=%g", n,
+             g_f32 ? "f32" : "bf16", clip, step, wd, b1);
     float *p = rand_f32(n, 1.0f), *m = rand_f32(n, 1e-2f), *v = rand_f32(n, 1e-4f);
     for (size_t i = 0; i < n; i++) v[i] = fabsf(v[i]);
     float *gf;
@@ -583,7 +601,7 @@ static void test_adamw(size_t n, int g_f32, int clip, int step, float wd) {
     const double norm = sqrt(ss);
     const float max_norm = clip ? (float)(norm * 0.5) : 0.0f;
     const double factor = clip ? max_norm / (norm + 1e-6) : 1.0;
-    const double lr = 1e-3, b1 = 0.9, b2 = 0.95, eps = 1e-8;
+    const double lr = 1e-3, b2 = 0.95, eps = 1e-8;
     const double bc1 = 1 - pow(b1, step), bc2 = 1 - pow(b2, step);
     double *rp = dvec(n), *rm = dvec(n), *rv = dvec(n);
     for (size_t i = 0; i < n; i++) {
@@ -605,9 +623,9 @@ static void test_adamw(size_t n, int g_f32, int clip, int step, float wd) {
     grad_sqnorm_partials((float *)partials, 0, dg, g_f32, n1, S);
     grad_sqnorm_partials((float *)partials, 1, (const char *)dg + es * n1, g_f32, n - n1, S);
     grad_norm_finish((float *)dn, (const float *)partials, max_norm, S);
-    adamw_hparams hp = {(float)lr, (float)b1, (float)b2, (float)eps, wd, step};
-    adamw_update_cuda((r1_bf16 *)dw, (uint16_t *)dlo, (float *)dm, (float *)dv, dg, g_f32, n, hp,
-                      (const float *)dn + 1, S);
+    const adamw_config cfg = {lr, b1, b2, eps, wd};
+    adamw_update_cuda((r1_bf16 *)dw, (uint16_t *)dlo, (float *)dm, (float *)dv, dg, g_f32, n,
+                      adamw_scalars_for(&cfg, step, 1), (const float *)dn + 1, S);
     sync_check("adamw");
     float *gn = download_f32(dn, 2);
     double rn[2] = {norm, factor};
@@ -619,12 +637,22 @@ static void test_adamw(size_t n, int g_f32, int clip, int step, float wd) {
     compare("adamw master", shape, gp, rp, n, 0, 1e-5);
     compare("adamw m", shape, gm, rm, n, 0, 1e-5);
     compare("adamw v", shape, gv, rv, n, 0, 1e-5);
+    /* the CPU trainer's own step (grad_clip's factor from the device's norm, then
+     * adamw_update) on the same inputs gives the same bits */
+    const float coef = grad_clip_coef(gn[0], max_norm);
+    float *hg = (float *)xmalloc(4 * n);
+    for (size_t i = 0; i < n; i++) hg[i] = (g_f32 ? gf[i] : bf16_to_f32(gh[i])) * coef;
+    adamw_update(p, hg, m, v, n, &cfg, step, 1);
+    same_as_host("adamw clip factor", shape, gn + 1, &coef, 1);
+    same_as_host("adamw master", shape, gp, p, n);
+    same_as_host("adamw m", shape, gm, m, n);
+    same_as_host("adamw v", shape, gv, v, n);
     guard_ok("adamw working weights", dw, 2 * n);
     guard_ok("adamw master low halves", dlo, 2 * n);
     cudaFree(dw), cudaFree(dlo), cudaFree(dm), cudaFree(dv), cudaFree(dg), cudaFree(partials),
         cudaFree(dn);
     free(p), free(m), free(v), free(gf), free(gh), free(rp), free(rm), free(rv), free(gn), free(gp),
-        free(gm), free(gv), free(ph), free(pl);
+        free(gm), free(gv), free(ph), free(pl), free(hg);
 }
 
 /* ---- embedding and cast ------------------------------------------------------------------------ */
@@ -791,9 +819,10 @@ int main(void) {
     test_cross_entropy(9, 64, 163844, 4, 1, 0);
 
     printf("AdamW and gradient norm\n");
-    test_adamw(1000003, 0, 1, 7, 0.1f);
-    test_adamw(4096, 1, 0, 1, 0.0f);
-    test_adamw(777, 1, 1, 100, 0.01f);
+    test_adamw(1000003, 0, 1, 7, 0.1, 0.9);
+    test_adamw(4096, 1, 0, 1, 0.0, 0.9);
+    test_adamw(777, 1, 1, 100, 0.01, 0.9);
+    test_adamw(100003, 1, 1, 3, 0.1, 0.3); /* 1 - beta1 >= 0.5: torch.lerp's other branch */
 
     printf("embedding, master weights\n");
     test_embedding(100, 50, 96, 1);
