@@ -102,6 +102,7 @@ int main(int argc, char **argv) {
         die(R1_EINPUT, "--offload", "goes with --plan (the timed loop runs AdamW on the GPU)");
     if (opt_plan && opt_offload) {
         o.host_optimizer = 1;
+        o.host_buckets = -1; /* all of the state */
         printf("plan %s seq=%d batch=%d recompute=%d grad=%s offload: %.1f GiB on the GPU\n",
                opt_shape, T, B, rc, opt_grad_f32 ? "f32" : "bf16", cuda_student_bytes(&cfg, &o) / gib);
         return 0;

@@ -17,7 +17,7 @@ static const char *o_model, *o_data, *o_out, *o_eval, *o_log, *o_schedule, *o_wa
 static int64_t o_steps, o_epochs, o_batch, o_micro, o_seq, o_seed, o_save, o_keep, o_eval_every,
     o_gpus;
 static double o_lr, o_min_lr, o_wd, o_b1, o_b2, o_eps, o_clip, o_gpu_mem;
-static int o_recompute, o_recompute_cheap, o_truncate, o_resume, o_quiet, o_offload;
+static int o_recompute, o_recompute_cheap, o_truncate, o_resume, o_quiet, o_offload, o_offload_all;
 static int o_recompute_from_recipe; /* the recipe set recompute or recompute_cheap */
 
 static const cli_opt train_opts[] = {
@@ -61,8 +61,11 @@ static const cli_opt train_opts[] = {
      "GPU: keep the matrix products' outputs, recompute only the norms and SwiGLU in backward "
      "(about 2/3 of the activation memory, no extra products); CPU: as --recompute"},
     {"offload-optimizer", OPT_FLAG, &o_offload, NULL, 0, NULL,
-     "GPU: keep the float32 master weights and moments on the host and run AdamW there; the GPU "
-     "holds the bf16 weights and gradients (4 bytes per parameter instead of 14; one GPU)"},
+     "GPU: keep the float32 master weights and moments that do not fit the GPU on the host and "
+     "run their AdamW there (the same results; one GPU)"},
+    {"offload-all", OPT_FLAG, &o_offload_all, NULL, 0, NULL,
+     "GPU: all of the optimizer state on the host; the GPU holds the bf16 weights and gradients "
+     "(4 to 6 bytes per parameter instead of 14 to 16)"},
     {"gpu-mem", OPT_FLOAT, &o_gpu_mem, "0", 0, "GIB",
      "GiB of GPU memory the step may take on each GPU (0: all that is free), e.g. to share a GPU"},
     {"seed", OPT_INT, &o_seed, "42", 0, "N", "seed of the data order"},
@@ -253,13 +256,14 @@ int cmd_train(int argc, char **argv) {
         die(R1_EINPUT, "--gpu-mem", "expected GiB between 0 (all that is free) and 1e6, got %g",
             o_gpu_mem);
     a.gpu_mem = (size_t)(o_gpu_mem * 1073741824.0);
-    a.offload_optimizer = o_offload;
-    if (o_offload && strcmp(o_device, "cpu") == 0)
-        die(R1_EINPUT, "--offload-optimizer", "moves a GPU's optimizer state to the host; with "
-            "--device cpu everything is there already");
-    if (o_offload && o_gpus > 1)
-        die(R1_EINPUT, "--offload-optimizer", "runs on one GPU; --gpus %lld shards the optimizer "
-            "state over the GPUs instead (ZeRO-1)", (long long)o_gpus);
+    a.offload_optimizer = o_offload_all ? OFFLOAD_ALL : o_offload ? OFFLOAD_FIT : OFFLOAD_NONE;
+    const char *off_flag = o_offload_all ? "--offload-all" : "--offload-optimizer";
+    if (a.offload_optimizer && strcmp(o_device, "cpu") == 0)
+        die(R1_EINPUT, off_flag, "moves a GPU's optimizer state to the host; with --device cpu "
+            "everything is there already");
+    if (a.offload_optimizer && o_gpus > 1)
+        die(R1_EINPUT, off_flag, "runs on one GPU; --gpus %lld shards the optimizer state over "
+            "the GPUs instead (ZeRO-1)", (long long)o_gpus);
     a.device = o_device;
     if (strcmp(o_device, "cpu") != 0 && strcmp(o_device, "cuda") != 0 &&
         strcmp(o_device, "auto") != 0)
@@ -278,9 +282,9 @@ int cmd_train(int argc, char **argv) {
         if (strcmp(o_device, "cpu") == 0)
             die(R1_EINPUT, "--device", "%s started %d processes: data-parallel training runs on "
                 "GPUs", launcher, a.dist.n_ranks);
-        if (o_offload)
-            die(R1_EINPUT, "--offload-optimizer", "runs on one GPU; %s started %d processes, "
-                "which shard the optimizer state instead (ZeRO-1)", launcher, a.dist.n_ranks);
+        if (a.offload_optimizer)
+            die(R1_EINPUT, off_flag, "runs on one GPU; %s started %d processes, which shard the "
+                "optimizer state instead (ZeRO-1)", launcher, a.dist.n_ranks);
         const char *dir = o_rendezvous ? o_rendezvous : o_out;
         if (dir_create(dir)) err_exit();
         id_file = train_rendezvous_file(dir);

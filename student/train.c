@@ -513,6 +513,8 @@ static int train_loop(run_state *R, const train_args *a) {
                 free(ea);
                 free(es);
             } else {
+                /* the host holds the state; the GPU's share of it (offloading) comes back */
+                if (R->gpu) gpu_trainer_get(R->gpu, m->param_mem, R->exp_avg, R->exp_avg_sq);
                 rc = checkpoint_save(a->out, step, m, R->exp_avg, R->exp_avg_sq, st, (int)a->keep);
             }
             cJSON_Delete(st);
@@ -536,8 +538,7 @@ static int train_loop(run_state *R, const train_args *a) {
                     (long long)pos.step, el, (long long)nt);
         if (lead) fprintf(stderr, "eval_loss %.6f over %lld tokens\n", el, (long long)nt);
     }
-    if (R->gpu && !a->offload_optimizer)
-        gpu_trainer_get(R->gpu, lead ? m->param_mem : NULL, NULL, NULL);
+    if (R->gpu) gpu_trainer_get(R->gpu, lead ? m->param_mem : NULL, NULL, NULL);
     if (!lead) return R1_OK;
     cJSON *st = state_json(a, &pos, &R->td, warmup, total, loss);
     rc = checkpoint_write(a->out, m, NULL, NULL, st);

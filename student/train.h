@@ -98,13 +98,21 @@ typedef struct {
 
 typedef struct gpu_trainer gpu_trainer;
 
+/* Where the float32 master weights, moments and AdamW of a GPU run live. */
+typedef enum {
+    OFFLOAD_NONE, /* on the GPU */
+    OFFLOAD_FIT,  /* on the GPU as far as they fit it, the rest on the host */
+    OFFLOAD_ALL,  /* on the host: the GPU holds the bf16 weights and gradients only */
+} offload_mode;
+
 typedef struct {
     int max_tokens;           /* the largest micro-batch */
     recompute_mode recompute; /* a mode, or RECOMPUTE_AUTO: the fastest that fits */
     size_t mem_limit;         /* bytes it may allocate (0: the GPU's free memory) */
     int grad_f32;             /* accumulate gradients in float32 (else bf16) */
-    int offload;              /* the optimizer state stays on the host: the caller runs AdamW
-                                 (gpu_trainer_host_update); one GPU */
+    int offload;              /* an offload_mode: the host keeps the optimizer state the GPU
+                                 cannot (or, OFFLOAD_ALL, all of it) and the caller runs AdamW
+                                 through gpu_trainer_host_update; one GPU */
 } gpu_trainer_opts;
 
 /* Opens the CUDA step for m on this process's GPU: master weights from m->param_mem, moments
@@ -159,8 +167,7 @@ typedef struct {
     int pack, truncate, resume;
     recompute_mode recompute; /* --recompute (ALL), --recompute-cheap (CHEAP), neither (AUTO) */
     size_t gpu_mem;         /* --gpu-mem: bytes a GPU's step may allocate (0: all it has free) */
-    int offload_optimizer;  /* --offload-optimizer: float32 master weights, moments and AdamW on
-                               the host; the GPU holds bf16 weights and gradients (one GPU) */
+    int offload_optimizer;  /* an offload_mode: --offload-optimizer (OFFLOAD_FIT), --offload-all */
     int64_t seed, save_every, eval_every, keep;
     int quiet;              /* no per-step progress lines */
     const char *device;     /* "cpu", "cuda" or "auto" (NULL: cpu) */

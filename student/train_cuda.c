@@ -55,8 +55,9 @@ struct cuda_student {
      * copy, holds their upper halves, which are the bf16 working weights the products read, and
      * w_lo their low 16 bits: 2 bytes per parameter for the master beside w, not 4. */
     r1_bf16 *w;                         /* [total] */
-    uint16_t *w_lo;                     /* [local]: this rank's pieces (everything on one GPU) */
-    float *adam_m, *adam_v;             /* [local] */
+    uint16_t *w_lo;                     /* [local - state_base]: this rank's pieces (everything
+                                           on one GPU but what the host holds) */
+    float *adam_m, *adam_v;             /* [local - state_base] */
 
     /* buckets and shards: bucket 0 is the embedding, 1 + l layer l, L + 1 the head (final norm,
      * untied lm_head); rank `rank` of R owns the rank-th of the R equal pieces of each */
@@ -66,6 +67,10 @@ struct cuda_student {
     size_t *b_off, *b_len;              /* [n_buckets] element ranges, multiples of R * 128 */
     int *b_p0;                          /* [n_buckets + 1] the parameters of bucket k: b_p0[k].. */
     size_t local;                       /* total / R */
+    /* host_optimizer: buckets [0, k_dev) have their optimizer state on the host, the rest here,
+     * from element state_base of the local arrays on (both 0 without host_optimizer) */
+    int k_dev;
+    size_t state_base;
     cudaStream_t comm_stream;           /* every NCCL call, in issue order */
     cudaEvent_t ev_main, ev_comm;
     int comm_pending;                   /* comm_stream holds work the main stream has not waited for */
@@ -197,6 +202,9 @@ static void layout_params(cuda_student *s) {
     bucket_close(s, &off, s->L + 1);
     s->total = off;
     s->local = s->total / (size_t)s->R;
+    const int hb = s->o.host_buckets;
+    s->k_dev = !s->o.host_optimizer ? 0 : hb < 0 || hb > s->n_buckets ? s->n_buckets : hb;
+    s->state_base = s->k_dev < s->n_buckets ? s->b_off[s->k_dev] / (size_t)s->R : s->local;
 }
 
 static void free_layout(cuda_student *s) {
@@ -314,10 +322,11 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     const size_t N = (size_t)s->N, d = (size_t)s->d, bf = sizeof(r1_bf16), f = sizeof(float);
     const size_t T = s->total;
     s->w = dev_alloc(s, p, T * bf);
-    if (!s->o.host_optimizer) {
-        s->w_lo = dev_alloc(s, p, s->local * sizeof(uint16_t));
-        s->adam_m = dev_alloc(s, p, s->local * f);
-        s->adam_v = dev_alloc(s, p, s->local * f);
+    const size_t state = s->local - s->state_base;
+    if (state) {
+        s->w_lo = dev_alloc(s, p, state * sizeof(uint16_t));
+        s->adam_m = dev_alloc(s, p, state * f);
+        s->adam_v = dev_alloc(s, p, state * f);
     }
     s->grad = dev_alloc(s, p, T * s->gsize);
 
@@ -415,6 +424,30 @@ recompute_mode cuda_student_fit_recompute(const model_config *cfg, const cuda_st
     return RECOMPUTE_ALL;
 }
 
+int cuda_student_fit_offload(const model_config *cfg, const cuda_student_opts *o) {
+    const int n_buckets = cfg->num_layers + 2;
+    /* filling the GPU is a choice here, not a need: leave some of its free memory free unless
+     * the caller named the budget */
+    const size_t budget = cuda_student_budget(o);
+    const size_t reserve = o->mem_limit ? 0 : (size_t)OFFLOAD_RESERVE_MIB << 20;
+    cuda_student_opts t = *o;
+    t.host_optimizer = 1;
+    /* each bucket more on the host takes its state off the device, so the first that fits
+     * is the fewest */
+    for (int k = 0; k < n_buckets; k++) {
+        t.host_buckets = k;
+        if (cuda_student_bytes(cfg, &t) + reserve <= budget) return k;
+    }
+    return n_buckets;
+}
+
+size_t cuda_student_host_numel(const cuda_student *s) {
+    size_t n = 0;
+    for (int i = 0; i < s->b_p0[s->k_dev]; i++)
+        n += (size_t)(s->params[i].rows * s->params[i].cols);
+    return n;
+}
+
 int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_student_opts *o) {
     TRY(check_config(cfg, o));
     const size_t need = cuda_student_bytes(cfg, o), budget = cuda_student_budget(o);
@@ -454,11 +487,10 @@ int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_
     free(cs);
     rope_free(&rt);
 
-    const size_t T = s->total, Lc = s->local;
+    const size_t T = s->total, Lc = s->local - s->state_base;
     R1_CUDA_CHECK(cudaMemsetAsync(s->w, 0, T * sizeof(r1_bf16), s->stream));
-    if (s->o.host_optimizer) {
-        R1_CUDA_CHECK(cudaMallocHost(&s->xfer, XFER_BYTES));
-    } else {
+    if (s->o.host_optimizer) R1_CUDA_CHECK(cudaMallocHost(&s->xfer, XFER_BYTES));
+    if (Lc) {
         R1_CUDA_CHECK(cudaMemsetAsync(s->w_lo, 0, Lc * sizeof(uint16_t), s->stream));
         R1_CUDA_CHECK(cudaMemsetAsync(s->adam_m, 0, Lc * sizeof(float), s->stream));
         R1_CUDA_CHECK(cudaMemsetAsync(s->adam_v, 0, Lc * sizeof(float), s->stream));
@@ -642,16 +674,17 @@ void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const fl
     R1_CUDA_CHECK(cudaMemcpy(dst, src, ne * sizeof(float), cudaMemcpyHostToDevice));
 }
 
-/* The pieces in which tensor after tensor goes through the pinned staging: at most `per`
- * elements each. Start with x zeroed; each call gives the next piece, 0 after the last. */
+/* The pieces in which tensor after tensor (those before `end`) goes through the pinned staging:
+ * at most `per` elements each. Start with x zeroed; each call gives the next piece, 0 after the
+ * last. */
 typedef struct {
     int i;          /* the tensor */
     size_t c0, cnt; /* its elements [c0, c0 + cnt) */
 } xfer_piece;
 
-static int xfer_next(const cuda_student *s, size_t per, xfer_piece *x) {
+static int xfer_next(const cuda_student *s, int end, size_t per, xfer_piece *x) {
     x->c0 += x->cnt;
-    for (; x->i < s->n_params; x->i++, x->c0 = 0) {
+    for (; x->i < end; x->i++, x->c0 = 0) {
         const size_t ne = (size_t)(s->params[x->i].rows * s->params[x->i].cols);
         if (x->c0 < ne) {
             x->cnt = ne - x->c0 < per ? ne - x->c0 : per;
@@ -666,7 +699,7 @@ void cuda_student_put_weights(cuda_student *s, const float *const *src) {
     CHECK(s->o.host_optimizer);
     uint16_t *h = s->xfer;
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
-    for (xfer_piece x = {0, 0, 0}; xfer_next(s, XFER_BYTES / sizeof(uint16_t), &x);) {
+    for (xfer_piece x = {0, 0, 0}; xfer_next(s, s->n_params, XFER_BYTES / sizeof(uint16_t), &x);) {
         const float *v = src[x.i] + x.c0;
 #pragma omp parallel for schedule(static) if (x.cnt >= PAR_MIN_WORK)
         for (size_t j = 0; j < x.cnt; j++) h[j] = f32_split_hi(v[j]);
@@ -701,13 +734,14 @@ void cuda_student_host_update(cuda_student *s, cuda_host_update_fn fn, void *ctx
     for (int h = 0; h < 2; h++)
         R1_CUDA_CHECK(cudaEventCreateWithFlags(&landed[h], cudaEventDisableTiming));
     cudaStream_t st = s->stream;
+    const int end = s->b_p0[s->k_dev]; /* the host buckets' tensors */
     xfer_piece cur = {0, 0, 0}, next;
-    int more = xfer_next(s, per, &cur);
+    int more = xfer_next(s, end, per, &cur);
     if (more) grads_down(s, &cur, g[0], landed[0]);
     for (int k = 0; more; k++) {
         const int h = k & 1;
         next = cur;
-        more = xfer_next(s, per, &next);
+        more = xfer_next(s, end, per, &next);
         if (more) grads_down(s, &next, g[!h], landed[!h]);
         R1_CUDA_CHECK(cudaEventSynchronize(landed[h]));
         fn(ctx, cur.i, cur.c0, cur.cnt, g[h], s->gsize == sizeof(float), w[h]);
@@ -743,7 +777,9 @@ static size_t piece_len(const cuda_student *s, int k) { return s->b_len[k] / (si
 static size_t piece_global(const cuda_student *s, int k) {
     return s->b_off[k] + (size_t)s->rank * piece_len(s, k);
 }
-static size_t piece_local(const cuda_student *s, int k) { return s->b_off[k] / (size_t)s->R; }
+static size_t piece_local(const cuda_student *s, int k) {
+    return s->b_off[k] / (size_t)s->R - s->state_base;
+}
 
 /* The moments' local arrays (the master weights' pieces are w_lo's, beside the whole w). */
 static float *state_array(const cuda_student *s, cuda_tensor_kind kind) {
@@ -766,14 +802,13 @@ void cuda_student_set_step(cuda_student *s, int step) {
 }
 
 void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float *const *src) {
-    CHECK(!s->o.host_optimizer); /* cuda_student_put_weights */
     const int master = kind == CUDA_MASTER;
     float *local = master ? NULL : state_array(s, kind);
     wait_comm(s);
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
     if (!src) {
         CHECK(!master);
-        R1_CUDA_CHECK(cudaMemset(local, 0, s->local * sizeof(float)));
+        if (local) R1_CUDA_CHECK(cudaMemset(local, 0, (s->local - s->state_base) * sizeof(float)));
         R1_CUDA_CHECK(cudaDeviceSynchronize());
         return;
     }
@@ -782,7 +817,7 @@ void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float 
     float *hb = xmalloc(sizeof(float) * big);
     uint16_t *hw = master ? xmalloc(sizeof(uint16_t) * big) : NULL;
     uint16_t *hl = master ? xmalloc(sizeof(uint16_t) * big) : NULL;
-    for (int k = 0; k < s->n_buckets; k++) {
+    for (int k = s->k_dev; k < s->n_buckets; k++) {
         memset(hb, 0, sizeof(float) * s->b_len[k]);
         for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {
             const cuda_param *p = &s->params[i];
@@ -812,7 +847,6 @@ void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float 
 }
 
 void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst) {
-    CHECK(!s->o.host_optimizer);
     const int master = kind == CUDA_MASTER;
     /* the local pieces: float32 moments, or the master weights' 16-bit low halves */
     const void *local = master ? (const void *)s->w_lo : (const void *)state_array(s, kind);
@@ -832,7 +866,7 @@ void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const
         if (chunk > ((size_t)16 << 20)) chunk = (size_t)16 << 20;
         R1_CUDA_CHECK(cudaMalloc((void **)&tmp, es * chunk * (size_t)s->R));
     }
-    for (int k = 0; k < s->n_buckets; k++) {
+    for (int k = s->k_dev; k < s->n_buckets; k++) {
         const size_t P = piece_len(s, k);
         const char *mine = (const char *)local + es * piece_local(s, k);
         if (s->R == 1) {
@@ -1129,13 +1163,12 @@ float cuda_student_grad_norm(cuda_student *s, float max_grad_norm) {
 }
 
 void cuda_student_update(cuda_student *s, const cuda_optim *o) {
-    CHECK(!s->o.host_optimizer);
     cudaStream_t st = s->stream;
     s->step++;
     const adamw_config c = {o->lr, o->beta1, o->beta2, o->eps, o->weight_decay};
     const adamw_scalars with_decay = adamw_scalars_for(&c, s->step, 1),
                         without = adamw_scalars_for(&c, s->step, 0);
-    for (int k = 0; k < s->n_buckets; k++) {
+    for (int k = s->k_dev; k < s->n_buckets; k++) {
         /* AdamW on the tensors' parts inside this rank's piece. Decay is per tensor, so one
          * launch takes each run of consecutive tensors that agree on it (the alignment padding
          * between them is never read by the model: updating it changes nothing). */

@@ -52,8 +52,11 @@ typedef struct {
     attn_impl attn;     /* ATTN_AUTO normally */
     int n_ranks;        /* data-parallel ranks the layout is sharded for (0 or 1: one GPU) */
     size_t mem_limit;   /* bytes the student may allocate (0: the device's free memory) */
-    int host_optimizer; /* the optimizer state stays on the host (train --offload-optimizer):
-                           the device holds the bf16 weights and the gradients only; one GPU */
+    int host_optimizer; /* the host holds the optimizer state of the first host_buckets buckets
+                           and runs their AdamW (train --offload-optimizer); one GPU */
+    int host_buckets;   /* with host_optimizer: how many (the embedding, then the layers, then
+                           the head; cuda_student_fit_offload picks the fewest that fit); -1:
+                           all, so the device holds the bf16 weights and the gradients only */
     cuda_comm *comm;    /* their communicator (n_ranks > 1); the student does not own it */
 } cuda_student_opts;
 
@@ -77,6 +80,14 @@ size_t cuda_student_budget(const cuda_student_opts *o);
 /* The first of RECOMPUTE_NONE, RECOMPUTE_CHEAP, RECOMPUTE_ALL (fastest first) whose plan fits
  * the budget, o->recompute ignored; RECOMPUTE_ALL when none does (create then says why). */
 recompute_mode cuda_student_fit_recompute(const model_config *cfg, const cuda_student_opts *o);
+/* host_buckets for --offload-optimizer: the fewest buckets whose optimizer state the host must
+ * hold for the rest to fit the budget (0 when all of it fits), leaving OFFLOAD_RESERVE_MIB of
+ * the device's free memory free unless o->mem_limit names the budget; all of them when even that
+ * does not fit (create then says why). */
+enum { OFFLOAD_RESERVE_MIB = 1024 };
+int cuda_student_fit_offload(const model_config *cfg, const cuda_student_opts *o);
+/* The parameters whose optimizer state lives on the host, and all of them. */
+size_t cuda_student_host_numel(const cuda_student *s);
 
 /* Allocates everything up front (no allocation during training). Parameters start undefined:
  * load or initialise them. R1_ERUNTIME if the budget (cuda_student_budget) is too small. */
@@ -111,12 +122,14 @@ void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const fl
  * calls it, and ranks that only take part pass dst NULL. */
 void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float *const *src);
 void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst);
-/* With host_optimizer the host runs AdamW. put_weights: the bf16 working weights from float32
- * values (nearest, ties away from zero: the split master's upper halves), src[i] pointing at
- * the rows * cols values of tensor i. host_update: one pass over every tensor in pieces of the
- * pinned staging; fn gets piece [c0, c0 + cnt) of tensor i's gradients as stored (float32, or
- * bf16 bits) and writes the piece's new bf16 weights into w, which then go to the device.
- * Both synchronous. */
+/* With host_optimizer the host runs AdamW on the host buckets' tensors. put_weights: the bf16
+ * working weights of every tensor from float32 values (nearest, ties away from zero: the split
+ * master's upper halves), src[i] pointing at the rows * cols values of tensor i (put_state and
+ * get_state move the state of the buckets the device keeps). host_update: one pass over the
+ * host buckets' tensors in pieces of the pinned staging; fn gets piece [c0, c0 + cnt) of tensor
+ * i's gradients as stored (float32, or bf16 bits) and writes the piece's new bf16 weights into
+ * w, which then go to the device. Both synchronous. cuda_student_update runs the other buckets'
+ * AdamW. */
 typedef void (*cuda_host_update_fn)(void *ctx, int i, size_t c0, size_t cnt, const void *grad,
                                     int grad_f32, uint16_t *w);
 void cuda_student_put_weights(cuda_student *s, const float *const *src);

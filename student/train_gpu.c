@@ -69,9 +69,11 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
     cuda_student_opts o = {.max_tokens = max_tokens, .recompute = go->recompute,
                            .grad_f32 = grad_f32, .ce_chunk = 0, .attn = ATTN_AUTO,
                            .n_ranks = dist->n_ranks, .comm = g->comm, .mem_limit = go->mem_limit,
-                           .host_optimizer = go->offload};
-    /* every mode gives the same bits, so ranks that choose differently still agree */
+                           .host_optimizer = go->offload != OFFLOAD_NONE, .host_buckets = -1};
+    /* every mode gives the same bits, so ranks that choose differently still agree; so does
+     * any split of the optimizer state (the GPU's AdamW computes the host's bits) */
     if (go->recompute == RECOMPUTE_AUTO) o.recompute = cuda_student_fit_recompute(&m->cfg, &o);
+    if (go->offload == OFFLOAD_FIT) o.host_buckets = cuda_student_fit_offload(&m->cfg, &o);
     g->recompute = (recompute_mode)o.recompute;
     rc = cuda_student_create(&g->s, &m->cfg, &o);
     if (rc) {
@@ -99,20 +101,18 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
         gpu_trainer_close(g);
         return rc;
     }
-    if (go->offload) {
-        put_weights(g, m->param_mem);
-    } else {
-        const float **p = host_ptrs(g, m->param_mem);
-        cuda_student_put_state(g->s, CUDA_MASTER, p);
-        free(p);
-        p = exp_avg ? host_ptrs(g, exp_avg) : NULL;
-        cuda_student_put_state(g->s, CUDA_ADAM_M, p);
-        free(p);
-        p = exp_avg_sq ? host_ptrs(g, exp_avg_sq) : NULL;
-        cuda_student_put_state(g->s, CUDA_ADAM_V, p);
-        free(p);
-        cuda_student_set_step(g->s, (int)step);
-    }
+    /* offloading: every tensor's bf16 weights, then the state of those the GPU keeps */
+    if (go->offload) put_weights(g, m->param_mem);
+    const float **p = host_ptrs(g, m->param_mem);
+    cuda_student_put_state(g->s, CUDA_MASTER, p);
+    free(p);
+    p = exp_avg ? host_ptrs(g, exp_avg) : NULL;
+    cuda_student_put_state(g->s, CUDA_ADAM_M, p);
+    free(p);
+    p = exp_avg_sq ? host_ptrs(g, exp_avg_sq) : NULL;
+    cuda_student_put_state(g->s, CUDA_ADAM_V, p);
+    free(p);
+    cuda_student_set_step(g->s, (int)step);
     cuda_student_zero_grad(g->s);
     if (desc) {
         char mem[32];
@@ -122,14 +122,18 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
         char how[96];
         snprintf(how, sizeof how, "%s%s", mode[g->recompute],
                  go->recompute == RECOMPUTE_AUTO ? ", the fastest that fits" : "");
+        char off[96] = "";
+        if (go->offload)
+            snprintf(off, sizeof off, "; optimizer state on the host for %.0f%% of the parameters",
+                     100.0 * (double)cuda_student_host_numel(g->s) /
+                         (double)cuda_student_numel(g->s));
         if (dist->n_ranks > 1)
             snprintf(desc, desc_len, "cuda, %d GPUs (this rank: GPU %d, %s), ZeRO-1; %s per GPU, "
                      "%s; %s gradients", dist->n_ranks, dev, prop.name, mem, how,
                      grad_f32 ? "float32" : "bf16");
         else
             snprintf(desc, desc_len, "cuda (GPU %d, %s); %s, %s; %s gradients%s", dev,
-                     prop.name, mem, how, grad_f32 ? "float32" : "bf16",
-                     go->offload ? "; optimizer state on the host" : "");
+                     prop.name, mem, how, grad_f32 ? "float32" : "bf16", off);
     }
     *out = g;
     return R1_OK;
@@ -212,6 +216,9 @@ static void host_update_piece(void *ctx, int i, size_t c0, size_t cnt, const voi
 
 void gpu_trainer_host_update(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq,
                              const adamw_config *c, int64_t step, double norm, double max_norm) {
+    /* the tensors whose state the GPU keeps, queued first so that they run under the host's */
+    gpu_trainer_update(g, c);
+    CHECK(cuda_student_step_count(g->s) == step);
     host_step h = {g, params, exp_avg, exp_avg_sq, c, step, grad_clip_coef(norm, max_norm)};
     cuda_student_host_update(g->s, host_update_piece, &h);
 }

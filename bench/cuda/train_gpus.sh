@@ -65,6 +65,7 @@ dev = next((l for l in text.splitlines() if l.startswith("device: ")), "")
 mem = re.search(r"; ([0-9.]+ [MG]iB)( per GPU)?,", dev)
 rss = re.search(r"peak RSS ([0-9.]+) MiB", text)
 how = re.search(r"[MG]iB( per GPU)?, ([^;]*);", dev)
+host = re.search(r"on the host for ([0-9]+)%", dev)
 timed = [r["tokens_per_s"] for r in rows[2:]]
 host = [r["host_update_s"] for r in rows[2:] if "host_update_s" in r]
 if rc or not timed:
@@ -75,6 +76,7 @@ else:
                       "step_s": sum(r["tokens"] / r["tokens_per_s"] for r in rows[2:]) / len(timed),
                       "host_update_s": sum(host) / len(host) if host else None,
                       "mode": how.group(2) if how else "?",
+                      "host_share_pct": int(host.group(1)) if host else None,
                       "gpu_memory": mem.group(1) if mem else "?",
                       "host_rss_gib": round(float(rss.group(1)) / 1024, 1) if rss else None}))
 PY
@@ -84,12 +86,13 @@ for g in 1 2 4 8; do
     [ "$g" -le "$n_gpu" ] || break
     run_case "$g" "$g"
 done
-# the optimizer state and AdamW on the host: one GPU
-run_case offload 1 --offload-optimizer
+# all of the optimizer state and AdamW on the host: one GPU
+run_case offload 1 --offload-all
 # A Qwen2.5-7B-shaped student with the optimizer offloaded, 8 x 4096 tokens per step in
-# micro-batches of one: what lets a 7B full fine-tune run on one 80 GB GPU. The host holds the
-# float32 master weights and moments, 12 bytes per parameter (85 GiB), so it runs only where
-# that much memory is free; it needs 15 GB of disk for the initial weights.
+# micro-batches of one: what lets a 7B full fine-tune run on one 80 GB GPU. --offload-optimizer
+# keeps on the GPU the state that fits, --offload-all none. The host holds the float32 master
+# weights and moments, 12 bytes per parameter (85 GiB), so it runs only where that much memory is
+# free; it needs 15 GB of disk for the initial weights.
 avail_gib=$(awk '/^MemAvailable:/ {print int($2 / 1048576)}' /proc/meminfo)
 if [ "${BENCH_SKIP_7B:-0}" = 1 ]; then
     echo "7B offload: skipped (BENCH_SKIP_7B=1)"
@@ -105,6 +108,7 @@ else
         >"$OUTDIR/train_gpus_init7b.log" 2>&1; then
         MODEL=$TMP/model7b BATCH=8 MICRO=1 STEPS=${BENCH_7B_STEPS:-5}
         run_case offload7b 1 --offload-optimizer
+        [ "${BENCH_7B_ALL:-1}" = 1 ] && run_case offload7b_all 1 --offload-all
     else
         echo "7B init failed: see train_gpus_init7b.log"
     fi
@@ -117,7 +121,9 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 one = next((r for r in rows if r["name"] == "1" and "tokens_per_s" in r), None)
 print("summary: r1-distill train, Qwen2.5-1.5B shape, 16 x 4096 tokens per step, micro-batch 4")
 for r in rows:
-    what = {"offload": "1 GPU, offload", "offload7b": "7B: 1 GPU, offload, 8 x 4096 per step"}.get(
+    what = {"offload": "1 GPU, --offload-all",
+            "offload7b": "7B: 1 GPU, --offload-optimizer, 8 x 4096 per step",
+            "offload7b_all": "7B: 1 GPU, --offload-all, 8 x 4096 per step"}.get(
         r["name"], "%d GPU(s)" % r["gpus"])
     if "tokens_per_s" not in r:
         print("  %s: %s" % (what, r["error"]))
@@ -129,7 +135,8 @@ for r in rows:
     elif one and r["name"] == "offload":
         rel = " (%.0f%% of one GPU's speed)" % (100 * r["tokens_per_s"] / one["tokens_per_s"])
     if r["host_update_s"] is not None:
-        rel += " (step %.2f s, of which the host's AdamW %.2f s)" % (r["step_s"], r["host_update_s"])
+        rel += " (optimizer state on the host for %s%% of the parameters; step %.2f s, of which " \
+               "the update %.2f s)" % (r["host_share_pct"], r["step_s"], r["host_update_s"])
     print("  %s: %8.0f tok/s over %d steps, %s GPU memory, %s GiB host peak RSS, last loss %.4f, %s%s"
           % (what, r["tokens_per_s"], r["steps"], r["gpu_memory"], r["host_rss_gib"], r["loss"],
              r["mode"], rel))

@@ -11,9 +11,12 @@
 #     step 6 agree (exp_avg 15%, exp_avg_sq 30%: gradients at bf16 precision, squared), and the
 #     weights end closer together than half of how far they moved;
 #   - GPU -> GPU resume, --recompute and --recompute-cheap are bit-identical;
-#   - --offload-optimizer (AdamW on the host) is bit-identical to the GPU's AdamW (losses, final
+#   - --offload-all (AdamW on the host) is bit-identical to the GPU's AdamW (losses, final
 #     weights, optimizer state), takes less GPU memory, resumes bit for bit, and its checkpoints
 #     resume with the GPU's AdamW and the other way round, bit-identical to the run not stopped;
+#   - --offload-optimizer keeps on the GPU the state that fits: all of it without a limit, part
+#     of it under a --gpu-mem between the two plans (within the budget); bit-identical either
+#     way, and resumes bit for bit;
 #   - without a recomputation option the GPU takes the fastest mode that fits --gpu-mem (none,
 #     then cheap, then all; bit-identical), and a budget nothing fits is refused (exit 1).
 # Runs on a GPU machine (make test-cuda); BIN, ROOT and TMP as for tests/e2e.
@@ -89,12 +92,12 @@ for pair in "c6 g2c" "g6 c2g" "c6 g6"; do
     "${CMP[@]}" weights "$TMP/$2/model.safetensors" "$TMP/$1/model.safetensors" \
         "$TMP/demo/model.safetensors" --max-rel 0.5
 done
-echo "== --offload-optimizer: the float32 state and AdamW on the host"
-"$BIN" train "${c6[@]}" --device cuda --offload-optimizer --out "$TMP/o6" --log "$TMP/o6.jsonl" \
+echo "== --offload-all: the float32 state and AdamW on the host"
+"$BIN" train "${c6[@]}" --device cuda --offload-all --out "$TMP/o6" --log "$TMP/o6.jsonl" \
     2>"$TMP/o6.err"
 "$BIN" train "${c6[@]}" --device cuda --out "$TMP/g6m" 2>"$TMP/g6m.err" # its device line
 grep '^device: ' "$TMP/o6.err"
-grep -q 'optimizer state on the host' "$TMP/o6.err"
+grep -q 'optimizer state on the host for 100% of the parameters' "$TMP/o6.err"
 mib() { grep '^device: ' "$1" | sed -n 's/.*; \([0-9.]*\) MiB, .*/\1/p'; }
 awk -v o="$(mib "$TMP/o6.err")" -v g="$(mib "$TMP/g6m.err")" 'BEGIN { exit !(o + 4 < g) }'
 echo "   bit-identical to the GPU's AdamW (the same float32 operations); near the CPU trainer"
@@ -105,13 +108,13 @@ cmp "$TMP/g6/checkpoint-6/optimizer.safetensors" "$TMP/o6/checkpoint-6/optimizer
 echo "   resumed from its checkpoint-3: bit-identical"
 mkdir -p "$TMP/o2o"
 cp -r "$TMP/o6/checkpoint-3" "$TMP/o2o/"
-"$BIN" train "${c6[@]}" --device cuda --offload-optimizer --out "$TMP/o2o" --log "$TMP/o2o.jsonl" \
+"$BIN" train "${c6[@]}" --device cuda --offload-all --out "$TMP/o2o" --log "$TMP/o2o.jsonl" \
     --resume 2>/dev/null
 diff <(strip_log "$TMP/o6.jsonl" | sed -n 4,6p) <(strip_log "$TMP/o2o.jsonl")
 cmp "$TMP/o6/model.safetensors" "$TMP/o2o/model.safetensors"
 cmp "$TMP/o6/checkpoint-6/optimizer.safetensors" "$TMP/o2o/checkpoint-6/optimizer.safetensors"
 echo "   checkpoints move between the GPU's AdamW and the host's"
-for pair in "g6 g2o --offload-optimizer" "o6 o2g"; do
+for pair in "g6 g2o --offload-all" "o6 o2g"; do
     set -- $pair
     mkdir -p "$TMP/$2"
     cp -r "$TMP/$1/checkpoint-3" "$TMP/$2/"
@@ -120,6 +123,32 @@ for pair in "g6 g2o --offload-optimizer" "o6 o2g"; do
     diff <(strip_log "$TMP/$1.jsonl" | sed -n 4,6p) <(strip_log "$TMP/$2.jsonl")
     cmp "$TMP/$1/model.safetensors" "$TMP/$2/model.safetensors"
 done
+echo "== --offload-optimizer: the host takes the state that does not fit"
+"$BIN" train "${c6[@]}" --device cuda --offload-optimizer --out "$TMP/f6" --log "$TMP/f6.jsonl" \
+    2>"$TMP/f6.err"
+grep -q 'optimizer state on the host for 0% of the parameters' "$TMP/f6.err"
+# a budget between the two plans: some layers' state on each side
+half=$(awk -v o="$(mib "$TMP/o6.err")" -v g="$(mib "$TMP/g6m.err")" \
+    'BEGIN { printf "%.6f", (o + g) / 2 / 1024 }')
+"$BIN" train "${c6[@]}" --device cuda --offload-optimizer --gpu-mem "$half" --out "$TMP/h6" \
+    --log "$TMP/h6.jsonl" 2>"$TMP/h6.err"
+grep '^device: ' "$TMP/h6.err"
+pct=$(sed -n 's/.*optimizer state on the host for \([0-9]*\)% of the parameters.*/\1/p' "$TMP/h6.err")
+[ "$pct" -gt 0 ] && [ "$pct" -lt 100 ]
+awk -v h="$(mib "$TMP/h6.err")" -v m="$half" 'BEGIN { exit !(h <= m * 1024) }'
+for r in f6 h6; do
+    diff <(strip_log "$TMP/g6.jsonl") <(strip_log "$TMP/$r.jsonl")
+    cmp "$TMP/g6/model.safetensors" "$TMP/$r/model.safetensors"
+    cmp "$TMP/g6/checkpoint-6/optimizer.safetensors" "$TMP/$r/checkpoint-6/optimizer.safetensors"
+done
+echo "   split $pct% / $((100 - pct))%: bit-identical to the GPU's AdamW; resumes bit for bit"
+mkdir -p "$TMP/h2h"
+cp -r "$TMP/h6/checkpoint-3" "$TMP/h2h/"
+"$BIN" train "${c6[@]}" --device cuda --offload-optimizer --gpu-mem "$half" --out "$TMP/h2h" \
+    --log "$TMP/h2h.jsonl" --resume 2>/dev/null
+diff <(strip_log "$TMP/h6.jsonl" | sed -n 4,6p) <(strip_log "$TMP/h2h.jsonl")
+cmp "$TMP/h6/model.safetensors" "$TMP/h2h/model.safetensors"
+cmp "$TMP/h6/checkpoint-6/optimizer.safetensors" "$TMP/h2h/checkpoint-6/optimizer.safetensors"
 
 echo "== the recomputation mode that fits --gpu-mem"
 # 8 x 1024 tokens per micro-batch, so the three modes' plans lie megabytes apart
@@ -143,7 +172,7 @@ diff <(strip_log "$TMP/m0.jsonl") <(strip_log "$TMP/m1.jsonl")
 diff <(strip_log "$TMP/m0.jsonl") <(strip_log "$TMP/m2.jsonl")
 cmp "$TMP/m0/model.safetensors" "$TMP/m2/model.safetensors"
 # bf16 gradients (one micro-batch per step) through the host's AdamW
-"$BIN" train "${cm[@]}" --offload-optimizer --out "$TMP/mo" --log "$TMP/mo.jsonl" 2>/dev/null
+"$BIN" train "${cm[@]}" --offload-all --out "$TMP/mo" --log "$TMP/mo.jsonl" 2>/dev/null
 diff <(strip_log "$TMP/m0.jsonl") <(strip_log "$TMP/mo.jsonl")
 cmp "$TMP/m0/model.safetensors" "$TMP/mo/model.safetensors"
 st=0

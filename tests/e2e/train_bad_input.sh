@@ -71,4 +71,5 @@ expect 2 "step count or a ratio" "$BIN" train --model "$M" --data "$F/tiny-sft/t
 expect 2 "expected GiB" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o17" --gpu-mem -1
 expect 2 "everything is there already" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o18" --device cpu --offload-optimizer
 expect 2 "runs on one GPU" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o19" --gpus 2 --offload-optimizer
+expect 2 "everything is there already" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o20" --device cpu --offload-all
 echo "ok: bad input refused with exit 2"
