@@ -65,7 +65,7 @@ dev = next((l for l in text.splitlines() if l.startswith("device: ")), "")
 mem = re.search(r"; ([0-9.]+ [MG]iB)( per GPU)?,", dev)
 rss = re.search(r"peak RSS ([0-9.]+) MiB", text)
 how = re.search(r"[MG]iB( per GPU)?, ([^;]*);", dev)
-host = re.search(r"on the host for ([0-9]+)%", dev)
+share = re.search(r"on the host for ([0-9]+)%", dev)
 timed = [r["tokens_per_s"] for r in rows[2:]]
 host = [r["host_update_s"] for r in rows[2:] if "host_update_s" in r]
 if rc or not timed:
@@ -76,7 +76,7 @@ else:
                       "step_s": sum(r["tokens"] / r["tokens_per_s"] for r in rows[2:]) / len(timed),
                       "host_update_s": sum(host) / len(host) if host else None,
                       "mode": how.group(2) if how else "?",
-                      "host_share_pct": int(host.group(1)) if host else None,
+                      "host_share_pct": int(share.group(1)) if share else None,
                       "gpu_memory": mem.group(1) if mem else "?",
                       "host_rss_gib": round(float(rss.group(1)) / 1024, 1) if rss else None}))
 PY
