@@ -26,6 +26,7 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/json.h"
+#include "core/sysmem.h"
 #include "student/train.h"
 
 static double peak_rss_mib(void) {
@@ -356,6 +357,18 @@ static int train_loop(run_state *R, const train_args *a) {
         /* float32 gradients when a rank adds up several micro-batches per step, bf16 otherwise */
         const int64_t rank_rows = (a->batch_size + n_ranks - 1) / n_ranks;
         const int grad_f32 = (rank_rows + micro - 1) / micro > 1;
+        /* A fresh run's moments are zero pages until the first host update (or checkpoint)
+         * writes them: refuse now what the kernel would kill the run for later. */
+        if (a->offload_optimizer && !a->resume) {
+            const size_t need = 2 * sizeof(float) * m->n_params, have = host_memory_available();
+            if (have && need > have) {
+                err_fail(R1_ERUNTIME, "offload", "the AdamW moments on the host need %.1f GiB "
+                         "more host memory; %.1f GiB are available", need / 1073741824.0,
+                         have / 1073741824.0);
+                return err_hint("keep the state on the GPU (drop --offload-optimizer), shard it "
+                                "over GPUs (--gpus N), or use a host with more memory");
+            }
+        }
         const gpu_trainer_opts go = {.max_tokens = cap, .recompute = a->recompute,
                                      .mem_limit = a->gpu_mem, .grad_f32 = grad_f32,
                                      .offload = a->offload_optimizer};
