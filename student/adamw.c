@@ -4,9 +4,11 @@
 #include <math.h>
 
 #include "core/dtype.h"
+#include "core/error.h"
 #include "student/student.h"
 
 adamw_scalars adamw_scalars_for(const adamw_config *c, int64_t t, int decay) {
+    CHECK(t >= 1); /* the bias corrections divide by 1 - beta^t */
     adamw_scalars k;
     /* without decay the multiplication is by exactly 1, which changes no value */
     k.decay_mul = decay && c->weight_decay != 0.0 ? (float)(1.0 - c->lr * c->weight_decay) : 1.0f;

@@ -365,8 +365,9 @@ static int train_loop(run_state *R, const train_args *a) {
                 err_fail(R1_ERUNTIME, "offload", "the AdamW moments on the host need %.1f GiB "
                          "more host memory; %.1f GiB are available", need / 1073741824.0,
                          have / 1073741824.0);
-                return err_hint("keep the state on the GPU (drop --offload-optimizer), shard it "
-                                "over GPUs (--gpus N), or use a host with more memory");
+                return err_hint("keep the state on the GPU (no --offload-optimizer or "
+                                "--offload-all), shard it over GPUs (--gpus N), or use a host "
+                                "with more memory");
             }
         }
         const gpu_trainer_opts go = {.max_tokens = cap, .recompute = a->recompute,

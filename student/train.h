@@ -140,12 +140,14 @@ double gpu_trainer_grad_norm(gpu_trainer *g, double max_norm);
 /* AdamW with the clip factor, the step counter advanced. */
 void gpu_trainer_update(gpu_trainer *g, const adamw_config *c);
 /* Master weights and moments into host arrays of the student layout (collective; NULL arrays
- * are skipped, as on ranks that only take part). */
+ * are skipped, as on ranks that only take part). Offloading, only the tensors whose state the
+ * GPU keeps are written: the host holds the others'. */
 void gpu_trainer_get(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq);
 /* The accumulated gradients into a host array of the student layout (one GPU only; for tests). */
 void gpu_trainer_get_grads(gpu_trainer *g, float *grads);
-/* Offloading: the CPU trainer's step (grad_clip with the GPU's norm, then adamw_update) on the
- * host's float32 state (student layout) with the GPU's gradients, and the new bf16 weights up. */
+/* Offloading: the GPU's AdamW on the tensors whose state it keeps, and the CPU trainer's step
+ * (grad_clip with the GPU's norm, then adamw_update: the same bits) on the host's float32 state
+ * (student layout) of the others, with the GPU's gradients; their new bf16 weights go up. */
 void gpu_trainer_host_update(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq,
                              const adamw_config *c, int64_t step, double norm, double max_norm);
 void gpu_trainer_close(gpu_trainer *g);

@@ -114,8 +114,9 @@ void cuda_student_download(const cuda_student *s, cuda_tensor_kind kind, int i, 
  * when kind is CUDA_MASTER. One GPU only. */
 void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const float *src);
 
-/* The whole optimizer state in and out, on any number of ranks. src[i] / dst[i] point at the
- * rows * cols float32 values of tensor i (cuda_student_param order).
+/* The whole optimizer state in and out, on any number of ranks (with host_optimizer: of the
+ * buckets whose state the device keeps; the tensors of the others are left alone). src[i] /
+ * dst[i] point at the rows * cols float32 values of tensor i (cuda_student_param order).
  * put: CUDA_MASTER sets the master weights of this rank's shard and the whole bf16 working copy
  * (every rank passes every tensor); CUDA_ADAM_M / _V set the moments of the shard (src NULL:
  * zeros). get (CUDA_MASTER, _ADAM_M, _ADAM_V): gathers the shards; collective, so every rank
