@@ -111,11 +111,12 @@ int main(int argc, char **argv) {
         /* ZeRO-1: float32 master weights and moments are split over the ranks; bf16 weights,
          * gradients and each rank's activations are not */
         for (int r = 1; r <= 8; r *= 2) {
-            cuda_student_opts orr = o;
-            orr.n_ranks = r;
-            printf("plan %s seq=%d batch=%d recompute=%d grad=%s ranks=%d: %.1f GiB per GPU\n",
-                   opt_shape, T, B, rc, opt_grad_f32 ? "f32" : "bf16", r,
-                   cuda_student_bytes(&cfg, &orr) / gib);
+            cuda_student_opts orr = o, z2 = o;
+            orr.n_ranks = z2.n_ranks = r;
+            z2.zero_stage = 2; /* the gradients sharded too */
+            printf("plan %s seq=%d batch=%d recompute=%d grad=%s ranks=%d: %.1f GiB per GPU "
+                   "(ZeRO-2: %.1f)\n", opt_shape, T, B, rc, opt_grad_f32 ? "f32" : "bf16", r,
+                   cuda_student_bytes(&cfg, &orr) / gib, cuda_student_bytes(&cfg, &z2) / gib);
         }
         return 0;
     }

@@ -112,7 +112,7 @@ int cmd_plan(int argc, char **argv) {
                (long long)p.params, (long long)p.params_matmul, p.zero_stage >= 0 ? "true" : "false",
                p.zero_stage, p.micro_batch, p.accumulation, p.weights, p.grads, p.master,
                p.optimizer, p.activations_per_seq, p.loss, p.total, q.offload ? "true" : "false",
-               p.host, p.zero_stage >= 0 && p.zero_stage <= 1 ? "true" : "false",
+               p.host, p.zero_stage >= 0 && p.zero_stage <= 2 ? "true" : "false",
                p.flops_per_token, p.flops_per_step);
     } else {
         printf("recipe %s: %.2fB parameters, %d GPUs x %g GiB, %d-token sequences, %d per step%s\n",
@@ -137,9 +137,11 @@ int cmd_plan(int argc, char **argv) {
         if (p.zero_stage >= 0)
             printf("fits: ZeRO-%d, micro-batch %d, %d accumulation steps; %.2f GiB per GPU\n",
                    p.zero_stage, p.micro_batch, p.accumulation, gb(p.total));
-        if (p.zero_stage > 1)
-            printf("note: r1-distill train shards only the optimizer state (ZeRO-1); ZeRO-%d is "
-                   "not built yet, so train will not fit this\n", p.zero_stage);
+        if (p.zero_stage == 2)
+            printf("note: train --zero 2 shards the gradients as well as the optimizer state\n");
+        if (p.zero_stage > 2)
+            printf("note: r1-distill train shards the optimizer state and the gradients (--zero 2) "
+                   "but not the weights; ZeRO-3 is not built yet, so train will not fit this\n");
         else
             printf("does not fit: even ZeRO-3 with one sequence needs %.2f GiB per GPU\n", gb(p.total));
         printf("step: %.3g FLOPs (%.3g per token: 6N + 12*L*H*hd*T)\n", p.flops_per_step,

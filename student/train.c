@@ -372,7 +372,8 @@ static int train_loop(run_state *R, const train_args *a) {
         }
         const gpu_trainer_opts go = {.max_tokens = cap, .recompute = a->recompute,
                                      .mem_limit = a->gpu_mem, .grad_f32 = grad_f32,
-                                     .offload = a->offload_optimizer};
+                                     .offload = a->offload_optimizer,
+                                     .zero_stage = a->zero_stage};
         TRY(gpu_trainer_open(&R->gpu, m, R->exp_avg, R->exp_avg_sq, pos.step, &go, &a->dist,
                              device_line, sizeof device_line));
         recompute = gpu_trainer_recompute(R->gpu);
@@ -444,7 +445,15 @@ static int train_loop(run_state *R, const train_args *a) {
                 train_data_fill(&R->td, R->rows + i0, nr, &R->bb);
                 TRY(gpu_trainer_micro(R->gpu, &R->bb.b, scale, i0 + nr >= hi));
             }
-            if (lo == hi) gpu_trainer_reduce_only(R->gpu);
+            if (gpu_trainer_reduces_each_micro(R->gpu)) {
+                /* as many reductions as the rank with the most micro-batches (rank n - 1's
+                 * share is the largest) */
+                const int64_t most = (n_rows - (n_ranks - 1) * n_rows / n_ranks + micro - 1) / micro;
+                for (int64_t k = (hi - lo + micro - 1) / micro; k < most; k++)
+                    gpu_trainer_reduce_only(R->gpu);
+            } else if (lo == hi) {
+                gpu_trainer_reduce_only(R->gpu);
+            }
             loss = gpu_trainer_take_loss(R->gpu);
             norm = gpu_trainer_grad_norm(R->gpu, a->grad_clip);
         } else {

@@ -110,6 +110,7 @@ typedef struct {
     recompute_mode recompute; /* a mode, or RECOMPUTE_AUTO: the fastest that fits */
     size_t mem_limit;         /* bytes it may allocate (0: the GPU's free memory) */
     int grad_f32;             /* accumulate gradients in float32 (else bf16) */
+    int zero_stage;           /* several ranks: 2 shards the gradients too (train --zero 2) */
     int offload;              /* an offload_mode: the host keeps the optimizer state the GPU
                                  cannot (or, OFFLOAD_ALL, all of it) and the caller runs AdamW
                                  through gpu_trainer_host_update; one GPU */
@@ -129,6 +130,9 @@ recompute_mode gpu_trainer_recompute(const gpu_trainer *g);
 int gpu_trainer_micro(gpu_trainer *g, const student_batch *b, float scale, int last);
 /* For a rank with no micro-batch in a step: takes its part in the reduction. */
 void gpu_trainer_reduce_only(gpu_trainer *g);
+/* ZeRO-2 reduces every micro-batch, so every rank must run as many: a rank with fewer makes up
+ * the difference with gpu_trainer_reduce_only. */
+int gpu_trainer_reduces_each_micro(const gpu_trainer *g);
 /* Forward only (the loss accumulates, scaled). */
 int gpu_trainer_eval(gpu_trainer *g, const student_batch *b, float scale);
 /* The loss accumulated since the last call, summed over ranks (collective). */
@@ -170,6 +174,7 @@ typedef struct {
     recompute_mode recompute; /* --recompute (ALL), --recompute-cheap (CHEAP), neither (AUTO) */
     size_t gpu_mem;         /* --gpu-mem: bytes a GPU's step may allocate (0: all it has free) */
     int offload_optimizer;  /* an offload_mode: --offload-optimizer (OFFLOAD_FIT), --offload-all */
+    int zero_stage;         /* --zero: 1 shards the optimizer state over GPUs, 2 the gradients too */
     int64_t seed, save_every, eval_every, keep;
     int quiet;              /* no per-step progress lines */
     const char *device;     /* "cpu", "cuda" or "auto" (NULL: cpu) */

@@ -74,8 +74,16 @@ struct cuda_student {
     cudaStream_t comm_stream;           /* every NCCL call, in issue order */
     cudaEvent_t ev_main, ev_comm;
     int comm_pending;                   /* comm_stream holds work the main stream has not waited for */
+    /* Gradients. ZeRO-1 and one GPU: grad is [total], every bucket at b_off. ZeRO-2: grad is
+     * [local], the sum of this rank's reduced pieces, and each bucket's backward writes into
+     * scratch (the embedding's and the head's their own, the layers' two in turn), which a
+     * reduce-scatter then empties into grad. gb[k]: where bucket k's gradients are written. */
     void *grad;
     size_t gsize;
+    int zero2;
+    char **gb;                          /* [n_buckets] */
+    void *gs_embed, *gs_head, *gs_layer[2];
+    cudaEvent_t gs_free[4];             /* the scratch of gs_slot(k) emptied: embed, head, 2 layers */
     int step;
 
     /* activations */
@@ -262,6 +270,7 @@ static void set_dims(cuda_student *s, const model_config *c, const cuda_student_
     s->R = o->n_ranks > 1 ? o->n_ranks : 1;
     s->comm = s->R > 1 ? o->comm : NULL;
     s->rank = s->comm ? cuda_comm_rank(s->comm) : 0;
+    s->zero2 = s->R > 1 && o->zero_stage == 2;
     if (s->o.ce_chunk <= 0) {
         long long chunk = (1ll << 28) / s->V; /* about 1 GiB of float32 logits */
         chunk = chunk < 16 ? 16 : chunk;
@@ -328,7 +337,22 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
         s->adam_m = dev_alloc(s, p, state * f);
         s->adam_v = dev_alloc(s, p, state * f);
     }
-    s->grad = dev_alloc(s, p, T * s->gsize);
+    if (!s->zero2) {
+        s->grad = dev_alloc(s, p, T * s->gsize);
+    } else {
+        size_t layer = 0;
+        for (int k = 1; k <= s->L; k++) layer = s->b_len[k] > layer ? s->b_len[k] : layer;
+        s->grad = dev_alloc(s, p, s->local * s->gsize);
+        s->gs_embed = dev_alloc(s, p, s->b_len[0] * s->gsize);
+        s->gs_head = dev_alloc(s, p, s->b_len[s->L + 1] * s->gsize);
+        for (int j = 0; j < 2; j++) s->gs_layer[j] = dev_alloc(s, p, layer * s->gsize);
+    }
+    if (s->gb)
+        for (int k = 0; k < s->n_buckets; k++)
+            s->gb[k] = !s->zero2         ? (char *)s->grad + s->b_off[k] * s->gsize
+                       : k == 0          ? (char *)s->gs_embed
+                       : k == s->L + 1   ? (char *)s->gs_head
+                                         : (char *)s->gs_layer[(k - 1) & 1];
 
     /* the loss's logits chunk lies over the backward's scratch: one allocation for both */
     bump bw = {0}, ls = {0};
@@ -470,6 +494,11 @@ int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_
     R1_CUDA_CHECK(cudaStreamCreateWithFlags(&s->comm_stream, cudaStreamNonBlocking));
     R1_CUDA_CHECK(cudaEventCreateWithFlags(&s->ev_main, cudaEventDisableTiming));
     R1_CUDA_CHECK(cudaEventCreateWithFlags(&s->ev_comm, cudaEventDisableTiming));
+    for (int j = 0; j < 4; j++) {
+        R1_CUDA_CHECK(cudaEventCreateWithFlags(&s->gs_free[j], cudaEventDisableTiming));
+        R1_CUDA_CHECK(cudaEventRecord(s->gs_free[j], s->comm_stream));
+    }
+    s->gb = xcalloc((size_t)s->n_buckets, sizeof *s->gb);
     alloc_all(s, NULL);
     s->gemm = r1_gemm_create(GEMM_WORKSPACE);
     s->stage_ints = 8 * (size_t)s->N + 8 * s->max_tiles + 8;
@@ -495,7 +524,7 @@ int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_
         R1_CUDA_CHECK(cudaMemsetAsync(s->adam_m, 0, Lc * sizeof(float), s->stream));
         R1_CUDA_CHECK(cudaMemsetAsync(s->adam_v, 0, Lc * sizeof(float), s->stream));
     }
-    R1_CUDA_CHECK(cudaMemsetAsync(s->grad, 0, T * s->gsize, s->stream));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->grad, 0, (s->zero2 ? s->local : T) * s->gsize, s->stream));
     R1_CUDA_CHECK(cudaMemsetAsync(s->loss, 0, sizeof(float), s->stream));
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
     *out = s;
@@ -514,6 +543,8 @@ void cuda_student_destroy(cuda_student *s) {
     r1_gemm_destroy(s->gemm);
     cudaEventDestroy(s->ev_main);
     cudaEventDestroy(s->ev_comm);
+    for (int j = 0; j < 4; j++) cudaEventDestroy(s->gs_free[j]);
+    free(s->gb);
     cudaStreamDestroy(s->comm_stream);
     cudaStreamDestroy(s->stream);
     free(s->x);
@@ -979,7 +1010,8 @@ static attn_shape attn_of(const cuda_student *s) {
 }
 
 #define W(off) (s->w + (off))
-#define G(off) ((void *)((char *)s->grad + (size_t)(off) * s->gsize))
+/* Where the gradient of the parameter at element offset off, in bucket k, is written. */
+#define G(k, off) ((void *)(s->gb[k] + ((size_t)(off) - s->b_off[k]) * s->gsize))
 
 /* One decoder layer's forward from s->x[l] into a; writes s->x[l + 1] unless recomputing. */
 static void layer_forward(cuda_student *s, int l, layer_acts *a, int write_out) {
@@ -1029,29 +1061,29 @@ static void layer_backward(cuda_student *s, int l, layer_acts *a) {
     r1_gemm *g = s->gemm;
     /* x_out = xmid + act Wd^T */
     linear_backward_x(g, s->dact, 0, s->dx, d, W(p->wd), n, ff, d, st);
-    linear_backward_w(g, G(p->wd), f32, 1, s->dx, d, a->act, ff, n, ff, d, st);
+    linear_backward_w(g, G(1 + l, p->wd), f32, 1, s->dx, d, a->act, ff, n, ff, d, st);
     /* act = silu(gate) * up; the gradient of [gate | up] replaces gu */
     swiglu_backward_cuda(a->gu, s->dact, a->gu, n, ff, st);
     /* [gate | up] = h2 [Wg; Wu]^T */
     linear_backward_x(g, s->dh, 0, a->gu, 2 * ff, W(p->wgu), n, d, 2 * ff, st);
-    linear_backward_w(g, G(p->wgu), f32, 1, a->gu, 2 * ff, a->h2, d, n, d, 2 * ff, st);
+    linear_backward_w(g, G(1 + l, p->wgu), f32, 1, a->gu, 2 * ff, a->h2, d, n, d, 2 * ff, st);
     /* h2 = rmsnorm(xmid): dx += */
-    rmsnorm_backward_cuda(s->dx, G(p->mlp_norm), f32, s->sum_scratch, s->dh, a->xmid, W(p->mlp_norm),
+    rmsnorm_backward_cuda(s->dx, G(1 + l, p->mlp_norm), f32, s->sum_scratch, s->dh, a->xmid, W(p->mlp_norm),
                      a->rstd2, n, d, st);
     /* xmid = x + att Wo^T */
     linear_backward_x(g, s->datt, 0, s->dx, d, W(p->wo), n, s->qd, d, st);
-    linear_backward_w(g, G(p->wo), f32, 1, s->dx, d, a->att, s->qd, n, s->qd, d, st);
+    linear_backward_w(g, G(1 + l, p->wo), f32, 1, s->dx, d, a->att, s->qd, n, s->qd, d, st);
     /* att = attention(qkv) */
     attention_backward_cuda(s->dqkv, s->delta, s->datt, a->qkv, a->att, a->lse, &at, st);
     /* RoPE's transpose on dq, dk */
     rope_backward_cuda(s->dqkv, s->qkvd, s->H + s->KV, s->hd, s->hd, s->rope_cs, s->d_pos, n, st);
     /* qkv = h1 [Wq; Wk; Wv]^T + b */
     linear_backward_x(g, s->dh, 0, s->dqkv, s->qkvd, W(p->wqkv), n, d, s->qkvd, st);
-    linear_backward_w(g, G(p->wqkv), f32, 1, s->dqkv, s->qkvd, a->h1, d, n, d, s->qkvd, st);
+    linear_backward_w(g, G(1 + l, p->wqkv), f32, 1, s->dqkv, s->qkvd, a->h1, d, n, d, s->qkvd, st);
     if (s->cfg.attention_bias)
-        bias_backward(G(p->bqkv), f32, s->sum_scratch, s->dqkv, s->qkvd, n, s->qkvd, st);
+        bias_backward(G(1 + l, p->bqkv), f32, s->sum_scratch, s->dqkv, s->qkvd, n, s->qkvd, st);
     /* h1 = rmsnorm(x): dx += */
-    rmsnorm_backward_cuda(s->dx, G(p->attn_norm), f32, s->sum_scratch, s->dh, s->x[l],
+    rmsnorm_backward_cuda(s->dx, G(1 + l, p->attn_norm), f32, s->sum_scratch, s->dh, s->x[l],
                      W(p->attn_norm), a->rstd1, n, d, st);
 }
 
@@ -1072,24 +1104,55 @@ int cuda_student_forward(cuda_student *s, const cuda_batch *b, float inv_count) 
     return R1_OK;
 }
 
-/* Queues the reduce-scatter of bucket k's gradients behind what the main stream has queued. */
+/* This rank's reduced gradients of bucket k: in place (ZeRO-1), or in the running sum. */
+static void *gpiece(const cuda_student *s, int k) {
+    return s->zero2 ? (char *)s->grad + s->b_off[k] / (size_t)s->R * s->gsize
+                    : (char *)s->grad + piece_global(s, k) * s->gsize;
+}
+
+/* ZeRO-2: the scratch of bucket k, and its event (embedding, head, the layers' two in turn). */
+static int gs_slot(const cuda_student *s, int k) {
+    return k == 0 ? 0 : k == s->L + 1 ? 1 : 2 + ((k - 1) & 1);
+}
+
+/* ZeRO-2: before bucket k's backward writes, its scratch is emptied by the last reduction
+ * that read it (on comm_stream) and then cleared, since the backward adds into it. */
+static void scratch_take(cuda_student *s, int k) {
+    R1_CUDA_CHECK(cudaStreamWaitEvent(s->stream, s->gs_free[gs_slot(s, k)], 0));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->gb[k], 0, s->b_len[k] * s->gsize, s->stream));
+}
+
+/* Queues the reduce-scatter of bucket k's gradients behind what the main stream has queued;
+ * ZeRO-2 then adds this rank's piece into its sum, which frees the scratch. */
 static void bucket_reduce(cuda_student *s, int k) {
     cudaStream_t cs = comm_begin(s);
-    cuda_comm_reduce_scatter(s->comm, G(s->b_off[k]), piece_len(s, k),
-                             s->o.grad_f32 ? COMM_F32 : COMM_BF16, cs);
+    const size_t P = piece_len(s, k);
+    cuda_comm_reduce_scatter(s->comm, s->gb[k], P, s->o.grad_f32 ? COMM_F32 : COMM_BF16, cs);
+    if (!s->zero2) return;
+    grad_accumulate(gpiece(s, k), s->gb[k] + (size_t)s->rank * P * s->gsize, s->o.grad_f32, P,
+                    cs);
+    R1_CUDA_CHECK(cudaEventRecord(s->gs_free[gs_slot(s, k)], cs));
 }
 
 static int forward_backward(cuda_student *s, const cuda_batch *b, float inv_count, int reduce) {
     TRY(batch_upload(s, b));
     model_forward(s);
     const int n = s->n, d = s->d, f32 = s->o.grad_f32;
+    const int khead = s->cfg.tie_word_embeddings ? 0 : s->L + 1; /* the bucket of lm_head */
     cudaStream_t st = s->stream;
+    /* ZeRO-2 reduces every micro-batch; the embedding's gradients build up over the whole
+     * backward (a tied head's from the loss on) */
+    if (s->zero2) {
+        reduce = 1;
+        scratch_take(s, 0);
+        scratch_take(s, s->L + 1);
+    }
     /* logits = lm_head(norm(x)); the loss and dh of the final norm's output (into s->dh) */
-    linear_cross_entropy(s->gemm, s->loss, s->dh, G(s->off_lm_head), f32, s->hf,
+    linear_cross_entropy(s->gemm, s->loss, s->dh, G(khead, s->off_lm_head), f32, s->hf,
                          W(s->off_lm_head), s->d_targets, s->d_rows, s->m, n, d, s->V, inv_count,
                          &s->ce, st);
     R1_CUDA_CHECK(cudaMemsetAsync(s->dx, 0, sizeof(r1_bf16) * (size_t)n * d, st));
-    rmsnorm_backward_cuda(s->dx, G(s->off_final_norm), f32, s->sum_scratch, s->dh, s->x[s->L],
+    rmsnorm_backward_cuda(s->dx, G(s->L + 1, s->off_final_norm), f32, s->sum_scratch, s->dh, s->x[s->L],
                      W(s->off_final_norm), s->rstdf, n, d, st);
     /* each bucket's gradients are complete once the backward has left it: the head's now,
      * layer l's after its backward, the embedding's (with a tied head's) at the end */
@@ -1097,10 +1160,11 @@ static int forward_backward(cuda_student *s, const cuda_batch *b, float inv_coun
     for (int l = s->L - 1; l >= 0; l--) {
         if (s->o.recompute == RECOMPUTE_ALL) layer_forward(s, l, &s->acts[l], 0);
         if (s->o.recompute == RECOMPUTE_CHEAP) layer_refill(s, l, &s->acts[l]);
+        if (s->zero2) scratch_take(s, 1 + l);
         layer_backward(s, l, &s->acts[l]);
         if (reduce) bucket_reduce(s, 1 + l);
     }
-    embed_backward(G(s->off_embed), f32, s->dx, s->d_eids, s->d_eoff, s->d_epos, s->n_eids, d, st);
+    embed_backward(G(0, s->off_embed), f32, s->dx, s->d_eids, s->d_eoff, s->d_epos, s->n_eids, d, st);
     if (reduce) bucket_reduce(s, 0);
     return R1_OK;
 }
@@ -1115,12 +1179,16 @@ int cuda_student_forward_backward_last(cuda_student *s, const cuda_batch *b, flo
 
 void cuda_student_reduce_grads(cuda_student *s) {
     if (s->R == 1) return;
-    for (int k = s->L + 1; k >= 0; k--) bucket_reduce(s, k);
+    for (int k = s->L + 1; k >= 0; k--) {
+        if (s->zero2) scratch_take(s, k); /* zeros: this rank adds nothing */
+        bucket_reduce(s, k);
+    }
 }
 
 void cuda_student_zero_grad(cuda_student *s) {
     wait_comm(s);
-    R1_CUDA_CHECK(cudaMemsetAsync(s->grad, 0, s->total * s->gsize, s->stream));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->grad, 0, (s->zero2 ? s->local : s->total) * s->gsize,
+                                  s->stream));
 }
 
 float cuda_student_take_loss(cuda_student *s) {
@@ -1145,7 +1213,7 @@ static void norm_queue(cuda_student *s, float max_grad_norm) {
         grad_sqnorm_partials(s->norm_partials, 0, s->grad, s->o.grad_f32, s->total, st);
     } else {
         for (int k = 0; k < s->n_buckets; k++)
-            grad_sqnorm_partials(s->norm_partials, k > 0, G(piece_global(s, k)), s->o.grad_f32,
+            grad_sqnorm_partials(s->norm_partials, k > 0, gpiece(s, k), s->o.grad_f32,
                                  piece_len(s, k), st);
         cuda_comm_all_reduce(s->comm, s->norm_partials, GRAD_NORM_PARTIALS, COMM_F32,
                              comm_begin(s));
@@ -1181,7 +1249,8 @@ void cuda_student_update(cuda_student *s, const cuda_optim *o) {
             const size_t a = t0 > lo ? t0 : lo, b = t1 < hi ? t1 : hi;
             if (a >= b) continue;
             adamw_update_cuda(s->w + a, s->w_lo + base + (a - lo), s->adam_m + base + (a - lo),
-                              s->adam_v + base + (a - lo), G(a), s->o.grad_f32, b - a,
+                              s->adam_v + base + (a - lo),
+                              (char *)gpiece(s, k) + (a - lo) * s->gsize, s->o.grad_f32, b - a,
                               p->decay ? with_decay : without, s->norm_out + 1, st);
         }
         /* every rank gets the bucket's new bf16 weights; the next forward waits for them */

@@ -25,6 +25,7 @@ struct gpu_trainer {
     int *cu;                /* [max_tokens + 1] document bounds of the current micro-batch */
     int max_tokens;
     recompute_mode recompute;
+    int zero2; /* ZeRO-2 over several ranks */
 };
 
 /* Host pointers to every CUDA tensor inside a host array in the student layout. */
@@ -69,12 +70,14 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
     cuda_student_opts o = {.max_tokens = max_tokens, .recompute = go->recompute,
                            .grad_f32 = grad_f32, .ce_chunk = 0, .attn = ATTN_AUTO,
                            .n_ranks = dist->n_ranks, .comm = g->comm, .mem_limit = go->mem_limit,
-                           .host_optimizer = go->offload != OFFLOAD_NONE, .host_buckets = -1};
+                           .host_optimizer = go->offload != OFFLOAD_NONE, .host_buckets = -1,
+                           .zero_stage = go->zero_stage};
     /* every mode gives the same bits, so ranks that choose differently still agree; so does
      * any split of the optimizer state (the GPU's AdamW computes the host's bits) */
     if (go->recompute == RECOMPUTE_AUTO) o.recompute = cuda_student_fit_recompute(&m->cfg, &o);
     if (go->offload == OFFLOAD_FIT) o.host_buckets = cuda_student_fit_offload(&m->cfg, &o);
     g->recompute = (recompute_mode)o.recompute;
+    g->zero2 = dist->n_ranks > 1 && go->zero_stage == 2;
     rc = cuda_student_create(&g->s, &m->cfg, &o);
     if (rc) {
         cuda_comm_destroy(g->comm);
@@ -128,9 +131,9 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
                      100.0 * (double)cuda_student_host_numel(g->s) /
                          (double)cuda_student_numel(g->s));
         if (dist->n_ranks > 1)
-            snprintf(desc, desc_len, "cuda, %d GPUs (this rank: GPU %d, %s), ZeRO-1; %s per GPU, "
-                     "%s; %s gradients", dist->n_ranks, dev, prop.name, mem, how,
-                     grad_f32 ? "float32" : "bf16");
+            snprintf(desc, desc_len, "cuda, %d GPUs (this rank: GPU %d, %s), ZeRO-%d; %s per "
+                     "GPU, %s; %s gradients", dist->n_ranks, dev, prop.name, g->zero2 ? 2 : 1,
+                     mem, how, grad_f32 ? "float32" : "bf16");
         else
             snprintf(desc, desc_len, "cuda (GPU %d, %s); %s, %s; %s gradients%s", dev,
                      prop.name, mem, how, grad_f32 ? "float32" : "bf16", off);
@@ -160,6 +163,8 @@ int gpu_trainer_micro(gpu_trainer *g, const student_batch *b, float scale, int l
 }
 
 void gpu_trainer_reduce_only(gpu_trainer *g) { cuda_student_reduce_grads(g->s); }
+
+int gpu_trainer_reduces_each_micro(const gpu_trainer *g) { return g->zero2; }
 
 int gpu_trainer_eval(gpu_trainer *g, const student_batch *b, float scale) {
     cuda_batch cb = to_cuda(g, b);
@@ -253,6 +258,10 @@ int gpu_trainer_micro(gpu_trainer *g, const student_batch *b, float scale, int l
     return R1_ERUNTIME;
 }
 void gpu_trainer_reduce_only(gpu_trainer *g) { CHECK(!"no CUDA in this build"); }
+int gpu_trainer_reduces_each_micro(const gpu_trainer *g) {
+    CHECK(!"no CUDA in this build");
+    return 0;
+}
 int gpu_trainer_eval(gpu_trainer *g, const student_batch *b, float scale) {
     CHECK(!"no CUDA in this build");
     return R1_ERUNTIME;

@@ -3,7 +3,8 @@
 # Qwen2.5-1.5B-shaped student (`r1-distill init`), documents of 4096 random tokens, 16 rows of
 # 4096 tokens per optimizer step, micro-batches of 4 rows (16k tokens, the shape of
 # bench/cuda/train.sh), on 1 GPU and on 2, 4, 8 as the machine has them (`--gpus N`: ZeRO-1,
-# reduce-scatter of each layer's gradients overlapped with the backward). Reports the command's
+# reduce-scatter of each layer's gradients overlapped with the backward; then the same with
+# `--zero 2`, the gradients sharded and reduced every micro-batch). Reports the command's
 # own tokens/s (its --log), the mean over the steps after the first two, and the scaling
 # efficiency against N x one GPU; then one GPU with --offload-optimizer (AdamW on the host) against
 # one without. Reports, never fails. Logs go to $BENCH_OUT (default
@@ -85,6 +86,7 @@ PY
 for g in 1 2 4 8; do
     [ "$g" -le "$n_gpu" ] || break
     run_case "$g" "$g"
+    [ "$g" -gt 1 ] && run_case "${g}z2" "$g" --zero 2
 done
 # all of the optimizer state and AdamW on the host: one GPU
 run_case offload 1 --offload-all
@@ -121,7 +123,12 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 one = next((r for r in rows if r["name"] == "1" and "tokens_per_s" in r), None)
 print("summary: r1-distill train, Qwen2.5-1.5B shape, 16 x 4096 tokens per step, micro-batch 4")
 for r in rows:
-    what = {"offload": "1 GPU, --offload-all",
+    if r["name"].endswith("z2"):
+        r = dict(r, name=str(r["gpus"]))
+        what = "%d GPUs, --zero 2" % r["gpus"]
+    else:
+        what = None
+    what = what or {"offload": "1 GPU, --offload-all",
             "offload7b": "7B: 1 GPU, --offload-optimizer, 8 x 4096 per step",
             "offload7b_all": "7B: 1 GPU, --offload-all, 8 x 4096 per step"}.get(
         r["name"], "%d GPU(s)" % r["gpus"])

@@ -71,6 +71,12 @@ __global__ void fill_normal_kernel(bf16 *w, uint16_t *lo, size_t n, uint64_t see
     }
 }
 
+__global__ void grad_accumulate_kernel(void *dst, const void *src, int f32, size_t n) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        grad_add(dst, f32, (long long)i, grad_get(src, f32, (long long)i));
+}
+
 /* ---- launchers ---------------------------------------------------------------------------------- */
 
 extern "C" void embed_forward(r1_bf16 *x, const r1_bf16 *emb, const int *tokens, int n, int d,
@@ -145,5 +151,12 @@ extern "C" void fill_normal_master(r1_bf16 *w, uint16_t *w_lo, size_t n, uint64_
                                    cudaStream_t s) {
     if (n == 0) return;
     fill_normal_kernel<<<grid_for(n), 256, 0, s>>>(w, w_lo, n, seed, std);
+    LAUNCH_CHECK();
+}
+
+extern "C" void grad_accumulate(void *dst, const void *src, int f32, size_t n, cudaStream_t s) {
+    if (n == 0) return;
+    const long long want = ceil_div((long long)n, 256);
+    grad_accumulate_kernel<<<want < 8192 ? (int)want : 8192, 256, 0, s>>>(dst, src, f32, n);
     LAUNCH_CHECK();
 }

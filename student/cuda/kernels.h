@@ -199,6 +199,9 @@ void embed_forward(r1_bf16 *x, const r1_bf16 *emb, const int *tokens, int n, int
 int embed_backward_plan(int *ids, int *offsets, int *positions, const int *tokens, int n);
 void embed_backward(void *demb, int demb_f32, const r1_bf16 *dx, const int *ids,
                     const int *offsets, const int *positions, int n_ids, int d, cudaStream_t s);
+/* dst[i] += src[i] over n gradients of one type (bf16, or float32 when f32): ZeRO-2 adds each
+ * micro-batch's reduced piece into the rank's sum. */
+void grad_accumulate(void *dst, const void *src, int f32, size_t n, cudaStream_t s);
 /* Split master weights (w, w_lo as adamw_update_cuda's) set to: value */
 void fill_master(r1_bf16 *w, uint16_t *w_lo, size_t n, float value, cudaStream_t s);
 /* ... std * a standard normal drawn from (seed, i) by a counter-based generator (splitmix64 +

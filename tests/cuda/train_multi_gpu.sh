@@ -10,7 +10,11 @@
 #   - two processes started as srun starts them (SLURM_* variables, --rendezvous) give the very
 #     run of `--gpus 2`;
 #   - a 2-GPU checkpoint resumes on 1 GPU (the shards gathered by name): the next steps within
-#     the same bounds of the 1-GPU run.
+#     the same bounds of the 1-GPU run;
+#   - --zero 2 (gradients sharded, reduced every micro-batch) takes less memory per GPU, follows
+#     ZeRO-1 within the same bounds, repeats bit for bit, is bit-identical to ZeRO-1 with one
+#     micro-batch per rank and step, runs ranks of unequal micro-batch counts, and its
+#     checkpoints resume on 1 GPU.
 # Needs 2 GPUs (make test-cuda runs it only where there are); BIN, ROOT and TMP as for tests/e2e.
 set -euo pipefail
 . "$ROOT/tests/cuda/lib_train.sh"
@@ -59,4 +63,42 @@ mkdir -p "$TMP/r1"
 cp -r "$TMP/g2/checkpoint-10" "$TMP/r1/"
 "$BIN" train "${c[@]}" --device cuda --out "$TMP/r1" --log "$TMP/r1.jsonl" --resume 2>/dev/null
 "${CMP[@]}" curve "$TMP/g1.jsonl" "$TMP/r1.jsonl" --steps 11-20 --max-rel 2e-2 --mean-rel 5e-3
-echo "ok: 2 GPUs train as 1 with the same global batch"
+
+echo "== ZeRO-2: the gradients sharded too"
+"$BIN" train "${c[@]}" --gpus 2 --zero 2 --out "$TMP/z2" --log "$TMP/z2.jsonl" 2>"$TMP/z2.err"
+echo "   $(grep '^device: ' "$TMP/z2.err")"
+grep -q '^device: cuda, 2 GPUs.*ZeRO-2' "$TMP/z2.err"
+# two micro-batches per rank and step: each is reduced on its own, then added up
+"${CMP[@]}" curve "$TMP/g2.jsonl" "$TMP/z2.jsonl" --max-rel 2e-2 --mean-rel 5e-3 --fall 0.8
+"${CMP[@]}" curve "$TMP/g2.jsonl" "$TMP/z2.jsonl" --key eval_loss --max-rel 5e-3 --mean-rel 5e-3
+"$BIN" train "${c[@]}" --gpus 2 --zero 2 --out "$TMP/z2b" --log "$TMP/z2b.jsonl" 2>/dev/null
+diff <(strip_log "$TMP/z2.jsonl") <(strip_log "$TMP/z2b.jsonl")
+cmp "$TMP/z2/model.safetensors" "$TMP/z2b/model.safetensors"
+echo "   one micro-batch per rank and step: the very sums of ZeRO-1, so bit-identical"
+c1=("${c[@]}" --micro-batch 4 --steps 6 --save-every 0)
+"$BIN" train "${c1[@]}" --gpus 2 --out "$TMP/o1" --log "$TMP/o1.jsonl" 2>/dev/null
+"$BIN" train "${c1[@]}" --gpus 2 --zero 2 --out "$TMP/o2" --log "$TMP/o2.jsonl" 2>/dev/null
+diff <(strip_log "$TMP/o1.jsonl") <(strip_log "$TMP/o2.jsonl")
+cmp "$TMP/o1/model.safetensors" "$TMP/o2/model.safetensors"
+echo "   5 rows per step: ranks of 2 and 3 rows, 1 and 2 micro-batches (the short one makes up)"
+c5=("${c[@]}" --batch-size 5 --steps 6 --save-every 0)
+"$BIN" train "${c5[@]}" --gpus 2 --out "$TMP/u1" --log "$TMP/u1.jsonl" 2>/dev/null
+"$BIN" train "${c5[@]}" --gpus 2 --zero 2 --out "$TMP/u2" --log "$TMP/u2.jsonl" 2>/dev/null
+"${CMP[@]}" curve "$TMP/u1.jsonl" "$TMP/u2.jsonl" --max-rel 2e-2 --mean-rel 5e-3
+echo "   a ZeRO-2 checkpoint resumed on 1 GPU"
+mkdir -p "$TMP/zr"
+cp -r "$TMP/z2/checkpoint-10" "$TMP/zr/"
+"$BIN" train "${c[@]}" --device cuda --out "$TMP/zr" --log "$TMP/zr.jsonl" --resume 2>/dev/null
+"${CMP[@]}" curve "$TMP/z2.jsonl" "$TMP/zr.jsonl" --steps 11-20 --max-rel 2e-2 --mean-rel 5e-3
+echo "   memory: a 16-layer student, where the gradients outweigh ZeRO-2's scratch"
+sed -e 's/"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4/"hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 16/' \
+    "$TMP/demo-config.json" >"$TMP/deep-config.json"
+"$BIN" init --config "$TMP/deep-config.json" --out "$TMP/deep" --seed 3 \
+    --tokenizer "$ROOT/tests/fixtures/tiny-tokenizer" 2>/dev/null
+cd2=("${c[@]}" --model "$TMP/deep" --steps 1 --save-every 0)
+"$BIN" train "${cd2[@]}" --gpus 2 --out "$TMP/d1" 2>"$TMP/d1.err"
+"$BIN" train "${cd2[@]}" --gpus 2 --zero 2 --out "$TMP/d2" 2>"$TMP/d2.err"
+mib() { grep '^device: ' "$1" | sed -n 's/.*; \([0-9.]*\) MiB per GPU.*/\1/p'; }
+echo "   ZeRO-1 $(mib "$TMP/d1.err") MiB, ZeRO-2 $(mib "$TMP/d2.err") MiB per GPU"
+awk -v z="$(mib "$TMP/d2.err")" -v o="$(mib "$TMP/d1.err")" 'BEGIN { exit !(z + 10 < o) }'
+echo "ok: 2 GPUs train as 1 with the same global batch; ZeRO-2 as ZeRO-1"

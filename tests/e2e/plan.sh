@@ -84,11 +84,14 @@ set +e
 "$BIN" plan --recipe "$TMP/bad.json" 2>"$TMP/err"; rc=$?
 set -e
 [ "$rc" -eq 2 ] && grep -q "student.shape.hidden_size" "$TMP/err"
-# A stage train does not have is named as such: Qwen2.5-14B at 32k tokens on 8 80 GB GPUs needs
-# its gradients sharded too (ZeRO-2).
-check qwen-14b 8 79.6 'assert p["fits"] and p["zero_stage"] == 2 and not p["train_fits"], p'
+# Qwen2.5-14B at 32k tokens on 8 80 GB GPUs needs its gradients sharded too (train --zero 2);
+# Qwen2.5-32B there would need its weights sharded (ZeRO-3), which train does not do, and the
+# plan says so.
+check qwen-14b 8 79.6 'assert p["fits"] and p["zero_stage"] == 2 and p["train_fits"], p'
 check qwen-7b 8 79.6 'assert p["fits"] and p["zero_stage"] <= 1 and p["train_fits"], p'
-"$BIN" plan --recipe qwen-14b --gpus 8 --gpu-mem 79.6 | grep -q "ZeRO-2 is not built yet"
+"$BIN" plan --recipe qwen-14b --gpus 8 --gpu-mem 79.6 | grep -q "train --zero 2"
+check qwen-32b 8 140.4 'assert p["fits"] and p["zero_stage"] == 3 and not p["train_fits"], p'
+"$BIN" plan --recipe qwen-32b --gpus 8 --gpu-mem 140.4 | grep -q "ZeRO-3 is not built yet"
 set +e
 "$BIN" plan --recipe qwen-7b --gpus 2 --offload-optimizer 2>"$TMP/err"; rc=$?
 set -e
