@@ -144,10 +144,10 @@ int sft_text_encode(sft_chat **state, const char *text, const char *where, const
     for (int64_t i = 0; i < n; i++) {
         mask[i] = 1;
         if (ids[i] < 0 || (uint32_t)ids[i] >= vocab) {
-            free(ids);
-            free(mask);
             err_fail(R1_EINPUT, where, "the tokenizer produced id %d, outside the vocabulary "
                      "[0, %u)", ids[i], vocab);
+            free(ids);
+            free(mask);
             return err_hint("the tokenizer does not match the model");
         }
     }
