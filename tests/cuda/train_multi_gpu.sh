@@ -19,6 +19,18 @@
 set -euo pipefail
 . "$ROOT/tests/cuda/lib_train.sh"
 CMP=(python3 "$ROOT/tests/cuda/compare_train.py")
+# two runs in $TMP/A and $TMP/B with logs A.jsonl, B.jsonl: the same losses and final weights
+same_runs() {
+    diff <(strip_log "$TMP/$1.jsonl") <(strip_log "$TMP/$2.jsonl")
+    cmp "$TMP/$1/model.safetensors" "$TMP/$2/model.safetensors"
+}
+# run A's checkpoint-10 resumed on 1 GPU into $TMP/B: steps 11-20 against run C's
+resume_on_one() {
+    mkdir -p "$TMP/$2"
+    cp -r "$TMP/$1/checkpoint-10" "$TMP/$2/"
+    "$BIN" train "${c[@]}" --device cuda --out "$TMP/$2" --log "$TMP/$2.jsonl" --resume 2>/dev/null
+    "${CMP[@]}" curve "$TMP/$3.jsonl" "$TMP/$2.jsonl" --steps 11-20 --max-rel 2e-2 --mean-rel 5e-3
+}
 export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
 make_demo_student "$TMP/demo"
 make_markov_data "$TMP/train.jsonl" 1500 1
@@ -41,8 +53,7 @@ grep -q '^device: cuda, 2 GPUs' "$TMP/g2.err"
 
 echo "== determinism"
 "$BIN" train "${c[@]}" --gpus 2 --out "$TMP/g2b" --log "$TMP/g2b.jsonl" 2>/dev/null
-diff <(strip_log "$TMP/g2.jsonl") <(strip_log "$TMP/g2b.jsonl")
-cmp "$TMP/g2/model.safetensors" "$TMP/g2b/model.safetensors"
+same_runs g2 g2b
 
 echo "== two processes launched as srun launches them"
 mkdir -p "$TMP/rdv"
@@ -54,15 +65,11 @@ for r in 0 1; do
     pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
-diff <(strip_log "$TMP/g2.jsonl") <(strip_log "$TMP/s.jsonl")
-cmp "$TMP/g2/model.safetensors" "$TMP/s/model.safetensors"
+same_runs g2 s
 [ -z "$(ls "$TMP/rdv")" ] || { echo "the rendezvous file was left behind"; exit 1; }
 
 echo "== a 2-GPU checkpoint resumed on 1 GPU"
-mkdir -p "$TMP/r1"
-cp -r "$TMP/g2/checkpoint-10" "$TMP/r1/"
-"$BIN" train "${c[@]}" --device cuda --out "$TMP/r1" --log "$TMP/r1.jsonl" --resume 2>/dev/null
-"${CMP[@]}" curve "$TMP/g1.jsonl" "$TMP/r1.jsonl" --steps 11-20 --max-rel 2e-2 --mean-rel 5e-3
+resume_on_one g2 r1 g1
 
 echo "== ZeRO-2: the gradients sharded too"
 "$BIN" train "${c[@]}" --gpus 2 --zero 2 --out "$TMP/z2" --log "$TMP/z2.jsonl" 2>"$TMP/z2.err"
@@ -72,24 +79,19 @@ grep -q '^device: cuda, 2 GPUs.*ZeRO-2' "$TMP/z2.err"
 "${CMP[@]}" curve "$TMP/g2.jsonl" "$TMP/z2.jsonl" --max-rel 2e-2 --mean-rel 5e-3 --fall 0.8
 "${CMP[@]}" curve "$TMP/g2.jsonl" "$TMP/z2.jsonl" --key eval_loss --max-rel 5e-3 --mean-rel 5e-3
 "$BIN" train "${c[@]}" --gpus 2 --zero 2 --out "$TMP/z2b" --log "$TMP/z2b.jsonl" 2>/dev/null
-diff <(strip_log "$TMP/z2.jsonl") <(strip_log "$TMP/z2b.jsonl")
-cmp "$TMP/z2/model.safetensors" "$TMP/z2b/model.safetensors"
+same_runs z2 z2b
 echo "   one micro-batch per rank and step: the very sums of ZeRO-1, so bit-identical"
 c1=("${c[@]}" --micro-batch 4 --steps 6 --save-every 0)
 "$BIN" train "${c1[@]}" --gpus 2 --out "$TMP/o1" --log "$TMP/o1.jsonl" 2>/dev/null
 "$BIN" train "${c1[@]}" --gpus 2 --zero 2 --out "$TMP/o2" --log "$TMP/o2.jsonl" 2>/dev/null
-diff <(strip_log "$TMP/o1.jsonl") <(strip_log "$TMP/o2.jsonl")
-cmp "$TMP/o1/model.safetensors" "$TMP/o2/model.safetensors"
+same_runs o1 o2
 echo "   5 rows per step: ranks of 2 and 3 rows, 1 and 2 micro-batches (the short one makes up)"
 c5=("${c[@]}" --batch-size 5 --steps 6 --save-every 0)
 "$BIN" train "${c5[@]}" --gpus 2 --out "$TMP/u1" --log "$TMP/u1.jsonl" 2>/dev/null
 "$BIN" train "${c5[@]}" --gpus 2 --zero 2 --out "$TMP/u2" --log "$TMP/u2.jsonl" 2>/dev/null
 "${CMP[@]}" curve "$TMP/u1.jsonl" "$TMP/u2.jsonl" --max-rel 2e-2 --mean-rel 5e-3
 echo "   a ZeRO-2 checkpoint resumed on 1 GPU"
-mkdir -p "$TMP/zr"
-cp -r "$TMP/z2/checkpoint-10" "$TMP/zr/"
-"$BIN" train "${c[@]}" --device cuda --out "$TMP/zr" --log "$TMP/zr.jsonl" --resume 2>/dev/null
-"${CMP[@]}" curve "$TMP/z2.jsonl" "$TMP/zr.jsonl" --steps 11-20 --max-rel 2e-2 --mean-rel 5e-3
+resume_on_one z2 zr z2
 echo "   memory: a 16-layer student, where the gradients outweigh ZeRO-2's scratch"
 sed -e 's/"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4/"hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 16/' \
     "$TMP/demo-config.json" >"$TMP/deep-config.json"
