@@ -137,13 +137,13 @@ int cmd_plan(int argc, char **argv) {
         if (p.zero_stage >= 0)
             printf("fits: ZeRO-%d, micro-batch %d, %d accumulation steps; %.2f GiB per GPU\n",
                    p.zero_stage, p.micro_batch, p.accumulation, gb(p.total));
+        else
+            printf("does not fit: even ZeRO-3 with one sequence needs %.2f GiB per GPU\n", gb(p.total));
         if (p.zero_stage == 2)
             printf("note: train --zero 2 shards the gradients as well as the optimizer state\n");
         if (p.zero_stage > 2)
             printf("note: r1-distill train shards the optimizer state and the gradients (--zero 2) "
                    "but not the weights; ZeRO-3 is not built yet, so train will not fit this\n");
-        else
-            printf("does not fit: even ZeRO-3 with one sequence needs %.2f GiB per GPU\n", gb(p.total));
         printf("step: %.3g FLOPs (%.3g per token: 6N + 12*L*H*hd*T)\n", p.flops_per_step,
                p.flops_per_token);
     }

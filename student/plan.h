@@ -2,7 +2,9 @@
  *
  * The memory model (bytes per GPU), for P parameters, N GPUs and ZeRO stage z:
  *   bf16 working weights    2P        (z = 3: 2P/N, plus one layer gathered)
- *   gradients               2P        (z >= 2: 2P/N); 4P (fp32) when a GPU adds up several
+ *   gradients               2P        (z >= 2: 2P/N plus train --zero 2's scratch: the
+ *                                     embedding's, the head bucket's and two layers'); 4 bytes
+ *                                     (fp32) instead of 2 when a GPU adds up several
  *                                     micro-batches per step, as train keeps them
  *   fp32 master weights     2P        (z >= 1: 2P/N): their low halves; the bf16 working
  *                                     weights are the upper ones (core/dtype.h, f32_split_hi)
