@@ -30,7 +30,8 @@ size_t host_memory_parse(const char *meminfo, const char *cg_max, const char *cg
     return avail;
 }
 
-/* A small text file whole, or NULL. */
+/* A small text file whole, or NULL. Not file_read_all: /proc files report a size of 0, and a
+ * file that is absent here is no error to record. */
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) return NULL;

@@ -32,9 +32,8 @@ double plan_memory(const dense_shape *s, const plan_request *q, int stage, int m
     const double gb = rows_per_gpu(q) / mb > 1 ? 4 : 2;
     /* ZeRO-2 as train --zero 2 runs it: each rank's sum, plus the scratch the backward writes a
      * bucket into before the reduction (the embedding's, the head's, two layers') */
-    const double d_i = (double)s->hidden, layer = (P - d_i - d_i * s->vocab * (s->tied ? 1 : 2)) /
-                                                  s->layers;
-    const double scratch = d_i * s->vocab + (s->tied ? d_i : d_i * s->vocab + d_i) + 2 * layer;
+    const double layer = (P - d - d * s->vocab * (s->tied ? 1 : 2)) / s->layers;
+    const double scratch = d * s->vocab + (s->tied ? d : d * s->vocab + d) + 2 * layer;
     r->grads = stage >= 2 ? gb * (P / N + scratch) : gb * P;
     r->master = stage >= 1 ? 2 * P / N : 2 * P; /* the low halves (f32_split_lo) */
     r->optimizer = stage >= 1 ? 8 * P / N : 8 * P;

@@ -446,9 +446,10 @@ static int train_loop(run_state *R, const train_args *a) {
                 TRY(gpu_trainer_micro(R->gpu, &R->bb.b, scale, i0 + nr >= hi));
             }
             if (gpu_trainer_reduces_each_micro(R->gpu)) {
-                /* as many reductions as the rank with the most micro-batches (rank n - 1's
-                 * share is the largest) */
-                const int64_t most = (n_rows - (n_ranks - 1) * n_rows / n_ranks + micro - 1) / micro;
+                /* as many reductions as the rank with the most micro-batches, whose share is
+                 * the largest: ceil(n_rows / n_ranks) rows */
+                const int64_t share = (n_rows + n_ranks - 1) / n_ranks;
+                const int64_t most = (share + micro - 1) / micro;
                 for (int64_t k = (hi - lo + micro - 1) / micro; k < most; k++)
                     gpu_trainer_reduce_only(R->gpu);
             } else if (lo == hi) {

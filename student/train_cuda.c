@@ -557,6 +557,7 @@ int cuda_student_n_params(const cuda_student *s) { return s->n_params; }
 const cuda_param *cuda_student_param(const cuda_student *s, int i) { return &s->params[i]; }
 cudaStream_t cuda_student_stream(const cuda_student *s) { return s->stream; }
 int cuda_student_step_count(const cuda_student *s) { return s->step; }
+int cuda_student_zero2(const cuda_student *s) { return s->zero2; }
 
 size_t cuda_student_allocated(const cuda_student *s) { return s->bytes + GEMM_WORKSPACE; }
 

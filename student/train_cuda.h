@@ -182,6 +182,9 @@ void cuda_student_step(cuda_student *s, const cuda_optim *o, float *grad_norm);
 float cuda_student_grad_norm(cuda_student *s, float max_grad_norm);
 void cuda_student_update(cuda_student *s, const cuda_optim *o);
 int cuda_student_step_count(const cuda_student *s);
+/* ZeRO-2 over several ranks: every micro-batch reduces its gradients (cuda_student_reduce_grads
+ * is then one round of those reductions). */
+int cuda_student_zero2(const cuda_student *s);
 
 /* The stream every operation is queued on. */
 cudaStream_t cuda_student_stream(const cuda_student *s);

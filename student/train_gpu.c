@@ -25,7 +25,6 @@ struct gpu_trainer {
     int *cu;                /* [max_tokens + 1] document bounds of the current micro-batch */
     int max_tokens;
     recompute_mode recompute;
-    int zero2; /* ZeRO-2 over several ranks */
 };
 
 /* Host pointers to every CUDA tensor inside a host array in the student layout. */
@@ -77,7 +76,6 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
     if (go->recompute == RECOMPUTE_AUTO) o.recompute = cuda_student_fit_recompute(&m->cfg, &o);
     if (go->offload == OFFLOAD_FIT) o.host_buckets = cuda_student_fit_offload(&m->cfg, &o);
     g->recompute = (recompute_mode)o.recompute;
-    g->zero2 = dist->n_ranks > 1 && go->zero_stage == 2;
     rc = cuda_student_create(&g->s, &m->cfg, &o);
     if (rc) {
         cuda_comm_destroy(g->comm);
@@ -132,7 +130,8 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
                          (double)cuda_student_numel(g->s));
         if (dist->n_ranks > 1)
             snprintf(desc, desc_len, "cuda, %d GPUs (this rank: GPU %d, %s), ZeRO-%d; %s per "
-                     "GPU, %s; %s gradients", dist->n_ranks, dev, prop.name, g->zero2 ? 2 : 1,
+                     "GPU, %s; %s gradients", dist->n_ranks, dev, prop.name,
+                     cuda_student_zero2(g->s) ? 2 : 1,
                      mem, how, grad_f32 ? "float32" : "bf16");
         else
             snprintf(desc, desc_len, "cuda (GPU %d, %s); %s, %s; %s gradients%s", dev,
@@ -164,7 +163,7 @@ int gpu_trainer_micro(gpu_trainer *g, const student_batch *b, float scale, int l
 
 void gpu_trainer_reduce_only(gpu_trainer *g) { cuda_student_reduce_grads(g->s); }
 
-int gpu_trainer_reduces_each_micro(const gpu_trainer *g) { return g->zero2; }
+int gpu_trainer_reduces_each_micro(const gpu_trainer *g) { return cuda_student_zero2(g->s); }
 
 int gpu_trainer_eval(gpu_trainer *g, const student_batch *b, float scale) {
     cuda_batch cb = to_cuda(g, b);
