@@ -123,14 +123,10 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 one = next((r for r in rows if r["name"] == "1" and "tokens_per_s" in r), None)
 print("summary: r1-distill train, Qwen2.5-1.5B shape, 16 x 4096 tokens per step, micro-batch 4")
 for r in rows:
-    if r["name"].endswith("z2"):
-        r = dict(r, name=str(r["gpus"]))
-        what = "%d GPUs, --zero 2" % r["gpus"]
-    else:
-        what = None
-    what = what or {"offload": "1 GPU, --offload-all",
+    what = {"offload": "1 GPU, --offload-all",
             "offload7b": "7B: 1 GPU, --offload-optimizer, 8 x 4096 per step",
-            "offload7b_all": "7B: 1 GPU, --offload-all, 8 x 4096 per step"}.get(
+            "offload7b_all": "7B: 1 GPU, --offload-all, 8 x 4096 per step",
+            "%dz2" % r["gpus"]: "%d GPUs, --zero 2" % r["gpus"]}.get(
         r["name"], "%d GPU(s)" % r["gpus"])
     if "tokens_per_s" not in r:
         print("  %s: %s" % (what, r["error"]))
