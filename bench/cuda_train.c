@@ -36,6 +36,15 @@ static const struct {
            "\"intermediate_size\":18944,\"num_hidden_layers\":28,\"num_attention_heads\":28,"
            "\"num_key_value_heads\":4,\"max_position_embeddings\":32768,\"rms_norm_eps\":1e-6,"
            "\"rope_theta\":1000000.0,\"tie_word_embeddings\":false}"},
+    /* for --plan: no single GPU holds these with their optimizer state */
+    {"14b", "{\"model_type\":\"qwen2\",\"vocab_size\":152064,\"hidden_size\":5120,"
+            "\"intermediate_size\":13824,\"num_hidden_layers\":48,\"num_attention_heads\":40,"
+            "\"num_key_value_heads\":8,\"max_position_embeddings\":32768,\"rms_norm_eps\":1e-5,"
+            "\"rope_theta\":1000000.0,\"tie_word_embeddings\":false}"},
+    {"32b", "{\"model_type\":\"qwen2\",\"vocab_size\":152064,\"hidden_size\":5120,"
+            "\"intermediate_size\":27648,\"num_hidden_layers\":64,\"num_attention_heads\":40,"
+            "\"num_key_value_heads\":8,\"max_position_embeddings\":32768,\"rms_norm_eps\":1e-5,"
+            "\"rope_theta\":1000000.0,\"tie_word_embeddings\":false}"},
 };
 
 static const char *opt_shape, *opt_attn;
@@ -43,7 +52,8 @@ static int64_t opt_seq, opt_batch, opt_steps, opt_warmup;
 static int opt_recompute, opt_recompute_cheap, opt_grad_f32, opt_plan, opt_offload;
 
 static const cli_opt bench_opts[] = {
-    {"shape", OPT_STRING, &opt_shape, "0.5b", 0, "NAME", "0.5b, 1.5b or 7b (Qwen2.5 shapes)"},
+    {"shape", OPT_STRING, &opt_shape, "0.5b", 0, "NAME",
+     "0.5b, 1.5b or 7b (Qwen2.5 shapes); 14b and 32b for --plan"},
     {"seq", OPT_INT, &opt_seq, "4096", 0, "T", "tokens per sequence"},
     {"batch", OPT_INT, &opt_batch, "4", 0, "B", "sequences per step (one micro-batch)"},
     {"steps", OPT_INT, &opt_steps, "5", 0, "N", "timed steps"},
@@ -55,8 +65,8 @@ static const cli_opt bench_opts[] = {
     {"attn", OPT_STRING, &opt_attn, "auto", 0, "IMPL",
      "attention kernels: auto (wgmma for head_dim 64/128), wgmma, mma (mma.sync), simple"},
     {"plan", OPT_FLAG, &opt_plan, NULL, 0, NULL,
-     "print the memory plan per GPU for 1, 2, 4 and 8 data-parallel ranks (ZeRO-1) and exit "
-     "(needs no GPU)"},
+     "print the memory plan per GPU for 1, 2, 4 and 8 data-parallel ranks (ZeRO-1, -2 and -3) "
+     "and exit (needs no GPU)"},
     {"offload", OPT_FLAG, &opt_offload, NULL, 0, NULL,
      "with --plan: one GPU's plan with the optimizer state on the host (train --offload-optimizer; "
      "time it with bench/cuda/train_gpus.sh)"},
@@ -75,7 +85,7 @@ int main(int argc, char **argv) {
     const char *json = NULL;
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
         if (strcmp(shapes[i].name, opt_shape) == 0) json = shapes[i].json;
-    if (!json) die(R1_EINPUT, "--shape", "unknown shape %s (0.5b, 1.5b or 7b)", opt_shape);
+    if (!json) die(R1_EINPUT, "--shape", "unknown shape %s (0.5b, 1.5b, 7b, 14b, 32b)", opt_shape);
     if (opt_seq < 2 || opt_batch < 1 || opt_steps < 1 || opt_warmup < 0)
         die(R1_EINPUT, "options", "need --seq >= 2, --batch >= 1, --steps >= 1");
     model_config cfg;
@@ -111,12 +121,14 @@ int main(int argc, char **argv) {
         /* ZeRO-1: float32 master weights and moments are split over the ranks; bf16 weights,
          * gradients and each rank's activations are not */
         for (int r = 1; r <= 8; r *= 2) {
-            cuda_student_opts orr = o, z2 = o;
-            orr.n_ranks = z2.n_ranks = r;
+            cuda_student_opts orr = o, z2 = o, z3 = o;
+            orr.n_ranks = z2.n_ranks = z3.n_ranks = r;
             z2.zero_stage = 2; /* the gradients sharded too */
+            z3.zero_stage = 3; /* and the layers' weights */
             printf("plan %s seq=%d batch=%d recompute=%d grad=%s ranks=%d: %.1f GiB per GPU "
-                   "(ZeRO-2: %.1f)\n", opt_shape, T, B, rc, opt_grad_f32 ? "f32" : "bf16", r,
-                   cuda_student_bytes(&cfg, &orr) / gib, cuda_student_bytes(&cfg, &z2) / gib);
+                   "(ZeRO-2: %.1f, ZeRO-3: %.1f)\n", opt_shape, T, B, rc,
+                   opt_grad_f32 ? "f32" : "bf16", r, cuda_student_bytes(&cfg, &orr) / gib,
+                   cuda_student_bytes(&cfg, &z2) / gib, cuda_student_bytes(&cfg, &z3) / gib);
         }
         return 0;
     }

@@ -104,7 +104,7 @@ int cmd_plan(int argc, char **argv) {
                "\"weights_bytes\": %.0f, \"grads_bytes\": %.0f, \"master_bytes\": %.0f, "
                "\"optimizer_bytes\": %.0f, \"activations_bytes_per_seq\": %.0f, "
                "\"loss_bytes\": %.0f, \"total_bytes\": %.0f, \"offload\": %s, "
-               "\"host_bytes\": %.0f, \"train_fits\": %s, \"flops_per_token\": %.6g, "
+               "\"host_bytes\": %.0f, \"flops_per_token\": %.6g, "
                "\"flops_per_step\": %.6g}\n",
                r.name, q.gpus, opt_mem, q.seq_len, q.batch_size,
                q.recompute != RECOMPUTE_NONE ? "true" : "false",
@@ -112,7 +112,7 @@ int cmd_plan(int argc, char **argv) {
                (long long)p.params, (long long)p.params_matmul, p.zero_stage >= 0 ? "true" : "false",
                p.zero_stage, p.micro_batch, p.accumulation, p.weights, p.grads, p.master,
                p.optimizer, p.activations_per_seq, p.loss, p.total, q.offload ? "true" : "false",
-               p.host, p.zero_stage >= 0 && p.zero_stage <= 2 ? "true" : "false",
+               p.host,
                p.flops_per_token, p.flops_per_step);
     } else {
         printf("recipe %s: %.2fB parameters, %d GPUs x %g GiB, %d-token sequences, %d per step%s\n",
@@ -122,7 +122,7 @@ int cmd_plan(int argc, char **argv) {
                                               : "");
         printf("  %-34s %10.2f GiB\n", "bf16 weights", gb(p.weights));
         printf("  %-34s %10.2f GiB\n",
-               p.accumulation > 1 ? "fp32 gradients (accumulating)" : "bf16 gradients",
+               p.grads_f32 ? "fp32 gradients (accumulating)" : "bf16 gradients",
                gb(p.grads));
         if (q.offload) {
             printf("  %-34s %10.2f GiB\n", "fp32 master weights, AdamW moments", 0.0);
@@ -141,9 +141,9 @@ int cmd_plan(int argc, char **argv) {
             printf("does not fit: even ZeRO-3 with one sequence needs %.2f GiB per GPU\n", gb(p.total));
         if (p.zero_stage == 2)
             printf("note: train --zero 2 shards the gradients as well as the optimizer state\n");
-        if (p.zero_stage > 2)
-            printf("note: r1-distill train shards the optimizer state and the gradients (--zero 2) "
-                   "but not the weights; ZeRO-3 is not built yet, so train will not fit this\n");
+        if (p.zero_stage == 3)
+            printf("note: train --zero 3 shards the layers' weights as well as the gradients and "
+                   "the optimizer state\n");
         printf("step: %.3g FLOPs (%.3g per token: 6N + 12*L*H*hd*T)\n", p.flops_per_step,
                p.flops_per_token);
     }

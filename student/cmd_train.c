@@ -68,7 +68,8 @@ static const cli_opt train_opts[] = {
      "(4 to 6 bytes per parameter instead of 14 to 16)"},
     {"zero", OPT_INT, &o_zero, "1", 0, "N",
      "several GPUs: 1 shards the float32 optimizer state over them (ZeRO-1), 2 the gradients too "
-     "(ZeRO-2: less memory, a reduction per micro-batch)"},
+     "(ZeRO-2: less memory, a reduction per micro-batch), 3 the layers' bf16 weights as well "
+     "(ZeRO-3: each layer gathered before its forward and its backward)"},
     {"gpu-mem", OPT_FLOAT, &o_gpu_mem, "0", 0, "GIB",
      "GiB of GPU memory the step may take on each GPU (0: all that is free), e.g. to share a GPU"},
     {"seed", OPT_INT, &o_seed, "42", 0, "N", "seed of the data order"},
@@ -259,9 +260,9 @@ int cmd_train(int argc, char **argv) {
         die(R1_EINPUT, "--gpu-mem", "expected GiB between 0 (all that is free) and 1e6, got %g",
             o_gpu_mem);
     a.gpu_mem = (size_t)(o_gpu_mem * 1073741824.0);
-    if (o_zero != 1 && o_zero != 2)
-        die(R1_EINPUT, "--zero", "expected 1 (the optimizer state sharded) or 2 (the gradients "
-            "too), got %lld", (long long)o_zero);
+    if (o_zero < 1 || o_zero > 3)
+        die(R1_EINPUT, "--zero", "expected 1 (the optimizer state sharded), 2 (the gradients "
+            "too) or 3 (the layers' weights as well), got %lld", (long long)o_zero);
     a.zero_stage = (int)o_zero;
     a.offload_optimizer = o_offload_all ? OFFLOAD_ALL : o_offload ? OFFLOAD_FIT : OFFLOAD_NONE;
     const char *off_flag = o_offload_all ? "--offload-all" : "--offload-optimizer";

@@ -26,14 +26,20 @@ double plan_memory(const dense_shape *s, const plan_request *q, int stage, int m
     const double P = (double)dense_param_count(s, NULL), N = q->gpus;
     const double d = s->hidden, qd = (double)s->heads * s->head_dim,
                  kvd = (double)s->kv_heads * s->head_dim, ff = s->ff, T = q->seq_len;
-    r->weights = stage >= 3 ? 2 * P / N + 2 * P / s->layers : 2 * P;
+    /* the buckets train cuts the parameters into: the embedding, each layer, the head's (the
+     * final norm and an untied lm_head) */
+    const double layer = (P - d - d * s->vocab * (s->tied ? 1 : 2)) / s->layers;
+    const double ends = d * s->vocab + (s->tied ? d : d * s->vocab + d); /* embedding, head */
+    /* ZeRO-3 as train --zero 3 runs it: each rank's pieces of every bucket, the embedding and
+     * the head whole, and two layer slots that the layers are gathered into in turn */
+    r->weights = stage >= 3 ? 2 * (P / N + ends + 2 * layer) : 2 * P;
     /* train keeps bf16 gradients for one micro-batch per step and float32 ones when it adds up
      * several (student/train.c) */
-    const double gb = rows_per_gpu(q) / mb > 1 ? 4 : 2;
+    r->grads_f32 = rows_per_gpu(q) / mb > 1;
+    const double gb = r->grads_f32 ? 4 : 2;
     /* ZeRO-2 as train --zero 2 runs it: each rank's sum, plus the scratch the backward writes a
      * bucket into before the reduction (the embedding's, the head's, two layers') */
-    const double layer = (P - d - d * s->vocab * (s->tied ? 1 : 2)) / s->layers;
-    const double scratch = d * s->vocab + (s->tied ? d : d * s->vocab + d) + 2 * layer;
+    const double scratch = ends + 2 * layer;
     r->grads = stage >= 2 ? gb * (P / N + scratch) : gb * P;
     r->master = stage >= 1 ? 2 * P / N : 2 * P; /* the low halves (f32_split_lo) */
     r->optimizer = stage >= 1 ? 8 * P / N : 8 * P;

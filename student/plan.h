@@ -1,7 +1,8 @@
 /* Training memory and compute plan for a dense student on N GPUs.
  *
  * The memory model (bytes per GPU), for P parameters, N GPUs and ZeRO stage z:
- *   bf16 working weights    2P        (z = 3: 2P/N, plus one layer gathered)
+ *   bf16 working weights    2P        (z = 3: 2P/N plus train --zero 3's whole copies of the
+ *                                     embedding and head buckets and two layer slots)
  *   gradients               2P        (z >= 2: 2P/N plus train --zero 2's scratch: the
  *                                     embedding's, the head bucket's and two layers'); 4 bytes
  *                                     (fp32) instead of 2 when a GPU adds up several
@@ -52,6 +53,7 @@ typedef struct {
     int micro_batch;       /* sequences per forward pass per GPU (0 if nothing fits) */
     int accumulation;      /* micro-batches per optimizer step per GPU */
     double weights, grads, master, optimizer; /* bytes per GPU at zero_stage */
+    int grads_f32;         /* the gradients counted as float32 (several micro-batches per GPU) */
     double host;           /* bytes in host memory (offloading: fp32 master weights, moments) */
     double activations_per_seq, loss, overhead;
     double total;          /* bytes per GPU at the chosen micro-batch */

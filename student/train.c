@@ -158,6 +158,16 @@ static void print_data(const char *what, const train_data *td, const train_args 
     fprintf(stderr, "\n");
 }
 
+static int64_t micro_batches(int64_t rows, int micro) { return (rows + micro - 1) / micro; }
+
+/* The micro-batches of the rank with the most when n_rows are shared out over n_ranks as
+ * [rank * n_rows / n_ranks, (rank + 1) * n_rows / n_ranks): those of the largest share,
+ * ceil(n_rows / n_ranks) rows. Ranks with fewer make up the difference where every micro-batch
+ * takes part in collectives (ZeRO-2 and -3). */
+static int64_t most_micro_batches(int64_t n_rows, int n_ranks, int micro) {
+    return micro_batches((n_rows + n_ranks - 1) / n_ranks, micro);
+}
+
 /* The GPU's evaluation: each rank runs its share of the rows, every loss scaled by 1 / (all the
  * loss tokens), and the sum meets over ranks. */
 static double eval_loss_gpu(gpu_trainer *g, const train_data *ed, batch_buf *bb, int micro,
@@ -175,6 +185,8 @@ static double eval_loss_gpu(gpu_trainer *g, const train_data *ed, batch_buf *bb,
         train_data_fill(ed, rows, n, bb);
         rc = gpu_trainer_eval(g, &bb->b, scale);
     }
+    const int64_t most = most_micro_batches(ed->n_rows, n_ranks, micro);
+    for (int64_t k = micro_batches(hi - lo, micro); k < most; k++) gpu_trainer_eval_idle(g);
     free(rows);
     CHECK(rc == R1_OK); /* the rows were checked when the data was opened */
     return gpu_trainer_take_loss(g);
@@ -446,11 +458,8 @@ static int train_loop(run_state *R, const train_args *a) {
                 TRY(gpu_trainer_micro(R->gpu, &R->bb.b, scale, i0 + nr >= hi));
             }
             if (gpu_trainer_reduces_each_micro(R->gpu)) {
-                /* as many reductions as the rank with the most micro-batches, whose share is
-                 * the largest: ceil(n_rows / n_ranks) rows */
-                const int64_t share = (n_rows + n_ranks - 1) / n_ranks;
-                const int64_t most = (share + micro - 1) / micro;
-                for (int64_t k = (hi - lo + micro - 1) / micro; k < most; k++)
+                const int64_t most = most_micro_batches(n_rows, n_ranks, micro);
+                for (int64_t k = micro_batches(hi - lo, micro); k < most; k++)
                     gpu_trainer_reduce_only(R->gpu);
             } else if (lo == hi) {
                 gpu_trainer_reduce_only(R->gpu);

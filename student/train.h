@@ -110,7 +110,8 @@ typedef struct {
     recompute_mode recompute; /* a mode, or RECOMPUTE_AUTO: the fastest that fits */
     size_t mem_limit;         /* bytes it may allocate (0: the GPU's free memory) */
     int grad_f32;             /* accumulate gradients in float32 (else bf16) */
-    int zero_stage;           /* several ranks: 2 shards the gradients too (train --zero 2) */
+    int zero_stage;           /* several ranks: 2 shards the gradients too (train --zero 2), 3
+                                 the layers' weights as well */
     int offload;              /* an offload_mode: the host keeps the optimizer state the GPU
                                  cannot (or, OFFLOAD_ALL, all of it) and the caller runs AdamW
                                  through gpu_trainer_host_update; one GPU */
@@ -130,11 +131,13 @@ recompute_mode gpu_trainer_recompute(const gpu_trainer *g);
 int gpu_trainer_micro(gpu_trainer *g, const student_batch *b, float scale, int last);
 /* For a rank with no micro-batch in a step: takes its part in the reduction. */
 void gpu_trainer_reduce_only(gpu_trainer *g);
-/* ZeRO-2 reduces every micro-batch, so every rank must run as many: a rank with fewer makes up
- * the difference with gpu_trainer_reduce_only. */
+/* ZeRO-2 and -3 reduce every micro-batch, so every rank must run as many: a rank with fewer
+ * makes up the difference with gpu_trainer_reduce_only. */
 int gpu_trainer_reduces_each_micro(const gpu_trainer *g);
-/* Forward only (the loss accumulates, scaled). */
+/* Forward only (the loss accumulates, scaled). ZeRO-3's forward gathers weights, so a rank with
+ * fewer evaluation micro-batches makes up the difference with gpu_trainer_eval_idle. */
 int gpu_trainer_eval(gpu_trainer *g, const student_batch *b, float scale);
+void gpu_trainer_eval_idle(gpu_trainer *g);
 /* The loss accumulated since the last call, summed over ranks (collective). */
 double gpu_trainer_take_loss(gpu_trainer *g);
 void gpu_trainer_zero_grad(gpu_trainer *g);
@@ -174,7 +177,8 @@ typedef struct {
     recompute_mode recompute; /* --recompute (ALL), --recompute-cheap (CHEAP), neither (AUTO) */
     size_t gpu_mem;         /* --gpu-mem: bytes a GPU's step may allocate (0: all it has free) */
     int offload_optimizer;  /* an offload_mode: --offload-optimizer (OFFLOAD_FIT), --offload-all */
-    int zero_stage;         /* --zero: 1 shards the optimizer state over GPUs, 2 the gradients too */
+    int zero_stage;         /* --zero: 1 shards the optimizer state over GPUs, 2 the gradients
+                               too, 3 the layers' weights as well */
     int64_t seed, save_every, eval_every, keep;
     int quiet;              /* no per-step progress lines */
     const char *device;     /* "cpu", "cuda" or "auto" (NULL: cpu) */

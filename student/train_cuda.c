@@ -54,7 +54,7 @@ struct cuda_student {
     /* The float32 master weights are split (core/dtype.h, f32_split_hi): w, every rank's whole
      * copy, holds their upper halves, which are the bf16 working weights the products read, and
      * w_lo their low 16 bits: 2 bytes per parameter for the master beside w, not 4. */
-    r1_bf16 *w;                         /* [total] */
+    r1_bf16 *w;                         /* [total]; NULL with ZeRO-3 */
     uint16_t *w_lo;                     /* [local - state_base]: this rank's pieces (everything
                                            on one GPU but what the host holds) */
     float *adam_m, *adam_v;             /* [local - state_base] */
@@ -74,6 +74,17 @@ struct cuda_student {
     cudaStream_t comm_stream;           /* every NCCL call, in issue order */
     cudaEvent_t ev_main, ev_comm;
     int comm_pending;                   /* comm_stream holds work the main stream has not waited for */
+    /* bf16 weights. wb[k]: where bucket k's whole weights are read, at b_off[k] of w, except
+     * with ZeRO-3, where every rank keeps w_piece, the upper halves of its pieces of every
+     * bucket ([local]), whole copies of the embedding and head buckets (all-gathered after each
+     * update, as ZeRO-1 does), and two layer-sized slots that layers take in turn (l & 1): a
+     * layer's weights are all-gathered into its slot one layer ahead of the forward and of the
+     * backward. slot_layer[j]: the layer slot j holds (-1: none, or stale). */
+    int zero3;
+    r1_bf16 **wb;                       /* [n_buckets] */
+    r1_bf16 *w_piece, *w_slot[2];
+    int slot_layer[2];
+    cudaEvent_t slot_ready[2];          /* slot j's last all-gather done */
     /* Gradients. ZeRO-1 and one GPU: grad is [total], every bucket at b_off. ZeRO-2: grad is
      * [local], the sum of this rank's reduced pieces, and each bucket's backward writes into
      * scratch (the embedding's and the head's their own, the layers' two in turn), which a
@@ -244,6 +255,9 @@ static int check_config(const model_config *c, const cuda_student_opts *o) {
     if (o->host_optimizer && o->n_ranks > 1)
         return err_fail(R1_EINPUT, "offload-optimizer", "the optimizer state moves to the host "
                         "on one GPU only (ZeRO-1 shards it over GPUs instead)");
+    if (o->zero_stage < 0 || o->zero_stage > 3)
+        return err_fail(R1_EINPUT, "zero_stage", "ZeRO stages are 1, 2 and 3 (got %d)",
+                        o->zero_stage);
     if (o->n_ranks > 1 && (!o->comm || cuda_comm_size(o->comm) != o->n_ranks))
         return err_fail(R1_EINPUT, "n_ranks", "%d ranks need a communicator of that size",
                         o->n_ranks);
@@ -270,7 +284,9 @@ static void set_dims(cuda_student *s, const model_config *c, const cuda_student_
     s->R = o->n_ranks > 1 ? o->n_ranks : 1;
     s->comm = s->R > 1 ? o->comm : NULL;
     s->rank = s->comm ? cuda_comm_rank(s->comm) : 0;
-    s->zero2 = s->R > 1 && o->zero_stage == 2;
+    s->zero2 = s->R > 1 && o->zero_stage >= 2; /* ZeRO-3 shards the gradients as ZeRO-2 does */
+    s->zero3 = s->R > 1 && o->zero_stage == 3;
+    s->slot_layer[0] = s->slot_layer[1] = -1;
     if (s->o.ce_chunk <= 0) {
         long long chunk = (1ll << 28) / s->V; /* about 1 GiB of float32 logits */
         chunk = chunk < 16 ? 16 : chunk;
@@ -288,6 +304,19 @@ static void *bump_take(bump *b, size_t bytes) {
     void *ptr = b->base ? b->base + b->used : NULL;
     b->used += round_up(bytes ? bytes : 1, 256);
     return ptr;
+}
+
+/* The largest layer bucket (all are the same size), in elements. */
+static size_t biggest_layer(const cuda_student *s) {
+    size_t b = 0;
+    for (int k = 1; k <= s->L; k++) b = s->b_len[k] > b ? s->b_len[k] : b;
+    return b;
+}
+
+/* Whether every rank keeps bucket k's whole bf16 weights: all of them, except the layers with
+ * ZeRO-3. */
+static int whole_held(const cuda_student *s, int k) {
+    return !s->zero3 || k == 0 || k == s->L + 1;
 }
 
 /* What is dead while the loss runs: the backward's activation gradients (dx is cleared after
@@ -329,8 +358,20 @@ static void take_loss_scratch(cuda_student *s, bump *b) {
 /* Allocates (or, with p, only counts) every device buffer. */
 static void alloc_all(cuda_student *s, mem_plan *p) {
     const size_t N = (size_t)s->N, d = (size_t)s->d, bf = sizeof(r1_bf16), f = sizeof(float);
-    const size_t T = s->total;
-    s->w = dev_alloc(s, p, T * bf);
+    const size_t T = s->total, layer = biggest_layer(s);
+    if (!s->zero3) {
+        s->w = dev_alloc(s, p, T * bf);
+    } else {
+        s->w_piece = dev_alloc(s, p, s->local * bf);
+        for (int j = 0; j < 2; j++) s->w_slot[j] = dev_alloc(s, p, layer * bf);
+    }
+    if (s->wb)
+        for (int k = 0; k < s->n_buckets; k++)
+            s->wb[k] = !s->zero3           ? s->w + s->b_off[k]
+                       : whole_held(s, k)  ? dev_alloc(s, p, s->b_len[k] * bf)
+                                           : s->w_slot[(k - 1) & 1];
+    else if (s->zero3) /* measuring: the embedding's and the head's whole copies */
+        for (int k = 0; k < s->n_buckets; k += s->L + 1) dev_alloc(s, p, s->b_len[k] * bf);
     const size_t state = s->local - s->state_base;
     if (state) {
         s->w_lo = dev_alloc(s, p, state * sizeof(uint16_t));
@@ -340,8 +381,6 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     if (!s->zero2) {
         s->grad = dev_alloc(s, p, T * s->gsize);
     } else {
-        size_t layer = 0;
-        for (int k = 1; k <= s->L; k++) layer = s->b_len[k] > layer ? s->b_len[k] : layer;
         s->grad = dev_alloc(s, p, s->local * s->gsize);
         s->gs_embed = dev_alloc(s, p, s->b_len[0] * s->gsize);
         s->gs_head = dev_alloc(s, p, s->b_len[s->L + 1] * s->gsize);
@@ -498,7 +537,10 @@ int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_
         R1_CUDA_CHECK(cudaEventCreateWithFlags(&s->gs_free[j], cudaEventDisableTiming));
         R1_CUDA_CHECK(cudaEventRecord(s->gs_free[j], s->comm_stream));
     }
+    for (int j = 0; j < 2; j++)
+        R1_CUDA_CHECK(cudaEventCreateWithFlags(&s->slot_ready[j], cudaEventDisableTiming));
     s->gb = xcalloc((size_t)s->n_buckets, sizeof *s->gb);
+    s->wb = xcalloc((size_t)s->n_buckets, sizeof *s->wb);
     alloc_all(s, NULL);
     s->gemm = r1_gemm_create(GEMM_WORKSPACE);
     s->stage_ints = 8 * (size_t)s->N + 8 * s->max_tiles + 8;
@@ -517,7 +559,12 @@ int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_
     rope_free(&rt);
 
     const size_t T = s->total, Lc = s->local - s->state_base;
-    R1_CUDA_CHECK(cudaMemsetAsync(s->w, 0, T * sizeof(r1_bf16), s->stream));
+    if (s->w) R1_CUDA_CHECK(cudaMemsetAsync(s->w, 0, T * sizeof(r1_bf16), s->stream));
+    if (s->w_piece)
+        R1_CUDA_CHECK(cudaMemsetAsync(s->w_piece, 0, s->local * sizeof(r1_bf16), s->stream));
+    for (int k = 0; k < s->n_buckets; k++)
+        if (!s->w && whole_held(s, k))
+            R1_CUDA_CHECK(cudaMemsetAsync(s->wb[k], 0, s->b_len[k] * sizeof(r1_bf16), s->stream));
     if (s->o.host_optimizer) R1_CUDA_CHECK(cudaMallocHost(&s->xfer, XFER_BYTES));
     if (Lc) {
         R1_CUDA_CHECK(cudaMemsetAsync(s->w_lo, 0, Lc * sizeof(uint16_t), s->stream));
@@ -544,7 +591,9 @@ void cuda_student_destroy(cuda_student *s) {
     cudaEventDestroy(s->ev_main);
     cudaEventDestroy(s->ev_comm);
     for (int j = 0; j < 4; j++) cudaEventDestroy(s->gs_free[j]);
+    for (int j = 0; j < 2; j++) cudaEventDestroy(s->slot_ready[j]);
     free(s->gb);
+    free(s->wb);
     cudaStreamDestroy(s->comm_stream);
     cudaStreamDestroy(s->stream);
     free(s->x);
@@ -557,7 +606,9 @@ int cuda_student_n_params(const cuda_student *s) { return s->n_params; }
 const cuda_param *cuda_student_param(const cuda_student *s, int i) { return &s->params[i]; }
 cudaStream_t cuda_student_stream(const cuda_student *s) { return s->stream; }
 int cuda_student_step_count(const cuda_student *s) { return s->step; }
-int cuda_student_zero2(const cuda_student *s) { return s->zero2; }
+int cuda_student_zero_stage(const cuda_student *s) {
+    return s->R == 1 ? 0 : s->zero3 ? 3 : s->zero2 ? 2 : 1;
+}
 
 size_t cuda_student_allocated(const cuda_student *s) { return s->bytes + GEMM_WORKSPACE; }
 
@@ -812,6 +863,10 @@ static size_t piece_global(const cuda_student *s, int k) {
 static size_t piece_local(const cuda_student *s, int k) {
     return s->b_off[k] / (size_t)s->R - s->state_base;
 }
+/* This rank's piece of bucket k's bf16 weights: inside the whole copy, or in w_piece (ZeRO-3). */
+static r1_bf16 *w_mine(const cuda_student *s, int k) {
+    return s->zero3 ? s->w_piece + s->b_off[k] / (size_t)s->R : s->w + piece_global(s, k);
+}
 
 /* The moments' local arrays (the master weights' pieces are w_lo's, beside the whole w). */
 static float *state_array(const cuda_student *s, cuda_tensor_kind kind) {
@@ -862,20 +917,48 @@ void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float 
                                      cudaMemcpyHostToDevice));
             continue;
         }
-        /* the whole bucket's upper halves (every rank holds all of w), this rank's piece of the
-         * lower ones */
+        /* the whole bucket's upper halves where every rank holds them, else (ZeRO-3's layers)
+         * this rank's piece of them; its piece of the lower ones */
         for (size_t j = 0; j < s->b_len[k]; j++) hw[j] = f32_split_hi(hb[j]);
         for (size_t j = 0; j < P; j++) hl[j] = f32_split_lo(mine[j]);
-        R1_CUDA_CHECK(cudaMemcpy(s->w + s->b_off[k], hw, sizeof(uint16_t) * s->b_len[k],
-                                 cudaMemcpyHostToDevice));
+        if (whole_held(s, k))
+            R1_CUDA_CHECK(cudaMemcpy(s->wb[k], hw, sizeof(uint16_t) * s->b_len[k],
+                                     cudaMemcpyHostToDevice));
+        if (s->zero3)
+            R1_CUDA_CHECK(cudaMemcpy(w_mine(s, k), hw + (size_t)s->rank * P,
+                                     sizeof(uint16_t) * P, cudaMemcpyHostToDevice));
         R1_CUDA_CHECK(cudaMemcpy(s->w_lo + piece_local(s, k), hl, sizeof(uint16_t) * P,
                                  cudaMemcpyHostToDevice));
     }
     free(hb);
     free(hw);
     free(hl);
+    s->slot_layer[0] = s->slot_layer[1] = -1;
     /* a copy from pageable memory may still be in flight when cudaMemcpy returns */
     R1_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+/* Bucket k's pieces of a local array of es-byte values (16-bit ones go as COMM_BF16), `mine`
+ * this rank's, into hp on the host in rank order: through the device buffer tmp of R * chunk
+ * values. Collective with several ranks; hp NULL only takes part. */
+static void pieces_to_host(cuda_student *s, int k, const void *mine, size_t es, void *hp,
+                           char *tmp, size_t chunk) {
+    const size_t P = piece_len(s, k);
+    if (s->R == 1) {
+        if (hp) R1_CUDA_CHECK(cudaMemcpy(hp, mine, es * P, cudaMemcpyDeviceToHost));
+        return;
+    }
+    for (size_t c0 = 0; c0 < P; c0 += chunk) {
+        const size_t cnt = P - c0 < chunk ? P - c0 : chunk;
+        cuda_comm_all_gather(s->comm, (const char *)mine + es * c0, tmp, cnt,
+                             es == sizeof(uint16_t) ? COMM_BF16 : COMM_F32, s->comm_stream);
+        R1_CUDA_CHECK(cudaStreamSynchronize(s->comm_stream));
+        if (hp)
+            for (int r = 0; r < s->R; r++)
+                R1_CUDA_CHECK(cudaMemcpy((char *)hp + es * ((size_t)r * P + c0),
+                                         tmp + es * (size_t)r * cnt, es * cnt,
+                                         cudaMemcpyDeviceToHost));
+    }
 }
 
 void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst) {
@@ -899,28 +982,16 @@ void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const
         R1_CUDA_CHECK(cudaMalloc((void **)&tmp, es * chunk * (size_t)s->R));
     }
     for (int k = s->k_dev; k < s->n_buckets; k++) {
-        const size_t P = piece_len(s, k);
-        const char *mine = (const char *)local + es * piece_local(s, k);
-        if (s->R == 1) {
-            if (hp) R1_CUDA_CHECK(cudaMemcpy(hp, mine, es * P, cudaMemcpyDeviceToHost));
-        } else {
-            for (size_t c0 = 0; c0 < P; c0 += chunk) {
-                const size_t cnt = P - c0 < chunk ? P - c0 : chunk;
-                cuda_comm_all_gather(s->comm, mine + es * c0, tmp, cnt,
-                                     master ? COMM_BF16 : COMM_F32, s->comm_stream);
-                R1_CUDA_CHECK(cudaStreamSynchronize(s->comm_stream));
-                if (hp)
-                    for (int r = 0; r < s->R; r++)
-                        R1_CUDA_CHECK(cudaMemcpy((char *)hp + es * ((size_t)r * P + c0),
-                                                 tmp + es * (size_t)r * cnt, es * cnt,
-                                                 cudaMemcpyDeviceToHost));
-            }
-        }
+        pieces_to_host(s, k, (const char *)local + es * piece_local(s, k), es, hp, tmp, chunk);
+        /* the upper halves: from the whole copy, or (ZeRO-3's layers) gathered as well */
+        if (master && !whole_held(s, k))
+            pieces_to_host(s, k, w_mine(s, k), sizeof(uint16_t), hw, tmp, chunk);
         if (!hb) continue;
         if (master) {
             const uint16_t *hl = hp;
-            R1_CUDA_CHECK(cudaMemcpy(hw, s->w + s->b_off[k], sizeof(uint16_t) * s->b_len[k],
-                                     cudaMemcpyDeviceToHost));
+            if (whole_held(s, k))
+                R1_CUDA_CHECK(cudaMemcpy(hw, s->wb[k], sizeof(uint16_t) * s->b_len[k],
+                                         cudaMemcpyDeviceToHost));
             for (size_t j = 0; j < s->b_len[k]; j++) hb[j] = f32_join(hw[j], hl[j]);
         }
         for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {
@@ -1010,7 +1081,8 @@ static attn_shape attn_of(const cuda_student *s) {
     return a;
 }
 
-#define W(off) (s->w + (off))
+/* The bf16 weights of the parameter at element offset off, in bucket k. */
+#define W(k, off) (s->wb[k] + ((size_t)(off) - s->b_off[k]))
 /* Where the gradient of the parameter at element offset off, in bucket k, is written. */
 #define G(k, off) ((void *)(s->gb[k] + ((size_t)(off) - s->b_off[k]) * s->gsize))
 
@@ -1021,25 +1093,25 @@ static void layer_forward(cuda_student *s, int l, layer_acts *a, int write_out) 
     const attn_shape at = attn_of(s);
     cudaStream_t st = s->stream;
     /* h = self.input_layernorm(hidden_states) */
-    rmsnorm_forward_cuda(a->h1, a->rstd1, s->x[l], W(p->attn_norm), n, d, s->eps, st);
+    rmsnorm_forward_cuda(a->h1, a->rstd1, s->x[l], W(1 + l, p->attn_norm), n, d, s->eps, st);
     /* q, k, v = q_proj(h), k_proj(h), v_proj(h): one GEMM over [Wq; Wk; Wv] */
-    linear_forward(s->gemm, a->qkv, 0, s->qkvd, a->h1, d, W(p->wqkv),
-                   s->cfg.attention_bias ? W(p->bqkv) : NULL, NULL, n, d, s->qkvd, st);
+    linear_forward(s->gemm, a->qkv, 0, s->qkvd, a->h1, d, W(1 + l, p->wqkv),
+                   s->cfg.attention_bias ? W(1 + l, p->bqkv) : NULL, NULL, n, d, s->qkvd, st);
     /* q, k = apply_rotary_pos_emb(q, k, cos, sin): the H + KV heads at the row's start */
     rope_forward_cuda(a->qkv, s->qkvd, s->H + s->KV, s->hd, s->hd, s->rope_cs, s->d_pos, n, st);
     /* attn_output = softmax(q k^T * scale + causal mask) v */
     attention_forward_cuda(a->att, a->lse, a->qkv, &at, st);
     /* hidden_states = residual + o_proj(attn_output): the residual enters as C (beta = 1) */
-    linear_forward(s->gemm, a->xmid, 0, d, a->att, s->qd, W(p->wo), NULL, s->x[l], n, s->qd, d, st);
+    linear_forward(s->gemm, a->xmid, 0, d, a->att, s->qd, W(1 + l, p->wo), NULL, s->x[l], n, s->qd, d, st);
     /* h = self.post_attention_layernorm(hidden_states) */
-    rmsnorm_forward_cuda(a->h2, a->rstd2, a->xmid, W(p->mlp_norm), n, d, s->eps, st);
+    rmsnorm_forward_cuda(a->h2, a->rstd2, a->xmid, W(1 + l, p->mlp_norm), n, d, s->eps, st);
     /* gate, up = gate_proj(h), up_proj(h): one GEMM over [Wg; Wu] */
-    linear_forward(s->gemm, a->gu, 0, 2 * s->ff, a->h2, d, W(p->wgu), NULL, NULL, n, d, 2 * s->ff, st);
+    linear_forward(s->gemm, a->gu, 0, 2 * s->ff, a->h2, d, W(1 + l, p->wgu), NULL, NULL, n, d, 2 * s->ff, st);
     /* act_fn(gate) * up */
     swiglu_forward_cuda(a->act, a->gu, n, s->ff, st);
     /* hidden_states = residual + down_proj(...) */
     if (write_out)
-        linear_forward(s->gemm, s->x[l + 1], 0, d, a->act, s->ff, W(p->wd), NULL, a->xmid, n,
+        linear_forward(s->gemm, s->x[l + 1], 0, d, a->act, s->ff, W(1 + l, p->wd), NULL, a->xmid, n,
                        s->ff, d, st);
 }
 
@@ -1048,8 +1120,8 @@ static void layer_forward(cuda_student *s, int l, layer_acts *a, int write_out) 
 static void layer_refill(cuda_student *s, int l, layer_acts *a) {
     const layer_params *p = &s->lp[l];
     const int n = s->n, d = s->d;
-    rmsnorm_forward_cuda(a->h1, a->rstd1, s->x[l], W(p->attn_norm), n, d, s->eps, s->stream);
-    rmsnorm_forward_cuda(a->h2, a->rstd2, a->xmid, W(p->mlp_norm), n, d, s->eps, s->stream);
+    rmsnorm_forward_cuda(a->h1, a->rstd1, s->x[l], W(1 + l, p->attn_norm), n, d, s->eps, s->stream);
+    rmsnorm_forward_cuda(a->h2, a->rstd2, a->xmid, W(1 + l, p->mlp_norm), n, d, s->eps, s->stream);
     swiglu_forward_cuda(a->act, a->gu, n, s->ff, s->stream);
 }
 
@@ -1061,49 +1133,85 @@ static void layer_backward(cuda_student *s, int l, layer_acts *a) {
     cudaStream_t st = s->stream;
     r1_gemm *g = s->gemm;
     /* x_out = xmid + act Wd^T */
-    linear_backward_x(g, s->dact, 0, s->dx, d, W(p->wd), n, ff, d, st);
+    linear_backward_x(g, s->dact, 0, s->dx, d, W(1 + l, p->wd), n, ff, d, st);
     linear_backward_w(g, G(1 + l, p->wd), f32, 1, s->dx, d, a->act, ff, n, ff, d, st);
     /* act = silu(gate) * up; the gradient of [gate | up] replaces gu */
     swiglu_backward_cuda(a->gu, s->dact, a->gu, n, ff, st);
     /* [gate | up] = h2 [Wg; Wu]^T */
-    linear_backward_x(g, s->dh, 0, a->gu, 2 * ff, W(p->wgu), n, d, 2 * ff, st);
+    linear_backward_x(g, s->dh, 0, a->gu, 2 * ff, W(1 + l, p->wgu), n, d, 2 * ff, st);
     linear_backward_w(g, G(1 + l, p->wgu), f32, 1, a->gu, 2 * ff, a->h2, d, n, d, 2 * ff, st);
     /* h2 = rmsnorm(xmid): dx += */
-    rmsnorm_backward_cuda(s->dx, G(1 + l, p->mlp_norm), f32, s->sum_scratch, s->dh, a->xmid, W(p->mlp_norm),
+    rmsnorm_backward_cuda(s->dx, G(1 + l, p->mlp_norm), f32, s->sum_scratch, s->dh, a->xmid, W(1 + l, p->mlp_norm),
                      a->rstd2, n, d, st);
     /* xmid = x + att Wo^T */
-    linear_backward_x(g, s->datt, 0, s->dx, d, W(p->wo), n, s->qd, d, st);
+    linear_backward_x(g, s->datt, 0, s->dx, d, W(1 + l, p->wo), n, s->qd, d, st);
     linear_backward_w(g, G(1 + l, p->wo), f32, 1, s->dx, d, a->att, s->qd, n, s->qd, d, st);
     /* att = attention(qkv) */
     attention_backward_cuda(s->dqkv, s->delta, s->datt, a->qkv, a->att, a->lse, &at, st);
     /* RoPE's transpose on dq, dk */
     rope_backward_cuda(s->dqkv, s->qkvd, s->H + s->KV, s->hd, s->hd, s->rope_cs, s->d_pos, n, st);
     /* qkv = h1 [Wq; Wk; Wv]^T + b */
-    linear_backward_x(g, s->dh, 0, s->dqkv, s->qkvd, W(p->wqkv), n, d, s->qkvd, st);
+    linear_backward_x(g, s->dh, 0, s->dqkv, s->qkvd, W(1 + l, p->wqkv), n, d, s->qkvd, st);
     linear_backward_w(g, G(1 + l, p->wqkv), f32, 1, s->dqkv, s->qkvd, a->h1, d, n, d, s->qkvd, st);
     if (s->cfg.attention_bias)
         bias_backward(G(1 + l, p->bqkv), f32, s->sum_scratch, s->dqkv, s->qkvd, n, s->qkvd, st);
     /* h1 = rmsnorm(x): dx += */
     rmsnorm_backward_cuda(s->dx, G(1 + l, p->attn_norm), f32, s->sum_scratch, s->dh, s->x[l],
-                     W(p->attn_norm), a->rstd1, n, d, st);
+                     W(1 + l, p->attn_norm), a->rstd1, n, d, st);
 }
 
-static void model_forward(cuda_student *s) {
+/* The bucket of lm_head: the embedding's when tied. */
+static int head_bucket(const cuda_student *s) {
+    return s->cfg.tie_word_embeddings ? 0 : s->L + 1;
+}
+
+/* ZeRO-3: queues the all-gather of layer l's weights into its slot unless the slot holds them
+ * already (l outside the layers: nothing). Ranks make the same calls in the same order (an idle
+ * rank too, see forward_backward), so they skip the same gathers and their collectives match. */
+static void layer_gather(cuda_student *s, int l) {
+    if (!s->zero3 || l < 0 || l >= s->L || s->slot_layer[l & 1] == l) return;
+    const int k = 1 + l;
+    cuda_comm_all_gather(s->comm, w_mine(s, k), s->wb[k], piece_len(s, k), COMM_BF16,
+                         comm_begin(s)); /* behind the last reads of the slot's previous layer */
+    R1_CUDA_CHECK(cudaEventRecord(s->slot_ready[l & 1], s->comm_stream));
+    s->slot_layer[l & 1] = l;
+}
+
+/* ZeRO-3: the main stream waits for layer l's weights in its slot. */
+static void layer_ready(cuda_student *s, int l) {
+    CHECK(!s->zero3 || s->slot_layer[l & 1] == l);
+    if (s->zero3) R1_CUDA_CHECK(cudaStreamWaitEvent(s->stream, s->slot_ready[l & 1], 0));
+}
+
+/* The forward into s->hf; idle: only the collectives (a rank without a micro-batch). ZeRO-3
+ * gathers layer l + 2 while layer l + 1 runs. */
+static void model_forward(cuda_student *s, int idle) {
     wait_comm(s); /* the previous update's all-gathered weights */
-    embed_forward(s->x[0], W(s->off_embed), s->d_tokens, s->n, s->d, s->stream);
-    for (int l = 0; l < s->L; l++) layer_forward(s, l, &s->acts[l], 1);
-    rmsnorm_forward_cuda(s->hf, s->rstdf, s->x[s->L], W(s->off_final_norm), s->n, s->d, s->eps,
-                    s->stream);
+    layer_gather(s, 0);
+    layer_gather(s, 1);
+    if (!idle) embed_forward(s->x[0], W(0, s->off_embed), s->d_tokens, s->n, s->d, s->stream);
+    for (int l = 0; l < s->L; l++) {
+        if (!idle) {
+            layer_ready(s, l);
+            layer_forward(s, l, &s->acts[l], 1);
+        }
+        layer_gather(s, l + 2);
+    }
+    if (!idle)
+        rmsnorm_forward_cuda(s->hf, s->rstdf, s->x[s->L], W(s->L + 1, s->off_final_norm), s->n,
+                             s->d, s->eps, s->stream);
 }
 
 int cuda_student_forward(cuda_student *s, const cuda_batch *b, float inv_count) {
     TRY(batch_upload(s, b));
-    model_forward(s);
-    linear_cross_entropy(s->gemm, s->loss, NULL, NULL, s->o.grad_f32, s->hf, W(s->off_lm_head),
-                         s->d_targets, s->d_rows, s->m, s->n, s->d, s->V, inv_count, &s->ce,
-                         s->stream);
+    model_forward(s, 0);
+    linear_cross_entropy(s->gemm, s->loss, NULL, NULL, s->o.grad_f32, s->hf,
+                         W(head_bucket(s), s->off_lm_head), s->d_targets, s->d_rows, s->m, s->n,
+                         s->d, s->V, inv_count, &s->ce, s->stream);
     return R1_OK;
 }
+
+void cuda_student_forward_idle(cuda_student *s) { model_forward(s, 1); }
 
 /* This rank's reduced gradients of bucket k: in place (ZeRO-1), or in the running sum. */
 static void *gpiece(const cuda_student *s, int k) {
@@ -1135,11 +1243,14 @@ static void bucket_reduce(cuda_student *s, int k) {
     R1_CUDA_CHECK(cudaEventRecord(s->gs_free[gs_slot(s, k)], cs));
 }
 
+/* The forward and backward of micro-batch b, reducing the gradients when `reduce`. b NULL: a
+ * rank without a micro-batch, which queues the same collectives in the same order, over zero
+ * gradients. */
 static int forward_backward(cuda_student *s, const cuda_batch *b, float inv_count, int reduce) {
-    TRY(batch_upload(s, b));
-    model_forward(s);
-    const int n = s->n, d = s->d, f32 = s->o.grad_f32;
-    const int khead = s->cfg.tie_word_embeddings ? 0 : s->L + 1; /* the bucket of lm_head */
+    const int idle = b == NULL;
+    if (!idle) TRY(batch_upload(s, b));
+    model_forward(s, idle);
+    const int n = s->n, d = s->d, f32 = s->o.grad_f32, khead = head_bucket(s);
     cudaStream_t st = s->stream;
     /* ZeRO-2 reduces every micro-batch; the embedding's gradients build up over the whole
      * backward (a tied head's from the loss on) */
@@ -1148,24 +1259,34 @@ static int forward_backward(cuda_student *s, const cuda_batch *b, float inv_coun
         scratch_take(s, 0);
         scratch_take(s, s->L + 1);
     }
-    /* logits = lm_head(norm(x)); the loss and dh of the final norm's output (into s->dh) */
-    linear_cross_entropy(s->gemm, s->loss, s->dh, G(khead, s->off_lm_head), f32, s->hf,
-                         W(s->off_lm_head), s->d_targets, s->d_rows, s->m, n, d, s->V, inv_count,
-                         &s->ce, st);
-    R1_CUDA_CHECK(cudaMemsetAsync(s->dx, 0, sizeof(r1_bf16) * (size_t)n * d, st));
-    rmsnorm_backward_cuda(s->dx, G(s->L + 1, s->off_final_norm), f32, s->sum_scratch, s->dh, s->x[s->L],
-                     W(s->off_final_norm), s->rstdf, n, d, st);
+    if (!idle) {
+        /* logits = lm_head(norm(x)); the loss and dh of the final norm's output (into s->dh) */
+        linear_cross_entropy(s->gemm, s->loss, s->dh, G(khead, s->off_lm_head), f32, s->hf,
+                             W(khead, s->off_lm_head), s->d_targets, s->d_rows, s->m, n, d, s->V,
+                             inv_count, &s->ce, st);
+        R1_CUDA_CHECK(cudaMemsetAsync(s->dx, 0, sizeof(r1_bf16) * (size_t)n * d, st));
+        rmsnorm_backward_cuda(s->dx, G(s->L + 1, s->off_final_norm), f32, s->sum_scratch, s->dh,
+                              s->x[s->L], W(s->L + 1, s->off_final_norm), s->rstdf, n, d, st);
+    }
     /* each bucket's gradients are complete once the backward has left it: the head's now,
-     * layer l's after its backward, the embedding's (with a tied head's) at the end */
+     * layer l's after its backward, the embedding's (with a tied head's) at the end. ZeRO-3:
+     * the forward left the last two layers in the slots; layer l's backward frees its slot for
+     * layer l - 2. */
     if (reduce) bucket_reduce(s, s->L + 1);
     for (int l = s->L - 1; l >= 0; l--) {
-        if (s->o.recompute == RECOMPUTE_ALL) layer_forward(s, l, &s->acts[l], 0);
-        if (s->o.recompute == RECOMPUTE_CHEAP) layer_refill(s, l, &s->acts[l]);
+        if (!idle) {
+            layer_ready(s, l);
+            if (s->o.recompute == RECOMPUTE_ALL) layer_forward(s, l, &s->acts[l], 0);
+            if (s->o.recompute == RECOMPUTE_CHEAP) layer_refill(s, l, &s->acts[l]);
+        }
         if (s->zero2) scratch_take(s, 1 + l);
-        layer_backward(s, l, &s->acts[l]);
+        if (!idle) layer_backward(s, l, &s->acts[l]);
         if (reduce) bucket_reduce(s, 1 + l);
+        layer_gather(s, l - 2);
     }
-    embed_backward(G(0, s->off_embed), f32, s->dx, s->d_eids, s->d_eoff, s->d_epos, s->n_eids, d, st);
+    if (!idle)
+        embed_backward(G(0, s->off_embed), f32, s->dx, s->d_eids, s->d_eoff, s->d_epos,
+                       s->n_eids, d, st);
     if (reduce) bucket_reduce(s, 0);
     return R1_OK;
 }
@@ -1179,11 +1300,7 @@ int cuda_student_forward_backward_last(cuda_student *s, const cuda_batch *b, flo
 }
 
 void cuda_student_reduce_grads(cuda_student *s) {
-    if (s->R == 1) return;
-    for (int k = s->L + 1; k >= 0; k--) {
-        if (s->zero2) scratch_take(s, k); /* zeros: this rank adds nothing */
-        bucket_reduce(s, k);
-    }
+    if (s->R > 1) forward_backward(s, NULL, 0, 1);
 }
 
 void cuda_student_zero_grad(cuda_student *s) {
@@ -1249,16 +1366,18 @@ void cuda_student_update(cuda_student *s, const cuda_optim *o) {
             const size_t t0 = p->offset, t1 = q->offset + (size_t)(q->rows * q->cols);
             const size_t a = t0 > lo ? t0 : lo, b = t1 < hi ? t1 : hi;
             if (a >= b) continue;
-            adamw_update_cuda(s->w + a, s->w_lo + base + (a - lo), s->adam_m + base + (a - lo),
+            adamw_update_cuda(w_mine(s, k) + (a - lo), s->w_lo + base + (a - lo), s->adam_m + base + (a - lo),
                               s->adam_v + base + (a - lo),
                               (char *)gpiece(s, k) + (a - lo) * s->gsize, s->o.grad_f32, b - a,
                               p->decay ? with_decay : without, s->norm_out + 1, st);
         }
-        /* every rank gets the bucket's new bf16 weights; the next forward waits for them */
-        if (s->R > 1)
-            cuda_comm_all_gather(s->comm, s->w + lo, s->w + s->b_off[k], piece_len(s, k),
-                                 COMM_BF16, comm_begin(s));
+        /* every rank gets the bucket's new bf16 weights (the next forward waits for them),
+         * except ZeRO-3's layers, which the forward gathers */
+        if (s->R > 1 && whole_held(s, k))
+            cuda_comm_all_gather(s->comm, w_mine(s, k), s->wb[k], piece_len(s, k), COMM_BF16,
+                                 comm_begin(s));
     }
+    s->slot_layer[0] = s->slot_layer[1] = -1;
 }
 
 void cuda_student_step(cuda_student *s, const cuda_optim *o, float *grad_norm) {

@@ -28,6 +28,12 @@
  * last), overlapping the rest of the backward; the update runs AdamW on the owned pieces and
  * all-gathers the bf16 weights bucket by bucket.
  *
+ * ZeRO-2 (zero_stage 2) shards the gradients too; ZeRO-3 (zero_stage 3) also the layers' bf16
+ * weights: each rank keeps only its pieces of them, and the forward and the backward all-gather
+ * each layer into one of two layer-sized slots, one layer ahead (the embedding and the head stay
+ * whole on every rank). The gathered weights are the very bits ZeRO-2 holds, so the two train
+ * alike to the bit.
+ *
  * Errors (bad batches, missing tensors) return R1_EINPUT / R1_ERUNTIME with err_fail; CUDA
  * failures abort with file and line (R1_CUDA_CHECK). */
 #ifndef R1_STUDENT_TRAIN_CUDA_H
@@ -52,8 +58,9 @@ typedef struct {
     attn_impl attn;     /* ATTN_AUTO normally */
     int n_ranks;        /* data-parallel ranks the layout is sharded for (0 or 1: one GPU) */
     int zero_stage;     /* with n_ranks > 1: 2 shards the gradients too (ZeRO-2: each micro-batch
-                           reduces every bucket and each rank keeps the sum of its pieces);
-                           else ZeRO-1 (the optimizer state only) */
+                           reduces every bucket and each rank keeps the sum of its pieces), 3
+                           the layers' bf16 weights as well (ZeRO-3); else ZeRO-1 (the
+                           optimizer state only) */
     size_t mem_limit;   /* bytes the student may allocate (0: the device's free memory) */
     int host_optimizer; /* the host holds the optimizer state of the first host_buckets buckets
                            and runs their AdamW (train --offload-optimizer); one GPU */
@@ -159,8 +166,11 @@ int cuda_student_forward_backward(cuda_student *s, const cuda_batch *b, float in
  * queue the same collectives in the same order). With one GPU both are the plain call / no-op. */
 int cuda_student_forward_backward_last(cuda_student *s, const cuda_batch *b, float inv_count);
 void cuda_student_reduce_grads(cuda_student *s);
-/* Forward only, the loss accumulated as above (evaluation). */
+/* Forward only, the loss accumulated as above (evaluation). With ZeRO-3 the forward gathers
+ * weights, so every rank must run as many: a rank with fewer micro-batches makes up with
+ * cuda_student_forward_idle (the collectives alone; nothing otherwise). */
 int cuda_student_forward(cuda_student *s, const cuda_batch *b, float inv_count);
+void cuda_student_forward_idle(cuda_student *s);
 
 void cuda_student_zero_grad(cuda_student *s);
 /* The loss accumulated since the last call, which resets it (synchronises). With several ranks
@@ -182,9 +192,10 @@ void cuda_student_step(cuda_student *s, const cuda_optim *o, float *grad_norm);
 float cuda_student_grad_norm(cuda_student *s, float max_grad_norm);
 void cuda_student_update(cuda_student *s, const cuda_optim *o);
 int cuda_student_step_count(const cuda_student *s);
-/* ZeRO-2 over several ranks: every micro-batch reduces its gradients (cuda_student_reduce_grads
- * is then one round of those reductions). */
-int cuda_student_zero2(const cuda_student *s);
+/* The ZeRO stage the student runs: 0 on one GPU, else 1 to 3. From 2 on every micro-batch
+ * reduces its gradients (cuda_student_reduce_grads is then one round of those reductions, and
+ * with 3 of the weights' gathers too). */
+int cuda_student_zero_stage(const cuda_student *s);
 
 /* The stream every operation is queued on. */
 cudaStream_t cuda_student_stream(const cuda_student *s);

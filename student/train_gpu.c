@@ -131,7 +131,7 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
         if (dist->n_ranks > 1)
             snprintf(desc, desc_len, "cuda, %d GPUs (this rank: GPU %d, %s), ZeRO-%d; %s per "
                      "GPU, %s; %s gradients", dist->n_ranks, dev, prop.name,
-                     cuda_student_zero2(g->s) ? 2 : 1,
+                     cuda_student_zero_stage(g->s),
                      mem, how, grad_f32 ? "float32" : "bf16");
         else
             snprintf(desc, desc_len, "cuda (GPU %d, %s); %s, %s; %s gradients%s", dev,
@@ -163,12 +163,16 @@ int gpu_trainer_micro(gpu_trainer *g, const student_batch *b, float scale, int l
 
 void gpu_trainer_reduce_only(gpu_trainer *g) { cuda_student_reduce_grads(g->s); }
 
-int gpu_trainer_reduces_each_micro(const gpu_trainer *g) { return cuda_student_zero2(g->s); }
+int gpu_trainer_reduces_each_micro(const gpu_trainer *g) {
+    return cuda_student_zero_stage(g->s) >= 2;
+}
 
 int gpu_trainer_eval(gpu_trainer *g, const student_batch *b, float scale) {
     cuda_batch cb = to_cuda(g, b);
     return cuda_student_forward(g->s, &cb, scale);
 }
+
+void gpu_trainer_eval_idle(gpu_trainer *g) { cuda_student_forward_idle(g->s); }
 
 double gpu_trainer_take_loss(gpu_trainer *g) { return cuda_student_take_loss(g->s); }
 
@@ -265,6 +269,7 @@ int gpu_trainer_eval(gpu_trainer *g, const student_batch *b, float scale) {
     CHECK(!"no CUDA in this build");
     return R1_ERUNTIME;
 }
+void gpu_trainer_eval_idle(gpu_trainer *g) { CHECK(!"no CUDA in this build"); }
 double gpu_trainer_take_loss(gpu_trainer *g) {
     CHECK(!"no CUDA in this build");
     return 0;

@@ -4,7 +4,8 @@
 # 4096 tokens per optimizer step, micro-batches of 4 rows (16k tokens, the shape of
 # bench/cuda/train.sh), on 1 GPU and on 2, 4, 8 as the machine has them (`--gpus N`: ZeRO-1,
 # reduce-scatter of each layer's gradients overlapped with the backward; then the same with
-# `--zero 2`, the gradients sharded and reduced every micro-batch). Reports the command's
+# `--zero 2`, the gradients sharded and reduced every micro-batch, and `--zero 3`, the layers'
+# weights sharded too and gathered a layer ahead). Reports the command's
 # own tokens/s (its --log), the mean over the steps after the first two, and the scaling
 # efficiency against N x one GPU; then one GPU with --offload-optimizer (AdamW on the host) against
 # one without. Reports, never fails. Logs go to $BENCH_OUT (default
@@ -87,6 +88,7 @@ for g in 1 2 4 8; do
     [ "$g" -le "$n_gpu" ] || break
     run_case "$g" "$g"
     [ "$g" -gt 1 ] && run_case "${g}z2" "$g" --zero 2
+    [ "$g" -gt 1 ] && run_case "${g}z3" "$g" --zero 3
 done
 # all of the optimizer state and AdamW on the host: one GPU
 run_case offload 1 --offload-all
@@ -126,7 +128,8 @@ for r in rows:
     what = {"offload": "1 GPU, --offload-all",
             "offload7b": "7B: 1 GPU, --offload-optimizer, 8 x 4096 per step",
             "offload7b_all": "7B: 1 GPU, --offload-all, 8 x 4096 per step",
-            "%dz2" % r["gpus"]: "%d GPUs, --zero 2" % r["gpus"]}.get(
+            "%dz2" % r["gpus"]: "%d GPUs, --zero 2" % r["gpus"],
+            "%dz3" % r["gpus"]: "%d GPUs, --zero 3" % r["gpus"]}.get(
         r["name"], "%d GPU(s)" % r["gpus"])
     if "tokens_per_s" not in r:
         print("  %s: %s" % (what, r["error"]))

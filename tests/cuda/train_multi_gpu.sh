@@ -14,7 +14,11 @@
 #   - --zero 2 (gradients sharded, reduced every micro-batch) takes less memory per GPU, follows
 #     ZeRO-1 within the same bounds, repeats bit for bit, is bit-identical to ZeRO-1 with one
 #     micro-batch per rank and step, runs ranks of unequal micro-batch counts, and its
-#     checkpoints resume on 1 GPU.
+#     checkpoints resume on 1 GPU;
+#   - --zero 3 (the layers' bf16 weights sharded too, gathered a layer ahead) gathers the very
+#     weights ZeRO-2 holds, so it is bit-identical to ZeRO-2: losses, weights and optimizer
+#     state, with tied and untied heads, ranks of unequal training and evaluation shares, and
+#     a ZeRO-2 checkpoint resumed under ZeRO-3; and it takes less memory than ZeRO-2.
 # Needs 2 GPUs (make test-cuda runs it only where there are); BIN, ROOT and TMP as for tests/e2e.
 set -euo pipefail
 . "$ROOT/tests/cuda/lib_train.sh"
@@ -103,4 +107,38 @@ cd2=("${c[@]}" --model "$TMP/deep" --steps 1 --save-every 0)
 mib() { grep '^device: ' "$1" | sed -n 's/.*; \([0-9.]*\) MiB per GPU.*/\1/p'; }
 echo "   ZeRO-1 $(mib "$TMP/d1.err") MiB, ZeRO-2 $(mib "$TMP/d2.err") MiB per GPU"
 awk -v z="$(mib "$TMP/d2.err")" -v o="$(mib "$TMP/d1.err")" 'BEGIN { exit !(z + 10 < o) }'
-echo "ok: 2 GPUs train as 1 with the same global batch; ZeRO-2 as ZeRO-1"
+
+echo "== ZeRO-3: the layers' weights sharded too"
+"$BIN" train "${c[@]}" --gpus 2 --zero 3 --out "$TMP/z3" --log "$TMP/z3.jsonl" 2>"$TMP/z3.err"
+echo "   $(grep '^device: ' "$TMP/z3.err")"
+grep -q '^device: cuda, 2 GPUs.*ZeRO-3' "$TMP/z3.err"
+echo "   the very run of ZeRO-2, checkpoints included"
+same_runs z2 z3
+cmp "$TMP/z2/checkpoint-10/optimizer.safetensors" "$TMP/z3/checkpoint-10/optimizer.safetensors"
+echo "   ranks of 1 and 2 micro-batches; evaluation shares of 20 and 21 rows (10 and 11 micro-batches)"
+make_markov_data "$TMP/eval41.jsonl" 41 2
+c5e=("${c5[@]}" --eval-data "$TMP/eval41.jsonl" --pack off)
+"$BIN" train "${c5e[@]}" --gpus 2 --zero 2 --out "$TMP/e2" --log "$TMP/e2.jsonl" 2>/dev/null
+"$BIN" train "${c5e[@]}" --gpus 2 --zero 3 --out "$TMP/e3" --log "$TMP/e3.jsonl" 2>/dev/null
+same_runs e2 e3
+[ "$(grep -c '"eval_loss"' "$TMP/e3.jsonl")" -ge 1 ]
+diff <(grep '"eval_loss"' "$TMP/e2.jsonl") <(grep '"eval_loss"' "$TMP/e3.jsonl")
+echo "   a ZeRO-2 checkpoint resumed under ZeRO-3: the rest of the ZeRO-2 run"
+mkdir -p "$TMP/z23"
+cp -r "$TMP/z2/checkpoint-10" "$TMP/z23/"
+"$BIN" train "${c[@]}" --gpus 2 --zero 3 --out "$TMP/z23" --log "$TMP/z23.jsonl" --resume 2>/dev/null
+cmp "$TMP/z2/model.safetensors" "$TMP/z23/model.safetensors"
+echo "   an untied head: the head bucket whole on every rank, apart from the embedding"
+sed -e 's/"tie_word_embeddings": true/"tie_word_embeddings": false/' "$TMP/deep-config.json" \
+    >"$TMP/untied-config.json"
+"$BIN" init --config "$TMP/untied-config.json" --out "$TMP/untied" --seed 3 \
+    --tokenizer "$ROOT/tests/fixtures/tiny-tokenizer" 2>/dev/null
+cu=("${c[@]}" --model "$TMP/untied" --steps 4 --save-every 0)
+"$BIN" train "${cu[@]}" --gpus 2 --zero 2 --out "$TMP/t2" --log "$TMP/t2.jsonl" 2>/dev/null
+"$BIN" train "${cu[@]}" --gpus 2 --zero 3 --out "$TMP/t3" --log "$TMP/t3.jsonl" 2>/dev/null
+same_runs t2 t3
+echo "   memory: the 16-layer student's weights, but for the pieces and two layers, leave"
+"$BIN" train "${cd2[@]}" --gpus 2 --zero 3 --out "$TMP/d3" 2>"$TMP/d3.err"
+echo "   ZeRO-2 $(mib "$TMP/d2.err") MiB, ZeRO-3 $(mib "$TMP/d3.err") MiB per GPU"
+awk -v z="$(mib "$TMP/d3.err")" -v o="$(mib "$TMP/d2.err")" 'BEGIN { exit !(z + 5 < o) }'
+echo "ok: 2 GPUs train as 1 with the same global batch; ZeRO-2 as ZeRO-1; ZeRO-3 as ZeRO-2"
