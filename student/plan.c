@@ -38,8 +38,9 @@ double plan_memory(const dense_shape *s, const plan_request *q, int stage, int m
     r->grads_f32 = rows_per_gpu(q) / mb > 1;
     const double gb = r->grads_f32 ? 4 : 2;
     /* ZeRO-2 as train --zero 2 runs it: each rank's sum, plus the scratch the backward writes a
-     * bucket into before the reduction (the embedding's, the head's, two layers') */
-    const double scratch = ends + 2 * layer;
+     * bucket into before the reduction: the embedding's and the head's (one shared by both when
+     * the head is untied), two layers'. Either way d * (vocab + 1) values. */
+    const double scratch = d * s->vocab + d + 2 * layer;
     r->grads = stage >= 2 ? gb * (P / N + scratch) : gb * P;
     r->master = stage >= 1 ? 2 * P / N : 2 * P; /* the low halves (f32_split_lo) */
     r->optimizer = stage >= 1 ? 8 * P / N : 8 * P;

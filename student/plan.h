@@ -4,7 +4,8 @@
  *   bf16 working weights    2P        (z = 3: 2P/N plus train --zero 3's whole copies of the
  *                                     embedding and head buckets and two layer slots)
  *   gradients               2P        (z >= 2: 2P/N plus train --zero 2's scratch: the
- *                                     embedding's, the head bucket's and two layers'); 4 bytes
+ *                                     embedding's and the head bucket's, one shared buffer when
+ *                                     untied, and two layers'); 4 bytes
  *                                     (fp32) instead of 2 when a GPU adds up several
  *                                     micro-batches per step, as train keeps them
  *   fp32 master weights     2P        (z >= 1: 2P/N): their low halves; the bf16 working

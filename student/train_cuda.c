@@ -87,11 +87,13 @@ struct cuda_student {
     cudaEvent_t slot_ready[2];          /* slot j's last all-gather done */
     /* Gradients. ZeRO-1 and one GPU: grad is [total], every bucket at b_off. ZeRO-2: grad is
      * [local], the sum of this rank's reduced pieces, and each bucket's backward writes into
-     * scratch (the embedding's and the head's their own, the layers' two in turn), which a
-     * reduce-scatter then empties into grad. gb[k]: where bucket k's gradients are written. */
+     * scratch (the embedding's and the head's, the layers' two in turn), which a reduce-scatter
+     * then empties into grad. An untied head's gradients are reduced before the embedding's
+     * are written, so the two share one scratch (ends_shared). gb[k]: where bucket k's
+     * gradients are written. */
     void *grad;
     size_t gsize;
-    int zero2;
+    int zero2, ends_shared;
     char **gb;                          /* [n_buckets] */
     void *gs_embed, *gs_head, *gs_layer[2];
     cudaEvent_t gs_free[4];             /* the scratch of gs_slot(k) emptied: embed, head, 2 layers */
@@ -286,6 +288,7 @@ static void set_dims(cuda_student *s, const model_config *c, const cuda_student_
     s->rank = s->comm ? cuda_comm_rank(s->comm) : 0;
     s->zero2 = s->R > 1 && o->zero_stage >= 2; /* ZeRO-3 shards the gradients as ZeRO-2 does */
     s->zero3 = s->R > 1 && o->zero_stage == 3;
+    s->ends_shared = s->zero2 && !c->tie_word_embeddings;
     s->slot_layer[0] = s->slot_layer[1] = -1;
     if (s->o.ce_chunk <= 0) {
         long long chunk = (1ll << 28) / s->V; /* about 1 GiB of float32 logits */
@@ -382,8 +385,9 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
         s->grad = dev_alloc(s, p, T * s->gsize);
     } else {
         s->grad = dev_alloc(s, p, s->local * s->gsize);
-        s->gs_embed = dev_alloc(s, p, s->b_len[0] * s->gsize);
-        s->gs_head = dev_alloc(s, p, s->b_len[s->L + 1] * s->gsize);
+        const size_t e = s->b_len[0], h = s->b_len[s->L + 1];
+        s->gs_embed = dev_alloc(s, p, (s->ends_shared && h > e ? h : e) * s->gsize);
+        s->gs_head = s->ends_shared ? s->gs_embed : dev_alloc(s, p, h * s->gsize);
         for (int j = 0; j < 2; j++) s->gs_layer[j] = dev_alloc(s, p, layer * s->gsize);
     }
     if (s->gb)
@@ -1219,9 +1223,10 @@ static void *gpiece(const cuda_student *s, int k) {
                     : (char *)s->grad + piece_global(s, k) * s->gsize;
 }
 
-/* ZeRO-2: the scratch of bucket k, and its event (embedding, head, the layers' two in turn). */
+/* ZeRO-2: the scratch of bucket k, and its event (embedding, head, the layers' two in turn;
+ * the embedding takes the head's when they share it). */
 static int gs_slot(const cuda_student *s, int k) {
-    return k == 0 ? 0 : k == s->L + 1 ? 1 : 2 + ((k - 1) & 1);
+    return k == 0 ? (s->ends_shared ? 1 : 0) : k == s->L + 1 ? 1 : 2 + ((k - 1) & 1);
 }
 
 /* ZeRO-2: before bucket k's backward writes, its scratch is emptied by the last reduction
@@ -1252,12 +1257,12 @@ static int forward_backward(cuda_student *s, const cuda_batch *b, float inv_coun
     model_forward(s, idle);
     const int n = s->n, d = s->d, f32 = s->o.grad_f32, khead = head_bucket(s);
     cudaStream_t st = s->stream;
-    /* ZeRO-2 reduces every micro-batch; the embedding's gradients build up over the whole
-     * backward (a tied head's from the loss on) */
+    /* ZeRO-2 reduces every micro-batch; a tied embedding's gradients build up over the whole
+     * backward, from the loss on (an untied one's come at the end, into the head's scratch) */
     if (s->zero2) {
         reduce = 1;
-        scratch_take(s, 0);
         scratch_take(s, s->L + 1);
+        if (!s->ends_shared) scratch_take(s, 0);
     }
     if (!idle) {
         /* logits = lm_head(norm(x)); the loss and dh of the final norm's output (into s->dh) */
@@ -1284,6 +1289,7 @@ static int forward_backward(cuda_student *s, const cuda_batch *b, float inv_coun
         if (reduce) bucket_reduce(s, 1 + l);
         layer_gather(s, l - 2);
     }
+    if (s->ends_shared) scratch_take(s, 0); /* once the head's reduction has emptied it */
     if (!idle)
         embed_backward(G(0, s->off_embed), f32, s->dx, s->d_eids, s->d_eoff, s->d_epos,
                        s->n_eids, d, st);

@@ -137,6 +137,11 @@ cu=("${c[@]}" --model "$TMP/untied" --steps 4 --save-every 0)
 "$BIN" train "${cu[@]}" --gpus 2 --zero 2 --out "$TMP/t2" --log "$TMP/t2.jsonl" 2>/dev/null
 "$BIN" train "${cu[@]}" --gpus 2 --zero 3 --out "$TMP/t3" --log "$TMP/t3.jsonl" 2>/dev/null
 same_runs t2 t3
+echo "   (and ZeRO-2's shared scratch of the embedding and the untied head: ZeRO-1's sums with one"
+echo "   micro-batch per rank)"
+"$BIN" train "${cu[@]}" --micro-batch 4 --gpus 2 --out "$TMP/t1" --log "$TMP/t1.jsonl" 2>/dev/null
+"$BIN" train "${cu[@]}" --micro-batch 4 --gpus 2 --zero 2 --out "$TMP/t2o" --log "$TMP/t2o.jsonl" 2>/dev/null
+same_runs t1 t2o
 echo "   memory: the 16-layer student's weights, but for the pieces and two layers, leave"
 "$BIN" train "${cd2[@]}" --gpus 2 --zero 3 --out "$TMP/d3" 2>"$TMP/d3.err"
 echo "   ZeRO-2 $(mib "$TMP/d2.err") MiB, ZeRO-3 $(mib "$TMP/d3.err") MiB per GPU"
