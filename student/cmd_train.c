@@ -13,9 +13,9 @@
 #include "student/train.h"
 
 static const char *o_model, *o_data, *o_out, *o_eval, *o_log, *o_schedule, *o_warmup, *o_pack,
-    *o_student, *o_base, *o_format, *o_device, *o_rendezvous;
+    *o_student, *o_base, *o_format, *o_device, *o_rendezvous, *o_zero;
 static int64_t o_steps, o_epochs, o_batch, o_micro, o_seq, o_seed, o_save, o_keep, o_eval_every,
-    o_gpus, o_zero;
+    o_gpus;
 static double o_lr, o_min_lr, o_wd, o_b1, o_b2, o_eps, o_clip, o_gpu_mem;
 static int o_recompute, o_recompute_cheap, o_truncate, o_resume, o_quiet, o_offload, o_offload_all;
 static int o_recompute_from_recipe; /* the recipe set recompute or recompute_cheap */
@@ -66,10 +66,11 @@ static const cli_opt train_opts[] = {
     {"offload-all", OPT_FLAG, &o_offload_all, NULL, 0, NULL,
      "GPU: all of the optimizer state on the host; the GPU holds the bf16 weights and gradients "
      "(4 to 6 bytes per parameter instead of 14 to 16)"},
-    {"zero", OPT_INT, &o_zero, "1", 0, "N",
+    {"zero", OPT_STRING, &o_zero, "auto", 0, "N|auto",
      "several GPUs: 1 shards the float32 optimizer state over them (ZeRO-1), 2 the gradients too "
      "(ZeRO-2: less memory, a reduction per micro-batch), 3 the layers' bf16 weights as well "
-     "(ZeRO-3: each layer gathered before its forward and its backward)"},
+     "(ZeRO-3: each layer gathered before its forward and its backward); auto: the lowest that "
+     "fits every GPU with the fastest recomputation mode that can"},
     {"gpu-mem", OPT_FLOAT, &o_gpu_mem, "0", 0, "GIB",
      "GiB of GPU memory the step may take on each GPU (0: all that is free), e.g. to share a GPU"},
     {"seed", OPT_INT, &o_seed, "42", 0, "N", "seed of the data order"},
@@ -260,10 +261,14 @@ int cmd_train(int argc, char **argv) {
         die(R1_EINPUT, "--gpu-mem", "expected GiB between 0 (all that is free) and 1e6, got %g",
             o_gpu_mem);
     a.gpu_mem = (size_t)(o_gpu_mem * 1073741824.0);
-    if (o_zero < 1 || o_zero > 3)
+    if (strcmp(o_zero, "auto") == 0)
+        a.zero_stage = 0;
+    else if (strlen(o_zero) == 1 && o_zero[0] >= '1' && o_zero[0] <= '3')
+        a.zero_stage = o_zero[0] - '0';
+    else
         die(R1_EINPUT, "--zero", "expected 1 (the optimizer state sharded), 2 (the gradients "
-            "too) or 3 (the layers' weights as well), got %lld", (long long)o_zero);
-    a.zero_stage = (int)o_zero;
+            "too), 3 (the layers' weights as well) or auto (the lowest that fits), got %s",
+            o_zero);
     a.offload_optimizer = o_offload_all ? OFFLOAD_ALL : o_offload ? OFFLOAD_FIT : OFFLOAD_NONE;
     const char *off_flag = o_offload_all ? "--offload-all" : "--offload-optimizer";
     if (a.offload_optimizer && strcmp(o_device, "cpu") == 0)

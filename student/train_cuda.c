@@ -491,6 +491,36 @@ recompute_mode cuda_student_fit_recompute(const model_config *cfg, const cuda_st
     return RECOMPUTE_ALL;
 }
 
+void cuda_student_fit_shards(const model_config *cfg, cuda_student_opts *o, int pick_recompute) {
+    static const recompute_mode fastest_first[] = {RECOMPUTE_NONE, RECOMPUTE_CHEAP, RECOMPUTE_ALL};
+    enum { STAGES = 3, MODES = sizeof fastest_first / sizeof *fastest_first };
+    CHECK(o->n_ranks > 1 && o->comm);
+    const int n_modes = pick_recompute ? MODES : 1, n = n_modes * STAGES;
+    const size_t budget = cuda_student_budget(o);
+    /* candidate i: the mode i / STAGES, stage 1 + i % STAGES; fastest first (a stage more costs
+     * a few percent, recomputing more a quarter) */
+    float unfit[MODES * STAGES];
+    cuda_student_opts t = *o;
+    for (int i = 0; i < n; i++) {
+        if (pick_recompute) t.recompute = (int)fastest_first[i / STAGES];
+        t.zero_stage = 1 + i % STAGES;
+        unfit[i] = cuda_student_bytes(cfg, &t) > budget;
+    }
+    /* the budgets differ between ranks, the choice must not: count the ranks each candidate
+     * does not fit */
+    float *d;
+    R1_CUDA_CHECK(cudaMalloc((void **)&d, sizeof unfit));
+    R1_CUDA_CHECK(cudaMemcpy(d, unfit, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice));
+    cuda_comm_all_reduce(o->comm, d, (size_t)n, COMM_F32, 0);
+    R1_CUDA_CHECK(cudaMemcpy(unfit, d, sizeof(float) * (size_t)n, cudaMemcpyDeviceToHost));
+    R1_CUDA_CHECK(cudaFree(d));
+    int pick = n - 1; /* none fits: the least memory, and create says why */
+    for (int i = n - 1; i >= 0; i--)
+        if (unfit[i] == 0) pick = i;
+    if (pick_recompute) o->recompute = (int)fastest_first[pick / STAGES];
+    o->zero_stage = 1 + pick % STAGES;
+}
+
 int cuda_student_fit_offload(const model_config *cfg, const cuda_student_opts *o) {
     const int n_buckets = cfg->num_layers + 2;
     /* filling the GPU is a choice here, not a need: leave some of its free memory free unless

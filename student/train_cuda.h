@@ -57,7 +57,7 @@ typedef struct {
     int ce_chunk;       /* rows per logits chunk of the loss (0: sized to ~1 GiB of logits) */
     attn_impl attn;     /* ATTN_AUTO normally */
     int n_ranks;        /* data-parallel ranks the layout is sharded for (0 or 1: one GPU) */
-    int zero_stage;     /* with n_ranks > 1: 2 shards the gradients too (ZeRO-2: each micro-batch
+    int zero_stage;     /* with n_ranks > 1 (0: cuda_student_fit_shards picks): 2 shards the gradients too (ZeRO-2: each micro-batch
                            reduces every bucket and each rank keeps the sum of its pieces), 3
                            the layers' bf16 weights as well (ZeRO-3); else ZeRO-1 (the
                            optimizer state only) */
@@ -90,6 +90,11 @@ size_t cuda_student_budget(const cuda_student_opts *o);
 /* The first of RECOMPUTE_NONE, RECOMPUTE_CHEAP, RECOMPUTE_ALL (fastest first) whose plan fits
  * the budget, o->recompute ignored; RECOMPUTE_ALL when none does (create then says why). */
 recompute_mode cuda_student_fit_recompute(const model_config *cfg, const cuda_student_opts *o);
+/* ZeRO stage 0 over several ranks: the fastest recomputation mode that fits the budget of every
+ * rank (o->recompute itself unless pick_recompute), with the lowest ZeRO stage at which it does,
+ * into o->recompute and o->zero_stage; RECOMPUTE_ALL (or o->recompute) with ZeRO-3 when nothing
+ * fits (create then says why). Collective over o->comm: every rank gets the same answer. */
+void cuda_student_fit_shards(const model_config *cfg, cuda_student_opts *o, int pick_recompute);
 /* host_buckets for --offload-optimizer: the fewest buckets whose optimizer state the host must
  * hold for the rest to fit the budget (0 when all of it fits), leaving OFFLOAD_RESERVE_MIB of
  * the device's free memory free unless o->mem_limit names the budget; all of them when even that

@@ -72,8 +72,13 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
                            .host_optimizer = go->offload != OFFLOAD_NONE, .host_buckets = -1,
                            .zero_stage = go->zero_stage};
     /* every mode gives the same bits, so ranks that choose differently still agree; so does
-     * any split of the optimizer state (the GPU's AdamW computes the host's bits) */
-    if (go->recompute == RECOMPUTE_AUTO) o.recompute = cuda_student_fit_recompute(&m->cfg, &o);
+     * any split of the optimizer state (the GPU's AdamW computes the host's bits). ZeRO stages
+     * issue different collectives: the ranks choose one together. */
+    const int pick_zero = dist->n_ranks > 1 && go->zero_stage == 0;
+    if (pick_zero)
+        cuda_student_fit_shards(&m->cfg, &o, go->recompute == RECOMPUTE_AUTO);
+    else if (go->recompute == RECOMPUTE_AUTO)
+        o.recompute = cuda_student_fit_recompute(&m->cfg, &o);
     if (go->offload == OFFLOAD_FIT) o.host_buckets = cuda_student_fit_offload(&m->cfg, &o);
     g->recompute = (recompute_mode)o.recompute;
     rc = cuda_student_create(&g->s, &m->cfg, &o);
@@ -129,9 +134,9 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
                      100.0 * (double)cuda_student_host_numel(g->s) /
                          (double)cuda_student_numel(g->s));
         if (dist->n_ranks > 1)
-            snprintf(desc, desc_len, "cuda, %d GPUs (this rank: GPU %d, %s), ZeRO-%d; %s per "
+            snprintf(desc, desc_len, "cuda, %d GPUs (this rank: GPU %d, %s), ZeRO-%d%s; %s per "
                      "GPU, %s; %s gradients", dist->n_ranks, dev, prop.name,
-                     cuda_student_zero_stage(g->s),
+                     cuda_student_zero_stage(g->s), pick_zero ? " (the lowest that fits)" : "",
                      mem, how, grad_f32 ? "float32" : "bf16");
         else
             snprintf(desc, desc_len, "cuda (GPU %d, %s); %s, %s; %s gradients%s", dev,

@@ -96,7 +96,8 @@ run_case offload 1 --offload-all
 # micro-batches of one: what lets a 7B full fine-tune run on one 80 GB GPU. --offload-optimizer
 # keeps on the GPU the state that fits, --offload-all none. The host holds the float32 master
 # weights and moments, 12 bytes per parameter (85 GiB), so it runs only where that much memory is
-# free; it needs 15 GB of disk for the initial weights.
+# free; it needs 15 GB of disk for the initial weights. Where there are 2 GPUs, the same steps
+# run on both with --zero 2 and with --zero 3.
 avail_gib=$(awk '/^MemAvailable:/ {print int($2 / 1048576)}' /proc/meminfo)
 if [ "${BENCH_SKIP_7B:-0}" = 1 ]; then
     echo "7B offload: skipped (BENCH_SKIP_7B=1)"
@@ -111,8 +112,15 @@ else
     if "$BIN" init --config "$TMP/config7b.json" --out "$TMP/model7b" --dtype bf16 --seed 1 \
         >"$OUTDIR/train_gpus_init7b.log" 2>&1; then
         MODEL=$TMP/model7b BATCH=8 MICRO=1 STEPS=${BENCH_7B_STEPS:-5}
-        run_case offload7b 1 --offload-optimizer
-        [ "${BENCH_7B_ALL:-1}" = 1 ] && run_case offload7b_all 1 --offload-all
+        if [ "${BENCH_7B_OFFLOAD:-1}" = 1 ]; then
+            run_case offload7b 1 --offload-optimizer
+            [ "${BENCH_7B_ALL:-1}" = 1 ] && run_case offload7b_all 1 --offload-all
+        fi
+        # the same steps on 2 GPUs, the gradients sharded, then the layers' weights too
+        if [ "$n_gpu" -ge 2 ]; then
+            run_case 7b_2z2 2 --zero 2
+            run_case 7b_2z3 2 --zero 3
+        fi
     else
         echo "7B init failed: see train_gpus_init7b.log"
     fi
@@ -128,6 +136,8 @@ for r in rows:
     what = {"offload": "1 GPU, --offload-all",
             "offload7b": "7B: 1 GPU, --offload-optimizer, 8 x 4096 per step",
             "offload7b_all": "7B: 1 GPU, --offload-all, 8 x 4096 per step",
+            "7b_2z2": "7B: 2 GPUs, --zero 2, 8 x 4096 per step",
+            "7b_2z3": "7B: 2 GPUs, --zero 3, 8 x 4096 per step",
             "%dz2" % r["gpus"]: "%d GPUs, --zero 2" % r["gpus"],
             "%dz3" % r["gpus"]: "%d GPUs, --zero 3" % r["gpus"]}.get(
         r["name"], "%d GPU(s)" % r["gpus"])
@@ -135,7 +145,7 @@ for r in rows:
         print("  %s: %s" % (what, r["error"]))
         continue
     rel = ""
-    if one and r["gpus"] > 1:
+    if one and r["gpus"] > 1 and not r["name"].startswith("7b"):  # the 1.5B's scaling
         rel = " (%.0f%% of %d x one GPU)" % (100 * r["tokens_per_s"] / (r["gpus"] * one["tokens_per_s"]),
                                              r["gpus"])
     elif one and r["name"] == "offload":

@@ -17,8 +17,10 @@
 #     checkpoints resume on 1 GPU;
 #   - --zero 3 (the layers' bf16 weights sharded too, gathered a layer ahead) gathers the very
 #     weights ZeRO-2 holds, so it is bit-identical to ZeRO-2: losses, weights and optimizer
-#     state, with tied and untied heads, ranks of unequal training and evaluation shares, and
-#     a ZeRO-2 checkpoint resumed under ZeRO-3; and it takes less memory than ZeRO-2.
+#     state, with tied and untied heads, with either recomputation, ranks of unequal training
+#     and evaluation shares, and a ZeRO-2 checkpoint resumed under ZeRO-3; and it takes less
+#     memory than ZeRO-2;
+#   - --zero auto (the default) picks ZeRO-1 where it fits, else the lowest stage that does.
 # Needs 2 GPUs (make test-cuda runs it only where there are); BIN, ROOT and TMP as for tests/e2e.
 set -euo pipefail
 . "$ROOT/tests/cuda/lib_train.sh"
@@ -49,7 +51,7 @@ echo "1 GPU: $((SECONDS - s)) s; $(grep '^device: ' "$TMP/g1.err")"
 s=$SECONDS
 "$BIN" train "${c[@]}" --gpus 2 --out "$TMP/g2" --log "$TMP/g2.jsonl" 2>"$TMP/g2.err"
 echo "2 GPUs: $((SECONDS - s)) s; $(grep '^device: ' "$TMP/g2.err")"
-grep -q '^device: cuda, 2 GPUs' "$TMP/g2.err"
+grep -q '^device: cuda, 2 GPUs.*ZeRO-1 (the lowest that fits)' "$TMP/g2.err"
 [ "$(grep -c '"loss"' "$TMP/g2.jsonl")" -eq 20 ]
 "${CMP[@]}" curve "$TMP/g1.jsonl" "$TMP/g2.jsonl" --steps 1-1 --max-rel 1e-5 --mean-rel 1e-5
 "${CMP[@]}" curve "$TMP/g1.jsonl" "$TMP/g2.jsonl" --max-rel 2e-2 --mean-rel 5e-3 --fall 0.8
@@ -115,6 +117,11 @@ grep -q '^device: cuda, 2 GPUs.*ZeRO-3' "$TMP/z3.err"
 echo "   the very run of ZeRO-2, checkpoints included"
 same_runs z2 z3
 cmp "$TMP/z2/checkpoint-10/optimizer.safetensors" "$TMP/z3/checkpoint-10/optimizer.safetensors"
+echo "   recomputing, the layer's forward again from its slot in the backward: the same run"
+for m in recompute recompute-cheap; do
+    "$BIN" train "${c[@]}" --gpus 2 --zero 3 "--$m" --out "$TMP/z3$m" --log "$TMP/z3$m.jsonl" 2>/dev/null
+    same_runs z2 "z3$m"
+done
 echo "   ranks of 1 and 2 micro-batches; evaluation shares of 20 and 21 rows (10 and 11 micro-batches)"
 make_markov_data "$TMP/eval41.jsonl" 41 2
 c5e=("${c5[@]}" --eval-data "$TMP/eval41.jsonl" --pack off)
@@ -146,4 +153,18 @@ echo "   memory: the 16-layer student's weights, but for the pieces and two laye
 "$BIN" train "${cd2[@]}" --gpus 2 --zero 3 --out "$TMP/d3" 2>"$TMP/d3.err"
 echo "   ZeRO-2 $(mib "$TMP/d2.err") MiB, ZeRO-3 $(mib "$TMP/d3.err") MiB per GPU"
 awk -v z="$(mib "$TMP/d3.err")" -v o="$(mib "$TMP/d2.err")" 'BEGIN { exit !(z + 5 < o) }'
+
+echo "== --zero auto (the default): the lowest stage that fits every GPU"
+# the 16-layer student without recomputation takes the memory of runs d1, d2, d3 above under
+# ZeRO-1, -2, -3: a budget (--gpu-mem) between ZeRO-2's and ZeRO-1's picks ZeRO-2, one between
+# ZeRO-3's and ZeRO-2's ZeRO-3, and the runs are those of --zero 2 and --zero 3
+between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", (a + b) / 2 / 1024 }'; }
+"$BIN" train "${cd2[@]}" --gpus 2 --gpu-mem "$(between "$(mib "$TMP/d2.err")" "$(mib "$TMP/d1.err")")" \
+    --out "$TMP/a2" 2>"$TMP/a2.err"
+grep '^device: ' "$TMP/a2.err" | grep -q 'ZeRO-2 (the lowest that fits); .*, no recomputation'
+cmp "$TMP/d2/model.safetensors" "$TMP/a2/model.safetensors"
+"$BIN" train "${cd2[@]}" --gpus 2 --gpu-mem "$(between "$(mib "$TMP/d3.err")" "$(mib "$TMP/d2.err")")" \
+    --out "$TMP/a3" 2>"$TMP/a3.err"
+grep '^device: ' "$TMP/a3.err" | grep -q 'ZeRO-3 (the lowest that fits); .*, no recomputation'
+cmp "$TMP/d3/model.safetensors" "$TMP/a3/model.safetensors"
 echo "ok: 2 GPUs train as 1 with the same global batch; ZeRO-2 as ZeRO-1; ZeRO-3 as ZeRO-2"
