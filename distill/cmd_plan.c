@@ -140,10 +140,12 @@ int cmd_plan(int argc, char **argv) {
         else
             printf("does not fit: even ZeRO-3 with one sequence needs %.2f GiB per GPU\n", gb(p.total));
         if (p.zero_stage == 2)
-            printf("note: train --zero 2 shards the gradients as well as the optimizer state\n");
+            printf("note: train --zero 2 shards the gradients as well as the optimizer state "
+                   "(--zero auto, the default, picks it where ZeRO-1 does not fit)\n");
         if (p.zero_stage == 3)
             printf("note: train --zero 3 shards the layers' weights as well as the gradients and "
-                   "the optimizer state\n");
+                   "the optimizer state (--zero auto, the default, picks it where ZeRO-2 does not "
+                   "fit)\n");
         printf("step: %.3g FLOPs (%.3g per token: 6N + 12*L*H*hd*T)\n", p.flops_per_step,
                p.flops_per_token);
     }
