@@ -1123,29 +1123,32 @@ static attn_shape attn_of(const cuda_student *s) {
 /* One decoder layer's forward from s->x[l] into a; writes s->x[l + 1] unless recomputing. */
 static void layer_forward(cuda_student *s, int l, layer_acts *a, int write_out) {
     const layer_params *p = &s->lp[l];
+    const int k = 1 + l; /* its bucket */
     const int n = s->n, d = s->d;
     const attn_shape at = attn_of(s);
     cudaStream_t st = s->stream;
     /* h = self.input_layernorm(hidden_states) */
-    rmsnorm_forward_cuda(a->h1, a->rstd1, s->x[l], W(1 + l, p->attn_norm), n, d, s->eps, st);
+    rmsnorm_forward_cuda(a->h1, a->rstd1, s->x[l], W(k, p->attn_norm), n, d, s->eps, st);
     /* q, k, v = q_proj(h), k_proj(h), v_proj(h): one GEMM over [Wq; Wk; Wv] */
-    linear_forward(s->gemm, a->qkv, 0, s->qkvd, a->h1, d, W(1 + l, p->wqkv),
-                   s->cfg.attention_bias ? W(1 + l, p->bqkv) : NULL, NULL, n, d, s->qkvd, st);
+    linear_forward(s->gemm, a->qkv, 0, s->qkvd, a->h1, d, W(k, p->wqkv),
+                   s->cfg.attention_bias ? W(k, p->bqkv) : NULL, NULL, n, d, s->qkvd, st);
     /* q, k = apply_rotary_pos_emb(q, k, cos, sin): the H + KV heads at the row's start */
     rope_forward_cuda(a->qkv, s->qkvd, s->H + s->KV, s->hd, s->hd, s->rope_cs, s->d_pos, n, st);
     /* attn_output = softmax(q k^T * scale + causal mask) v */
     attention_forward_cuda(a->att, a->lse, a->qkv, &at, st);
     /* hidden_states = residual + o_proj(attn_output): the residual enters as C (beta = 1) */
-    linear_forward(s->gemm, a->xmid, 0, d, a->att, s->qd, W(1 + l, p->wo), NULL, s->x[l], n, s->qd, d, st);
+    linear_forward(s->gemm, a->xmid, 0, d, a->att, s->qd, W(k, p->wo), NULL, s->x[l], n, s->qd,
+                   d, st);
     /* h = self.post_attention_layernorm(hidden_states) */
-    rmsnorm_forward_cuda(a->h2, a->rstd2, a->xmid, W(1 + l, p->mlp_norm), n, d, s->eps, st);
+    rmsnorm_forward_cuda(a->h2, a->rstd2, a->xmid, W(k, p->mlp_norm), n, d, s->eps, st);
     /* gate, up = gate_proj(h), up_proj(h): one GEMM over [Wg; Wu] */
-    linear_forward(s->gemm, a->gu, 0, 2 * s->ff, a->h2, d, W(1 + l, p->wgu), NULL, NULL, n, d, 2 * s->ff, st);
+    linear_forward(s->gemm, a->gu, 0, 2 * s->ff, a->h2, d, W(k, p->wgu), NULL, NULL, n, d,
+                   2 * s->ff, st);
     /* act_fn(gate) * up */
     swiglu_forward_cuda(a->act, a->gu, n, s->ff, st);
     /* hidden_states = residual + down_proj(...) */
     if (write_out)
-        linear_forward(s->gemm, s->x[l + 1], 0, d, a->act, s->ff, W(1 + l, p->wd), NULL, a->xmid, n,
+        linear_forward(s->gemm, s->x[l + 1], 0, d, a->act, s->ff, W(k, p->wd), NULL, a->xmid, n,
                        s->ff, d, st);
 }
 
@@ -1153,45 +1156,47 @@ static void layer_forward(cuda_student *s, int l, layer_acts *a, int write_out) 
  * kept products by layer_forward's own kernels (so the same bits; rstd is rewritten equal). */
 static void layer_refill(cuda_student *s, int l, layer_acts *a) {
     const layer_params *p = &s->lp[l];
+    const int k = 1 + l; /* its bucket */
     const int n = s->n, d = s->d;
-    rmsnorm_forward_cuda(a->h1, a->rstd1, s->x[l], W(1 + l, p->attn_norm), n, d, s->eps, s->stream);
-    rmsnorm_forward_cuda(a->h2, a->rstd2, a->xmid, W(1 + l, p->mlp_norm), n, d, s->eps, s->stream);
+    rmsnorm_forward_cuda(a->h1, a->rstd1, s->x[l], W(k, p->attn_norm), n, d, s->eps, s->stream);
+    rmsnorm_forward_cuda(a->h2, a->rstd2, a->xmid, W(k, p->mlp_norm), n, d, s->eps, s->stream);
     swiglu_forward_cuda(a->act, a->gu, n, s->ff, s->stream);
 }
 
 /* The backward of layer l; s->dx holds the gradient of its output and receives its input's. */
 static void layer_backward(cuda_student *s, int l, layer_acts *a) {
     const layer_params *p = &s->lp[l];
+    const int k = 1 + l; /* its bucket */
     const int n = s->n, d = s->d, ff = s->ff, f32 = s->o.grad_f32;
     const attn_shape at = attn_of(s);
     cudaStream_t st = s->stream;
     r1_gemm *g = s->gemm;
     /* x_out = xmid + act Wd^T */
-    linear_backward_x(g, s->dact, 0, s->dx, d, W(1 + l, p->wd), n, ff, d, st);
-    linear_backward_w(g, G(1 + l, p->wd), f32, 1, s->dx, d, a->act, ff, n, ff, d, st);
+    linear_backward_x(g, s->dact, 0, s->dx, d, W(k, p->wd), n, ff, d, st);
+    linear_backward_w(g, G(k, p->wd), f32, 1, s->dx, d, a->act, ff, n, ff, d, st);
     /* act = silu(gate) * up; the gradient of [gate | up] replaces gu */
     swiglu_backward_cuda(a->gu, s->dact, a->gu, n, ff, st);
     /* [gate | up] = h2 [Wg; Wu]^T */
-    linear_backward_x(g, s->dh, 0, a->gu, 2 * ff, W(1 + l, p->wgu), n, d, 2 * ff, st);
-    linear_backward_w(g, G(1 + l, p->wgu), f32, 1, a->gu, 2 * ff, a->h2, d, n, d, 2 * ff, st);
+    linear_backward_x(g, s->dh, 0, a->gu, 2 * ff, W(k, p->wgu), n, d, 2 * ff, st);
+    linear_backward_w(g, G(k, p->wgu), f32, 1, a->gu, 2 * ff, a->h2, d, n, d, 2 * ff, st);
     /* h2 = rmsnorm(xmid): dx += */
-    rmsnorm_backward_cuda(s->dx, G(1 + l, p->mlp_norm), f32, s->sum_scratch, s->dh, a->xmid, W(1 + l, p->mlp_norm),
-                     a->rstd2, n, d, st);
+    rmsnorm_backward_cuda(s->dx, G(k, p->mlp_norm), f32, s->sum_scratch, s->dh, a->xmid,
+                          W(k, p->mlp_norm), a->rstd2, n, d, st);
     /* xmid = x + att Wo^T */
-    linear_backward_x(g, s->datt, 0, s->dx, d, W(1 + l, p->wo), n, s->qd, d, st);
-    linear_backward_w(g, G(1 + l, p->wo), f32, 1, s->dx, d, a->att, s->qd, n, s->qd, d, st);
+    linear_backward_x(g, s->datt, 0, s->dx, d, W(k, p->wo), n, s->qd, d, st);
+    linear_backward_w(g, G(k, p->wo), f32, 1, s->dx, d, a->att, s->qd, n, s->qd, d, st);
     /* att = attention(qkv) */
     attention_backward_cuda(s->dqkv, s->delta, s->datt, a->qkv, a->att, a->lse, &at, st);
     /* RoPE's transpose on dq, dk */
     rope_backward_cuda(s->dqkv, s->qkvd, s->H + s->KV, s->hd, s->hd, s->rope_cs, s->d_pos, n, st);
     /* qkv = h1 [Wq; Wk; Wv]^T + b */
-    linear_backward_x(g, s->dh, 0, s->dqkv, s->qkvd, W(1 + l, p->wqkv), n, d, s->qkvd, st);
-    linear_backward_w(g, G(1 + l, p->wqkv), f32, 1, s->dqkv, s->qkvd, a->h1, d, n, d, s->qkvd, st);
+    linear_backward_x(g, s->dh, 0, s->dqkv, s->qkvd, W(k, p->wqkv), n, d, s->qkvd, st);
+    linear_backward_w(g, G(k, p->wqkv), f32, 1, s->dqkv, s->qkvd, a->h1, d, n, d, s->qkvd, st);
     if (s->cfg.attention_bias)
-        bias_backward(G(1 + l, p->bqkv), f32, s->sum_scratch, s->dqkv, s->qkvd, n, s->qkvd, st);
+        bias_backward(G(k, p->bqkv), f32, s->sum_scratch, s->dqkv, s->qkvd, n, s->qkvd, st);
     /* h1 = rmsnorm(x): dx += */
-    rmsnorm_backward_cuda(s->dx, G(1 + l, p->attn_norm), f32, s->sum_scratch, s->dh, s->x[l],
-                     W(1 + l, p->attn_norm), a->rstd1, n, d, st);
+    rmsnorm_backward_cuda(s->dx, G(k, p->attn_norm), f32, s->sum_scratch, s->dh, s->x[l],
+                     W(k, p->attn_norm), a->rstd1, n, d, st);
 }
 
 /* The bucket of lm_head: the embedding's when tied. */
@@ -1402,10 +1407,11 @@ void cuda_student_update(cuda_student *s, const cuda_optim *o) {
             const size_t t0 = p->offset, t1 = q->offset + (size_t)(q->rows * q->cols);
             const size_t a = t0 > lo ? t0 : lo, b = t1 < hi ? t1 : hi;
             if (a >= b) continue;
-            adamw_update_cuda(w_mine(s, k) + (a - lo), s->w_lo + base + (a - lo), s->adam_m + base + (a - lo),
-                              s->adam_v + base + (a - lo),
-                              (char *)gpiece(s, k) + (a - lo) * s->gsize, s->o.grad_f32, b - a,
-                              p->decay ? with_decay : without, s->norm_out + 1, st);
+            const size_t at = base + (a - lo); /* in the local arrays */
+            adamw_update_cuda(w_mine(s, k) + (a - lo), s->w_lo + at, s->adam_m + at,
+                              s->adam_v + at, (char *)gpiece(s, k) + (a - lo) * s->gsize,
+                              s->o.grad_f32, b - a, p->decay ? with_decay : without,
+                              s->norm_out + 1, st);
         }
         /* every rank gets the bucket's new bf16 weights (the next forward waits for them),
          * except ZeRO-3's layers, which the forward gathers */

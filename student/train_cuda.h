@@ -57,8 +57,9 @@ typedef struct {
     int ce_chunk;       /* rows per logits chunk of the loss (0: sized to ~1 GiB of logits) */
     attn_impl attn;     /* ATTN_AUTO normally */
     int n_ranks;        /* data-parallel ranks the layout is sharded for (0 or 1: one GPU) */
-    int zero_stage;     /* with n_ranks > 1 (0: cuda_student_fit_shards picks): 2 shards the gradients too (ZeRO-2: each micro-batch
-                           reduces every bucket and each rank keeps the sum of its pieces), 3
+    int zero_stage;     /* with n_ranks > 1 (0: cuda_student_fit_shards picks): 2 shards the
+                           gradients too (ZeRO-2: each micro-batch reduces every bucket and
+                           each rank keeps the sum of its pieces), 3
                            the layers' bf16 weights as well (ZeRO-3); else ZeRO-1 (the
                            optimizer state only) */
     size_t mem_limit;   /* bytes the student may allocate (0: the device's free memory) */
