@@ -29,18 +29,21 @@ double plan_memory(const dense_shape *s, const plan_request *q, int stage, int m
     /* the buckets train cuts the parameters into: the embedding, each layer, the head's (the
      * final norm and an untied lm_head) */
     const double layer = (P - d - d * s->vocab * (s->tied ? 1 : 2)) / s->layers;
-    const double ends = d * s->vocab + (s->tied ? d : d * s->vocab + d); /* embedding, head */
-    /* ZeRO-3 as train --zero 3 runs it: each rank's pieces of every bucket, the embedding and
-     * the head whole, and two layer slots that the layers are gathered into in turn */
+    /* the embedding's bucket and the head's (the final norm and an untied lm_head) as train
+     * --zero 2 and 3 hold them beside the shards: a tied embedding and the head bucket whole,
+     * or one buffer that an untied embedding and head take in turn; d * (vocab + 1) values
+     * either way */
+    const double ends = d * s->vocab + d;
+    /* ZeRO-3 as train --zero 3 runs it: each rank's pieces of every bucket, the ends, and two
+     * layer slots that the layers are gathered into in turn */
     r->weights = stage >= 3 ? 2 * (P / N + ends + 2 * layer) : 2 * P;
     /* train keeps bf16 gradients for one micro-batch per step and float32 ones when it adds up
      * several (student/train.c) */
     r->grads_f32 = rows_per_gpu(q) / mb > 1;
     const double gb = r->grads_f32 ? 4 : 2;
     /* ZeRO-2 as train --zero 2 runs it: each rank's sum, plus the scratch the backward writes a
-     * bucket into before the reduction: the embedding's and the head's (one shared by both when
-     * the head is untied), two layers'. Either way d * (vocab + 1) values. */
-    const double scratch = d * s->vocab + d + 2 * layer;
+     * bucket into before the reduction: the ends' and two layers' */
+    const double scratch = ends + 2 * layer;
     r->grads = stage >= 2 ? gb * (P / N + scratch) : gb * P;
     r->master = stage >= 1 ? 2 * P / N : 2 * P; /* the low halves (f32_split_lo) */
     r->optimizer = stage >= 1 ? 8 * P / N : 8 * P;

@@ -1,8 +1,9 @@
 /* Training memory and compute plan for a dense student on N GPUs.
  *
  * The memory model (bytes per GPU), for P parameters, N GPUs and ZeRO stage z:
- *   bf16 working weights    2P        (z = 3: 2P/N plus train --zero 3's whole copies of the
- *                                     embedding and head buckets and two layer slots)
+ *   bf16 working weights    2P        (z = 3: 2P/N plus train --zero 3's slots: the embedding
+ *                                     and head buckets' (whole when tied, one slot for both
+ *                                     when not) and two layers')
  *   gradients               2P        (z >= 2: 2P/N plus train --zero 2's scratch: the
  *                                     embedding's and the head bucket's, one shared buffer when
  *                                     untied, and two layers'); 4 bytes

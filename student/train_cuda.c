@@ -76,15 +76,17 @@ struct cuda_student {
     int comm_pending;                   /* comm_stream holds work the main stream has not waited for */
     /* bf16 weights. wb[k]: where bucket k's whole weights are read, at b_off[k] of w, except
      * with ZeRO-3, where every rank keeps w_piece, the upper halves of its pieces of every
-     * bucket ([local]), whole copies of the embedding and head buckets (all-gathered after each
-     * update, as ZeRO-1 does), and two layer-sized slots that layers take in turn (l & 1): a
-     * layer's weights are all-gathered into its slot one layer ahead of the forward and of the
-     * backward. slot_layer[j]: the layer slot j holds (-1: none, or stale). */
+     * bucket ([local]), and slots that buckets are all-gathered into when needed (slot_of):
+     * two layer-sized ones that the layers take in turn, one layer ahead of the forward and of
+     * the backward, and for an untied head a third that the embedding and the head take in
+     * turn. A tied embedding, read at both ends of the step, stays whole on every rank with the
+     * head bucket (all-gathered after each update, as ZeRO-1 does). slot_bucket[j]: the bucket
+     * slot j holds (-1: none, or stale). */
     int zero3;
     r1_bf16 **wb;                       /* [n_buckets] */
-    r1_bf16 *w_piece, *w_slot[2];
-    int slot_layer[2];
-    cudaEvent_t slot_ready[2];          /* slot j's last all-gather done */
+    r1_bf16 *w_piece, *w_slot[3];
+    int slot_bucket[3];
+    cudaEvent_t slot_ready[3];          /* slot j's last all-gather done */
     /* Gradients. ZeRO-1 and one GPU: grad is [total], every bucket at b_off. ZeRO-2: grad is
      * [local], the sum of this rank's reduced pieces, and each bucket's backward writes into
      * scratch (the embedding's and the head's, the layers' two in turn), which a reduce-scatter
@@ -289,7 +291,7 @@ static void set_dims(cuda_student *s, const model_config *c, const cuda_student_
     s->zero2 = s->R > 1 && o->zero_stage >= 2; /* ZeRO-3 shards the gradients as ZeRO-2 does */
     s->zero3 = s->R > 1 && o->zero_stage == 3;
     s->ends_shared = s->zero2 && !c->tie_word_embeddings;
-    s->slot_layer[0] = s->slot_layer[1] = -1;
+    for (int j = 0; j < 3; j++) s->slot_bucket[j] = -1;
     if (s->o.ce_chunk <= 0) {
         long long chunk = (1ll << 28) / s->V; /* about 1 GiB of float32 logits */
         chunk = chunk < 16 ? 16 : chunk;
@@ -316,10 +318,15 @@ static size_t biggest_layer(const cuda_student *s) {
     return b;
 }
 
-/* Whether every rank keeps bucket k's whole bf16 weights: all of them, except the layers with
- * ZeRO-3. */
+/* Whether every rank keeps bucket k's whole bf16 weights: all of them, except with ZeRO-3,
+ * where only a tied embedding and its head bucket are. */
 static int whole_held(const cuda_student *s, int k) {
-    return !s->zero3 || k == 0 || k == s->L + 1;
+    return !s->zero3 || (s->cfg.tie_word_embeddings && (k == 0 || k == s->L + 1));
+}
+
+/* ZeRO-3: the slot bucket k is gathered into: the layers' two in turn, the ends' third. */
+static int slot_of(const cuda_student *s, int k) {
+    return k == 0 || k == s->L + 1 ? 2 : (k - 1) & 1;
 }
 
 /* What is dead while the loss runs: the backward's activation gradients (dx is cleared after
@@ -361,20 +368,27 @@ static void take_loss_scratch(cuda_student *s, bump *b) {
 /* Allocates (or, with p, only counts) every device buffer. */
 static void alloc_all(cuda_student *s, mem_plan *p) {
     const size_t N = (size_t)s->N, d = (size_t)s->d, bf = sizeof(r1_bf16), f = sizeof(float);
-    const size_t T = s->total, layer = biggest_layer(s);
+    const size_t T = s->total, layer = biggest_layer(s), e = s->b_len[0], h = s->b_len[s->L + 1];
     if (!s->zero3) {
         s->w = dev_alloc(s, p, T * bf);
     } else {
         s->w_piece = dev_alloc(s, p, s->local * bf);
         for (int j = 0; j < 2; j++) s->w_slot[j] = dev_alloc(s, p, layer * bf);
+        /* the ends: one slot for both (untied), or each bucket whole (tied) */
+        if (!whole_held(s, 0)) {
+            s->w_slot[2] = dev_alloc(s, p, (e > h ? e : h) * bf);
+        } else {
+            r1_bf16 *embed = dev_alloc(s, p, e * bf), *head = dev_alloc(s, p, h * bf);
+            if (s->wb) {
+                s->wb[0] = embed;
+                s->wb[s->L + 1] = head;
+            }
+        }
     }
     if (s->wb)
         for (int k = 0; k < s->n_buckets; k++)
-            s->wb[k] = !s->zero3           ? s->w + s->b_off[k]
-                       : whole_held(s, k)  ? dev_alloc(s, p, s->b_len[k] * bf)
-                                           : s->w_slot[(k - 1) & 1];
-    else if (s->zero3) /* measuring: the embedding's and the head's whole copies */
-        for (int k = 0; k < s->n_buckets; k += s->L + 1) dev_alloc(s, p, s->b_len[k] * bf);
+            if (!s->zero3 || !whole_held(s, k))
+                s->wb[k] = !s->zero3 ? s->w + s->b_off[k] : s->w_slot[slot_of(s, k)];
     const size_t state = s->local - s->state_base;
     if (state) {
         s->w_lo = dev_alloc(s, p, state * sizeof(uint16_t));
@@ -385,7 +399,6 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
         s->grad = dev_alloc(s, p, T * s->gsize);
     } else {
         s->grad = dev_alloc(s, p, s->local * s->gsize);
-        const size_t e = s->b_len[0], h = s->b_len[s->L + 1];
         s->gs_embed = dev_alloc(s, p, (s->ends_shared && h > e ? h : e) * s->gsize);
         s->gs_head = s->ends_shared ? s->gs_embed : dev_alloc(s, p, h * s->gsize);
         for (int j = 0; j < 2; j++) s->gs_layer[j] = dev_alloc(s, p, layer * s->gsize);
@@ -571,7 +584,7 @@ int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_
         R1_CUDA_CHECK(cudaEventCreateWithFlags(&s->gs_free[j], cudaEventDisableTiming));
         R1_CUDA_CHECK(cudaEventRecord(s->gs_free[j], s->comm_stream));
     }
-    for (int j = 0; j < 2; j++)
+    for (int j = 0; j < 3; j++)
         R1_CUDA_CHECK(cudaEventCreateWithFlags(&s->slot_ready[j], cudaEventDisableTiming));
     s->gb = xcalloc((size_t)s->n_buckets, sizeof *s->gb);
     s->wb = xcalloc((size_t)s->n_buckets, sizeof *s->wb);
@@ -625,7 +638,7 @@ void cuda_student_destroy(cuda_student *s) {
     cudaEventDestroy(s->ev_main);
     cudaEventDestroy(s->ev_comm);
     for (int j = 0; j < 4; j++) cudaEventDestroy(s->gs_free[j]);
-    for (int j = 0; j < 2; j++) cudaEventDestroy(s->slot_ready[j]);
+    for (int j = 0; j < 3; j++) cudaEventDestroy(s->slot_ready[j]);
     free(s->gb);
     free(s->wb);
     cudaStreamDestroy(s->comm_stream);
@@ -967,7 +980,7 @@ void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float 
     free(hb);
     free(hw);
     free(hl);
-    s->slot_layer[0] = s->slot_layer[1] = -1;
+    for (int j = 0; j < 3; j++) s->slot_bucket[j] = -1;
     /* a copy from pageable memory may still be in flight when cudaMemcpy returns */
     R1_CUDA_CHECK(cudaDeviceSynchronize());
 }
@@ -1204,41 +1217,56 @@ static int head_bucket(const cuda_student *s) {
     return s->cfg.tie_word_embeddings ? 0 : s->L + 1;
 }
 
-/* ZeRO-3: queues the all-gather of layer l's weights into its slot unless the slot holds them
- * already (l outside the layers: nothing). Ranks make the same calls in the same order (an idle
- * rank too, see forward_backward), so they skip the same gathers and their collectives match. */
-static void layer_gather(cuda_student *s, int l) {
-    if (!s->zero3 || l < 0 || l >= s->L || s->slot_layer[l & 1] == l) return;
-    const int k = 1 + l;
+/* ZeRO-3: queues the all-gather of bucket k's weights into its slot unless the bucket is
+ * whole here or the slot holds it already (k outside the buckets: nothing). Ranks make the same
+ * calls in the same order (an idle rank too, see forward_backward), so they skip the same
+ * gathers and their collectives match. */
+static void bucket_gather(cuda_student *s, int k) {
+    if (k < 0 || k >= s->n_buckets || whole_held(s, k)) return;
+    const int j = slot_of(s, k);
+    if (s->slot_bucket[j] == k) return;
     cuda_comm_all_gather(s->comm, w_mine(s, k), s->wb[k], piece_len(s, k), COMM_BF16,
-                         comm_begin(s)); /* behind the last reads of the slot's previous layer */
-    R1_CUDA_CHECK(cudaEventRecord(s->slot_ready[l & 1], s->comm_stream));
-    s->slot_layer[l & 1] = l;
+                         comm_begin(s)); /* behind the last reads of the slot's previous bucket */
+    R1_CUDA_CHECK(cudaEventRecord(s->slot_ready[j], s->comm_stream));
+    s->slot_bucket[j] = k;
 }
 
-/* ZeRO-3: the main stream waits for layer l's weights in its slot. */
-static void layer_ready(cuda_student *s, int l) {
-    CHECK(!s->zero3 || s->slot_layer[l & 1] == l);
-    if (s->zero3) R1_CUDA_CHECK(cudaStreamWaitEvent(s->stream, s->slot_ready[l & 1], 0));
+static void layer_gather(cuda_student *s, int l) {
+    if (l >= 0 && l < s->L) bucket_gather(s, 1 + l);
+}
+
+/* ZeRO-3: the main stream waits for bucket k's weights in its slot. */
+static void bucket_ready(cuda_student *s, int k) {
+    if (whole_held(s, k)) return;
+    CHECK(s->slot_bucket[slot_of(s, k)] == k);
+    R1_CUDA_CHECK(cudaStreamWaitEvent(s->stream, s->slot_ready[slot_of(s, k)], 0));
 }
 
 /* The forward into s->hf; idle: only the collectives (a rank without a micro-batch). ZeRO-3
- * gathers layer l + 2 while layer l + 1 runs. */
+ * gathers layer l + 2 while layer l + 1 runs, and an untied head into the embedding's slot once
+ * the embedding has been read. */
 static void model_forward(cuda_student *s, int idle) {
     wait_comm(s); /* the previous update's all-gathered weights */
+    bucket_gather(s, 0);
     layer_gather(s, 0);
     layer_gather(s, 1);
-    if (!idle) embed_forward(s->x[0], W(0, s->off_embed), s->d_tokens, s->n, s->d, s->stream);
+    if (!idle) {
+        bucket_ready(s, 0);
+        embed_forward(s->x[0], W(0, s->off_embed), s->d_tokens, s->n, s->d, s->stream);
+    }
+    bucket_gather(s, s->L + 1);
     for (int l = 0; l < s->L; l++) {
         if (!idle) {
-            layer_ready(s, l);
+            bucket_ready(s, 1 + l);
             layer_forward(s, l, &s->acts[l], 1);
         }
         layer_gather(s, l + 2);
     }
-    if (!idle)
+    if (!idle) {
+        bucket_ready(s, s->L + 1);
         rmsnorm_forward_cuda(s->hf, s->rstdf, s->x[s->L], W(s->L + 1, s->off_final_norm), s->n,
                              s->d, s->eps, s->stream);
+    }
 }
 
 int cuda_student_forward(cuda_student *s, const cuda_batch *b, float inv_count) {
@@ -1308,6 +1336,9 @@ static int forward_backward(cuda_student *s, const cuda_batch *b, float inv_coun
         rmsnorm_backward_cuda(s->dx, G(s->L + 1, s->off_final_norm), f32, s->sum_scratch, s->dh,
                               s->x[s->L], W(s->L + 1, s->off_final_norm), s->rstdf, n, d, st);
     }
+    /* ZeRO-3: the rest of the backward reads no weights of the ends, so an untied embedding
+     * can come back into their slot for the next forward */
+    bucket_gather(s, 0);
     /* each bucket's gradients are complete once the backward has left it: the head's now,
      * layer l's after its backward, the embedding's (with a tied head's) at the end. ZeRO-3:
      * the forward left the last two layers in the slots; layer l's backward frees its slot for
@@ -1315,7 +1346,7 @@ static int forward_backward(cuda_student *s, const cuda_batch *b, float inv_coun
     if (reduce) bucket_reduce(s, s->L + 1);
     for (int l = s->L - 1; l >= 0; l--) {
         if (!idle) {
-            layer_ready(s, l);
+            bucket_ready(s, 1 + l);
             if (s->o.recompute == RECOMPUTE_ALL) layer_forward(s, l, &s->acts[l], 0);
             if (s->o.recompute == RECOMPUTE_CHEAP) layer_refill(s, l, &s->acts[l]);
         }
@@ -1419,7 +1450,7 @@ void cuda_student_update(cuda_student *s, const cuda_optim *o) {
             cuda_comm_all_gather(s->comm, w_mine(s, k), s->wb[k], piece_len(s, k), COMM_BF16,
                                  comm_begin(s));
     }
-    s->slot_layer[0] = s->slot_layer[1] = -1;
+    for (int j = 0; j < 3; j++) s->slot_bucket[j] = -1;
 }
 
 void cuda_student_step(cuda_student *s, const cuda_optim *o, float *grad_norm) {

@@ -135,7 +135,7 @@ mkdir -p "$TMP/z23"
 cp -r "$TMP/z2/checkpoint-10" "$TMP/z23/"
 "$BIN" train "${c[@]}" --gpus 2 --zero 3 --out "$TMP/z23" --log "$TMP/z23.jsonl" --resume 2>/dev/null
 cmp "$TMP/z2/model.safetensors" "$TMP/z23/model.safetensors"
-echo "   an untied head: the head bucket whole on every rank, apart from the embedding"
+echo "   an untied head: the embedding and the head gathered in turn into one slot"
 sed -e 's/"tie_word_embeddings": true/"tie_word_embeddings": false/' "$TMP/deep-config.json" \
     >"$TMP/untied-config.json"
 "$BIN" init --config "$TMP/untied-config.json" --out "$TMP/untied" --seed 3 \
