@@ -28,11 +28,11 @@
  * last), overlapping the rest of the backward; the update runs AdamW on the owned pieces and
  * all-gathers the bf16 weights bucket by bucket.
  *
- * ZeRO-2 (zero_stage 2) shards the gradients too; ZeRO-3 (zero_stage 3) also the layers' bf16
- * weights: each rank keeps only its pieces of them, and the forward and the backward all-gather
- * each layer into one of two layer-sized slots, one layer ahead (the embedding and the head stay
- * whole on every rank). The gathered weights are the very bits ZeRO-2 holds, so the two train
- * alike to the bit.
+ * ZeRO-2 (zero_stage 2) shards the gradients too; ZeRO-3 (zero_stage 3) also the bf16 weights:
+ * each rank keeps only its pieces, and the forward and the backward all-gather each layer into
+ * one of two layer-sized slots, one layer ahead, and an untied embedding and head into a third
+ * in turn (a tied embedding, read at both ends, stays whole on every rank). The gathered
+ * weights are the very bits ZeRO-2 holds, so the two train alike to the bit.
  *
  * Errors (bad batches, missing tensors) return R1_EINPUT / R1_ERUNTIME with err_fail; CUDA
  * failures abort with file and line (R1_CUDA_CHECK). */
