@@ -68,7 +68,7 @@ static const cli_opt train_opts[] = {
      "(4 to 6 bytes per parameter instead of 14 to 16)"},
     {"zero", OPT_STRING, &o_zero, "auto", 0, "N|auto",
      "several GPUs: 1 shards the float32 optimizer state over them (ZeRO-1), 2 the gradients too "
-     "(ZeRO-2: less memory, a reduction per micro-batch), 3 the layers' bf16 weights as well "
+     "(ZeRO-2: less memory, a reduction per micro-batch), 3 the bf16 weights as well "
      "(ZeRO-3: each layer gathered before its forward and its backward); auto: the lowest that "
      "fits every GPU with the fastest recomputation mode that can"},
     {"gpu-mem", OPT_FLOAT, &o_gpu_mem, "0", 0, "GIB",
