@@ -143,7 +143,7 @@ int cmd_plan(int argc, char **argv) {
             printf("note: train --zero 2 shards the gradients as well as the optimizer state "
                    "(--zero auto, the default, picks it where ZeRO-1 does not fit)\n");
         if (p.zero_stage == 3)
-            printf("note: train --zero 3 shards the layers' weights as well as the gradients and "
+            printf("note: train --zero 3 shards the bf16 weights as well as the gradients and "
                    "the optimizer state (--zero auto, the default, picks it where ZeRO-2 does not "
                    "fit)\n");
         printf("step: %.3g FLOPs (%.3g per token: 6N + 12*L*H*hd*T)\n", p.flops_per_step,

@@ -267,7 +267,7 @@ int cmd_train(int argc, char **argv) {
         a.zero_stage = o_zero[0] - '0';
     else
         die(R1_EINPUT, "--zero", "expected 1 (the optimizer state sharded), 2 (the gradients "
-            "too), 3 (the layers' weights as well) or auto (the lowest that fits), got %s",
+            "too), 3 (the weights as well) or auto (the lowest that fits), got %s",
             o_zero);
     a.offload_optimizer = o_offload_all ? OFFLOAD_ALL : o_offload ? OFFLOAD_FIT : OFFLOAD_NONE;
     const char *off_flag = o_offload_all ? "--offload-all" : "--offload-optimizer";

@@ -111,7 +111,7 @@ typedef struct {
     size_t mem_limit;         /* bytes it may allocate (0: the GPU's free memory) */
     int grad_f32;             /* accumulate gradients in float32 (else bf16) */
     int zero_stage;           /* several ranks: 2 shards the gradients too (train --zero 2), 3
-                                 the layers' weights as well; 0: the ranks pick the lowest that
+                                 the bf16 weights as well; 0: the ranks pick the lowest that
                                  fits (cuda_student_fit_shards) */
     int offload;              /* an offload_mode: the host keeps the optimizer state the GPU
                                  cannot (or, OFFLOAD_ALL, all of it) and the caller runs AdamW
@@ -179,7 +179,7 @@ typedef struct {
     size_t gpu_mem;         /* --gpu-mem: bytes a GPU's step may allocate (0: all it has free) */
     int offload_optimizer;  /* an offload_mode: --offload-optimizer (OFFLOAD_FIT), --offload-all */
     int zero_stage;         /* --zero: 1 shards the optimizer state over GPUs, 2 the gradients
-                               too, 3 the layers' weights as well; 0 (auto): the lowest that
+                               too, 3 the bf16 weights as well; 0 (auto): the lowest that
                                fits */
     int64_t seed, save_every, eval_every, keep;
     int quiet;              /* no per-step progress lines */
