@@ -124,7 +124,7 @@ int main(int argc, char **argv) {
             cuda_student_opts orr = o, z2 = o, z3 = o;
             orr.n_ranks = z2.n_ranks = z3.n_ranks = r;
             z2.zero_stage = 2; /* the gradients sharded too */
-            z3.zero_stage = 3; /* and the layers' weights */
+            z3.zero_stage = 3; /* and the weights */
             printf("plan %s seq=%d batch=%d recompute=%d grad=%s ranks=%d: %.1f GiB per GPU "
                    "(ZeRO-2: %.1f, ZeRO-3: %.1f)\n", opt_shape, T, B, rc,
                    opt_grad_f32 ? "f32" : "bf16", r, cuda_student_bytes(&cfg, &orr) / gib,

@@ -60,7 +60,7 @@ typedef struct {
     int zero_stage;     /* with n_ranks > 1 (0: cuda_student_fit_shards picks): 2 shards the
                            gradients too (ZeRO-2: each micro-batch reduces every bucket and
                            each rank keeps the sum of its pieces), 3
-                           the layers' bf16 weights as well (ZeRO-3); else ZeRO-1 (the
+                           the bf16 weights as well (ZeRO-3); else ZeRO-1 (the
                            optimizer state only) */
     size_t mem_limit;   /* bytes the student may allocate (0: the device's free memory) */
     int host_optimizer; /* the host holds the optimizer state of the first host_buckets buckets

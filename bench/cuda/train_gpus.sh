@@ -116,7 +116,7 @@ else
             run_case offload7b 1 --offload-optimizer
             [ "${BENCH_7B_ALL:-1}" = 1 ] && run_case offload7b_all 1 --offload-all
         fi
-        # the same steps on 2 GPUs, the gradients sharded, then the layers' weights too
+        # the same steps on 2 GPUs, the gradients sharded, then the weights too
         if [ "$n_gpu" -ge 2 ]; then
             run_case 7b_2z2 2 --zero 2
             run_case 7b_2z3 2 --zero 3
