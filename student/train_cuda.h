@@ -59,9 +59,8 @@ typedef struct {
     int n_ranks;        /* data-parallel ranks the layout is sharded for (0 or 1: one GPU) */
     int zero_stage;     /* with n_ranks > 1 (0: cuda_student_fit_shards picks): 2 shards the
                            gradients too (ZeRO-2: each micro-batch reduces every bucket and
-                           each rank keeps the sum of its pieces), 3
-                           the bf16 weights as well (ZeRO-3); else ZeRO-1 (the
-                           optimizer state only) */
+                           each rank keeps the sum of its pieces), 3 the bf16 weights as well
+                           (ZeRO-3); else ZeRO-1 (the optimizer state only) */
     size_t mem_limit;   /* bytes the student may allocate (0: the device's free memory) */
     int host_optimizer; /* the host holds the optimizer state of the first host_buckets buckets
                            and runs their AdamW (train --offload-optimizer); one GPU */

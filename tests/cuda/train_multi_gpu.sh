@@ -15,7 +15,7 @@
 #     ZeRO-1 within the same bounds, repeats bit for bit, is bit-identical to ZeRO-1 with one
 #     micro-batch per rank and step, runs ranks of unequal micro-batch counts, and its
 #     checkpoints resume on 1 GPU;
-#   - --zero 3 (the layers' bf16 weights sharded too, gathered a layer ahead) gathers the very
+#   - --zero 3 (the bf16 weights sharded too, each layer gathered a layer ahead) gathers the very
 #     weights ZeRO-2 holds, so it is bit-identical to ZeRO-2: losses, weights and optimizer
 #     state, with tied and untied heads, with either recomputation, ranks of unequal training
 #     and evaluation shares, and a ZeRO-2 checkpoint resumed under ZeRO-3; and it takes less
@@ -110,7 +110,7 @@ mib() { grep '^device: ' "$1" | sed -n 's/.*; \([0-9.]*\) MiB per GPU.*/\1/p'; }
 echo "   ZeRO-1 $(mib "$TMP/d1.err") MiB, ZeRO-2 $(mib "$TMP/d2.err") MiB per GPU"
 awk -v z="$(mib "$TMP/d2.err")" -v o="$(mib "$TMP/d1.err")" 'BEGIN { exit !(z + 10 < o) }'
 
-echo "== ZeRO-3: the layers' weights sharded too"
+echo "== ZeRO-3: the weights sharded too"
 "$BIN" train "${c[@]}" --gpus 2 --zero 3 --out "$TMP/z3" --log "$TMP/z3.jsonl" 2>"$TMP/z3.err"
 echo "   $(grep '^device: ' "$TMP/z3.err")"
 grep -q '^device: cuda, 2 GPUs.*ZeRO-3' "$TMP/z3.err"
