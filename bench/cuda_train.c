@@ -118,8 +118,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (opt_plan) {
-        /* ZeRO-1: float32 master weights and moments are split over the ranks; bf16 weights,
-         * gradients and each rank's activations are not */
+        /* ZeRO-1 splits the float32 master weights and moments over the ranks, ZeRO-2 the
+         * gradients too, ZeRO-3 the bf16 weights as well; each rank's activations are its own */
         for (int r = 1; r <= 8; r *= 2) {
             cuda_student_opts orr = o, z2 = o, z3 = o;
             orr.n_ranks = z2.n_ranks = z3.n_ranks = r;

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* The number after "MemAvailable:" in kB, as bytes; 0 if absent. */
 static size_t mem_available(const char *meminfo) {
     const char *p = meminfo ? strstr(meminfo, "MemAvailable:") : NULL;

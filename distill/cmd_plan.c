@@ -104,16 +104,14 @@ int cmd_plan(int argc, char **argv) {
                "\"weights_bytes\": %.0f, \"grads_bytes\": %.0f, \"master_bytes\": %.0f, "
                "\"optimizer_bytes\": %.0f, \"activations_bytes_per_seq\": %.0f, "
                "\"loss_bytes\": %.0f, \"total_bytes\": %.0f, \"offload\": %s, "
-               "\"host_bytes\": %.0f, \"flops_per_token\": %.6g, "
-               "\"flops_per_step\": %.6g}\n",
+               "\"host_bytes\": %.0f, \"flops_per_token\": %.6g, \"flops_per_step\": %.6g}\n",
                r.name, q.gpus, opt_mem, q.seq_len, q.batch_size,
                q.recompute != RECOMPUTE_NONE ? "true" : "false",
                mode_name[q.recompute],
                (long long)p.params, (long long)p.params_matmul, p.zero_stage >= 0 ? "true" : "false",
                p.zero_stage, p.micro_batch, p.accumulation, p.weights, p.grads, p.master,
                p.optimizer, p.activations_per_seq, p.loss, p.total, q.offload ? "true" : "false",
-               p.host,
-               p.flops_per_token, p.flops_per_step);
+               p.host, p.flops_per_token, p.flops_per_step);
     } else {
         printf("recipe %s: %.2fB parameters, %d GPUs x %g GiB, %d-token sequences, %d per step%s\n",
                r.name, (double)p.params / 1e9, q.gpus, opt_mem, q.seq_len, q.batch_size,

@@ -26,13 +26,11 @@ double plan_memory(const dense_shape *s, const plan_request *q, int stage, int m
     const double P = (double)dense_param_count(s, NULL), N = q->gpus;
     const double d = s->hidden, qd = (double)s->heads * s->head_dim,
                  kvd = (double)s->kv_heads * s->head_dim, ff = s->ff, T = q->seq_len;
-    /* the buckets train cuts the parameters into: the embedding, each layer, the head's (the
-     * final norm and an untied lm_head) */
+    /* train's buckets: the embedding, each layer, the head's (the final norm and an untied
+     * lm_head). Beside their shards, train --zero 2 and 3 hold the ends whole: a tied embedding
+     * and the head bucket, or one buffer an untied embedding and head take in turn; d * (vocab
+     * + 1) values either way. */
     const double layer = (P - d - d * s->vocab * (s->tied ? 1 : 2)) / s->layers;
-    /* the embedding's bucket and the head's (the final norm and an untied lm_head) as train
-     * --zero 2 and 3 hold them beside the shards: a tied embedding and the head bucket whole,
-     * or one buffer that an untied embedding and head take in turn; d * (vocab + 1) values
-     * either way */
     const double ends = d * s->vocab + d;
     /* ZeRO-3 as train --zero 3 runs it: each rank's pieces of every bucket, the ends, and two
      * layer slots that the layers are gathered into in turn */

@@ -29,14 +29,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "student/adamw.h"
-
 #include <cjson/cJSON.h>
 
 #include "core/config.h"
 #include "core/dtype.h"
 #include "core/rope.h"
 #include "core/safetensors.h"
+#include "student/adamw.h"
 
 /* Loops with less work than this many elements run on one thread: waking OpenMP's threads
  * costs more than they save (and contends with OpenBLAS's own threads). Which thread runs an
@@ -221,7 +220,6 @@ double student_eval(student_model *m, student_acts *a, const student_batch *b, i
 void student_logits(student_model *m, student_acts *a, const student_batch *b, float *logits);
 
 /* ---- optimisation (adamw.c, schedule.c) ---------------------------------------------------- */
-
 
 /* One torch.optim.AdamW step (decoupled weight decay, bias-corrected moments; t counts from 1)
  * on n values of one tensor. decay: apply weight_decay to this tensor. */

@@ -367,8 +367,7 @@ static int train_loop(run_state *R, const train_args *a) {
     recompute_mode recompute = a->recompute == RECOMPUTE_AUTO ? RECOMPUTE_NONE : a->recompute;
     if (use_gpu) {
         /* float32 gradients when a rank adds up several micro-batches per step, bf16 otherwise */
-        const int64_t rank_rows = (a->batch_size + n_ranks - 1) / n_ranks;
-        const int grad_f32 = (rank_rows + micro - 1) / micro > 1;
+        const int grad_f32 = most_micro_batches(a->batch_size, n_ranks, micro) > 1;
         /* A fresh run's moments are zero pages until the first host update (or checkpoint)
          * writes them: refuse now what the kernel would kill the run for later. */
         if (a->offload_optimizer && !a->resume) {

@@ -268,6 +268,11 @@ static int check_config(const model_config *c, const cuda_student_opts *o) {
     return R1_OK;
 }
 
+/* ZeRO-3: the slots hold nothing current (new weights, or none yet). */
+static void slots_forget(cuda_student *s) {
+    for (int j = 0; j < 3; j++) s->slot_bucket[j] = -1;
+}
+
 static void set_dims(cuda_student *s, const model_config *c, const cuda_student_opts *o) {
     s->cfg = *c;
     s->o = *o;
@@ -291,7 +296,7 @@ static void set_dims(cuda_student *s, const model_config *c, const cuda_student_
     s->zero2 = s->R > 1 && o->zero_stage >= 2; /* ZeRO-3 shards the gradients as ZeRO-2 does */
     s->zero3 = s->R > 1 && o->zero_stage == 3;
     s->ends_shared = s->zero2 && !c->tie_word_embeddings;
-    for (int j = 0; j < 3; j++) s->slot_bucket[j] = -1;
+    slots_forget(s);
     if (s->o.ce_chunk <= 0) {
         long long chunk = (1ll << 28) / s->V; /* about 1 GiB of float32 logits */
         chunk = chunk < 16 ? 16 : chunk;
@@ -374,21 +379,15 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     } else {
         s->w_piece = dev_alloc(s, p, s->local * bf);
         for (int j = 0; j < 2; j++) s->w_slot[j] = dev_alloc(s, p, layer * bf);
-        /* the ends: one slot for both (untied), or each bucket whole (tied) */
-        if (!whole_held(s, 0)) {
-            s->w_slot[2] = dev_alloc(s, p, (e > h ? e : h) * bf);
-        } else {
-            r1_bf16 *embed = dev_alloc(s, p, e * bf), *head = dev_alloc(s, p, h * bf);
-            if (s->wb) {
-                s->wb[0] = embed;
-                s->wb[s->L + 1] = head;
-            }
-        }
+        /* the ends: one slot for both (untied), or each bucket whole (tied, below) */
+        if (!whole_held(s, 0)) s->w_slot[2] = dev_alloc(s, p, (e > h ? e : h) * bf);
     }
-    if (s->wb)
-        for (int k = 0; k < s->n_buckets; k++)
-            if (!s->zero3 || !whole_held(s, k))
-                s->wb[k] = !s->zero3 ? s->w + s->b_off[k] : s->w_slot[slot_of(s, k)];
+    for (int k = 0; k < s->n_buckets; k++) {
+        /* ZeRO-3: a whole copy of the bucket's own, or its slot */
+        r1_bf16 *own = s->zero3 && whole_held(s, k) ? dev_alloc(s, p, s->b_len[k] * bf) : NULL;
+        if (s->wb)
+            s->wb[k] = !s->zero3 ? s->w + s->b_off[k] : own ? own : s->w_slot[slot_of(s, k)];
+    }
     const size_t state = s->local - s->state_base;
     if (state) {
         s->w_lo = dev_alloc(s, p, state * sizeof(uint16_t));
@@ -606,12 +605,12 @@ int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_
     rope_free(&rt);
 
     const size_t T = s->total, Lc = s->local - s->state_base;
-    if (s->w) R1_CUDA_CHECK(cudaMemsetAsync(s->w, 0, T * sizeof(r1_bf16), s->stream));
+    /* the whole buckets (all of w without ZeRO-3) and ZeRO-3's pieces */
+    for (int k = 0; k < s->n_buckets; k++)
+        if (whole_held(s, k))
+            R1_CUDA_CHECK(cudaMemsetAsync(s->wb[k], 0, s->b_len[k] * sizeof(r1_bf16), s->stream));
     if (s->w_piece)
         R1_CUDA_CHECK(cudaMemsetAsync(s->w_piece, 0, s->local * sizeof(r1_bf16), s->stream));
-    for (int k = 0; k < s->n_buckets; k++)
-        if (!s->w && whole_held(s, k))
-            R1_CUDA_CHECK(cudaMemsetAsync(s->wb[k], 0, s->b_len[k] * sizeof(r1_bf16), s->stream));
     if (s->o.host_optimizer) R1_CUDA_CHECK(cudaMallocHost(&s->xfer, XFER_BYTES));
     if (Lc) {
         R1_CUDA_CHECK(cudaMemsetAsync(s->w_lo, 0, Lc * sizeof(uint16_t), s->stream));
@@ -980,7 +979,7 @@ void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float 
     free(hb);
     free(hw);
     free(hl);
-    for (int j = 0; j < 3; j++) s->slot_bucket[j] = -1;
+    slots_forget(s);
     /* a copy from pageable memory may still be in flight when cudaMemcpy returns */
     R1_CUDA_CHECK(cudaDeviceSynchronize());
 }
@@ -1209,7 +1208,7 @@ static void layer_backward(cuda_student *s, int l, layer_acts *a) {
         bias_backward(G(k, p->bqkv), f32, s->sum_scratch, s->dqkv, s->qkvd, n, s->qkvd, st);
     /* h1 = rmsnorm(x): dx += */
     rmsnorm_backward_cuda(s->dx, G(k, p->attn_norm), f32, s->sum_scratch, s->dh, s->x[l],
-                     W(k, p->attn_norm), a->rstd1, n, d, st);
+                          W(k, p->attn_norm), a->rstd1, n, d, st);
 }
 
 /* The bucket of lm_head: the embedding's when tied. */
@@ -1450,7 +1449,7 @@ void cuda_student_update(cuda_student *s, const cuda_optim *o) {
             cuda_comm_all_gather(s->comm, w_mine(s, k), s->wb[k], piece_len(s, k), COMM_BF16,
                                  comm_begin(s));
     }
-    for (int j = 0; j < 3; j++) s->slot_bucket[j] = -1;
+    slots_forget(s);
 }
 
 void cuda_student_step(cuda_student *s, const cuda_optim *o, float *grad_norm) {

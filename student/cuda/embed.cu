@@ -156,7 +156,6 @@ extern "C" void fill_normal_master(r1_bf16 *w, uint16_t *w_lo, size_t n, uint64_
 
 extern "C" void grad_accumulate(void *dst, const void *src, int f32, size_t n, cudaStream_t s) {
     if (n == 0) return;
-    const long long want = ceil_div((long long)n, 256);
-    grad_accumulate_kernel<<<want < 8192 ? (int)want : 8192, 256, 0, s>>>(dst, src, f32, n);
+    grad_accumulate_kernel<<<grid_for(n), 256, 0, s>>>(dst, src, f32, n);
     LAUNCH_CHECK();
 }
