@@ -178,30 +178,35 @@ int checkpoint_save(const char *out, int64_t step, const student_model *m, const
     return rc;
 }
 
-int checkpoint_load(const char *dir, student_model *m, float **exp_avg, float **exp_avg_sq,
-                    cJSON **state) {
-    *exp_avg = *exp_avg_sq = NULL;
+int checkpoint_open(const char *dir, student_model *m, student_source *src, cJSON **state) {
     *state = NULL;
     char *sp = path_join(dir, "trainer_state.json"), *op = path_join(dir, "optimizer.safetensors");
+    int untie = 0;
     int rc = json_parse_file(state, sp, 64u << 20);
-    if (!rc) rc = student_model_load(m, dir, NULL);
+    if (!rc) rc = student_model_open(m, dir, NULL, &untie);
     if (!rc) {
-        *exp_avg = xcalloc_large(m->n_params, sizeof(float));
-        *exp_avg_sq = xcalloc_large(m->n_params, sizeof(float));
-        rc = student_model_read_tensors(m, *exp_avg, op, "exp_avg.");
-        if (!rc) rc = student_model_read_tensors(m, *exp_avg_sq, op, "exp_avg_sq.");
-        if (!rc && m->disk_dtype != DTYPE_F32)
-            rc = student_model_read_tensors(m, m->param_mem, op, "master.");
+        rc = student_source_open(src, m, dir, op, untie);
+        if (rc) student_model_free(m);
     }
     free(sp);
     free(op);
-    if (rc) {
-        free(*exp_avg);
-        free(*exp_avg_sq);
-        *exp_avg = *exp_avg_sq = NULL;
-        if (*state) cJSON_Delete(*state);
+    if (rc && *state) {
+        cJSON_Delete(*state);
         *state = NULL;
-        if (m->param_mem) student_model_free(m);
     }
     return rc;
+}
+
+int checkpoint_load(const char *dir, student_model *m, float **exp_avg, float **exp_avg_sq,
+                    cJSON **state) {
+    *exp_avg = *exp_avg_sq = NULL;
+    student_source src;
+    TRY(checkpoint_open(dir, m, &src, state));
+    student_source_read_all(&src, m, SOURCE_PARAMS, m->param_mem);
+    *exp_avg = xcalloc_large(m->n_params, sizeof(float));
+    *exp_avg_sq = xcalloc_large(m->n_params, sizeof(float));
+    student_source_read_all(&src, m, SOURCE_EXP_AVG, *exp_avg);
+    student_source_read_all(&src, m, SOURCE_EXP_AVG_SQ, *exp_avg_sq);
+    student_source_close(&src);
+    return R1_OK;
 }

@@ -89,44 +89,9 @@ const student_tensor *student_model_find(const student_model *m, const char *nam
     return NULL;
 }
 
-/* Reads the layout's tensors; with untie, a missing lm_head.weight is left for the caller. */
-static int read_tensors(student_model *m, float *dst, const char *path, const char *prefix,
-                        int untie, int *head_missing) {
-    safetensors st;
-    TRY(safetensors_open(&st, path));
-    int rc = R1_OK;
-    for (int i = 0; i < m->n_tensors && !rc; i++) {
-        const student_tensor *t = &m->tensors[i];
-        char name[128];
-        snprintf(name, sizeof name, "%s%s", prefix, t->name);
-        if (untie && strcmp(t->name, "lm_head.weight") == 0 && !safetensors_find(&st, name)) {
-            *head_missing = 1;
-            continue;
-        }
-        const st_tensor *s = safetensors_need_shape(&st, name, t->ndim, t->shape, "config.json");
-        if (!s) {
-            rc = R1_EINPUT;
-            break;
-        }
-        if (s->dt != DTYPE_F32 && s->dt != DTYPE_BF16 && s->dt != DTYPE_F16) {
-            rc = err_fail(R1_EINPUT, safetensors_shard_path(&st, s),
-                          "tensor %s has dtype %s; the trainer reads F32, BF16 or F16", name,
-                          dtype_name(s->dt));
-            break;
-        }
-        if (i == 0 && !*prefix) m->disk_dtype = s->dt;
-        dtype_to_f32(dst + t->offset, s->data, s->dt, t->numel);
-    }
-    safetensors_close(&st);
-    return rc;
-}
-
-int student_model_read_tensors(student_model *m, float *dst, const char *path, const char *prefix) {
-    return read_tensors(m, dst, path, prefix, 0, NULL);
-}
-
-int student_model_load(student_model *m, const char *dir, const cJSON *config_changes) {
+int student_model_open(student_model *m, const char *dir, const cJSON *config_changes, int *untie) {
     memset(m, 0, sizeof *m);
+    *untie = 0;
     if (!path_is_dir(dir)) {
         err_fail(R1_EINPUT, dir, "no such model directory");
         return err_hint("pass a Hugging Face model directory (config.json + *.safetensors)");
@@ -160,26 +125,27 @@ int student_model_load(student_model *m, const char *dir, const cJSON *config_ch
         c = base;
     }
     if (!rc) rc = student_model_create(m, &c);
-    if (rc) {
-        cJSON_Delete(root);
-        free(cfg_path);
-        return rc;
+    if (!rc) {
+        m->config_json = json_print(root);
+        m->path = xstrdup(dir);
+        *untie = base.tie_word_embeddings && !c.tie_word_embeddings;
     }
-    m->config_json = json_print(root);
     cJSON_Delete(root);
     free(cfg_path);
-    /* Untying a tied checkpoint: the new head starts as a copy of the embedding, the function
-     * the tied model computed. */
-    const int untie = base.tie_word_embeddings && !c.tie_word_embeddings;
-    int head_missing = 0;
-    rc = read_tensors(m, m->param_mem, dir, "", untie, &head_missing);
+    return rc;
+}
+
+int student_model_load(student_model *m, const char *dir, const cJSON *config_changes) {
+    int untie;
+    TRY(student_model_open(m, dir, config_changes, &untie));
+    student_source src;
+    int rc = student_source_open(&src, m, dir, NULL, untie);
     if (rc) {
         student_model_free(m);
         return rc;
     }
-    if (head_missing)
-        memcpy(m->p.lm_head, m->p.embed, sizeof(float) * (size_t)c.vocab_size * c.hidden_size);
-    m->path = xstrdup(dir);
+    student_source_read_all(&src, m, SOURCE_PARAMS, m->param_mem);
+    student_source_close(&src);
     return R1_OK;
 }
 
@@ -188,7 +154,10 @@ void student_model_entries(const student_model *m, const float *src, const char 
     size_t names = 0;
     for (int i = 0; i < m->n_tensors; i++) names += strlen(prefix) + strlen(m->tensors[i].name) + 1;
     names = (names + 7) & ~(size_t)7;
-    char *mem = xmalloc(names + m->n_params * dtype_size(dt));
+    /* float32 entries point into src itself: a checkpoint of the optimizer state would
+     * otherwise copy three float32 models */
+    const int copy = dt != DTYPE_F32;
+    char *mem = xmalloc(names + (copy ? m->n_params * dtype_size(dt) : 0));
     char *np = mem;
     uint8_t *data = (uint8_t *)mem + names;
     for (int i = 0; i < m->n_tensors; i++) {
@@ -201,9 +170,13 @@ void student_model_entries(const student_model *m, const float *src, const char 
         e->ndim = t->ndim;
         e->shape[0] = t->shape[0];
         e->shape[1] = t->shape[1];
-        void *out = data + t->offset * dtype_size(dt);
-        dtype_from_f32(out, src + t->offset, dt, t->numel);
-        e->data = out;
+        if (copy) {
+            void *out = data + t->offset * dtype_size(dt);
+            dtype_from_f32(out, src + t->offset, dt, t->numel);
+            e->data = out;
+        } else {
+            e->data = src + t->offset;
+        }
     }
     *scratch = mem;
 }

@@ -93,14 +93,42 @@ typedef struct {
 /* Builds the layout for a config (qwen2 or llama) and allocates zeroed parameters and grads. */
 int student_model_create(student_model *m, const model_config *cfg);
 /* Reads DIR/config.json, with config_changes (a JSON object, or NULL) merged into it first, and
- * the safetensors weights (bf16, f16 or f32; converted to fp32). Changes that untie a tied
- * checkpoint start lm_head as a copy of the embedding. */
+ * builds its layout with zeroed parameters (student_model_create); m->path is DIR. *untie: the
+ * changes untie a tied checkpoint, whose lm_head then starts as a copy of the embedding. */
+int student_model_open(student_model *m, const char *dir, const cJSON *config_changes, int *untie);
+/* student_model_open, then the safetensors weights (bf16, f16 or f32; converted to fp32). */
 int student_model_load(student_model *m, const char *dir, const cJSON *config_changes);
-/* Reads the weights of the layout from a safetensors file or directory, names prefixed with
- * `prefix` ("" for a model, "master." inside optimizer state). */
-int student_model_read_tensors(student_model *m, float *dst, const char *path, const char *prefix);
+
+/* Where a model's starting values come from: the safetensors of a model directory, and for a
+ * checkpoint its optimizer state, mapped and checked when opened (every tensor present, with the
+ * layout's shape and a float type), then read as float32 piece by piece. */
+typedef enum { SOURCE_PARAMS, SOURCE_EXP_AVG, SOURCE_EXP_AVG_SQ, SOURCE_KINDS } source_kind;
+typedef struct {
+    safetensors weights, optim;
+    int open;                  /* 1: weights mapped; 2: the optimizer state too */
+    int n;                     /* the layout's tensors */
+    const st_tensor **t[SOURCE_KINDS]; /* [kind][tensor]; moments NULL without a state file */
+} student_source;
+
+/* Opens dir's weights for m's layout (setting m->disk_dtype) and, when optimizer is not NULL,
+ * that optimizer.safetensors: the moments, and the float32 master weights when the weights are
+ * stored narrower. untie: an lm_head missing from the files is read as the embedding. */
+int student_source_open(student_source *src, student_model *m, const char *dir,
+                        const char *optimizer, int untie);
+/* Whether the source holds values of kind k (moments: only a checkpoint's). */
+int student_source_has(const student_source *src, source_kind k);
+/* Values [c0, c0 + cnt) of the layout's tensor i, as float32 (zeros where the source has none
+ * of kind k). */
+void student_source_read(const student_source *src, source_kind k, int i, size_t c0, size_t cnt,
+                         float *dst);
+/* Every tensor of kind k into dst, in the layout. */
+void student_source_read_all(const student_source *src, const student_model *m, source_kind k,
+                             float *dst);
+void student_source_close(student_source *src);
+
 /* The tensors of the layout as safetensors entries named prefix+name, their data (src in the
- * layout) converted to dt. Names and converted data live in *scratch, which the caller frees. */
+ * layout) converted to dt. Names and converted data live in *scratch, which the caller frees;
+ * float32 entries point into src, which must outlive them. */
 void student_model_entries(const student_model *m, const float *src, const char *prefix, dtype dt,
                            void **scratch, st_entry *entries /* [n_tensors] */);
 void student_model_free(student_model *m);

@@ -212,6 +212,7 @@ static double eval_loss(student_model *m, student_acts *acts, const train_data *
 
 typedef struct {
     student_model m;
+    student_source src;     /* where m's starting values are read from */
     float *exp_avg, *exp_avg_sq;
     train_data td, ed;
     student_acts acts;
@@ -223,6 +224,7 @@ typedef struct {
 } run_state;
 
 static void run_free(run_state *r) {
+    student_source_close(&r->src);
     if (r->m.param_mem) student_model_free(&r->m);
     free(r->exp_avg);
     free(r->exp_avg_sq);
@@ -287,13 +289,29 @@ static int train_loop(run_state *R, const train_args *a) {
             return err_hint("checkpoints are written every --save-every steps as "
                             "checkpoint-<step>/");
         }
-        TRY(checkpoint_load(resume_dir, &R->m, &R->exp_avg, &R->exp_avg_sq, &saved_state));
+        int rc = checkpoint_open(resume_dir, &R->m, &R->src, &saved_state);
+        if (rc) {
+            free(resume_dir);
+            return rc;
+        }
     } else {
-        TRY(student_model_load(&R->m, a->model, a->config_changes));
-        R->exp_avg = xcalloc_large(R->m.n_params, sizeof(float));
-        R->exp_avg_sq = xcalloc_large(R->m.n_params, sizeof(float));
+        int untie;
+        TRY(student_model_open(&R->m, a->model, a->config_changes, &untie));
+        TRY(student_source_open(&R->src, &R->m, a->model, NULL, untie));
     }
     student_model *m = &R->m;
+    /* The CPU trainer and an offloaded run keep the float32 state on the host. A GPU run
+     * otherwise reads its share straight from the mapped files, which every rank on a host
+     * shares, and m->param_mem stays untouched until rank 0 gathers a checkpoint into it. */
+    if (!use_gpu || a->offload_optimizer) {
+        student_source_read_all(&R->src, m, SOURCE_PARAMS, m->param_mem);
+        R->exp_avg = xcalloc_large(m->n_params, sizeof(float));
+        R->exp_avg_sq = xcalloc_large(m->n_params, sizeof(float));
+        if (student_source_has(&R->src, SOURCE_EXP_AVG)) {
+            student_source_read_all(&R->src, m, SOURCE_EXP_AVG, R->exp_avg);
+            student_source_read_all(&R->src, m, SOURCE_EXP_AVG_SQ, R->exp_avg_sq);
+        }
+    }
     const model_config *c = &m->cfg;
 
     /* The data, checked against the model's vocabulary and tokenizer. */
@@ -385,22 +403,17 @@ static int train_loop(run_state *R, const train_args *a) {
                                      .mem_limit = a->gpu_mem, .grad_f32 = grad_f32,
                                      .offload = a->offload_optimizer,
                                      .zero_stage = a->zero_stage};
-        TRY(gpu_trainer_open(&R->gpu, m, R->exp_avg, R->exp_avg_sq, pos.step, &go, &a->dist,
-                             device_line, sizeof device_line));
+        TRY(gpu_trainer_open(&R->gpu, m, &R->src, pos.step, &go, &a->dist, device_line,
+                             sizeof device_line));
         recompute = gpu_trainer_recompute(R->gpu);
-        /* the gradients stay on the GPU; so does the optimizer state unless offloaded (the
-         * host gets it back for checkpoints) */
+        /* the gradients stay on the GPU */
         free(m->grad_mem);
         m->grad_mem = NULL;
-        if (!a->offload_optimizer) {
-            free(R->exp_avg);
-            free(R->exp_avg_sq);
-            R->exp_avg = R->exp_avg_sq = NULL;
-        }
     } else {
         student_acts_init(&R->acts, c, cap, recompute != RECOMPUTE_NONE);
         snprintf(device_line, sizeof device_line, "cpu (float32)");
     }
+    student_source_close(&R->src); /* everything is read */
     batch_buf_init(&R->bb, cap);
     R->order = xmalloc(sizeof(int64_t) * (size_t)R->td.n_rows);
     R->rows = xmalloc(sizeof(int64_t) * (size_t)a->batch_size);

@@ -80,6 +80,9 @@ int checkpoint_save(const char *out, int64_t step, const student_model *m, const
                     const float *exp_avg_sq, const cJSON *state, int keep);
 /* The newest complete checkpoint-<N> directory under out, or NULL. */
 char *checkpoint_latest(const char *out);
+/* Opens a checkpoint: its trainer state, its model (zeroed) and the source of its weights (the
+ * fp32 masters when saved) and moments. */
+int checkpoint_open(const char *dir, student_model *m, student_source *src, cJSON **state);
 /* Loads a checkpoint: weights (the fp32 masters when saved), moments and trainer state. */
 int checkpoint_load(const char *dir, student_model *m, float **exp_avg, float **exp_avg_sq,
                     cJSON **state);
@@ -118,13 +121,14 @@ typedef struct {
                                  through gpu_trainer_host_update; one GPU */
 } gpu_trainer_opts;
 
-/* Opens the CUDA step for m on this process's GPU: master weights from m->param_mem, moments
- * from exp_avg / exp_avg_sq (NULL: zeros; unused when offloading), `step` updates already made
- * (bias correction). desc (may be NULL) receives a line naming the device. Errors: no usable
- * GPU, too little memory, a model the CUDA step does not take. */
-int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
-                     const float *exp_avg_sq, int64_t step, const gpu_trainer_opts *o,
-                     const train_dist *dist, char *desc, size_t desc_len);
+/* Opens the CUDA step for m on this process's GPU: master weights and moments read from src
+ * (moments zero where it has none), only the part this rank keeps; with offloading the bf16
+ * weights of the host's tensors from m->param_mem. `step` updates already made (bias
+ * correction). desc (may be NULL) receives a line naming the device. Errors: no usable GPU, too
+ * little memory, a model the CUDA step does not take. */
+int gpu_trainer_open(gpu_trainer **out, const student_model *m, const student_source *src,
+                     int64_t step, const gpu_trainer_opts *o, const train_dist *dist,
+                     char *desc, size_t desc_len);
 /* The recomputation mode it runs (RECOMPUTE_AUTO resolved). */
 recompute_mode gpu_trainer_recompute(const gpu_trainer *g);
 /* Queues a micro-batch: gradients += scale * d(sum of its token losses), the loss likewise.

@@ -934,12 +934,13 @@ void cuda_student_set_step(cuda_student *s, int step) {
     s->step = step;
 }
 
-void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float *const *src) {
+void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, cuda_host_read_fn read,
+                            void *ctx) {
     const int master = kind == CUDA_MASTER;
     float *local = master ? NULL : state_array(s, kind);
     wait_comm(s);
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
-    if (!src) {
+    if (!read) {
         CHECK(!master);
         if (local) R1_CUDA_CHECK(cudaMemset(local, 0, (s->local - s->state_base) * sizeof(float)));
         R1_CUDA_CHECK(cudaDeviceSynchronize());
@@ -951,28 +952,33 @@ void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float 
     uint16_t *hw = master ? xmalloc(sizeof(uint16_t) * big) : NULL;
     uint16_t *hl = master ? xmalloc(sizeof(uint16_t) * big) : NULL;
     for (int k = s->k_dev; k < s->n_buckets; k++) {
-        memset(hb, 0, sizeof(float) * s->b_len[k]);
+        /* what this rank keeps of the bucket: the whole of its upper halves where every rank
+         * holds them, else (the moments, ZeRO-3's layers) only its piece */
+        const size_t P = piece_len(s, k), mine = (size_t)s->rank * P;
+        const int whole = master && whole_held(s, k);
+        const size_t lo = whole ? 0 : mine, hi = whole ? s->b_len[k] : mine + P;
+        memset(hb + lo, 0, sizeof(float) * (hi - lo));
         for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {
             const cuda_param *p = &s->params[i];
-            memcpy(hb + (p->offset - s->b_off[k]), src[i], sizeof(float) * (size_t)(p->rows * p->cols));
+            const size_t t0 = p->offset - s->b_off[k], t1 = t0 + (size_t)(p->rows * p->cols);
+            const size_t a = t0 > lo ? t0 : lo, b = t1 < hi ? t1 : hi;
+            if (a < b) read(ctx, i, a - t0, b - a, hb + a);
         }
-        const size_t P = piece_len(s, k);
-        const float *mine = hb + (size_t)s->rank * P;
         if (!master) {
-            R1_CUDA_CHECK(cudaMemcpy(local + piece_local(s, k), mine, sizeof(float) * P,
+            R1_CUDA_CHECK(cudaMemcpy(local + piece_local(s, k), hb + mine, sizeof(float) * P,
                                      cudaMemcpyHostToDevice));
             continue;
         }
-        /* the whole bucket's upper halves where every rank holds them, else (ZeRO-3's layers)
-         * this rank's piece of them; its piece of the lower ones */
-        for (size_t j = 0; j < s->b_len[k]; j++) hw[j] = f32_split_hi(hb[j]);
-        for (size_t j = 0; j < P; j++) hl[j] = f32_split_lo(mine[j]);
-        if (whole_held(s, k))
+#pragma omp parallel for schedule(static) if (hi - lo >= PAR_MIN_WORK)
+        for (size_t j = lo; j < hi; j++) hw[j] = f32_split_hi(hb[j]);
+#pragma omp parallel for schedule(static) if (P >= PAR_MIN_WORK)
+        for (size_t j = 0; j < P; j++) hl[j] = f32_split_lo(hb[mine + j]);
+        if (whole)
             R1_CUDA_CHECK(cudaMemcpy(s->wb[k], hw, sizeof(uint16_t) * s->b_len[k],
                                      cudaMemcpyHostToDevice));
         if (s->zero3)
-            R1_CUDA_CHECK(cudaMemcpy(w_mine(s, k), hw + (size_t)s->rank * P,
-                                     sizeof(uint16_t) * P, cudaMemcpyHostToDevice));
+            R1_CUDA_CHECK(cudaMemcpy(w_mine(s, k), hw + mine, sizeof(uint16_t) * P,
+                                     cudaMemcpyHostToDevice));
         R1_CUDA_CHECK(cudaMemcpy(s->w_lo + piece_local(s, k), hl, sizeof(uint16_t) * P,
                                  cudaMemcpyHostToDevice));
     }

@@ -132,11 +132,15 @@ void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const fl
 /* The whole optimizer state in and out, on any number of ranks (with host_optimizer: of the
  * buckets whose state the device keeps; the tensors of the others are left alone). src[i] /
  * dst[i] point at the rows * cols float32 values of tensor i (cuda_student_param order).
- * put: CUDA_MASTER sets the master weights of this rank's shard and the whole bf16 working copy
- * (every rank passes every tensor); CUDA_ADAM_M / _V set the moments of the shard (src NULL:
- * zeros). get (CUDA_MASTER, _ADAM_M, _ADAM_V): gathers the shards; collective, so every rank
- * calls it, and ranks that only take part pass dst NULL. */
-void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, const float *const *src);
+ * put: CUDA_MASTER sets the master weights of this rank's shard and its bf16 working weights
+ * (the whole copy, or under ZeRO-3 its pieces); CUDA_ADAM_M / _V set the moments of the shard
+ * (read NULL: zeros). put reads only the values this rank keeps, through read(ctx, i, c0, cnt,
+ * dst): values [c0, c0 + cnt) of tensor i as float32. get (CUDA_MASTER, _ADAM_M, _ADAM_V):
+ * gathers the shards; collective, so every rank calls it, and ranks that only take part pass
+ * dst NULL. */
+typedef void (*cuda_host_read_fn)(void *ctx, int i, size_t c0, size_t cnt, float *dst);
+void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, cuda_host_read_fn read,
+                            void *ctx);
 void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst);
 /* With host_optimizer the host runs AdamW on the host buckets' tensors. put_weights: the bf16
  * working weights of every tensor from float32 values (nearest, ties away from zero: the split

@@ -21,7 +21,8 @@ struct gpu_trainer {
     cuda_student *s;
     cuda_comm *comm;
     int n;                  /* tensors */
-    size_t *host_off;       /* [n] offset of cuda tensor i in the host layout */
+    int *host_t;            /* [n] the host layout's tensor that is cuda tensor i */
+    size_t *host_off;       /* [n] its offset in the host layout */
     int *cu;                /* [max_tokens + 1] document bounds of the current micro-batch */
     int max_tokens;
     recompute_mode recompute;
@@ -41,9 +42,29 @@ static void put_weights(gpu_trainer *g, const float *params) {
     free(p);
 }
 
-int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
-                     const float *exp_avg_sq, int64_t step, const gpu_trainer_opts *go,
-                     const train_dist *dist, char *desc, size_t desc_len) {
+/* cuda_student_put_state's reader: kind k's values from the source, by host tensor. */
+typedef struct {
+    const gpu_trainer *g;
+    const student_source *src;
+    source_kind k;
+} source_reader;
+
+static void read_source(void *ctx, int i, size_t c0, size_t cnt, float *dst) {
+    const source_reader *r = ctx;
+    student_source_read(r->src, r->k, r->g->host_t[i], c0, cnt, dst);
+}
+
+/* The device's share of kind k (the moments: zeros where the source has none). */
+static void put_state(gpu_trainer *g, const student_source *src, cuda_tensor_kind kind,
+                      source_kind k) {
+    source_reader r = {g, src, k};
+    const int zeros = k != SOURCE_PARAMS && !student_source_has(src, k);
+    cuda_student_put_state(g->s, kind, zeros ? NULL : read_source, &r);
+}
+
+int gpu_trainer_open(gpu_trainer **out, const student_model *m, const student_source *src,
+                     int64_t step, const gpu_trainer_opts *go, const train_dist *dist,
+                     char *desc, size_t desc_len) {
     *out = NULL;
     /* one GPU per rank: the one asked for, else the local rank's (wrapping, so a launcher that
      * shows each process only its own GPU works too) */
@@ -90,6 +111,7 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
     g->max_tokens = max_tokens;
     g->cu = xmalloc(sizeof(int) * ((size_t)max_tokens + 1));
     g->n = cuda_student_n_params(g->s);
+    g->host_t = xmalloc(sizeof(int) * (size_t)g->n);
     g->host_off = xmalloc(sizeof(size_t) * (size_t)g->n);
     /* the two tables name the same tensors (core/dense_layout.h on the host side) */
     if (g->n != m->n_tensors) rc = err_fail(R1_ERUNTIME, "cuda", "the CUDA student has %d tensors, "
@@ -101,23 +123,18 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp
             rc = err_fail(R1_ERUNTIME, "cuda", "tensor %s: not in the model's layout, or another "
                           "size", p->name);
         else
-            g->host_off[i] = t->offset;
+            g->host_t[i] = (int)(t - m->tensors), g->host_off[i] = t->offset;
     }
     if (rc) {
         gpu_trainer_close(g);
         return rc;
     }
-    /* offloading: every tensor's bf16 weights, then the state of those the GPU keeps */
+    /* offloading: every tensor's bf16 weights (from the host's copy), then the state of those
+     * the GPU keeps, read straight from the files */
     if (go->offload) put_weights(g, m->param_mem);
-    const float **p = host_ptrs(g, m->param_mem);
-    cuda_student_put_state(g->s, CUDA_MASTER, p);
-    free(p);
-    p = exp_avg ? host_ptrs(g, exp_avg) : NULL;
-    cuda_student_put_state(g->s, CUDA_ADAM_M, p);
-    free(p);
-    p = exp_avg_sq ? host_ptrs(g, exp_avg_sq) : NULL;
-    cuda_student_put_state(g->s, CUDA_ADAM_V, p);
-    free(p);
+    put_state(g, src, CUDA_MASTER, SOURCE_PARAMS);
+    put_state(g, src, CUDA_ADAM_M, SOURCE_EXP_AVG);
+    put_state(g, src, CUDA_ADAM_V, SOURCE_EXP_AVG_SQ);
     cuda_student_set_step(g->s, (int)step);
     cuda_student_zero_grad(g->s);
     if (desc) {
@@ -240,6 +257,7 @@ void gpu_trainer_close(gpu_trainer *g) {
     if (!g) return;
     cuda_student_destroy(g->s);
     cuda_comm_destroy(g->comm);
+    free(g->host_t);
     free(g->host_off);
     free(g->cu);
     free(g);
@@ -251,9 +269,9 @@ struct gpu_trainer {
     int unused;
 };
 
-int gpu_trainer_open(gpu_trainer **out, const student_model *m, const float *exp_avg,
-                     const float *exp_avg_sq, int64_t step, const gpu_trainer_opts *go,
-                     const train_dist *dist, char *desc, size_t desc_len) {
+int gpu_trainer_open(gpu_trainer **out, const student_model *m, const student_source *src,
+                     int64_t step, const gpu_trainer_opts *go, const train_dist *dist,
+                     char *desc, size_t desc_len) {
     *out = NULL;
     return backend_cuda_probe(0, NULL);
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,6 +89,7 @@ int train_run_local_gpus(const train_args *a, int n) {
     fflush(stdout);
     fflush(stderr);
     pid_t *pid = xcalloc((size_t)n, sizeof *pid);
+    double *rss = xcalloc((size_t)n, sizeof *rss); /* each rank's peak, MiB */
     int started = 0;
     for (; started < n; started++) {
         pid[started] = fork();
@@ -118,7 +120,8 @@ int train_run_local_gpus(const train_args *a, int n) {
     /* wait for all; the first failure stops the others (they would wait for it forever) */
     while (left > 0) {
         int st;
-        pid_t p = waitpid(-1, &st, 0);
+        struct rusage ru;
+        pid_t p = wait4(-1, &st, 0, &ru);
         if (p < 0) {
             if (errno == EINTR) continue;
             break;
@@ -127,6 +130,7 @@ int train_run_local_gpus(const train_args *a, int n) {
         while (i < started && pid[i] != p) i++;
         if (i == started) continue;
         pid[i] = 0;
+        rss[i] = (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
         left--;
         const int code = WIFEXITED(st) ? WEXITSTATUS(st) : R1_ERUNTIME;
         if (code != 0 && !rc) {
@@ -139,6 +143,13 @@ int train_run_local_gpus(const train_args *a, int n) {
                 if (pid[j] > 0) kill(pid[j], SIGTERM);
         }
     }
+    /* host memory is what ranks sharing a host run out of first; the pages of the mapped
+     * checkpoint count in each rank's figure, though the host holds them once */
+    if (!rc) {
+        fprintf(stderr, "peak RSS per rank:");
+        for (int i = 0; i < n; i++) fprintf(stderr, " %.0f%s", rss[i], i + 1 < n ? "," : " MiB\n");
+    }
+    free(rss);
     free(pid);
     unlink(id_file);
     rmdir(dir);

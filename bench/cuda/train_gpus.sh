@@ -66,6 +66,7 @@ text = open(out).read()
 dev = next((l for l in text.splitlines() if l.startswith("device: ")), "")
 mem = re.search(r"; ([0-9.]+ [MG]iB)( per GPU)?,", dev)
 rss = re.search(r"peak RSS ([0-9.]+) MiB", text)
+ranks = re.search(r"peak RSS per rank: ([0-9., ]+) MiB", text)
 how = re.search(r"[MG]iB( per GPU)?, ([^;]*);", dev)
 share = re.search(r"on the host for ([0-9]+)%", dev)
 timed = [r["tokens_per_s"] for r in rows[2:]]
@@ -80,7 +81,9 @@ else:
                       "mode": how.group(2) if how else "?",
                       "host_share_pct": int(share.group(1)) if share else None,
                       "gpu_memory": mem.group(1) if mem else "?",
-                      "host_rss_gib": round(float(rss.group(1)) / 1024, 1) if rss else None}))
+                      "host_rss_gib": round(float(rss.group(1)) / 1024, 1) if rss else None,
+                      "rank_rss_gib": [round(float(x) / 1024, 1) for x in ranks.group(1).split(",")]
+                                      if ranks else None}))
 PY
     tail -n 1 "$TMP/results"
 }
@@ -153,8 +156,10 @@ for r in rows:
     if r["host_update_s"] is not None:
         rel += " (optimizer state on the host for %s%% of the parameters; step %.2f s, of which " \
                "the update %.2f s)" % (r["host_share_pct"], r["step_s"], r["host_update_s"])
-    print("  %s: %8.0f tok/s over %d steps, %s GPU memory, %s GiB host peak RSS, last loss %.4f, %s%s"
-          % (what, r["tokens_per_s"], r["steps"], r["gpu_memory"], r["host_rss_gib"], r["loss"],
-             r["mode"], rel))
+    host = "%s GiB host peak RSS" % r["host_rss_gib"]
+    if r.get("rank_rss_gib"):
+        host += " (per rank: %s)" % ", ".join("%.1f" % x for x in r["rank_rss_gib"])
+    print("  %s: %8.0f tok/s over %d steps, %s GPU memory, %s, last loss %.4f, %s%s"
+          % (what, r["tokens_per_s"], r["steps"], r["gpu_memory"], host, r["loss"], r["mode"], rel))
 PY
 exit 0

@@ -145,8 +145,9 @@ static void run_model(const char *label, const char *dir, int grad_f32) {
     char desc[256];
     const gpu_trainer_opts go = {.max_tokens = cap, .recompute = RECOMPUTE_NONE,
                                  .grad_f32 = grad_f32};
-    if (gpu_trainer_open(&g, &m, NULL, NULL, 0, &go, &dist, desc,
-                         sizeof desc)) {
+    student_source src;
+    if (student_source_open(&src, &m, dir, NULL, 0) ||
+        gpu_trainer_open(&g, &m, &src, 0, &go, &dist, desc, sizeof desc)) {
         err_print();
         exit(1);
     }
@@ -231,15 +232,27 @@ static void run_model(const char *label, const char *dir, int grad_f32) {
         check_scalar("loss", what, gl, cl, 2e-2);
     }
 
-    /* the state through the host and into a second trainer: the next step is bit-identical */
+    /* the state through a checkpoint on disk and into a second trainer: the next step is
+     * bit-identical (the master weights and moments read back from the files) */
+    student_source_close(&src);
     gpu_trainer_get(g, gp, gm, gv);
     float *keep = m.param_mem;
     m.param_mem = gp;
+    char ck[] = "/tmp/r1_vs_cpu_ckpt_XXXXXX";
+    cJSON *state = cJSON_CreateObject(), *state2 = NULL;
+    student_model resumed;
     gpu_trainer *g2;
-    if (gpu_trainer_open(&g2, &m, gm, gv, 4, &go, &dist, NULL, 0)) {
+    if (!mkdtemp(ck) || checkpoint_write(ck, &m, gm, gv, state) ||
+        checkpoint_open(ck, &resumed, &src, &state2) ||
+        gpu_trainer_open(&g2, &resumed, &src, 4, &go, &dist, NULL, 0)) {
         err_print();
         exit(1);
     }
+    student_source_close(&src);
+    student_model_free(&resumed);
+    cJSON_Delete(state);
+    cJSON_Delete(state2);
+    remove_tree(ck);
     m.param_mem = keep;
     double la = 0, lb = 0;
     gpu_trainer *both[2] = {g, g2};

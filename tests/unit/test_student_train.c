@@ -100,6 +100,92 @@ static void test_config_changes(void) {
     cJSON_Delete(untie), cJSON_Delete(theta), cJSON_Delete(tie);
 }
 
+static char tmpdir[64];
+
+/* Tensor i of kind k read back in three uneven pieces equals want (bit for bit). */
+static int source_matches(const student_source *src, const student_model *m, source_kind k,
+                          const float *want) {
+    int same = 1;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const student_tensor *t = &m->tensors[i];
+        float *got = xmalloc(sizeof(float) * t->numel);
+        const size_t a = t->numel / 3, b = t->numel - t->numel / 5;
+        student_source_read(src, k, i, 0, a, got);
+        student_source_read(src, k, i, a, b - a, got + a);
+        student_source_read(src, k, i, b, t->numel - b, got + b);
+        same &= memcmp(got, want + t->offset, sizeof(float) * t->numel) == 0;
+        free(got);
+    }
+    return same;
+}
+
+/* The source a GPU run reads its share from gives the values a full load gives, piece by piece:
+ * a model's weights (an untied head as the embedding), and a checkpoint's float32 master weights
+ * (beside bf16 weights) and moments; a model has no moments. */
+static void test_source(void) {
+    student_model full, m;
+    student_source src;
+    int untie = 1;
+    EXPECT(student_model_load(&full, MODELS[0], NULL) == 0);
+    EXPECT(student_model_open(&m, MODELS[0], NULL, &untie) == 0 && !untie);
+    EXPECT(student_source_open(&src, &m, MODELS[0], NULL, 0) == 0);
+    EXPECT(source_matches(&src, &m, SOURCE_PARAMS, full.param_mem));
+    EXPECT(!student_source_has(&src, SOURCE_EXP_AVG) && !student_source_has(&src, SOURCE_EXP_AVG_SQ));
+    float zero[8], ones[8];
+    for (int j = 0; j < 8; j++) ones[j] = 1.0f;
+    memset(zero, 0, sizeof zero);
+    student_source_read(&src, SOURCE_EXP_AVG, 3, 5, 8, ones);
+    EXPECT(memcmp(ones, zero, sizeof zero) == 0);
+    student_source_close(&src);
+    student_model_free(&m);
+
+    cJSON *untie_json = cJSON_Parse("{\"tie_word_embeddings\": false}");
+    student_model loaded;
+    EXPECT(student_model_load(&loaded, MODELS[0], untie_json) == 0);
+    EXPECT(student_model_open(&m, MODELS[0], untie_json, &untie) == 0 && untie);
+    EXPECT(student_source_open(&src, &m, MODELS[0], NULL, untie) == 0);
+    EXPECT(source_matches(&src, &m, SOURCE_PARAMS, loaded.param_mem));
+    student_source_close(&src);
+    student_model_free(&m);
+    student_model_free(&loaded);
+    cJSON_Delete(untie_json);
+
+    /* a checkpoint stored as bf16: the master weights come from the optimizer state, exactly */
+    const size_t n = full.n_params;
+    float *ea = xmalloc(sizeof(float) * n), *es = xmalloc(sizeof(float) * n);
+    for (size_t j = 0; j < n; j++) {
+        full.param_mem[j] += 1e-4f * (float)(j % 7); /* not bf16-representable */
+        ea[j] = 1e-3f * (float)(j % 11) - 5e-3f, es[j] = 1e-6f * (float)(j % 13);
+    }
+    full.disk_dtype = DTYPE_BF16;
+    char *ck = path_join(tmpdir, "ckpt");
+    cJSON *state = cJSON_CreateObject(), *back = NULL;
+    EXPECT(checkpoint_write(ck, &full, ea, es, state) == 0);
+    EXPECT(checkpoint_open(ck, &m, &src, &back) == 0 && back);
+    EXPECT(m.disk_dtype == DTYPE_BF16);
+    EXPECT(student_source_has(&src, SOURCE_EXP_AVG) && student_source_has(&src, SOURCE_EXP_AVG_SQ));
+    EXPECT(source_matches(&src, &m, SOURCE_PARAMS, full.param_mem));
+    EXPECT(source_matches(&src, &m, SOURCE_EXP_AVG, ea));
+    EXPECT(source_matches(&src, &m, SOURCE_EXP_AVG_SQ, es));
+    student_source_close(&src);
+    student_model_free(&m);
+    cJSON_Delete(back);
+    /* a state file without the master weights is refused when opened, before any is read */
+    full.disk_dtype = DTYPE_F32;
+    EXPECT(checkpoint_write(ck, &full, ea, es, state) == 0);
+    full.disk_dtype = DTYPE_BF16;
+    char *bf_dir = path_join(tmpdir, "bf16");
+    EXPECT(checkpoint_write(bf_dir, &full, NULL, NULL, state) == 0); /* bf16 weights, no state */
+    char *bf = path_join(bf_dir, "model.safetensors"), *into = path_join(ck, "model.safetensors");
+    EXPECT(rename(bf, into) == 0);
+    EXPECT(checkpoint_open(ck, &m, &src, &back) == R1_EINPUT && !back);
+    EXPECT(strstr(err_why(), "master.") != NULL);
+    err_clear();
+    free(bf), free(into), free(bf_dir), free(ck), free(ea), free(es);
+    cJSON_Delete(state);
+    student_model_free(&full);
+}
+
 /* The step's gradient is the gradient of the mean over all its loss tokens, whatever the
  * micro-batch: rows run 4 at once, 2 + 2 or 1 + 1 + 1 + 1 give the same gradient. */
 static void test_micro_batch_invariance(void) {
@@ -218,7 +304,6 @@ static void test_schedule(void) {
 
 /* ---- token shards ------------------------------------------------------------------------ */
 
-static char tmpdir[64];
 
 static void write_bytes(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -366,6 +451,7 @@ int main(void) {
     dir_create(tmpdir);
     RUN(test_forward_parity);
     RUN(test_config_changes);
+    RUN(test_source);
     RUN(test_micro_batch_invariance);
     RUN(test_adamw);
     RUN(test_clip);
