@@ -352,7 +352,19 @@ static size_t entry_bytes(const st_entry *e) {
     return n;
 }
 
+/* fill for entries that carry their data */
+static void fill_from_data(void *ctx, int j, void *dst) {
+    const st_entry *e = (const st_entry *)ctx + j;
+    if (dst) memcpy(dst, e->data, entry_bytes(e));
+}
+
 int safetensors_write(const char *path, const st_entry *entries, int n, const cJSON *metadata) {
+    return safetensors_write_fill(path, entries, n, metadata, fill_from_data, (void *)entries, 0);
+}
+
+/* Entry j is fill's entry base + j; every entry's fill runs, with dst NULL once writing failed. */
+int safetensors_write_fill(const char *path, const st_entry *entries, int n,
+                           const cJSON *metadata, st_fill_fn fill, void *ctx, int base) {
     cJSON *hdr = cJSON_CreateObject();
     cJSON *meta = metadata ? cJSON_Duplicate(metadata, 1) : cJSON_CreateObject();
     if (!cJSON_GetObjectItemCaseSensitive(meta, "format"))
@@ -381,20 +393,36 @@ int safetensors_write(const char *path, const st_entry *entries, int n, const cJ
     for (int i = 0; i < 8; i++) len_le[i] = (uint8_t)(padded >> (8 * i));
     atomic_file a;
     int rc = atomic_open(&a, path);
-    if (rc) {
-        cJSON_free(text);
-        return rc;
+    if (!rc) {
+        atomic_write(&a, len_le, 8);
+        atomic_write(&a, text, hlen);
+        atomic_write(&a, "        ", padded - hlen);
     }
-    atomic_write(&a, len_le, 8);
-    atomic_write(&a, text, hlen);
-    atomic_write(&a, "        ", padded - hlen);
     cJSON_free(text);
-    for (int i = 0; i < n; i++) atomic_write(&a, entries[i].data, entry_bytes(&entries[i]));
-    return atomic_commit(&a);
+    /* one entry at a time through a buffer of the largest */
+    size_t big = 0;
+    for (int i = 0; i < n; i++) big = entry_bytes(&entries[i]) > big ? entry_bytes(&entries[i]) : big;
+    void *buf = rc ? NULL : xmalloc(big ? big : 1);
+    for (int i = 0; i < n; i++) {
+        fill(ctx, base + i, buf);
+        if (buf) atomic_write(&a, buf, entry_bytes(&entries[i]));
+    }
+    free(buf);
+    return rc ? rc : atomic_commit(&a);
 }
 
 int safetensors_write_dir(const char *dir, const st_entry *entries, int n, size_t max_shard_bytes) {
-    TRY(dir_create(dir));
+    return safetensors_write_dir_fill(dir, entries, n, max_shard_bytes, fill_from_data,
+                                      (void *)entries);
+}
+
+int safetensors_write_dir_fill(const char *dir, const st_entry *entries, int n,
+                               size_t max_shard_bytes, st_fill_fn fill, void *ctx) {
+    int rc = dir_create(dir);
+    if (rc) {
+        for (int i = 0; i < n; i++) fill(ctx, i, NULL);
+        return rc;
+    }
     /* Greedy split in the given order, as transformers' save_pretrained does. */
     int *shard_of = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
     int n_shards = 0;
@@ -409,10 +437,9 @@ int safetensors_write_dir(const char *dir, const st_entry *entries, int n, size_
         cur += b;
         total += b;
     }
-    int rc = R1_OK;
     if (n_shards <= 1) {
         char *p = path_join(dir, "model.safetensors");
-        rc = safetensors_write(p, entries, n, NULL);
+        rc = safetensors_write_fill(p, entries, n, NULL, fill, ctx, 0);
         free(p);
         free(shard_of);
         return rc;
@@ -421,12 +448,15 @@ int safetensors_write_dir(const char *dir, const st_entry *entries, int n, size_
     cJSON *meta = cJSON_AddObjectToObject(index, "metadata");
     cJSON_AddNumberToObject(meta, "total_size", (double)total);
     cJSON *wm = cJSON_AddObjectToObject(index, "weight_map");
-    for (int s = 0, first = 0; s < n_shards && !rc; s++) {
+    for (int s = 0, first = 0; s < n_shards; s++) {
         int last = first;
         while (last < n && shard_of[last] == s) last++;
         char *name = xasprintf("model-%05d-of-%05d.safetensors", s + 1, n_shards);
         char *p = path_join(dir, name);
-        rc = safetensors_write(p, entries + first, last - first, NULL);
+        if (rc) /* a shard failed: the rest only take part */
+            for (int i = first; i < last; i++) fill(ctx, i, NULL);
+        else
+            rc = safetensors_write_fill(p, entries + first, last - first, NULL, fill, ctx, first);
         for (int i = first; i < last; i++) cJSON_AddStringToObject(wm, entries[i].name, name);
         free(p);
         free(name);

@@ -81,5 +81,15 @@ int safetensors_write(const char *path, const st_entry *entries, int n, const cJ
 /* Writes a checkpoint into dir: model.safetensors if it fits in max_shard_bytes, otherwise
  * model-0000k-of-0000n.safetensors shards and model.safetensors.index.json. */
 int safetensors_write_dir(const char *dir, const st_entry *entries, int n, size_t max_shard_bytes);
+/* The same, the entries' data (their `data` unused) produced one at a time, in order, by
+ * fill(ctx, j, dst): entry j's bytes into dst (j counts from `base` for safetensors_write_fill,
+ * from 0 for the directory). So a model never needs to be whole in memory. fill runs for every
+ * entry even after a write failed, then with dst NULL: a fill that takes part in collectives
+ * stays in step with the other processes. */
+typedef void (*st_fill_fn)(void *ctx, int j, void *dst);
+int safetensors_write_fill(const char *path, const st_entry *entries, int n,
+                           const cJSON *metadata, st_fill_fn fill, void *ctx, int base);
+int safetensors_write_dir_fill(const char *dir, const st_entry *entries, int n,
+                               size_t max_shard_bytes, st_fill_fn fill, void *ctx);
 
 #endif

@@ -56,8 +56,8 @@ static int write_generation_config(const char *dir, const student_model *m) {
     return rc;
 }
 
-int checkpoint_write(const char *dir, const student_model *m, const float *exp_avg,
-                     const float *exp_avg_sq, const cJSON *state) {
+/* config.json, the tokenizer's files and generation_config.json */
+static int write_small_files(const char *dir, const student_model *m) {
     TRY(dir_create(dir));
     CHECK(m->path);
     char *cfg_dst = path_join(dir, "config.json");
@@ -70,35 +70,95 @@ int checkpoint_write(const char *dir, const student_model *m, const float *exp_a
                                          "tokenizer.model",  "chat_template.jinja"};
     for (size_t i = 0; i < sizeof copied / sizeof *copied; i++)
         TRY(file_copy_into(m->path, dir, copied[i], 0));
-    TRY(write_generation_config(dir, m));
+    return write_generation_config(dir, m);
+}
 
-    const int n = m->n_tensors;
-    st_entry *e = xmalloc(sizeof(st_entry) * 3 * (size_t)n);
-    void *s0 = NULL, *s1 = NULL, *s2 = NULL;
-    student_model_entries(m, m->param_mem, "", m->disk_dtype, &s0, e);
-    rc = safetensors_write_dir(dir, e, n, (size_t)5 << 30);
-    free(s0);
-    if (!rc && exp_avg) {
-        student_model_entries(m, exp_avg, "exp_avg.", DTYPE_F32, &s0, e);
-        student_model_entries(m, exp_avg_sq, "exp_avg_sq.", DTYPE_F32, &s1, e + n);
-        int k = 2 * n;
-        if (m->disk_dtype != DTYPE_F32) {
-            student_model_entries(m, m->param_mem, "master.", DTYPE_F32, &s2, e + k);
-            k += n;
-        }
-        char *p = path_join(dir, "optimizer.safetensors");
-        rc = safetensors_write(p, e, k, NULL);
-        free(p);
-        free(s0);
-        free(s1);
-        free(s2);
+/* The writer's fill: entry j is kind kinds[j / n] of the layout's tensor j % n, in the entry's
+ * type (through a float32 buffer of the largest tensor when narrower). */
+typedef struct {
+    const student_model *m;
+    const checkpoint_values *v;
+    const st_entry *e;
+    source_kind kinds[3];
+    float *f32;
+} entry_fill;
+
+static void fill_entry(void *ctx, int j, void *dst) {
+    const entry_fill *f = ctx;
+    const int n = f->m->n_tensors, i = j % n;
+    const source_kind k = f->kinds[j / n];
+    if (!dst || f->e[j].dt == DTYPE_F32) {
+        f->v->read(f->v->ctx, k, i, dst);
+        return;
     }
-    free(e);
-    if (!rc) rc = json_write_file(dir, "trainer_state.json", state);
+    f->v->read(f->v->ctx, k, i, f->f32);
+    dtype_from_f32(dst, f->f32, f->e[j].dt, f->m->tensors[i].numel);
+}
+
+/* Writes entries [0, k) of f to path, or (path NULL, or after an error) only reads them. */
+static int write_or_walk(const char *path, int dir, st_entry *e, int k, entry_fill *f, int rc) {
+    if (path && !rc)
+        return dir ? safetensors_write_dir_fill(path, e, k, (size_t)5 << 30, fill_entry, f)
+                   : safetensors_write_fill(path, e, k, NULL, fill_entry, f, 0);
+    for (int j = 0; j < k; j++) fill_entry(f, j, NULL);
     return rc;
 }
 
-/* The step of a "checkpoint-<N>" name, or -1. */
+int checkpoint_write_values(const char *dir, const student_model *m, const checkpoint_values *v,
+                            const cJSON *state) {
+    const int n = m->n_tensors, narrow = m->disk_dtype != DTYPE_F32;
+    int rc = dir ? write_small_files(dir, m) : R1_OK;
+    st_entry *e = xmalloc(sizeof(st_entry) * 3 * (size_t)n);
+    char *names[3] = {NULL, NULL, NULL};
+    entry_fill f = {m, v, e, {SOURCE_PARAMS, SOURCE_PARAMS, SOURCE_PARAMS}, NULL};
+    if (narrow) {
+        size_t big = 0;
+        for (int i = 0; i < n; i++) big = m->tensors[i].numel > big ? m->tensors[i].numel : big;
+        f.f32 = xmalloc(sizeof(float) * big);
+    }
+    student_model_entries(m, "", m->disk_dtype, &names[0], e);
+    rc = write_or_walk(dir, 1, e, n, &f, rc);
+    free(names[0]);
+    if (v->state) {
+        student_model_entries(m, "exp_avg.", DTYPE_F32, &names[0], e);
+        student_model_entries(m, "exp_avg_sq.", DTYPE_F32, &names[1], e + n);
+        f.kinds[0] = SOURCE_EXP_AVG;
+        f.kinds[1] = SOURCE_EXP_AVG_SQ;
+        int k = 2 * n;
+        if (narrow) {
+            student_model_entries(m, "master.", DTYPE_F32, &names[2], e + k);
+            k += n;
+        }
+        char *p = dir ? path_join(dir, "optimizer.safetensors") : NULL;
+        rc = write_or_walk(p, 0, e, k, &f, rc);
+        free(p);
+        for (int i = 0; i < 3; i++) free(names[i]);
+    }
+    free(e);
+    free(f.f32);
+    if (dir && !rc) rc = json_write_file(dir, "trainer_state.json", state);
+    return rc;
+}
+
+/* Values in host arrays in the layout (a kind's array NULL: not written). */
+typedef struct {
+    const student_model *m;
+    const float *a[SOURCE_KINDS];
+} host_values;
+
+static void read_host(void *ctx, source_kind k, int i, float *dst) {
+    const host_values *h = ctx;
+    const student_tensor *t = &h->m->tensors[i];
+    if (dst) memcpy(dst, h->a[k] + t->offset, sizeof(float) * t->numel);
+}
+
+int checkpoint_write(const char *dir, const student_model *m, const float *exp_avg,
+                     const float *exp_avg_sq, const cJSON *state) {
+    host_values h = {m, {m->param_mem, exp_avg, exp_avg_sq}};
+    const checkpoint_values v = {read_host, &h, exp_avg != NULL};
+    return checkpoint_write_values(dir, m, &v, state);
+}
+
 static int64_t checkpoint_step(const char *name) {
     if (strncmp(name, "checkpoint-", 11) != 0 || !name[11]) return -1;
     int64_t v = 0;
@@ -152,12 +212,21 @@ char *checkpoint_latest(const char *out) {
 
 int checkpoint_save(const char *out, int64_t step, const student_model *m, const float *exp_avg,
                     const float *exp_avg_sq, const cJSON *state, int keep) {
+    host_values h = {m, {m->param_mem, exp_avg, exp_avg_sq}};
+    const checkpoint_values v = {read_host, &h, exp_avg != NULL};
+    return checkpoint_save_values(out, step, m, &v, state, keep);
+}
+
+int checkpoint_save_values(const char *out, int64_t step, const student_model *m,
+                           const checkpoint_values *v, const cJSON *state, int keep) {
+    if (!out) return checkpoint_write_values(NULL, m, v, NULL);
     char name[48];
     snprintf(name, sizeof name, "checkpoint-%lld", (long long)step);
     char *final = path_join(out, name);
     char *tmp = xasprintf("%s.tmp", final);
     int rc = remove_tree(tmp);
-    if (!rc) rc = checkpoint_write(tmp, m, exp_avg, exp_avg_sq, state);
+    if (rc) checkpoint_write_values(NULL, m, v, NULL); /* still takes part */
+    if (!rc) rc = checkpoint_write_values(tmp, m, v, state);
     if (!rc) rc = remove_tree(final);
     if (!rc && rename(tmp, final) != 0)
         rc = err_fail(R1_ERUNTIME, final, "cannot rename the checkpoint into place: %s",

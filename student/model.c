@@ -149,36 +149,22 @@ int student_model_load(student_model *m, const char *dir, const cJSON *config_ch
     return R1_OK;
 }
 
-void student_model_entries(const student_model *m, const float *src, const char *prefix, dtype dt,
-                           void **scratch, st_entry *entries) {
-    size_t names = 0;
-    for (int i = 0; i < m->n_tensors; i++) names += strlen(prefix) + strlen(m->tensors[i].name) + 1;
-    names = (names + 7) & ~(size_t)7;
-    /* float32 entries point into src itself: a checkpoint of the optimizer state would
-     * otherwise copy three float32 models */
-    const int copy = dt != DTYPE_F32;
-    char *mem = xmalloc(names + (copy ? m->n_params * dtype_size(dt) : 0));
-    char *np = mem;
-    uint8_t *data = (uint8_t *)mem + names;
+void student_model_entries(const student_model *m, const char *prefix, dtype dt, char **names,
+                           st_entry *entries) {
+    size_t len = 0;
+    for (int i = 0; i < m->n_tensors; i++) len += strlen(prefix) + strlen(m->tensors[i].name) + 1;
+    char *np = *names = xmalloc(len ? len : 1);
     for (int i = 0; i < m->n_tensors; i++) {
         const student_tensor *t = &m->tensors[i];
         st_entry *e = &entries[i];
         memset(e, 0, sizeof *e);
+        e->name = np;
         np += sprintf(np, "%s%s", prefix, t->name) + 1;
-        e->name = np - strlen(prefix) - strlen(t->name) - 1;
         e->dt = dt;
         e->ndim = t->ndim;
         e->shape[0] = t->shape[0];
         e->shape[1] = t->shape[1];
-        if (copy) {
-            void *out = data + t->offset * dtype_size(dt);
-            dtype_from_f32(out, src + t->offset, dt, t->numel);
-            e->data = out;
-        } else {
-            e->data = src + t->offset;
-        }
     }
-    *scratch = mem;
 }
 
 void student_model_free(student_model *m) {

@@ -126,11 +126,10 @@ void student_source_read_all(const student_source *src, const student_model *m, 
                              float *dst);
 void student_source_close(student_source *src);
 
-/* The tensors of the layout as safetensors entries named prefix+name, their data (src in the
- * layout) converted to dt. Names and converted data live in *scratch, which the caller frees;
- * float32 entries point into src, which must outlive them. */
-void student_model_entries(const student_model *m, const float *src, const char *prefix, dtype dt,
-                           void **scratch, st_entry *entries /* [n_tensors] */);
+/* The tensors of the layout as safetensors entries named prefix+name, of type dt, without data
+ * (safetensors_write_dir_fill produces it). The names live in *names, which the caller frees. */
+void student_model_entries(const student_model *m, const char *prefix, dtype dt, char **names,
+                           st_entry *entries /* [n_tensors] */);
 void student_model_free(student_model *m);
 const student_tensor *student_model_find(const student_model *m, const char *name);
 

@@ -302,7 +302,8 @@ static int train_loop(run_state *R, const train_args *a) {
     student_model *m = &R->m;
     /* The CPU trainer and an offloaded run keep the float32 state on the host. A GPU run
      * otherwise reads its share straight from the mapped files, which every rank on a host
-     * shares, and m->param_mem stays untouched until rank 0 gathers a checkpoint into it. */
+     * shares; m->param_mem stays untouched, as checkpoints are written while the GPUs gather
+     * them a bucket at a time. */
     if (!use_gpu || a->offload_optimizer) {
         student_source_read_all(&R->src, m, SOURCE_PARAMS, m->param_mem);
         R->exp_avg = xcalloc_large(m->n_params, sizeof(float));
@@ -550,13 +551,10 @@ static int train_loop(run_state *R, const train_args *a) {
         if (a->save_every > 0 && step % a->save_every == 0) {
             cJSON *st = state_json(a, &pos, &R->td, warmup, total, loss);
             if (R->gpu && !a->offload_optimizer) {
-                /* the GPU's state comes back by tensor name; rank 0 writes it */
-                float *ea = lead ? xmalloc(sizeof(float) * m->n_params) : NULL;
-                float *es = lead ? xmalloc(sizeof(float) * m->n_params) : NULL;
-                gpu_trainer_get(R->gpu, lead ? m->param_mem : NULL, ea, es);
-                rc = lead ? checkpoint_save(a->out, step, m, ea, es, st, (int)a->keep) : R1_OK;
-                free(ea);
-                free(es);
+                /* the GPUs' state comes back a bucket at a time as rank 0 writes it */
+                const checkpoint_values v = gpu_trainer_values(R->gpu, 1);
+                rc = checkpoint_save_values(lead ? a->out : NULL, step, m, &v, st, (int)a->keep);
+                gpu_trainer_values_end(R->gpu);
             } else {
                 /* the host holds the state; the GPU's share of it (offloading) comes back */
                 if (R->gpu) gpu_trainer_get(R->gpu, m->param_mem, R->exp_avg, R->exp_avg_sq);
@@ -583,12 +581,17 @@ static int train_loop(run_state *R, const train_args *a) {
                     (long long)pos.step, el, (long long)nt);
         if (lead) fprintf(stderr, "eval_loss %.6f over %lld tokens\n", el, (long long)nt);
     }
-    if (R->gpu) gpu_trainer_get(R->gpu, lead ? m->param_mem : NULL, NULL, NULL);
-    if (!lead) return R1_OK;
     cJSON *st = state_json(a, &pos, &R->td, warmup, total, loss);
-    rc = checkpoint_write(a->out, m, NULL, NULL, st);
+    if (R->gpu && !a->offload_optimizer) {
+        const checkpoint_values v = gpu_trainer_values(R->gpu, 0);
+        rc = checkpoint_write_values(lead ? a->out : NULL, m, &v, st);
+        gpu_trainer_values_end(R->gpu);
+    } else {
+        if (R->gpu) gpu_trainer_get(R->gpu, m->param_mem, NULL, NULL);
+        rc = checkpoint_write(a->out, m, NULL, NULL, st);
+    }
     cJSON_Delete(st);
-    if (rc) return rc;
+    if (rc || !lead) return rc;
     fprintf(stderr, "wrote the model to %s; peak RSS %.1f MiB\n", a->out, peak_rss_mib());
     return R1_OK;
 }

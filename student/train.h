@@ -78,6 +78,21 @@ int checkpoint_write(const char *dir, const student_model *m, const float *exp_a
  * and removes older checkpoints beyond `keep`. */
 int checkpoint_save(const char *out, int64_t step, const student_model *m, const float *exp_avg,
                     const float *exp_avg_sq, const cJSON *state, int keep);
+/* Where a checkpoint's float32 values come from, one tensor at a time in the order the writer
+ * needs them: read(ctx, k, i, dst) puts kind k's values of the layout's tensor i into dst. So
+ * the model is never whole on the host: the GPUs gather a bucket at a time. A process that
+ * writes nothing but takes part in those gathers passes dir / out NULL: read is then called
+ * with dst NULL, in the same order. After a write error the reads still run (dst NULL) to the
+ * end, so the other processes are never left waiting. */
+typedef struct {
+    void (*read)(void *ctx, source_kind k, int i, float *dst);
+    void *ctx;
+    int state; /* the optimizer state too (a checkpoint to resume); else the model only */
+} checkpoint_values;
+int checkpoint_write_values(const char *dir, const student_model *m, const checkpoint_values *v,
+                            const cJSON *state);
+int checkpoint_save_values(const char *out, int64_t step, const student_model *m,
+                           const checkpoint_values *v, const cJSON *state, int keep);
 /* The newest complete checkpoint-<N> directory under out, or NULL. */
 char *checkpoint_latest(const char *out);
 /* Opens a checkpoint: its trainer state, its model (zeroed) and the source of its weights (the
@@ -155,6 +170,13 @@ void gpu_trainer_update(gpu_trainer *g, const adamw_config *c);
  * are skipped, as on ranks that only take part). Offloading, only the tensors whose state the
  * GPU keeps are written: the host holds the others'. */
 void gpu_trainer_get(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq);
+/* The state as a checkpoint's values (checkpoint_write_values / _save_values): each bucket is
+ * gathered when the writer reaches it, so no rank holds the whole model on the host. Every
+ * rank writes, or takes part, in the same order. with_state: the moments too. Not when
+ * offloading (the host keeps part of the state: gpu_trainer_get). values_end frees the host
+ * buffer of the last bucket. */
+checkpoint_values gpu_trainer_values(gpu_trainer *g, int with_state);
+void gpu_trainer_values_end(gpu_trainer *g);
 /* The accumulated gradients into a host array of the student layout (one GPU only; for tests). */
 void gpu_trainer_get_grads(gpu_trainer *g, float *grads);
 /* Offloading: the GPU's AdamW on the tensors whose state it keeps, and the CPU trainer's step

@@ -1013,48 +1013,65 @@ static void pieces_to_host(cuda_student *s, int k, const void *mine, size_t es, 
     }
 }
 
-void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst) {
+int cuda_student_bucket_of(const cuda_student *s, int i) {
+    CHECK(i >= 0 && i < s->n_params);
+    int k = 0;
+    while (s->b_p0[k + 1] <= i) k++;
+    return k;
+}
+
+void cuda_student_bucket(const cuda_student *s, int k, size_t *start, size_t *len) {
+    CHECK(k >= 0 && k < s->n_buckets);
+    *start = s->b_off[k];
+    *len = s->b_len[k];
+}
+
+void cuda_student_get_bucket(cuda_student *s, cuda_tensor_kind kind, int k, float *hb) {
+    CHECK(k >= s->k_dev && k < s->n_buckets);
     const int master = kind == CUDA_MASTER;
     /* the local pieces: float32 moments, or the master weights' 16-bit low halves */
     const void *local = master ? (const void *)s->w_lo : (const void *)state_array(s, kind);
-    const size_t es = master ? sizeof(uint16_t) : sizeof(float);
+    const size_t es = master ? sizeof(uint16_t) : sizeof(float), n = s->b_len[k];
     wait_comm(s);
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
-    const size_t big = biggest_bucket(s);
-    float *hb = dst ? xmalloc(sizeof(float) * big) : NULL;
-    /* a bucket's pieces as they arrive (the float32 values, or the low halves) */
-    void *hp = dst ? (master ? xmalloc(sizeof(uint16_t) * big) : (void *)hb) : NULL;
-    uint16_t *hw = dst && master ? xmalloc(sizeof(uint16_t) * big) : NULL;
-    /* the pieces of a bucket meet on every rank through a bounded device buffer */
+    /* the bucket's pieces as they arrive (the float32 values, or the low halves) */
+    void *hp = hb ? (master ? xmalloc(sizeof(uint16_t) * n) : (void *)hb) : NULL;
+    uint16_t *hw = hb && master ? xmalloc(sizeof(uint16_t) * n) : NULL;
+    /* the pieces meet on every rank through a bounded device buffer */
     char *tmp = NULL;
     size_t chunk = 0;
     if (s->R > 1) {
-        chunk = big / (size_t)s->R;
+        chunk = n / (size_t)s->R;
         if (chunk > ((size_t)16 << 20)) chunk = (size_t)16 << 20;
         R1_CUDA_CHECK(cudaMalloc((void **)&tmp, es * chunk * (size_t)s->R));
     }
-    for (int k = s->k_dev; k < s->n_buckets; k++) {
-        pieces_to_host(s, k, (const char *)local + es * piece_local(s, k), es, hp, tmp, chunk);
-        /* the upper halves: from the whole copy, or (ZeRO-3's layers) gathered as well */
-        if (master && !whole_held(s, k))
-            pieces_to_host(s, k, w_mine(s, k), sizeof(uint16_t), hw, tmp, chunk);
-        if (!hb) continue;
-        if (master) {
-            const uint16_t *hl = hp;
-            if (whole_held(s, k))
-                R1_CUDA_CHECK(cudaMemcpy(hw, s->wb[k], sizeof(uint16_t) * s->b_len[k],
-                                         cudaMemcpyDeviceToHost));
-            for (size_t j = 0; j < s->b_len[k]; j++) hb[j] = f32_join(hw[j], hl[j]);
-        }
-        for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {
-            const cuda_param *p = &s->params[i];
-            memcpy(dst[i], hb + (p->offset - s->b_off[k]), sizeof(float) * (size_t)(p->rows * p->cols));
-        }
+    pieces_to_host(s, k, (const char *)local + es * piece_local(s, k), es, hp, tmp, chunk);
+    /* the upper halves: from the whole copy, or (ZeRO-3's layers) gathered as well */
+    if (master && !whole_held(s, k)) pieces_to_host(s, k, w_mine(s, k), sizeof(uint16_t), hw, tmp, chunk);
+    if (hb && master) {
+        const uint16_t *hl = hp;
+        if (whole_held(s, k))
+            R1_CUDA_CHECK(cudaMemcpy(hw, s->wb[k], sizeof(uint16_t) * n, cudaMemcpyDeviceToHost));
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK)
+        for (size_t j = 0; j < n; j++) hb[j] = f32_join(hw[j], hl[j]);
     }
     if (tmp) R1_CUDA_CHECK(cudaFree(tmp));
     if (master) free(hp);
-    free(hb);
     free(hw);
+}
+
+void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst) {
+    float *hb = dst ? xmalloc(sizeof(float) * biggest_bucket(s)) : NULL;
+    for (int k = s->k_dev; k < s->n_buckets; k++) {
+        cuda_student_get_bucket(s, kind, k, hb);
+        if (hb)
+            for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {
+                const cuda_param *p = &s->params[i];
+                memcpy(dst[i], hb + (p->offset - s->b_off[k]),
+                       sizeof(float) * (size_t)(p->rows * p->cols));
+            }
+    }
+    free(hb);
 }
 
 /* ---- the micro-batch --------------------------------------------------------------------------------- */

@@ -139,6 +139,13 @@ void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const fl
  * gathers the shards; collective, so every rank calls it, and ranks that only take part pass
  * dst NULL. */
 typedef void (*cuda_host_read_fn)(void *ctx, int i, size_t c0, size_t cnt, float *dst);
+/* get_state one bucket at a time (a checkpoint written as it is gathered): bucket k's float32
+ * values of kind into hb (len values: tensor i of the bucket at hb + its offset - start).
+ * Collective like get_state; hb NULL only takes part. Buckets the host keeps (host_optimizer)
+ * are not the device's to give. */
+int cuda_student_bucket_of(const cuda_student *s, int i);
+void cuda_student_bucket(const cuda_student *s, int k, size_t *start, size_t *len);
+void cuda_student_get_bucket(cuda_student *s, cuda_tensor_kind kind, int k, float *hb);
 void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, cuda_host_read_fn read,
                             void *ctx);
 void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst);

@@ -22,7 +22,12 @@ struct gpu_trainer {
     cuda_comm *comm;
     int n;                  /* tensors */
     int *host_t;            /* [n] the host layout's tensor that is cuda tensor i */
+    int *cuda_t;            /* [n] the cuda tensor that is the host layout's tensor i */
     size_t *host_off;       /* [n] its offset in the host layout */
+    /* the bucket last gathered for a checkpoint (gpu_trainer_values) */
+    int got_kind, got_bucket, got_valid;
+    float *got;
+    size_t got_cap;
     int *cu;                /* [max_tokens + 1] document bounds of the current micro-batch */
     int max_tokens;
     recompute_mode recompute;
@@ -112,6 +117,7 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const student_so
     g->cu = xmalloc(sizeof(int) * ((size_t)max_tokens + 1));
     g->n = cuda_student_n_params(g->s);
     g->host_t = xmalloc(sizeof(int) * (size_t)g->n);
+    g->cuda_t = xmalloc(sizeof(int) * (size_t)g->n);
     g->host_off = xmalloc(sizeof(size_t) * (size_t)g->n);
     /* the two tables name the same tensors (core/dense_layout.h on the host side) */
     if (g->n != m->n_tensors) rc = err_fail(R1_ERUNTIME, "cuda", "the CUDA student has %d tensors, "
@@ -123,7 +129,8 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const student_so
             rc = err_fail(R1_ERUNTIME, "cuda", "tensor %s: not in the model's layout, or another "
                           "size", p->name);
         else
-            g->host_t[i] = (int)(t - m->tensors), g->host_off[i] = t->offset;
+            g->host_t[i] = (int)(t - m->tensors), g->cuda_t[t - m->tensors] = i,
+            g->host_off[i] = t->offset;
     }
     if (rc) {
         gpu_trainer_close(g);
@@ -223,6 +230,42 @@ void gpu_trainer_get(gpu_trainer *g, float *params, float *exp_avg, float *exp_a
     }
 }
 
+/* checkpoint_values' read: the tensor's values from its bucket, gathered when the writer moves
+ * on to another bucket or kind. Every rank asks in the same order, so the gathers match. */
+static void read_gathered(void *ctx, source_kind k, int i, float *dst) {
+    static const cuda_tensor_kind kind[SOURCE_KINDS] = {CUDA_MASTER, CUDA_ADAM_M, CUDA_ADAM_V};
+    gpu_trainer *g = ctx;
+    const int c = g->cuda_t[i], b = cuda_student_bucket_of(g->s, c);
+    size_t start, len;
+    cuda_student_bucket(g->s, b, &start, &len);
+    if (g->got_kind != (int)k || g->got_bucket != b) {
+        if (dst && len > g->got_cap) {
+            free(g->got);
+            g->got = xmalloc(sizeof(float) * len);
+            g->got_cap = len;
+        }
+        cuda_student_get_bucket(g->s, kind[k], b, dst ? g->got : NULL);
+        g->got_kind = (int)k;
+        g->got_bucket = b;
+        g->got_valid = dst != NULL;
+    }
+    if (!dst) return;
+    CHECK(g->got_valid); /* a rank that takes part never asks for values afterwards */
+    const cuda_param *p = cuda_student_param(g->s, c);
+    memcpy(dst, g->got + (p->offset - start), sizeof(float) * (size_t)(p->rows * p->cols));
+}
+
+checkpoint_values gpu_trainer_values(gpu_trainer *g, int with_state) {
+    g->got_kind = g->got_bucket = -1;
+    return (checkpoint_values){read_gathered, g, with_state};
+}
+
+void gpu_trainer_values_end(gpu_trainer *g) {
+    free(g->got);
+    g->got = NULL;
+    g->got_cap = 0;
+}
+
 void gpu_trainer_get_grads(gpu_trainer *g, float *grads) {
     for (int i = 0; i < g->n; i++) cuda_student_download(g->s, CUDA_GRAD, i, grads + g->host_off[i]);
 }
@@ -258,7 +301,9 @@ void gpu_trainer_close(gpu_trainer *g) {
     cuda_student_destroy(g->s);
     cuda_comm_destroy(g->comm);
     free(g->host_t);
+    free(g->cuda_t);
     free(g->host_off);
+    free(g->got);
     free(g->cu);
     free(g);
 }
@@ -279,6 +324,11 @@ recompute_mode gpu_trainer_recompute(const gpu_trainer *g) {
     CHECK(!"no CUDA in this build");
     return RECOMPUTE_NONE;
 }
+checkpoint_values gpu_trainer_values(gpu_trainer *g, int with_state) {
+    CHECK(!"no CUDA in this build");
+    return (checkpoint_values){NULL, NULL, 0};
+}
+void gpu_trainer_values_end(gpu_trainer *g) { CHECK(!"no CUDA in this build"); }
 int gpu_trainer_micro(gpu_trainer *g, const student_batch *b, float scale, int last) {
     CHECK(!"no CUDA in this build");
     return R1_ERUNTIME;

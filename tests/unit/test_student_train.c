@@ -186,6 +186,65 @@ static void test_source(void) {
     student_model_free(&full);
 }
 
+/* A checkpoint_values reader that records the order of its reads and serves host arrays. */
+typedef struct {
+    const student_model *m;
+    const float *a[SOURCE_KINDS];
+    int n, cap, *seq; /* kind * n_tensors + tensor, negated (minus 1) when dst was NULL */
+} recorder;
+
+static void record(void *ctx, source_kind k, int i, float *dst) {
+    recorder *r = ctx;
+    if (r->n == r->cap) r->seq = xrealloc(r->seq, sizeof(int) * (size_t)(r->cap = 2 * r->cap + 64));
+    const int code = (int)k * r->m->n_tensors + i;
+    r->seq[r->n++] = dst ? code : -code - 1;
+    const student_tensor *t = &r->m->tensors[i];
+    if (dst) memcpy(dst, r->a[k] + t->offset, sizeof(float) * t->numel);
+}
+
+/* A checkpoint written from values read one tensor at a time (as the GPUs gather them) is the
+ * one written from whole arrays; a process that only takes part (no directory) reads in the
+ * same order, and so does a writer whose directory cannot be made, to the end. */
+static void test_checkpoint_values(void) {
+    student_model m;
+    EXPECT(student_model_load(&m, MODELS[1], NULL) == 0);
+    const size_t n = m.n_params;
+    float *ea = xmalloc(sizeof(float) * n), *es = xmalloc(sizeof(float) * n);
+    for (size_t j = 0; j < n; j++) ea[j] = 1e-3f * (float)(j % 17), es[j] = 1e-7f * (float)(j % 5);
+    m.disk_dtype = DTYPE_BF16; /* master.* too */
+    cJSON *state = cJSON_CreateObject();
+    char *a = path_join(tmpdir, "ck-arrays"), *b = path_join(tmpdir, "ck-values");
+    EXPECT(checkpoint_write(a, &m, ea, es, state) == 0);
+    recorder wr = {&m, {m.param_mem, ea, es}, 0, 0, NULL}, walk = wr, failed = wr;
+    checkpoint_values v = {record, &wr, 1};
+    EXPECT(checkpoint_write_values(b, &m, &v, state) == 0);
+    static const char *const files[] = {"model.safetensors", "optimizer.safetensors"};
+    for (int f = 0; f < 2; f++) {
+        char *pa = path_join(a, files[f]), *pb = path_join(b, files[f]), *da, *db;
+        size_t la, lb;
+        EXPECT(file_read_all(pa, 1 << 28, &da, &la) == 0 && file_read_all(pb, 1 << 28, &db, &lb) == 0);
+        EXPECT_MSG(la == lb && memcmp(da, db, la) == 0, "%s differs", files[f]);
+        free(pa), free(pb), free(da), free(db);
+    }
+    /* model (params), then exp_avg, exp_avg_sq and the masters: 4 passes over the tensors */
+    EXPECT_EQ_INT(wr.n, 4 * m.n_tensors);
+    v.ctx = &walk;
+    EXPECT(checkpoint_write_values(NULL, &m, &v, NULL) == 0);
+    v.ctx = &failed;
+    char *under_file = path_join(a, "config.json/sub"); /* a directory that cannot be made */
+    EXPECT(checkpoint_write_values(under_file, &m, &v, state) != 0);
+    err_clear();
+    EXPECT(walk.n == wr.n && failed.n == wr.n);
+    for (int j = 0; j < wr.n && j < walk.n && j < failed.n; j++) {
+        EXPECT(wr.seq[j] >= 0 && walk.seq[j] == -wr.seq[j] - 1);
+        EXPECT(failed.seq[j] == -wr.seq[j] - 1);
+    }
+    free(wr.seq), free(walk.seq), free(failed.seq), free(under_file), free(a), free(b);
+    free(ea), free(es);
+    cJSON_Delete(state);
+    student_model_free(&m);
+}
+
 /* The step's gradient is the gradient of the mean over all its loss tokens, whatever the
  * micro-batch: rows run 4 at once, 2 + 2 or 1 + 1 + 1 + 1 give the same gradient. */
 static void test_micro_batch_invariance(void) {
@@ -452,6 +511,7 @@ int main(void) {
     RUN(test_forward_parity);
     RUN(test_config_changes);
     RUN(test_source);
+    RUN(test_checkpoint_values);
     RUN(test_micro_batch_invariance);
     RUN(test_adamw);
     RUN(test_clip);
