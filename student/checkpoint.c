@@ -111,7 +111,7 @@ int checkpoint_write_values(const char *dir, const student_model *m, const check
     st_entry *e = xmalloc(sizeof(st_entry) * 3 * (size_t)n);
     char *names[3] = {NULL, NULL, NULL};
     entry_fill f = {m, v, e, {SOURCE_PARAMS, SOURCE_PARAMS, SOURCE_PARAMS}, NULL};
-    if (narrow) {
+    if (narrow && dir) {
         size_t big = 0;
         for (int i = 0; i < n; i++) big = m->tensors[i].numel > big ? m->tensors[i].numel : big;
         f.f32 = xmalloc(sizeof(float) * big);
@@ -159,6 +159,7 @@ int checkpoint_write(const char *dir, const student_model *m, const float *exp_a
     return checkpoint_write_values(dir, m, &v, state);
 }
 
+/* The step of a "checkpoint-<N>" name, or -1. */
 static int64_t checkpoint_step(const char *name) {
     if (strncmp(name, "checkpoint-", 11) != 0 || !name[11]) return -1;
     int64_t v = 0;

@@ -125,12 +125,14 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const student_so
     for (int i = 0; i < g->n && !rc; i++) {
         const cuda_param *p = cuda_student_param(g->s, i);
         const student_tensor *t = student_model_find(m, p->name);
-        if (!t || t->numel != (size_t)(p->rows * p->cols))
+        if (!t || t->numel != (size_t)(p->rows * p->cols)) {
             rc = err_fail(R1_ERUNTIME, "cuda", "tensor %s: not in the model's layout, or another "
                           "size", p->name);
-        else
-            g->host_t[i] = (int)(t - m->tensors), g->cuda_t[t - m->tensors] = i,
+        } else {
+            g->host_t[i] = (int)(t - m->tensors);
+            g->cuda_t[g->host_t[i]] = i;
             g->host_off[i] = t->offset;
+        }
     }
     if (rc) {
         gpu_trainer_close(g);
