@@ -184,14 +184,11 @@ static void run_model(const char *label, const char *dir, int grad_f32) {
           *gv = (float *)xmalloc(sizeof(float) * np);
     gpu_trainer_get(g, gp, gm, gv);
     sync_check("step");
-    {
-        double *w = to_double(ea, np);
-        compare("exp_avg", "all tensors, after step 1", gm, w, np, 0, 5e-2);
-        free(w);
-        w = to_double(es, np);
-        compare("exp_avg_sq", "all tensors, after step 1", gv, w, np, 0, 1e-1);
-        free(w);
-    }
+    /* tensor by tensor, as the gradients: one elementwise bound against the whole model's RMS
+     * failed on an embedding element whose gradient is larger than the model's typical one
+     * (seed 4765738555130893583) */
+    compare_tensors("exp_avg after step 1", &m, gm, ea, 5e-2);
+    compare_tensors("exp_avg_sq after step 1", &m, gv, es, 1e-1);
     /* the updates of every matrix, and of all tensors together; vectors (norms, biases) only in
      * the whole: a k_proj bias has a gradient of zero up to RoPE (softmax does not see a
      * constant added to a row's scores), so the sign of each of its elements is noise */

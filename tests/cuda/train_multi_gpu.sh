@@ -20,7 +20,9 @@
 #     state, with tied and untied heads, with either recomputation, ranks of unequal training
 #     and evaluation shares, and a ZeRO-2 checkpoint resumed under ZeRO-3; and it takes less
 #     memory than ZeRO-2;
-#   - --zero auto (the default) picks ZeRO-1 where it fits, else the lowest stage that does.
+#   - --zero auto (the default) picks ZeRO-1 where it fits, else the lowest stage that does;
+#   - `--gpus 2` reports each rank's peak RSS. Every 2-GPU checkpoint and final model here is
+#     written as the GPUs gather it, a bucket at a time (checkpoint_write_values).
 # Needs 2 GPUs (make test-cuda runs it only where there are); BIN, ROOT and TMP as for tests/e2e.
 set -euo pipefail
 . "$ROOT/tests/cuda/lib_train.sh"
@@ -52,6 +54,7 @@ s=$SECONDS
 "$BIN" train "${c[@]}" --gpus 2 --out "$TMP/g2" --log "$TMP/g2.jsonl" 2>"$TMP/g2.err"
 echo "2 GPUs: $((SECONDS - s)) s; $(grep '^device: ' "$TMP/g2.err")"
 grep -q '^device: cuda, 2 GPUs.*ZeRO-1 (the lowest that fits)' "$TMP/g2.err"
+grep -Eq '^peak RSS per rank: [1-9][0-9]*, [1-9][0-9]* MiB$' "$TMP/g2.err"
 [ "$(grep -c '"loss"' "$TMP/g2.jsonl")" -eq 20 ]
 "${CMP[@]}" curve "$TMP/g1.jsonl" "$TMP/g2.jsonl" --steps 1-1 --max-rel 1e-5 --mean-rel 1e-5
 "${CMP[@]}" curve "$TMP/g1.jsonl" "$TMP/g2.jsonl" --max-rel 2e-2 --mean-rel 5e-3 --fall 0.8
