@@ -73,4 +73,18 @@ expect 2 "everything is there already" "$BIN" train --model "$M" --data "$F/tiny
 expect 2 "runs on one GPU" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o19" --gpus 2 --offload-optimizer
 expect 2 "everything is there already" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o20" --device cpu --offload-all
 expect 2 "or auto (the lowest that fits), got 4" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o21" --zero 4
+# a damaged checkpoint is refused when resumed, before anything is read or written: an optimizer
+# state cut short inside its data, then none at all
+c=(--model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o22" --steps 3 --batch-size 2 --seq-len 64
+   --quiet --save-every 1 --keep 0 --device cpu)
+"$BIN" train "${c[@]}" 2>/dev/null
+rm -r "$TMP/o22/checkpoint-3" "$TMP/o22/checkpoint-2"
+ck=$TMP/o22/checkpoint-1
+head -c $(($(stat -c %s "$ck/optimizer.safetensors") - 1000)) "$ck/optimizer.safetensors" >"$TMP/opt.part"
+mv "$TMP/opt.part" "$ck/optimizer.safetensors"
+expect 2 "checkpoint-1/optimizer.safetensors" "$BIN" train "${c[@]}" --resume
+rm "$ck/optimizer.safetensors"
+expect 2 "checkpoint-1/optimizer.safetensors" "$BIN" train "${c[@]}" --resume
+[ "$(ls "$TMP/o22")" = "$(printf 'checkpoint-1\nconfig.json\ngeneration_config.json\nmodel.safetensors\ntokenizer.json\ntokenizer_config.json\ntrainer_state.json')" ] ||
+    { echo "FAILED: a refused resume changed --out:"; ls "$TMP/o22"; exit 1; }
 echo "ok: bad input refused with exit 2"
