@@ -116,6 +116,9 @@ int checkpoint_write_values(const char *dir, const student_model *m, const check
         for (int i = 0; i < n; i++) big = m->tensors[i].numel > big ? m->tensors[i].numel : big;
         f.f32 = xmalloc(sizeof(float) * big);
     }
+    /* the weights, then the optimizer state. Stored narrower, the weights are read twice (for
+     * model.safetensors, then as master.*): on GPUs that gathers them twice, the price of never
+     * holding the whole float32 model on the host. */
     student_model_entries(m, "", m->disk_dtype, &names[0], e);
     rc = write_or_walk(dir, 1, e, n, &f, rc);
     free(names[0]);
@@ -140,7 +143,7 @@ int checkpoint_write_values(const char *dir, const student_model *m, const check
     return rc;
 }
 
-/* Values in host arrays in the layout (a kind's array NULL: not written). */
+/* Values in host arrays in the layout: m->param_mem and, for a checkpoint, the moments. */
 typedef struct {
     const student_model *m;
     const float *a[SOURCE_KINDS];
@@ -152,10 +155,16 @@ static void read_host(void *ctx, source_kind k, int i, float *dst) {
     if (dst) memcpy(dst, h->a[k] + t->offset, sizeof(float) * t->numel);
 }
 
+static checkpoint_values host_arrays(host_values *h, const student_model *m, const float *exp_avg,
+                                     const float *exp_avg_sq) {
+    *h = (host_values){m, {m->param_mem, exp_avg, exp_avg_sq}};
+    return (checkpoint_values){read_host, h, exp_avg != NULL};
+}
+
 int checkpoint_write(const char *dir, const student_model *m, const float *exp_avg,
                      const float *exp_avg_sq, const cJSON *state) {
-    host_values h = {m, {m->param_mem, exp_avg, exp_avg_sq}};
-    const checkpoint_values v = {read_host, &h, exp_avg != NULL};
+    host_values h;
+    const checkpoint_values v = host_arrays(&h, m, exp_avg, exp_avg_sq);
     return checkpoint_write_values(dir, m, &v, state);
 }
 
@@ -213,8 +222,8 @@ char *checkpoint_latest(const char *out) {
 
 int checkpoint_save(const char *out, int64_t step, const student_model *m, const float *exp_avg,
                     const float *exp_avg_sq, const cJSON *state, int keep) {
-    host_values h = {m, {m->param_mem, exp_avg, exp_avg_sq}};
-    const checkpoint_values v = {read_host, &h, exp_avg != NULL};
+    host_values h;
+    const checkpoint_values v = host_arrays(&h, m, exp_avg, exp_avg_sq);
     return checkpoint_save_values(out, step, m, &v, state, keep);
 }
 
@@ -272,11 +281,7 @@ int checkpoint_load(const char *dir, student_model *m, float **exp_avg, float **
     *exp_avg = *exp_avg_sq = NULL;
     student_source src;
     TRY(checkpoint_open(dir, m, &src, state));
-    student_source_read_all(&src, m, SOURCE_PARAMS, m->param_mem);
-    *exp_avg = xcalloc_large(m->n_params, sizeof(float));
-    *exp_avg_sq = xcalloc_large(m->n_params, sizeof(float));
-    student_source_read_all(&src, m, SOURCE_EXP_AVG, *exp_avg);
-    student_source_read_all(&src, m, SOURCE_EXP_AVG_SQ, *exp_avg_sq);
+    student_source_read_state(&src, m, exp_avg, exp_avg_sq);
     student_source_close(&src);
     return R1_OK;
 }

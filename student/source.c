@@ -111,6 +111,18 @@ void student_source_read_all(const student_source *src, const student_model *m, 
         student_source_read(src, k, i, 0, m->tensors[i].numel, dst + m->tensors[i].offset);
 }
 
+void student_source_read_state(const student_source *src, student_model *m, float **exp_avg,
+                               float **exp_avg_sq) {
+    student_source_read_all(src, m, SOURCE_PARAMS, m->param_mem);
+    /* zero pages until written: a fresh run's moments cost nothing until the first update */
+    *exp_avg = xcalloc_large(m->n_params, sizeof(float));
+    *exp_avg_sq = xcalloc_large(m->n_params, sizeof(float));
+    if (student_source_has(src, SOURCE_EXP_AVG)) {
+        student_source_read_all(src, m, SOURCE_EXP_AVG, *exp_avg);
+        student_source_read_all(src, m, SOURCE_EXP_AVG_SQ, *exp_avg_sq);
+    }
+}
+
 void student_source_close(student_source *src) {
     if (src->open >= 1) safetensors_close(&src->weights);
     if (src->open >= 2) safetensors_close(&src->optim);

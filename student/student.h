@@ -124,6 +124,10 @@ void student_source_read(const student_source *src, source_kind k, int i, size_t
 /* Every tensor of kind k into dst, in the layout. */
 void student_source_read_all(const student_source *src, const student_model *m, source_kind k,
                              float *dst);
+/* The whole state into host arrays: m->param_mem, and new *exp_avg / *exp_avg_sq (zeros where
+ * the source has no moments), for the CPU trainer and an offloaded run. */
+void student_source_read_state(const student_source *src, student_model *m, float **exp_avg,
+                               float **exp_avg_sq);
 void student_source_close(student_source *src);
 
 /* The tensors of the layout as safetensors entries named prefix+name, of type dt, without data

@@ -304,15 +304,8 @@ static int train_loop(run_state *R, const train_args *a) {
      * otherwise reads its share straight from the mapped files, which every rank on a host
      * shares; m->param_mem stays untouched, as checkpoints are written while the GPUs gather
      * them a bucket at a time. */
-    if (!use_gpu || a->offload_optimizer) {
-        student_source_read_all(&R->src, m, SOURCE_PARAMS, m->param_mem);
-        R->exp_avg = xcalloc_large(m->n_params, sizeof(float));
-        R->exp_avg_sq = xcalloc_large(m->n_params, sizeof(float));
-        if (student_source_has(&R->src, SOURCE_EXP_AVG)) {
-            student_source_read_all(&R->src, m, SOURCE_EXP_AVG, R->exp_avg);
-            student_source_read_all(&R->src, m, SOURCE_EXP_AVG_SQ, R->exp_avg_sq);
-        }
-    }
+    if (!use_gpu || a->offload_optimizer)
+        student_source_read_state(&R->src, m, &R->exp_avg, &R->exp_avg_sq);
     const model_config *c = &m->cfg;
 
     /* The data, checked against the model's vocabulary and tokenizer. */

@@ -235,11 +235,11 @@ static void run_model(const char *label, const char *dir, int grad_f32) {
     gpu_trainer_get(g, gp, gm, gv);
     float *keep = m.param_mem;
     m.param_mem = gp;
-    char ck[] = "/tmp/r1_vs_cpu_ckpt_XXXXXX";
+    char *ck = dir_make_temp("r1-vs-cpu-ckpt-");
     cJSON *state = cJSON_CreateObject(), *state2 = NULL;
     student_model resumed;
     gpu_trainer *g2;
-    if (!mkdtemp(ck) || checkpoint_write(ck, &m, gm, gv, state) ||
+    if (!ck || checkpoint_write(ck, &m, gm, gv, state) ||
         checkpoint_open(ck, &resumed, &src, &state2) ||
         gpu_trainer_open(&g2, &resumed, &src, 4, &go, &dist, NULL, 0)) {
         err_print();
@@ -250,6 +250,7 @@ static void run_model(const char *label, const char *dir, int grad_f32) {
     cJSON_Delete(state);
     cJSON_Delete(state2);
     remove_tree(ck);
+    free(ck);
     m.param_mem = keep;
     double la = 0, lb = 0;
     gpu_trainer *both[2] = {g, g2};

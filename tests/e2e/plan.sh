@@ -86,9 +86,10 @@ set -e
 [ "$rc" -eq 2 ] && grep -q "student.shape.hidden_size" "$TMP/err"
 # ZeRO-2 counts train --zero 2's scratch beside the shards: a bucket's gradients before the
 # reduction, the embedding's and the head's (one buffer when the head is untied: 152064 x 5120
-# and the final norm for the 14B) and two layers'. So Qwen2.5-14B on 8 80 GB GPUs fits with ZeRO-2 at 16k tokens, and at 32k only with
-# ZeRO-3, whose bf16 weights are each rank's pieces, one slot that the untied embedding and head
-# take in turn, and two layer slots (train --zero 3).
+# and the final norm for the 14B) and two layers'. So Qwen2.5-14B on 8 80 GB GPUs fits with
+# ZeRO-2 at 16k tokens, and at 32k only with ZeRO-3, whose bf16 weights are each rank's pieces,
+# one slot that the untied embedding and head take in turn, and two layer slots (train
+# --zero 3).
 "$BIN" plan --recipe qwen-14b --gpus 8 --gpu-mem 79.6 --seq-len 16384 --json >"$TMP/p.json"
 "$BIN" plan --recipe qwen-14b --gpus 8 --gpu-mem 79.6 --json >"$TMP/p3.json"
 python3 - "$TMP/p.json" "$TMP/p3.json" <<'PY'
