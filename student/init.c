@@ -12,9 +12,13 @@
 #include "core/json.h"
 #include "core/safetensors.h"
 
-/* splitmix64 stream and Box-Muller normals: deterministic on every platform. */
+/* splitmix64 stream and Box-Muller normals: deterministic on every platform. The stream's state
+ * is a counter, so its k-th value is known without drawing the k - 1 before it: blocks of a
+ * tensor are filled in parallel with the bits one thread would give. */
+static const uint64_t GOLDEN = 0x9e3779b97f4a7c15ull;
+
 static uint64_t mix(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    uint64_t z = (*s += GOLDEN);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
@@ -22,12 +26,26 @@ static uint64_t mix(uint64_t *s) {
 
 static double uniform01(uint64_t *s) { return ((double)(mix(s) >> 11) + 0.5) * 0x1p-53; }
 
-static void fill_normal(float *x, size_t n, double stddev, uint64_t *s) {
-    for (size_t i = 0; i < n; i += 2) {
-        double u = uniform01(s), v = uniform01(s), r = sqrt(-2.0 * log(u));
-        x[i] = (float)(stddev * r * cos(2 * M_PI * v));
-        if (i + 1 < n) x[i + 1] = (float)(stddev * r * sin(2 * M_PI * v));
+/* x[0, n) from the stream at state s0; each pair of values draws two numbers, so an odd n
+ * draws one more than it writes. Returns the state after the tensor. */
+static uint64_t fill_normal(float *x, size_t n, double stddev, uint64_t s0) {
+    enum { BLOCK = 1 << 18 }; /* even, so every block starts on a pair */
+    const int64_t n_blocks = (int64_t)((n + BLOCK - 1) / BLOCK);
+#pragma omp parallel for schedule(static) if (n_blocks > 1)
+    for (int64_t b = 0; b < n_blocks; b++) {
+        const size_t lo = (size_t)b * BLOCK, hi = lo + BLOCK < n ? lo + BLOCK : n;
+        uint64_t s = s0 + (uint64_t)lo * GOLDEN;
+        for (size_t i = lo; i < hi; i += 2) {
+            double u = uniform01(&s), v = uniform01(&s), r = sqrt(-2.0 * log(u));
+            x[i] = (float)(stddev * r * cos(2 * M_PI * v));
+            if (i + 1 < n) x[i + 1] = (float)(stddev * r * sin(2 * M_PI * v));
+        }
     }
+    return s0 + (uint64_t)((n + 1) & ~(size_t)1) * GOLDEN;
+}
+
+static size_t tensor_numel(const dense_tensor *t) {
+    return (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
 }
 
 int init_model_weights(const char *dir, const model_config *c, double stddev, uint64_t seed, dtype dt) {
@@ -36,31 +54,36 @@ int init_model_weights(const char *dir, const model_config *c, double stddev, ui
     TRY(dense_layout(c, &t, &n));
     st_entry *e = xcalloc((size_t)n, sizeof *e);
     uint64_t s = seed ^ 0x5deece66dull;
-    size_t total = 0;
-    for (int i = 0; i < n; i++) total += (size_t)t[i].shape[0] * (size_t)(t[i].ndim == 2 ? t[i].shape[1] : 1);
-    float *f32 = xmalloc(sizeof(float) * total);
-    void *store = dt == DTYPE_F32 ? (void *)f32 : xmalloc(dtype_size(dt) * total);
+    size_t total = 0, largest = 0;
+    for (int i = 0; i < n; i++) {
+        total += tensor_numel(&t[i]);
+        if (tensor_numel(&t[i]) > largest) largest = tensor_numel(&t[i]);
+    }
+    /* narrower types are converted a tensor at a time: the float32 model is never held whole */
+    void *store = xmalloc(dtype_size(dt) * total);
+    float *f32 = dt == DTYPE_F32 ? NULL : xmalloc(sizeof(float) * largest);
     size_t off = 0;
     for (int i = 0; i < n; i++) {
-        size_t k = (size_t)t[i].shape[0] * (size_t)(t[i].ndim == 2 ? t[i].shape[1] : 1);
-        float *x = f32 + off;
+        const size_t k = tensor_numel(&t[i]);
+        uint8_t *dst = (uint8_t *)store + off * dtype_size(dt);
+        float *x = f32 ? f32 : (float *)dst;
         if (t[i].role == TENSOR_NORM)
             for (size_t j = 0; j < k; j++) x[j] = 1.0f;
         else if (t[i].role == TENSOR_BIAS)
             memset(x, 0, sizeof(float) * k);
         else
-            fill_normal(x, k, stddev, &s);
-        if (dt != DTYPE_F32) dtype_from_f32((uint8_t *)store + off * dtype_size(dt), x, dt, k);
+            s = fill_normal(x, k, stddev, s);
+        if (f32) dtype_from_f32(dst, x, dt, k);
         e[i].name = t[i].name;
         e[i].dt = dt;
         e[i].ndim = t[i].ndim;
         e[i].shape[0] = t[i].shape[0];
         e[i].shape[1] = t[i].shape[1];
-        e[i].data = (uint8_t *)store + off * dtype_size(dt);
+        e[i].data = dst;
         off += k;
     }
     int rc = safetensors_write_dir(dir, e, n, (size_t)5 << 30);
-    if (store != f32) free(store);
+    free(store);
     free(f32);
     free(e);
     free(t);

@@ -31,6 +31,37 @@ for k, v in h.items():
         assert abs(m) < 0.002 and abs(sd - 0.02) < 0.001, (k, m, sd)
 PY
 done
+# tensors of more than one block (2^18 values) are filled in parallel: the bits are the stream's
+# drawn in order, whatever the thread count; recomputed here from splitmix64 and Box-Muller
+python3 - "$TMP/wide.json" <<'PY'
+import json, sys
+c = json.load(open('tests/fixtures/qwen2-tied/config.json'))
+c.update(vocab_size=4099, hidden_size=128, num_attention_heads=4, num_key_value_heads=2)
+json.dump(c, open(sys.argv[1], 'w'))
+PY
+OMP_NUM_THREADS=1 "$BIN" init --config "$TMP/wide.json" --out "$TMP/wide1" --seed 9 2>/dev/null
+OMP_NUM_THREADS=3 "$BIN" init --config "$TMP/wide.json" --out "$TMP/wide3" --seed 9 2>/dev/null
+cmp "$TMP/wide1/model.safetensors" "$TMP/wide3/model.safetensors"
+python3 - "$TMP/wide3/model.safetensors" <<'PY'
+import json, math, struct, sys
+b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n]); data = b[8 + n:]
+M = (1 << 64) - 1; G = 0x9e3779b97f4a7c15
+def mix(s):
+    z = (s ^ (s >> 30)) * 0xbf58476d1ce4e5b9 & M
+    z = (z ^ (z >> 27)) * 0x94d049bb133111eb & M
+    return z ^ (z >> 31)
+s0 = 9 ^ 0x5deece66d  # the embedding comes first in the stream
+lo, hi = h['model.embed_tokens.weight']['data_offsets']
+for j in (0, 262142, 262144, 262146, 4099 * 128 - 2):
+    u = ((mix((s0 + (j + 1) * G) & M) >> 11) + 0.5) * 2.0 ** -53
+    v = ((mix((s0 + (j + 2) * G) & M) >> 11) + 0.5) * 2.0 ** -53
+    r = math.sqrt(-2.0 * math.log(u))
+    want = [struct.unpack('<f', struct.pack('<f', 0.02 * r * f(2 * math.pi * v)))[0]
+            for f in (math.cos, math.sin)]
+    got = list(struct.unpack_from('<2f', data, lo + 4 * j))
+    assert got == want, (j, got, want)
+PY
 set +e; "$BIN" init --config tests/fixtures/qwen2-tied/config.json --out "$TMP/x" --dtype f8 2>"$TMP/err"; rc=$?; set -e
 [ "$rc" -eq 2 ] && grep -q "expected f32, bf16 or f16" "$TMP/err"
 echo "init: ok"
