@@ -126,15 +126,21 @@ int cuda_comm_create(cuda_comm **out, int rank, int n_ranks, const char *id_file
         return err_hint("set NCCL_DEBUG=INFO to see why; every rank needs its own GPU");
     }
     /* every rank has joined (the init is collective): the id has served its purpose */
+    cuda_comm_barrier(c);
+    if (rank == 0) unlink(id_file);
+    *out = c;
+    return R1_OK;
+}
+
+/* An all-reduce of one float, waited for: the only collective NCCL offers that every rank must
+ * enter before any leaves. */
+void cuda_comm_barrier(cuda_comm *c) {
     float *one;
     COMM_CUDA_CHECK(cudaMalloc((void **)&one, sizeof(float)));
     COMM_CUDA_CHECK(cudaMemset(one, 0, sizeof(float)));
     cuda_comm_all_reduce(c, one, 1, COMM_F32, 0);
     COMM_CUDA_CHECK(cudaStreamSynchronize(0));
     COMM_CUDA_CHECK(cudaFree(one));
-    if (rank == 0) unlink(id_file);
-    *out = c;
-    return R1_OK;
 }
 
 void cuda_comm_destroy(cuda_comm *c) {
@@ -185,6 +191,7 @@ int cuda_comm_create(cuda_comm **out, int rank, int n_ranks, const char *id_file
     return err_hint("rebuild where $CUDA_HOME/include/nccl.h exists");
 }
 void cuda_comm_destroy(cuda_comm *c) { free(c); }
+void cuda_comm_barrier(cuda_comm *c) { CHECK(!"no NCCL in this build"); }
 int cuda_comm_rank(const cuda_comm *c) { return 0; }
 int cuda_comm_size(const cuda_comm *c) { return 1; }
 void cuda_comm_reduce_scatter(cuda_comm *c, void *buf, size_t count, comm_dtype t,

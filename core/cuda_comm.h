@@ -33,6 +33,8 @@ typedef enum { COMM_F32, COMM_BF16 } comm_dtype;
 int cuda_comm_create(cuda_comm **out, int rank, int n_ranks, const char *id_file,
                      double timeout_s);
 void cuda_comm_destroy(cuda_comm *c);
+/* Returns once every rank has called it (the GPU's default stream is synchronized). */
+void cuda_comm_barrier(cuda_comm *c);
 int cuda_comm_rank(const cuda_comm *c);
 int cuda_comm_size(const cuda_comm *c);
 

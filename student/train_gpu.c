@@ -146,6 +146,9 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const student_so
     put_state(g, src, CUDA_ADAM_V, SOURCE_EXP_AVG_SQ);
     cuda_student_set_step(g->s, (int)step);
     cuda_student_zero_grad(g->s);
+    /* ranks finish reading their state at different times; meeting here keeps the first step's
+     * time (its logged tokens/s) from counting a wait for the slowest reader */
+    if (g->comm) cuda_comm_barrier(g->comm);
     if (desc) {
         char mem[32];
         cuda_mem_text(mem, sizeof mem, cuda_student_bytes(&m->cfg, &o));
