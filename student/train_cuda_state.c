@@ -1,0 +1,393 @@
+/* The CUDA student's parameters and optimizer state in and out (see student/train_cuda.h): from
+ * and to host arrays on one GPU, through pinned staging for the host's AdamW, and bucket by
+ * bucket from a reader, or gathered from the ranks' pieces, under data parallel. */
+#ifdef R1_HAVE_CUDA
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/weight.h"
+#include "student/student.h"
+#include "student/train_cuda_internal.h"
+
+/* ---- parameters in and out ---------------------------------------------------------------------------- */
+
+/* Master weights [off, off + n) of a student on one GPU from and to the host, split and joined
+ * there. */
+static void master_put(cuda_student *s, size_t off, const float *src, size_t n) {
+    CHECK(!s->o.host_optimizer);
+    uint16_t *hi = xmalloc(sizeof(uint16_t) * n), *lo = xmalloc(sizeof(uint16_t) * n);
+    for (size_t j = 0; j < n; j++) {
+        hi[j] = f32_split_hi(src[j]);
+        lo[j] = f32_split_lo(src[j]);
+    }
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    R1_CUDA_CHECK(cudaMemcpy(s->w + off, hi, sizeof(uint16_t) * n, cudaMemcpyHostToDevice));
+    R1_CUDA_CHECK(cudaMemcpy(s->w_lo + off, lo, sizeof(uint16_t) * n, cudaMemcpyHostToDevice));
+    free(hi);
+    free(lo);
+}
+
+static void master_get(const cuda_student *s, size_t off, float *dst, size_t n) {
+    CHECK(!s->o.host_optimizer);
+    uint16_t *hi = xmalloc(sizeof(uint16_t) * n), *lo = xmalloc(sizeof(uint16_t) * n);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    R1_CUDA_CHECK(cudaMemcpy(hi, s->w + off, sizeof(uint16_t) * n, cudaMemcpyDeviceToHost));
+    R1_CUDA_CHECK(cudaMemcpy(lo, s->w_lo + off, sizeof(uint16_t) * n, cudaMemcpyDeviceToHost));
+    for (size_t j = 0; j < n; j++) dst[j] = f32_join(hi[j], lo[j]);
+    free(hi);
+    free(lo);
+}
+
+static void reset_state(cuda_student *s) {
+    CHECK(s->R == 1); /* sharded students get their state through cuda_student_put_state */
+    CHECK(!s->o.host_optimizer);
+    const size_t T = s->total;
+    R1_CUDA_CHECK(cudaMemsetAsync(s->adam_m, 0, T * sizeof(float), s->stream));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->adam_v, 0, T * sizeof(float), s->stream));
+    R1_CUDA_CHECK(cudaMemsetAsync(s->grad, 0, T * s->gsize, s->stream));
+    s->step = 0;
+}
+
+int cuda_student_load(cuda_student *s, const safetensors *st) {
+    CHECK(s->R == 1);
+    size_t biggest = 0;
+    for (int i = 0; i < s->n_params; i++) {
+        const size_t ne = (size_t)(s->params[i].rows * s->params[i].cols);
+        biggest = ne > biggest ? ne : biggest;
+    }
+    float *buf = xmalloc(sizeof(float) * biggest);
+    for (int i = 0; i < s->n_params; i++) {
+        const cuda_param *p = &s->params[i];
+        weight w;
+        int rc = weight_load(&w, st, p->name, p->rows == 1 ? 0 : p->rows, p->cols, NULL,
+                             "the student's config.json");
+        if (rc) {
+            free(buf);
+            return rc;
+        }
+        weight_rows_to_f32(buf, &w, 0, w.rows);
+        master_put(s, p->offset, buf, (size_t)(p->rows * p->cols));
+    }
+    free(buf);
+    reset_state(s);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    return R1_OK;
+}
+
+void cuda_student_init_random(cuda_student *s, uint64_t seed, float std) {
+    CHECK(s->R == 1 && !s->o.host_optimizer);
+    for (int i = 0; i < s->n_params; i++) {
+        const cuda_param *p = &s->params[i];
+        const size_t ne = (size_t)(p->rows * p->cols);
+        const int is_norm = strstr(p->name, "norm") != NULL, is_bias = strstr(p->name, "bias") != NULL;
+        r1_bf16 *w = s->w + p->offset;
+        uint16_t *lo = s->w_lo + p->offset;
+        if (is_norm)
+            fill_master(w, lo, ne, 1.0f, s->stream);
+        else if (is_bias)
+            fill_master(w, lo, ne, 0.0f, s->stream);
+        else
+            fill_normal_master(w, lo, ne, seed * 1000003u + (uint64_t)i, std, s->stream);
+    }
+    reset_state(s);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+}
+
+/* The moments' and gradients' arrays (the master weights go through master_put, master_get). */
+static void *tensor_ptr(const cuda_student *s, cuda_tensor_kind kind, size_t off, size_t *esize,
+                        int *is_bf16) {
+    CHECK(s->R == 1 && kind != CUDA_MASTER);
+    CHECK(kind == CUDA_GRAD || !s->o.host_optimizer);
+    *is_bf16 = 0;
+    *esize = sizeof(float);
+    switch (kind) {
+    case CUDA_ADAM_M: return s->adam_m + off;
+    case CUDA_ADAM_V: return s->adam_v + off;
+    default:
+        *esize = s->gsize;
+        *is_bf16 = s->gsize == 2;
+        return (char *)s->grad + off * s->gsize;
+    }
+}
+
+void cuda_student_download(const cuda_student *s, cuda_tensor_kind kind, int i, float *dst) {
+    const cuda_param *p = &s->params[i];
+    const size_t ne = (size_t)(p->rows * p->cols);
+    if (kind == CUDA_MASTER) {
+        CHECK(s->R == 1);
+        master_get(s, p->offset, dst, ne);
+        return;
+    }
+    size_t es;
+    int is_bf16;
+    const void *src = tensor_ptr(s, kind, p->offset, &es, &is_bf16);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    if (!is_bf16) {
+        R1_CUDA_CHECK(cudaMemcpy(dst, src, ne * sizeof(float), cudaMemcpyDeviceToHost));
+        return;
+    }
+    uint16_t *tmp = xmalloc(sizeof(uint16_t) * ne);
+    R1_CUDA_CHECK(cudaMemcpy(tmp, src, ne * sizeof(uint16_t), cudaMemcpyDeviceToHost));
+    for (size_t j = 0; j < ne; j++) dst[j] = bf16_to_f32(tmp[j]);
+    free(tmp);
+}
+
+void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const float *src) {
+    CHECK(kind != CUDA_GRAD);
+    const cuda_param *p = &s->params[i];
+    const size_t ne = (size_t)(p->rows * p->cols);
+    if (kind == CUDA_MASTER) {
+        CHECK(s->R == 1);
+        master_put(s, p->offset, src, ne);
+        return;
+    }
+    size_t es;
+    int is_bf16;
+    float *dst = tensor_ptr(s, kind, p->offset, &es, &is_bf16);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    R1_CUDA_CHECK(cudaMemcpy(dst, src, ne * sizeof(float), cudaMemcpyHostToDevice));
+}
+
+/* The pieces in which tensor after tensor (those before `end`) goes through the pinned staging:
+ * at most `per` elements each. Start with x zeroed; each call gives the next piece, 0 after the
+ * last. */
+typedef struct {
+    int i;          /* the tensor */
+    size_t c0, cnt; /* its elements [c0, c0 + cnt) */
+} xfer_piece;
+
+static int xfer_next(const cuda_student *s, int end, size_t per, xfer_piece *x) {
+    x->c0 += x->cnt;
+    for (; x->i < end; x->i++, x->c0 = 0) {
+        const size_t ne = (size_t)(s->params[x->i].rows * s->params[x->i].cols);
+        if (x->c0 < ne) {
+            x->cnt = ne - x->c0 < per ? ne - x->c0 : per;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The conversions are spread over the host's threads. */
+void cuda_student_put_weights(cuda_student *s, const float *const *src) {
+    CHECK(s->o.host_optimizer);
+    uint16_t *h = s->xfer;
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    for (xfer_piece x = {0, 0, 0}; xfer_next(s, s->n_params, XFER_BYTES / sizeof(uint16_t), &x);) {
+        const float *v = src[x.i] + x.c0;
+#pragma omp parallel for schedule(static) if (x.cnt >= PAR_MIN_WORK)
+        for (size_t j = 0; j < x.cnt; j++) h[j] = f32_split_hi(v[j]);
+        R1_CUDA_CHECK(cudaMemcpy(s->w + s->params[x.i].offset + x.c0, h,
+                                 x.cnt * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    }
+}
+
+/* Queues piece x's gradients (as stored) down to dst on the main stream; `landed` marks their
+ * arrival. */
+static void grads_down(cuda_student *s, const xfer_piece *x, void *dst, cudaEvent_t landed) {
+    const size_t off = s->params[x->i].offset + x->c0;
+    R1_CUDA_CHECK(cudaMemcpyAsync(dst, (const char *)s->grad + off * s->gsize, x->cnt * s->gsize,
+                                  cudaMemcpyDeviceToHost, s->stream));
+    R1_CUDA_CHECK(cudaEventRecord(landed, s->stream));
+}
+
+/* Two halves of the staging take turns, so that piece k + 1's gradients come down, and piece
+ * k - 1's weights go up, while the host works on piece k. On the one stream, piece k + 1's
+ * download is queued after piece k - 1's upload: once it has landed, that half is free again. */
+void cuda_student_host_update(cuda_student *s, cuda_host_update_fn fn, void *ctx) {
+    CHECK(s->o.host_optimizer);
+    /* a half holds a piece's gradients, then its new weights */
+    const size_t per = XFER_BYTES / 2 / (s->gsize + sizeof(uint16_t));
+    char *g[2];
+    uint16_t *w[2];
+    for (int h = 0; h < 2; h++) {
+        g[h] = (char *)s->xfer + (size_t)h * (XFER_BYTES / 2);
+        w[h] = (uint16_t *)(g[h] + per * s->gsize);
+    }
+    cudaEvent_t landed[2];
+    for (int h = 0; h < 2; h++)
+        R1_CUDA_CHECK(cudaEventCreateWithFlags(&landed[h], cudaEventDisableTiming));
+    cudaStream_t st = s->stream;
+    const int end = s->b_p0[s->k_dev]; /* the host buckets' tensors */
+    xfer_piece cur = {0, 0, 0}, next;
+    int more = xfer_next(s, end, per, &cur);
+    if (more) grads_down(s, &cur, g[0], landed[0]);
+    for (int k = 0; more; k++) {
+        const int h = k & 1;
+        next = cur;
+        more = xfer_next(s, end, per, &next);
+        if (more) grads_down(s, &next, g[!h], landed[!h]);
+        R1_CUDA_CHECK(cudaEventSynchronize(landed[h]));
+        fn(ctx, cur.i, cur.c0, cur.cnt, g[h], s->gsize == sizeof(float), w[h]);
+        R1_CUDA_CHECK(cudaMemcpyAsync(s->w + s->params[cur.i].offset + cur.c0, w[h],
+                                      cur.cnt * sizeof(uint16_t), cudaMemcpyHostToDevice, st));
+        cur = next;
+    }
+    R1_CUDA_CHECK(cudaStreamSynchronize(st));
+    for (int h = 0; h < 2; h++) cudaEventDestroy(landed[h]);
+}
+
+/* The moments' local arrays (the master weights' pieces are w_lo's, beside the whole w). */
+static float *state_array(const cuda_student *s, cuda_tensor_kind kind) {
+    switch (kind) {
+    case CUDA_ADAM_M: return s->adam_m;
+    case CUDA_ADAM_V: return s->adam_v;
+    default: CHECK(!"not a float32 optimizer array"); return NULL;
+    }
+}
+
+static size_t biggest_bucket(const cuda_student *s) {
+    size_t b = 0;
+    for (int k = 0; k < s->n_buckets; k++) b = s->b_len[k] > b ? s->b_len[k] : b;
+    return b;
+}
+
+void cuda_student_set_step(cuda_student *s, int step) {
+    CHECK(step >= 0);
+    s->step = step;
+}
+
+void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, cuda_host_read_fn read,
+                            void *ctx) {
+    const int master = kind == CUDA_MASTER;
+    float *local = master ? NULL : state_array(s, kind);
+    wait_comm(s);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    if (!read) {
+        CHECK(!master);
+        if (local) R1_CUDA_CHECK(cudaMemset(local, 0, (s->local - s->state_base) * sizeof(float)));
+        R1_CUDA_CHECK(cudaDeviceSynchronize());
+        return;
+    }
+    /* bucket by bucket through one host buffer, padding zero */
+    const size_t big = biggest_bucket(s);
+    float *hb = xmalloc(sizeof(float) * big);
+    uint16_t *hw = master ? xmalloc(sizeof(uint16_t) * big) : NULL;
+    uint16_t *hl = master ? xmalloc(sizeof(uint16_t) * big) : NULL;
+    for (int k = s->k_dev; k < s->n_buckets; k++) {
+        /* what this rank keeps of the bucket: the whole of its upper halves where every rank
+         * holds them, else (the moments, ZeRO-3's layers) only its piece */
+        const size_t P = piece_len(s, k), mine = (size_t)s->rank * P;
+        const int whole = master && whole_held(s, k);
+        const size_t lo = whole ? 0 : mine, hi = whole ? s->b_len[k] : mine + P;
+        memset(hb + lo, 0, sizeof(float) * (hi - lo));
+        for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {
+            const cuda_param *p = &s->params[i];
+            const size_t t0 = p->offset - s->b_off[k], t1 = t0 + (size_t)(p->rows * p->cols);
+            const size_t a = t0 > lo ? t0 : lo, b = t1 < hi ? t1 : hi;
+            if (a < b) read(ctx, i, a - t0, b - a, hb + a);
+        }
+        if (!master) {
+            R1_CUDA_CHECK(cudaMemcpy(local + piece_local(s, k), hb + mine, sizeof(float) * P,
+                                     cudaMemcpyHostToDevice));
+            continue;
+        }
+#pragma omp parallel for schedule(static) if (hi - lo >= PAR_MIN_WORK)
+        for (size_t j = lo; j < hi; j++) hw[j] = f32_split_hi(hb[j]);
+#pragma omp parallel for schedule(static) if (P >= PAR_MIN_WORK)
+        for (size_t j = 0; j < P; j++) hl[j] = f32_split_lo(hb[mine + j]);
+        if (whole)
+            R1_CUDA_CHECK(cudaMemcpy(s->wb[k], hw, sizeof(uint16_t) * s->b_len[k],
+                                     cudaMemcpyHostToDevice));
+        if (s->zero3)
+            R1_CUDA_CHECK(cudaMemcpy(w_mine(s, k), hw + mine, sizeof(uint16_t) * P,
+                                     cudaMemcpyHostToDevice));
+        R1_CUDA_CHECK(cudaMemcpy(s->w_lo + piece_local(s, k), hl, sizeof(uint16_t) * P,
+                                 cudaMemcpyHostToDevice));
+    }
+    free(hb);
+    free(hw);
+    free(hl);
+    slots_forget(s);
+    /* a copy from pageable memory may still be in flight when cudaMemcpy returns */
+    R1_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+/* Bucket k's pieces of a local array of es-byte values (16-bit ones go as COMM_BF16), `mine`
+ * this rank's, into hp on the host in rank order: through the device buffer tmp of R * chunk
+ * values. Collective with several ranks; hp NULL only takes part. */
+static void pieces_to_host(cuda_student *s, int k, const void *mine, size_t es, void *hp,
+                           char *tmp, size_t chunk) {
+    const size_t P = piece_len(s, k);
+    if (s->R == 1) {
+        if (hp) R1_CUDA_CHECK(cudaMemcpy(hp, mine, es * P, cudaMemcpyDeviceToHost));
+        return;
+    }
+    for (size_t c0 = 0; c0 < P; c0 += chunk) {
+        const size_t cnt = P - c0 < chunk ? P - c0 : chunk;
+        cuda_comm_all_gather(s->comm, (const char *)mine + es * c0, tmp, cnt,
+                             es == sizeof(uint16_t) ? COMM_BF16 : COMM_F32, s->comm_stream);
+        R1_CUDA_CHECK(cudaStreamSynchronize(s->comm_stream));
+        if (hp)
+            for (int r = 0; r < s->R; r++)
+                R1_CUDA_CHECK(cudaMemcpy((char *)hp + es * ((size_t)r * P + c0),
+                                         tmp + es * (size_t)r * cnt, es * cnt,
+                                         cudaMemcpyDeviceToHost));
+    }
+}
+
+int cuda_student_bucket_of(const cuda_student *s, int i) {
+    CHECK(i >= 0 && i < s->n_params);
+    int k = 0;
+    while (s->b_p0[k + 1] <= i) k++;
+    return k;
+}
+
+void cuda_student_bucket(const cuda_student *s, int k, size_t *start, size_t *len) {
+    CHECK(k >= 0 && k < s->n_buckets);
+    *start = s->b_off[k];
+    *len = s->b_len[k];
+}
+
+void cuda_student_get_bucket(cuda_student *s, cuda_tensor_kind kind, int k, float *hb) {
+    CHECK(k >= s->k_dev && k < s->n_buckets);
+    const int master = kind == CUDA_MASTER;
+    /* the local pieces: float32 moments, or the master weights' 16-bit low halves */
+    const void *local = master ? (const void *)s->w_lo : (const void *)state_array(s, kind);
+    const size_t es = master ? sizeof(uint16_t) : sizeof(float), n = s->b_len[k];
+    wait_comm(s);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    /* the bucket's pieces as they arrive (the float32 values, or the low halves) */
+    void *hp = hb ? (master ? xmalloc(sizeof(uint16_t) * n) : (void *)hb) : NULL;
+    uint16_t *hw = hb && master ? xmalloc(sizeof(uint16_t) * n) : NULL;
+    /* the pieces meet on every rank through a bounded device buffer */
+    char *tmp = NULL;
+    size_t chunk = 0;
+    if (s->R > 1) {
+        chunk = n / (size_t)s->R;
+        if (chunk > ((size_t)16 << 20)) chunk = (size_t)16 << 20;
+        R1_CUDA_CHECK(cudaMalloc((void **)&tmp, es * chunk * (size_t)s->R));
+    }
+    pieces_to_host(s, k, (const char *)local + es * piece_local(s, k), es, hp, tmp, chunk);
+    /* the upper halves: from the whole copy, or (ZeRO-3's layers) gathered as well */
+    if (master && !whole_held(s, k)) pieces_to_host(s, k, w_mine(s, k), sizeof(uint16_t), hw, tmp, chunk);
+    if (hb && master) {
+        const uint16_t *hl = hp;
+        if (whole_held(s, k))
+            R1_CUDA_CHECK(cudaMemcpy(hw, s->wb[k], sizeof(uint16_t) * n, cudaMemcpyDeviceToHost));
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK)
+        for (size_t j = 0; j < n; j++) hb[j] = f32_join(hw[j], hl[j]);
+    }
+    if (tmp) R1_CUDA_CHECK(cudaFree(tmp));
+    if (master) free(hp);
+    free(hw);
+}
+
+void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst) {
+    float *hb = dst ? xmalloc(sizeof(float) * biggest_bucket(s)) : NULL;
+    for (int k = s->k_dev; k < s->n_buckets; k++) {
+        cuda_student_get_bucket(s, kind, k, hb);
+        if (hb)
+            for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {
+                const cuda_param *p = &s->params[i];
+                memcpy(dst[i], hb + (p->offset - s->b_off[k]),
+                       sizeof(float) * (size_t)(p->rows * p->cols));
+            }
+    }
+    free(hb);
+}
+
+#endif /* R1_HAVE_CUDA */
