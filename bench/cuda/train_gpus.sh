@@ -7,8 +7,9 @@
 # `--zero 2`, the gradients sharded and reduced every micro-batch, and `--zero 3`, the layers'
 # weights sharded too and gathered a layer ahead). Reports the command's
 # own tokens/s (its --log), the mean over the steps after the first two, and the scaling
-# efficiency against N x one GPU; then one GPU with --offload-optimizer (AdamW on the host) against
-# one without. Reports, never fails. Logs go to $BENCH_OUT (default
+# efficiency against N x one GPU, MFU, and the largest GPU memory nvidia-smi saw; then one GPU
+# with --offload-optimizer (AdamW on the host) against one without; then a 7B (on 1 and 2 GPUs)
+# and a 14B (on 4) as sections below say. Reports, never fails. Logs go to $BENCH_OUT (default
 # bench-out/).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -50,14 +51,22 @@ run_case() {  # name, GPUs, more train options
     local name=$1 g=$2; shift 2
     local log="$OUTDIR/train_gpus_$name.jsonl"
     rm -f "$log"
+    # the GPUs' memory as nvidia-smi sees it (the plan, plus the CUDA context and NCCL's buffers)
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 >"$TMP/smi" 2>/dev/null &
+    local smi=$!
     timeout 600 "$BIN" train --model "$MODEL" --data "$TMP/data.jsonl" --out "$TMP/out$name" \
         --steps "$STEPS" --batch-size "$BATCH" --micro-batch "$MICRO" --seq-len 4096 --lr 1e-5 \
         --save-every 0 --gpus "$g" --log "$log" --quiet "$@" >"$OUTDIR/train_gpus_$name.log" 2>&1
     local rc=$?
+    kill "$smi" 2>/dev/null
+    wait "$smi" 2>/dev/null
     rm -rf "$TMP/out$name"
-    python3 - "$log" "$name" "$g" "$rc" "$OUTDIR/train_gpus_$name.log" >>"$TMP/results" <<'PY'
+    python3 - "$log" "$name" "$g" "$rc" "$OUTDIR/train_gpus_$name.log" "$TMP/smi" \
+        "$MODEL/config.json" >>"$TMP/results" <<'PY'
 import json, re, sys
 path, name, g, rc, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+smi = [int(x) for x in open(sys.argv[6]).read().split() if x.isdigit()]
+cfg = json.load(open(sys.argv[7]))
 try:
     rows = [json.loads(l) for l in open(path) if '"tokens_per_s"' in l]
 except OSError:
@@ -70,6 +79,10 @@ ranks = re.search(r"peak RSS per rank: ([0-9., ]+) MiB", text)
 how = re.search(r"[MG]iB( per GPU)?, ([^;]*);", dev)
 share = re.search(r"on the host for ([0-9]+)%", dev)
 timed = [r["tokens_per_s"] for r in rows[2:]]
+# MFU as bench/cuda_train.c counts it: 6 N + 12 L d T FLOPs per token, 989 TFLOP/s per GPU
+n_params = re.search(r"([0-9]+) parameters", text)
+flops_tok = 6.0 * int(n_params.group(1)) + 12.0 * cfg["num_hidden_layers"] * cfg["hidden_size"] * 4096 \
+    if n_params else None
 host = [r["host_update_s"] for r in rows[2:] if "host_update_s" in r]
 if rc or not timed:
     print(json.dumps({"name": name, "gpus": g, "error": "exit %d, %d steps logged" % (rc, len(rows))}))
@@ -81,6 +94,8 @@ else:
                       "mode": how.group(2) if how else "?",
                       "host_share_pct": int(share.group(1)) if share else None,
                       "gpu_memory": mem.group(1) if mem else "?",
+                      "nvidia_smi_gib": round(max(smi) / 1024, 1) if smi else None,
+                      "mfu": sum(timed) / len(timed) / g * flops_tok / 989e12 if flops_tok else None,
                       "host_rss_gib": round(float(rss.group(1)) / 1024, 1) if rss else None,
                       "rank_rss_gib": [round(float(x) / 1024, 1) for x in ranks.group(1).split(",")]
                                       if ranks else None}))
@@ -129,6 +144,33 @@ else
     fi
     rm -rf "$TMP/model7b"
 fi
+# A Qwen2.5-14B-shaped student on 4 GPUs (the first 4 where there are more), 8 x 4096 tokens per
+# step in micro-batches of one, float32 gradients: --zero 2 and --zero 3 (which must give the same
+# losses). It needs 30 GB of disk for the initial weights, and 141 GB GPUs (ZeRO-2 plans 109.0
+# GiB per GPU, ZeRO-3 90.9).
+if [ "${BENCH_SKIP_14B:-0}" = 1 ]; then
+    echo "14B: skipped (BENCH_SKIP_14B=1)"
+elif [ "$n_gpu" -lt 4 ]; then
+    echo "14B: skipped, $n_gpu GPU(s) (needs 4)"
+else
+    python3 - "$TMP/config.json" "$TMP/config14b.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c.update(vocab_size=152064, hidden_size=5120, intermediate_size=13824, num_hidden_layers=48,
+         num_attention_heads=40, num_key_value_heads=8, tie_word_embeddings=False)
+json.dump(c, open(sys.argv[2], "w"))
+PY
+    rm -rf "$TMP/model"
+    if "$BIN" init --config "$TMP/config14b.json" --out "$TMP/model14b" --dtype bf16 --seed 1 \
+        >"$OUTDIR/train_gpus_init14b.log" 2>&1; then
+        MODEL=$TMP/model14b BATCH=8 MICRO=1 STEPS=${BENCH_14B_STEPS:-4}
+        run_case 14b_4z2 4 --zero 2
+        run_case 14b_4z3 4 --zero 3
+    else
+        echo "14B init failed: see train_gpus_init14b.log"
+    fi
+    rm -rf "$TMP/model14b"
+fi
 cp "$TMP/results" "$OUTDIR/train_gpus_results.jsonl"
 python3 - "$TMP/results" <<'PY'
 import json, sys
@@ -141,6 +183,8 @@ for r in rows:
             "offload7b_all": "7B: 1 GPU, --offload-all, 8 x 4096 per step",
             "7b_2z2": "7B: 2 GPUs, --zero 2, 8 x 4096 per step",
             "7b_2z3": "7B: 2 GPUs, --zero 3, 8 x 4096 per step",
+            "14b_4z2": "14B: 4 GPUs, --zero 2, 8 x 4096 per step",
+            "14b_4z3": "14B: 4 GPUs, --zero 3, 8 x 4096 per step",
             "%dz2" % r["gpus"]: "%d GPUs, --zero 2" % r["gpus"],
             "%dz3" % r["gpus"]: "%d GPUs, --zero 3" % r["gpus"]}.get(
         r["name"], "%d GPU(s)" % r["gpus"])
@@ -148,7 +192,7 @@ for r in rows:
         print("  %s: %s" % (what, r["error"]))
         continue
     rel = ""
-    if one and r["gpus"] > 1 and not r["name"].startswith("7b"):  # the 1.5B's scaling
+    if one and r["gpus"] > 1 and not r["name"][:3] in ("7b_", "14b"):  # the 1.5B's scaling
         rel = " (%.0f%% of %d x one GPU)" % (100 * r["tokens_per_s"] / (r["gpus"] * one["tokens_per_s"]),
                                              r["gpus"])
     elif one and r["name"] == "offload":
@@ -159,7 +203,10 @@ for r in rows:
     host = "%s GiB host peak RSS" % r["host_rss_gib"]
     if r.get("rank_rss_gib"):
         host += " (per rank: %s)" % ", ".join("%.1f" % x for x in r["rank_rss_gib"])
-    print("  %s: %8.0f tok/s over %d steps, %s GPU memory, %s, last loss %.4f, %s%s"
-          % (what, r["tokens_per_s"], r["steps"], r["gpu_memory"], host, r["loss"], r["mode"], rel))
+    mfu = " (MFU %.1f%%)" % (100 * r["mfu"]) if r.get("mfu") else ""
+    smi = " (nvidia-smi: %.1f GiB)" % r["nvidia_smi_gib"] if r.get("nvidia_smi_gib") else ""
+    print("  %s: %8.0f tok/s%s over %d steps, %s GPU memory%s, %s, last loss %.10g, %s%s"
+          % (what, r["tokens_per_s"], mfu, r["steps"], r["gpu_memory"], smi, host, r["loss"],
+             r["mode"], rel))
 PY
 exit 0
