@@ -27,8 +27,8 @@ static uint64_t mix(uint64_t *s) {
 static double uniform01(uint64_t *s) { return ((double)(mix(s) >> 11) + 0.5) * 0x1p-53; }
 
 /* x[0, n) from the stream at state s0; each pair of values draws two numbers, so an odd n
- * draws one more than it writes. Returns the state after the tensor. */
-static uint64_t fill_normal(float *x, size_t n, double stddev, uint64_t s0) {
+ * draws one more than it writes. */
+static void fill_normal(float *x, size_t n, double stddev, uint64_t s0) {
     enum { BLOCK = 1 << 18 }; /* even, so every block starts on a pair */
     const int64_t n_blocks = (int64_t)((n + BLOCK - 1) / BLOCK);
 #pragma omp parallel for schedule(static) if (n_blocks > 1)
@@ -41,11 +41,34 @@ static uint64_t fill_normal(float *x, size_t n, double stddev, uint64_t s0) {
             if (i + 1 < n) x[i + 1] = (float)(stddev * r * sin(2 * M_PI * v));
         }
     }
-    return s0 + (uint64_t)((n + 1) & ~(size_t)1) * GOLDEN;
 }
 
 static size_t tensor_numel(const dense_tensor *t) {
     return (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
+}
+
+/* What the writer needs to make tensor j when it reaches it: nothing is held but one tensor. */
+typedef struct {
+    const dense_tensor *t;
+    const uint64_t *state; /* [n] the stream's state where tensor j's values start */
+    double stddev;
+    dtype dt;
+    float *f32;            /* the float32 values of narrower types, before conversion */
+} init_fill;
+
+static void fill_tensor(void *ctx, int j, void *dst) {
+    const init_fill *f = ctx;
+    if (!dst) return;
+    const dense_tensor *t = &f->t[j];
+    const size_t k = tensor_numel(t);
+    float *x = f->dt == DTYPE_F32 ? dst : f->f32;
+    if (t->role == TENSOR_NORM)
+        for (size_t i = 0; i < k; i++) x[i] = 1.0f;
+    else if (t->role == TENSOR_BIAS)
+        memset(x, 0, sizeof(float) * k);
+    else
+        fill_normal(x, k, f->stddev, f->state[j]);
+    if (f->dt != DTYPE_F32) dtype_from_f32(dst, x, f->dt, k);
 }
 
 int init_model_weights(const char *dir, const model_config *c, double stddev, uint64_t seed, dtype dt) {
@@ -53,38 +76,26 @@ int init_model_weights(const char *dir, const model_config *c, double stddev, ui
     int n;
     TRY(dense_layout(c, &t, &n));
     st_entry *e = xcalloc((size_t)n, sizeof *e);
+    uint64_t *state = xmalloc(sizeof(uint64_t) * (size_t)n);
+    /* the random tensors draw from one stream in layout order; each starts where the last ended */
     uint64_t s = seed ^ 0x5deece66dull;
-    size_t total = 0, largest = 0;
-    for (int i = 0; i < n; i++) {
-        total += tensor_numel(&t[i]);
-        if (tensor_numel(&t[i]) > largest) largest = tensor_numel(&t[i]);
-    }
-    /* narrower types are converted a tensor at a time: the float32 model is never held whole */
-    void *store = xmalloc(dtype_size(dt) * total);
-    float *f32 = dt == DTYPE_F32 ? NULL : xmalloc(sizeof(float) * largest);
-    size_t off = 0;
+    size_t largest = 0;
     for (int i = 0; i < n; i++) {
         const size_t k = tensor_numel(&t[i]);
-        uint8_t *dst = (uint8_t *)store + off * dtype_size(dt);
-        float *x = f32 ? f32 : (float *)dst;
-        if (t[i].role == TENSOR_NORM)
-            for (size_t j = 0; j < k; j++) x[j] = 1.0f;
-        else if (t[i].role == TENSOR_BIAS)
-            memset(x, 0, sizeof(float) * k);
-        else
-            s = fill_normal(x, k, stddev, s);
-        if (f32) dtype_from_f32(dst, x, dt, k);
+        state[i] = s;
+        if (t[i].role != TENSOR_NORM && t[i].role != TENSOR_BIAS)
+            s += (uint64_t)((k + 1) & ~(size_t)1) * GOLDEN;
+        if (k > largest) largest = k;
         e[i].name = t[i].name;
         e[i].dt = dt;
         e[i].ndim = t[i].ndim;
         e[i].shape[0] = t[i].shape[0];
         e[i].shape[1] = t[i].shape[1];
-        e[i].data = dst;
-        off += k;
     }
-    int rc = safetensors_write_dir(dir, e, n, (size_t)5 << 30);
-    free(store);
-    free(f32);
+    init_fill f = {t, state, stddev, dt, dt == DTYPE_F32 ? NULL : xmalloc(sizeof(float) * largest)};
+    int rc = safetensors_write_dir_fill(dir, e, n, (size_t)5 << 30, fill_tensor, &f);
+    free(f.f32);
+    free(state);
     free(e);
     free(t);
     return rc;
