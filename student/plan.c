@@ -57,7 +57,9 @@ double plan_memory(const dense_shape *s, const plan_request *q, int stage, int m
                              : q->recompute == RECOMPUTE_ALL ? s->layers * T * d * 2 + 2 * layer_act
                                                              : s->layers * layer_act;
     r->loss = (double)q->loss_chunk_rows * (double)s->vocab * 4 * 2;
-    r->overhead = 1024.0 * 1024 * 1024;
+    /* beyond what train allocates, nvidia-smi saw 0.5 GiB on one H200 (the CUDA context and
+     * cuBLAS) and 1.4-1.5 GiB on 2 and 4 (NCCL's buffers besides); 1 GiB leaves slack for one */
+    r->overhead = (N > 1 ? 1.5 : 1.0) * 1024 * 1024 * 1024;
     r->total = r->weights + r->grads + r->master + r->optimizer + mb * r->activations_per_seq +
                r->loss + r->overhead;
     return r->total;

@@ -20,7 +20,9 @@
  *     without               L * one layer's activations
  *     one layer's           T * (4d + 2*q_dim + 2*kv_dim + 3*ff) * 2
  *   loss                    chunked: chunk rows * vocab * 4 * 2 (logits and their gradient)
- *   overhead                1 GiB (CUDA context, cuBLAS workspace, allocator slack)
+ *   overhead                1 GiB (CUDA context, cuBLAS workspace, allocator slack), 1.5 GiB
+ *                           on several GPUs (NCCL's buffers): measured beside train's own
+ *                           allocation with nvidia-smi, 0.5 GiB on one H200, 1.4-1.5 on 2 and 4
  * FLOPs per token: 6*N_matmul + 12*L*q_dim*T (the convention of the performance anchors; causal
  * attention does half of that term; recomputation adds 2*N_matmul that MFU does not count). */
 #ifndef R1_STUDENT_PLAN_H
