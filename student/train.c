@@ -542,6 +542,7 @@ static int train_loop(run_state *R, const train_args *a) {
             if (lead) fprintf(stderr, "step %lld  eval_loss %.6f\n", (long long)step, el);
         }
         if (a->save_every > 0 && step % a->save_every == 0) {
+            const double c0 = clock_seconds();
             cJSON *st = state_json(a, &pos, &R->td, warmup, total, loss);
             if (R->gpu && !a->offload_optimizer) {
                 /* the GPUs' state comes back a bucket at a time as rank 0 writes it */
@@ -559,6 +560,10 @@ static int train_loop(run_state *R, const train_args *a) {
             char name[48];
             snprintf(name, sizeof name, "checkpoint-%lld", (long long)step);
             R->last_ckpt = path_join(a->out, name);
+            /* a large model's checkpoint takes long enough to weigh against --save-every */
+            if (lead)
+                fprintf(stderr, "step %lld  saved %s in %.1f s\n", (long long)step, R->last_ckpt,
+                        clock_seconds() - c0);
             /* Config and tokenizer files are copied from the newest checkpoint from now on:
              * the one they came from may be pruned. */
             free(m->path);

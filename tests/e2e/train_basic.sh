@@ -15,6 +15,9 @@ for k in step loss lr grad_norm tokens loss_tokens tokens_per_s; do
     grep -q "\"$k\": " "$TMP/q.jsonl" || { echo "log lacks $k"; exit 1; }
 done
 grep -q '"eval_loss"' "$TMP/q.jsonl"
+# each checkpoint is announced with the time it took, even under --quiet
+grep -Eq "^step 6  saved .*/checkpoint-6 in [0-9]+\.[0-9] s$" "$TMP/q.err"
+[ "$(grep -c ' saved ' "$TMP/q.err")" -eq 2 ]
 # warmup 2: the first step runs at lr 0 (HF LambdaLR), the second at lr/2
 sed -n 1p "$TMP/q.jsonl" | grep -q '"lr": 0,'
 sed -n 2p "$TMP/q.jsonl" | grep -q '"lr": 0.0015,'
