@@ -124,6 +124,10 @@ void dtype_to_f32(float *dst, const void *src, dtype t, size_t n) {
     }
 }
 
+/* Below this many values a conversion stays on one thread. Each value is converted alone, so
+ * the result does not depend on the thread count; a 7B's weights take 7 s on one thread. */
+#define CONVERT_PAR_MIN ((size_t)1 << 18)
+
 void dtype_from_f32(void *dst, const float *src, dtype t, size_t n) {
     switch (t) {
     case DTYPE_F32:
@@ -131,16 +135,19 @@ void dtype_from_f32(void *dst, const float *src, dtype t, size_t n) {
         return;
     case DTYPE_BF16: {
         uint16_t *d = dst;
+#pragma omp parallel for schedule(static) if (n >= CONVERT_PAR_MIN)
         for (size_t i = 0; i < n; i++) d[i] = f32_to_bf16(src[i]);
         return;
     }
     case DTYPE_F16: {
         uint16_t *d = dst;
+#pragma omp parallel for schedule(static) if (n >= CONVERT_PAR_MIN)
         for (size_t i = 0; i < n; i++) d[i] = f32_to_f16(src[i]);
         return;
     }
     case DTYPE_F8_E4M3: {
         uint8_t *d = dst;
+#pragma omp parallel for schedule(static) if (n >= CONVERT_PAR_MIN)
         for (size_t i = 0; i < n; i++) d[i] = f32_to_fp8_e4m3(src[i]);
         return;
     }

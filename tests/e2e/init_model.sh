@@ -42,6 +42,10 @@ PY
 OMP_NUM_THREADS=1 "$BIN" init --config "$TMP/wide.json" --out "$TMP/wide1" --seed 9 2>/dev/null
 OMP_NUM_THREADS=3 "$BIN" init --config "$TMP/wide.json" --out "$TMP/wide3" --seed 9 2>/dev/null
 cmp "$TMP/wide1/model.safetensors" "$TMP/wide3/model.safetensors"
+# ... and the conversion to bf16, in parallel too, gives the same bits
+OMP_NUM_THREADS=1 "$BIN" init --config "$TMP/wide.json" --out "$TMP/wideb1" --seed 9 --dtype bf16 2>/dev/null
+OMP_NUM_THREADS=3 "$BIN" init --config "$TMP/wide.json" --out "$TMP/wideb3" --seed 9 --dtype bf16 2>/dev/null
+cmp "$TMP/wideb1/model.safetensors" "$TMP/wideb3/model.safetensors"
 python3 - "$TMP/wide3/model.safetensors" <<'PY'
 import json, math, struct, sys
 b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
