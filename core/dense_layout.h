@@ -4,6 +4,7 @@
 #ifndef R1_CORE_DENSE_LAYOUT_H
 #define R1_CORE_DENSE_LAYOUT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/config.h"
@@ -23,6 +24,11 @@ typedef struct {
     int ndim;
     int64_t shape[2];
 } dense_tensor;
+
+/* The number of values in t. */
+static inline size_t dense_numel(const dense_tensor *t) {
+    return (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
+}
 
 /* Lists the checkpoint's tensors; *n is set; the caller frees. R1_EINPUT for a non-dense
  * architecture. */

@@ -43,10 +43,6 @@ static void fill_normal(float *x, size_t n, double stddev, uint64_t s0) {
     }
 }
 
-static size_t tensor_numel(const dense_tensor *t) {
-    return (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
-}
-
 /* What the writer needs to make tensor j when it reaches it: nothing is held but one tensor. */
 typedef struct {
     const dense_tensor *t;
@@ -60,7 +56,7 @@ static void fill_tensor(void *ctx, int j, void *dst) {
     const init_fill *f = ctx;
     if (!dst) return;
     const dense_tensor *t = &f->t[j];
-    const size_t k = tensor_numel(t);
+    const size_t k = dense_numel(t);
     float *x = f->dt == DTYPE_F32 ? dst : f->f32;
     if (t->role == TENSOR_NORM)
         for (size_t i = 0; i < k; i++) x[i] = 1.0f;
@@ -81,7 +77,7 @@ int init_model_weights(const char *dir, const model_config *c, double stddev, ui
     uint64_t s = seed ^ 0x5deece66dull;
     size_t largest = 0;
     for (int i = 0; i < n; i++) {
-        const size_t k = tensor_numel(&t[i]);
+        const size_t k = dense_numel(&t[i]);
         state[i] = s;
         if (t[i].role != TENSOR_NORM && t[i].role != TENSOR_BIAS)
             s += (uint64_t)((k + 1) & ~(size_t)1) * GOLDEN;

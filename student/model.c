@@ -64,7 +64,7 @@ int student_model_create(student_model *m, const model_config *c) {
         t->ndim = dt[k].ndim;
         t->shape[0] = dt[k].shape[0];
         t->shape[1] = dt[k].ndim == 2 ? dt[k].shape[1] : 0;
-        t->numel = (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
+        t->numel = dense_numel(&dt[k]);
         t->offset = m->n_params;
         /* As the HF Trainer groups them: weight decay on the embedding, projections and head;
          * none on RMSNorm weights and biases. */

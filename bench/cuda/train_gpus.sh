@@ -44,6 +44,16 @@ with open(sys.argv[1], "w") as f:
         f.write(json.dumps({"input_ids": ids, "loss_mask": [0] + [1] * 4095}) + "\n")
 PY
 
+# shape_config OUT key=value...: the 1.5B's config.json with other shape values (JSON values)
+shape_config() {
+    python3 - "$TMP/config.json" "$@" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c.update({k: json.loads(v) for k, v in (a.split("=", 1) for a in sys.argv[3:])})
+json.dump(c, open(sys.argv[2], "w"))
+PY
+}
+
 echo "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x $n_gpu"
 : >"$TMP/results"
 MODEL=$TMP/model BATCH=16 MICRO=4
@@ -122,10 +132,8 @@ if [ "${BENCH_SKIP_7B:-0}" = 1 ]; then
 elif [ "$avail_gib" -lt 100 ]; then
     echo "7B offload: skipped, $avail_gib GiB of host memory available (needs 100)"
 else
-    sed -e 's/"hidden_size": 1536, "intermediate_size": 8960/"hidden_size": 3584, "intermediate_size": 18944/' \
-        -e 's/"num_attention_heads": 12, "num_key_value_heads": 2/"num_attention_heads": 28, "num_key_value_heads": 4/' \
-        -e 's/"vocab_size": 151936/"vocab_size": 152064/' \
-        -e 's/"tie_word_embeddings": true/"tie_word_embeddings": false/' "$TMP/config.json" >"$TMP/config7b.json"
+    shape_config "$TMP/config7b.json" vocab_size=152064 hidden_size=3584 intermediate_size=18944 \
+        num_attention_heads=28 num_key_value_heads=4 tie_word_embeddings=false
     rm -rf "$TMP/model"
     if "$BIN" init --config "$TMP/config7b.json" --out "$TMP/model7b" --dtype bf16 --seed 1 \
         >"$OUTDIR/train_gpus_init7b.log" 2>&1; then
@@ -153,13 +161,8 @@ if [ "${BENCH_SKIP_14B:-0}" = 1 ]; then
 elif [ "$n_gpu" -lt 4 ]; then
     echo "14B: skipped, $n_gpu GPU(s) (needs 4)"
 else
-    python3 - "$TMP/config.json" "$TMP/config14b.json" <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c.update(vocab_size=152064, hidden_size=5120, intermediate_size=13824, num_hidden_layers=48,
-         num_attention_heads=40, num_key_value_heads=8, tie_word_embeddings=False)
-json.dump(c, open(sys.argv[2], "w"))
-PY
+    shape_config "$TMP/config14b.json" vocab_size=152064 hidden_size=5120 intermediate_size=13824 \
+        num_hidden_layers=48 num_attention_heads=40 num_key_value_heads=8 tie_word_embeddings=false
     rm -rf "$TMP/model"
     if "$BIN" init --config "$TMP/config14b.json" --out "$TMP/model14b" --dtype bf16 --seed 1 \
         >"$OUTDIR/train_gpus_init14b.log" 2>&1; then
@@ -192,7 +195,7 @@ for r in rows:
         print("  %s: %s" % (what, r["error"]))
         continue
     rel = ""
-    if one and r["gpus"] > 1 and not r["name"][:3] in ("7b_", "14b"):  # the 1.5B's scaling
+    if one and r["gpus"] > 1 and r["name"][:3] not in ("7b_", "14b"):  # the 1.5B's scaling
         rel = " (%.0f%% of %d x one GPU)" % (100 * r["tokens_per_s"] / (r["gpus"] * one["tokens_per_s"]),
                                              r["gpus"])
     elif one and r["name"] == "offload":

@@ -363,7 +363,6 @@ static void test_schedule(void) {
 
 /* ---- token shards ------------------------------------------------------------------------ */
 
-
 static void write_bytes(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");
     fwrite(p, 1, n, f);
