@@ -132,15 +132,21 @@ int cuda_comm_create(cuda_comm **out, int rank, int n_ranks, const char *id_file
     return R1_OK;
 }
 
-/* An all-reduce of one float, waited for: the only collective NCCL offers that every rank must
- * enter before any leaves. */
+/* An all-reduce waited for: the only collective NCCL offers that every rank must enter before
+ * any leaves. */
 void cuda_comm_barrier(cuda_comm *c) {
-    float *one;
-    COMM_CUDA_CHECK(cudaMalloc((void **)&one, sizeof(float)));
-    COMM_CUDA_CHECK(cudaMemset(one, 0, sizeof(float)));
-    cuda_comm_all_reduce(c, one, 1, COMM_F32, 0);
-    COMM_CUDA_CHECK(cudaStreamSynchronize(0));
-    COMM_CUDA_CHECK(cudaFree(one));
+    float zero = 0;
+    cuda_comm_all_reduce_host(c, &zero, 1);
+}
+
+void cuda_comm_all_reduce_host(cuda_comm *c, float *values, size_t n) {
+    if (n == 0) return;
+    float *d;
+    COMM_CUDA_CHECK(cudaMalloc((void **)&d, n * sizeof(float)));
+    COMM_CUDA_CHECK(cudaMemcpy(d, values, n * sizeof(float), cudaMemcpyHostToDevice));
+    cuda_comm_all_reduce(c, d, n, COMM_F32, 0);
+    COMM_CUDA_CHECK(cudaMemcpy(values, d, n * sizeof(float), cudaMemcpyDeviceToHost));
+    COMM_CUDA_CHECK(cudaFree(d));
 }
 
 void cuda_comm_destroy(cuda_comm *c) {
@@ -192,6 +198,9 @@ int cuda_comm_create(cuda_comm **out, int rank, int n_ranks, const char *id_file
 }
 void cuda_comm_destroy(cuda_comm *c) { free(c); }
 void cuda_comm_barrier(cuda_comm *c) { CHECK(!"no NCCL in this build"); }
+void cuda_comm_all_reduce_host(cuda_comm *c, float *values, size_t n) {
+    CHECK(!"no NCCL in this build");
+}
 int cuda_comm_rank(const cuda_comm *c) { return 0; }
 int cuda_comm_size(const cuda_comm *c) { return 1; }
 void cuda_comm_reduce_scatter(cuda_comm *c, void *buf, size_t count, comm_dtype t,

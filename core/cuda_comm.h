@@ -48,6 +48,9 @@ void cuda_comm_all_gather(cuda_comm *c, const void *send, void *recv, size_t cou
                           cudaStream_t s);
 /* In place: buf[i] = the sum over ranks of buf[i]. */
 void cuda_comm_all_reduce(cuda_comm *c, void *buf, size_t count, comm_dtype t, cudaStream_t s);
+/* Host memory, waited for: values[i] = the sum over ranks of values[i]. For the few numbers every
+ * rank must agree on (a memory plan's choices); each call costs a device round trip. */
+void cuda_comm_all_reduce_host(cuda_comm *c, float *values, size_t n);
 /* In place: every rank's buf[0, bytes) becomes rank 0's. */
 void cuda_comm_broadcast(cuda_comm *c, void *buf, size_t bytes, cudaStream_t s);
 

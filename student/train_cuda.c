@@ -399,12 +399,7 @@ void cuda_student_fit_shards(const model_config *cfg, cuda_student_opts *o, int 
     }
     /* the budgets differ between ranks, the choice must not: count the ranks each candidate
      * does not fit */
-    float *d;
-    R1_CUDA_CHECK(cudaMalloc((void **)&d, sizeof unfit));
-    R1_CUDA_CHECK(cudaMemcpy(d, unfit, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice));
-    cuda_comm_all_reduce(o->comm, d, (size_t)n, COMM_F32, 0);
-    R1_CUDA_CHECK(cudaMemcpy(unfit, d, sizeof(float) * (size_t)n, cudaMemcpyDeviceToHost));
-    R1_CUDA_CHECK(cudaFree(d));
+    cuda_comm_all_reduce_host(o->comm, unfit, (size_t)n);
     int pick = n - 1; /* none fits: the least memory, and create says why */
     for (int i = n - 1; i >= 0; i--)
         if (unfit[i] == 0) pick = i;
