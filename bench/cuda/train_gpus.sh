@@ -124,7 +124,8 @@ run_case offload 1 --offload-all
 # micro-batches of one: what lets a 7B full fine-tune run on one 80 GB GPU. --offload-optimizer
 # keeps on the GPU the state that fits, --offload-all none. The host holds the float32 master
 # weights and moments, 12 bytes per parameter (85 GiB), so it runs only where that much memory is
-# free; it needs 15 GB of disk for the initial weights. Where there are 2 GPUs, the same steps
+# free; it needs 15 GB of disk for the initial weights. Then the least GPU memory: one sequence
+# per step, all recomputed, all the state on the host (the plan: 32.5 GiB). Where there are 2 GPUs, the same steps
 # run on both with --zero 2 and with --zero 3.
 avail_gib=$(awk '/^MemAvailable:/ {print int($2 / 1048576)}' /proc/meminfo)
 if [ "${BENCH_SKIP_7B:-0}" = 1 ]; then
@@ -141,6 +142,9 @@ else
         if [ "${BENCH_7B_OFFLOAD:-1}" = 1 ]; then
             run_case offload7b 1 --offload-optimizer
             [ "${BENCH_7B_ALL:-1}" = 1 ] && run_case offload7b_all 1 --offload-all
+            # the least GPU memory a 7B step takes: one sequence per step (bf16 gradients, as
+            # no micro-batches are added up), every layer recomputed, all the state on the host
+            BATCH=1 run_case offload7b_least 1 --offload-all --recompute
         fi
         # the same steps on 2 GPUs, the gradients sharded, then the weights too
         if [ "$n_gpu" -ge 2 ]; then
@@ -184,6 +188,7 @@ for r in rows:
     what = {"offload": "1 GPU, --offload-all",
             "offload7b": "7B: 1 GPU, --offload-optimizer, 8 x 4096 per step",
             "offload7b_all": "7B: 1 GPU, --offload-all, 8 x 4096 per step",
+            "offload7b_least": "7B: 1 GPU, --offload-all --recompute, 1 x 4096 per step",
             "7b_2z2": "7B: 2 GPUs, --zero 2, 8 x 4096 per step",
             "7b_2z3": "7B: 2 GPUs, --zero 3, 8 x 4096 per step",
             "14b_4z2": "14B: 4 GPUs, --zero 2, 8 x 4096 per step",
