@@ -19,12 +19,6 @@ uint64_t hash_fnv1a64(const void *data, size_t n) {
     return hash_fnv1a64_update(HASH_FNV1A64_INIT, data, n);
 }
 
-uint64_t hash_mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 void hash_hex64(char out[17], uint64_t h) { snprintf(out, 17, "%016llx", (unsigned long long)h); }
 
 int hash_file(const char *path, uint64_t *h, uint64_t *bytes) {

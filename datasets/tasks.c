@@ -6,17 +6,12 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/hash.h"
 
-/* splitmix64: a small, well-mixed generator; the stream is fixed by the seed. */
-static uint64_t next_u64(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+/* Uniform integer in [lo, hi] from the splitmix64 stream s (fixed by the seed). */
+static int draw(uint64_t *s, int lo, int hi) {
+    return lo + (int)(hash_splitmix64(s) % (uint64_t)(hi - lo + 1));
 }
-
-/* Uniform integer in [lo, hi]. */
-static int draw(uint64_t *s, int lo, int hi) { return lo + (int)(next_u64(s) % (uint64_t)(hi - lo + 1)); }
 
 static uint64_t fnv1a(const char *s) {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -264,7 +259,7 @@ int tasks_facts(char ***out, uint64_t seed, int per_record) {
     CHECK(n <= MAX_FACTS);
     uint64_t s = seed ^ 0xfac75ull;
     for (int i = n - 1; i > 0; i--) { /* Fisher-Yates */
-        int j = (int)(next_u64(&s) % (uint64_t)(i + 1));
+        int j = (int)(hash_splitmix64(&s) % (uint64_t)(i + 1));
         char t[24];
         memcpy(t, facts[i], sizeof t);
         memcpy(facts[i], facts[j], sizeof t);

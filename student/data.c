@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "datasets/sft.h"
 #include "student/train.h"
 
@@ -204,22 +205,15 @@ void train_data_fill(const train_data *td, const int64_t *rows, int n, batch_buf
     bb->b.n = k;
 }
 
-/* splitmix64 (Steele, Lea, Flood 2014): a small generator whose whole state is one number, so
- * an epoch's order is a pure function of (seed, epoch). */
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
+/* splitmix64 (core/hash.h), whose whole state is one number, so an epoch's order is a pure
+ * function of (seed, epoch). */
 void train_data_epoch_order(int64_t *order, int64_t n_rows, uint64_t seed, int64_t epoch) {
     uint64_t s = seed * 0x2545f4914f6cdd1dull + (uint64_t)epoch;
     for (int64_t i = 0; i < n_rows; i++) order[i] = i;
     for (int64_t i = n_rows - 1; i > 0; i--) {
         /* unbiased: reject the top sliver that would favour small values */
         uint64_t bound = (uint64_t)i + 1, limit = UINT64_MAX - UINT64_MAX % bound, x;
-        do x = splitmix64(&s);
+        do x = hash_splitmix64(&s);
         while (x >= limit);
         int64_t j = (int64_t)(x % bound);
         int64_t t = order[i];

@@ -9,22 +9,16 @@
 #include "core/dense_layout.h"
 #include "core/error.h"
 #include "core/fileio.h"
+#include "core/hash.h"
 #include "core/json.h"
 #include "core/safetensors.h"
 
 /* splitmix64 stream and Box-Muller normals: deterministic on every platform. The stream's state
  * is a counter, so its k-th value is known without drawing the k - 1 before it: blocks of a
  * tensor are filled in parallel with the bits one thread would give. */
-static const uint64_t GOLDEN = 0x9e3779b97f4a7c15ull;
-
-static uint64_t mix(uint64_t *s) {
-    uint64_t z = (*s += GOLDEN);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+static double uniform01(uint64_t *s) {
+    return ((double)(hash_splitmix64(s) >> 11) + 0.5) * 0x1p-53;
 }
-
-static double uniform01(uint64_t *s) { return ((double)(mix(s) >> 11) + 0.5) * 0x1p-53; }
 
 /* x[0, n) from the stream at state s0; each pair of values draws two numbers, so an odd n
  * draws one more than it writes. */
@@ -34,7 +28,7 @@ static void fill_normal(float *x, size_t n, double stddev, uint64_t s0) {
 #pragma omp parallel for schedule(static) if (n_blocks > 1)
     for (int64_t b = 0; b < n_blocks; b++) {
         const size_t lo = (size_t)b * BLOCK, hi = lo + BLOCK < n ? lo + BLOCK : n;
-        uint64_t s = s0 + (uint64_t)lo * GOLDEN;
+        uint64_t s = s0 + (uint64_t)lo * HASH_GOLDEN64;
         for (size_t i = lo; i < hi; i += 2) {
             double u = uniform01(&s), v = uniform01(&s), r = sqrt(-2.0 * log(u));
             x[i] = (float)(stddev * r * cos(2 * M_PI * v));
@@ -80,7 +74,7 @@ int init_model_weights(const char *dir, const model_config *c, double stddev, ui
         const size_t k = dense_numel(&t[i]);
         state[i] = s;
         if (t[i].role != TENSOR_NORM && t[i].role != TENSOR_BIAS)
-            s += (uint64_t)((k + 1) & ~(size_t)1) * GOLDEN;
+            s += (uint64_t)((k + 1) & ~(size_t)1) * HASH_GOLDEN64;
         if (k > largest) largest = k;
         e[i].name = t[i].name;
         e[i].dt = dt;

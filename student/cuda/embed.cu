@@ -8,6 +8,7 @@
  * distinct token, adding its rows in position order. */
 #include <stdlib.h>
 
+#include "core/hash.h"
 #include "student/cuda/common.cuh"
 
 /* ---- kernels ------------------------------------------------------------------------------------ */
@@ -53,17 +54,10 @@ __global__ void fill_master_kernel(bf16 *w, uint16_t *lo, size_t n, float value)
         master_store(w, lo, i, value);
 }
 
-__device__ __forceinline__ uint64_t splitmix64(uint64_t z) {
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 __global__ void fill_normal_kernel(bf16 *w, uint16_t *lo, size_t n, uint64_t seed, float std) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        const uint64_t r = splitmix64(seed * 0x2545f4914f6cdd1dull + i);
+        const uint64_t r = hash_mix64(seed * 0x2545f4914f6cdd1dull + i + HASH_GOLDEN64);
         /* two 32-bit uniforms in (0, 1] and [0, 1) */
         const double u1 = ((double)(uint32_t)(r >> 32) + 1.0) * (1.0 / 4294967296.0);
         const double u2 = (double)(uint32_t)r * (1.0 / 4294967296.0);

@@ -23,6 +23,7 @@
 extern "C" {
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/hash.h"
 }
 
 static int g_failures, g_checks;
@@ -34,12 +35,7 @@ static inline void rng_seed_from_env(void) {
     printf("seed %llu (R1_TEST_SEED=%llu repeats this run)\n", (unsigned long long)g_rng,
            (unsigned long long)g_rng);
 }
-static inline uint64_t rng_next(void) { /* splitmix64 */
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static inline uint64_t rng_next(void) { return hash_splitmix64(&g_rng); }
 static inline double urand(void) { return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0); }
 /* uniform in [-a, a) */
 static inline float frand(float a) { return (float)((2.0 * urand() - 1.0) * a); }

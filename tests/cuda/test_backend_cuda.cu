@@ -34,6 +34,7 @@ extern "C" {
 #include "core/backend_cuda.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/rope.h"
 #include "teacher/teacher.h"
 #include "tests/unit/fixture.h"
@@ -43,12 +44,7 @@ extern "C" {
 /* ---- randomness ---------------------------------------------------------------------------- */
 
 static uint64_t rng_state;
-static uint64_t rng_next(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(void) { return hash_splitmix64(&rng_state); }
 static float rng_uniform(void) { return (float)((rng_next() >> 40) * 0x1p-24); } /* [0, 1) */
 static float rng_normal(void) {
     float u = rng_uniform() + 0x1p-25f, v = rng_uniform();
@@ -1065,18 +1061,8 @@ static void test_graphs(void) {
     fixture_free(&ref);
 }
 
-/* The name first, so that a fatal CUDA error (which exits) shows which test it was in. */
-#define RUN_NAMED(fn)                                                                        \
-    do {                                                                                     \
-        fprintf(stderr, "  ... %s\n", #fn);                                                  \
-        RUN(fn);                                                                             \
-    } while (0)
-
 int main(void) {
-    const char *seed = getenv("R1_TEST_SEED");
-    rng_state = seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
-    fprintf(stderr, "  seed %llu (R1_TEST_SEED=%llu repeats this run)\n",
-            (unsigned long long)rng_state, (unsigned long long)rng_state);
+    rng_state = testing_seed();
     cpu = backend_cpu();
     for (int mode = 0; mode < 2; mode++) {
         gpus[mode] = backend_cuda(0, mode);

@@ -26,6 +26,7 @@ extern "C" {
 #include "core/backend.h"
 #include "core/backend_cuda.h"
 #include "core/error.h"
+#include "core/hash.h"
 #include "teacher/engine.h"
 #include "teacher/sampler.h"
 #include "teacher/sampler_device.h"
@@ -34,12 +35,7 @@ extern "C" {
 }
 
 static uint64_t rng_state;
-static uint64_t rng_next(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(void) { return hash_splitmix64(&rng_state); }
 static double rng_u(void) { return (double)(rng_next() >> 11) * 0x1.0p-53; }
 static float rng_normal(void) {
     double u = rng_u() + 0x1p-60, v = rng_u();
@@ -297,17 +293,8 @@ static void test_engine(void) {
     fp32->destroy(fp32);
 }
 
-#define RUN_NAMED(fn)                                                                        \
-    do {                                                                                     \
-        fprintf(stderr, "  ... %s\n", #fn);                                                  \
-        RUN(fn);                                                                             \
-    } while (0)
-
 int main(void) {
-    const char *seed = getenv("R1_TEST_SEED");
-    rng_state = seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
-    fprintf(stderr, "  seed %llu (R1_TEST_SEED=%llu repeats this run)\n",
-            (unsigned long long)rng_state, (unsigned long long)rng_state);
+    rng_state = testing_seed();
     gpu = backend_cuda(0, BACKEND_CUDA_BF16);
     if (!gpu) {
         err_print();

@@ -4,9 +4,11 @@
 #define R1_TESTS_TESTING_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int testing_failures;
 static const char *testing_current;
@@ -49,7 +51,25 @@ static const char *testing_current;
         fprintf(stderr, "  %s %s\n", testing_failures == before_ ? "ok  " : "FAIL", #fn);    \
     } while (0)
 
+/* RUN with the name printed first, so that an error that exits (a fatal CUDA error) shows
+ * which test it was in. */
+#define RUN_NAMED(fn)                                                                        \
+    do {                                                                                     \
+        fprintf(stderr, "  ... %s\n", #fn);                                                 \
+        RUN(fn);                                                                             \
+    } while (0)
+
 #define TESTS_DONE() return testing_failures ? 1 : 0
+
+/* The seed of a test's fresh random inputs: R1_TEST_SEED, else the clock. Printed, so that a
+ * failing run can be repeated. */
+static inline uint64_t testing_seed(void) {
+    const char *s = getenv("R1_TEST_SEED");
+    uint64_t seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);
+    fprintf(stderr, "  seed %llu (R1_TEST_SEED=%llu repeats this run)\n", (unsigned long long)seed,
+            (unsigned long long)seed);
+    return seed;
+}
 
 /* Relative L2 error ||a - b|| / ||b||. */
 static inline double rel_l2(const float *a, const float *b, size_t n) {
