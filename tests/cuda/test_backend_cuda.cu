@@ -19,55 +19,18 @@
  * decoding equals the full forward; 32 greedy tokens equal the CPU's in fp32 mode; replayed
  * CUDA graphs give bit-identical logits to eager runs; device argmax equals host argmax.
  * Failures print the op, its shape, the error, the worst element and the first unwritten one. */
-#include <math.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
 #include <algorithm>
 #include <vector>
 
+#include "tests/cuda/backend_testing.cuh"
 extern "C" {
-#include "core/backend.h"
-#include "core/backend_cuda.h"
-#include "core/dtype.h"
-#include "core/error.h"
-#include "core/hash.h"
 #include "core/rope.h"
 #include "teacher/teacher.h"
 #include "tests/unit/fixture.h"
-#include "tests/unit/testing.h"
 }
 
-/* ---- randomness ---------------------------------------------------------------------------- */
-
-static uint64_t rng_state;
-static uint64_t rng_next(void) { return hash_splitmix64(&rng_state); }
-static float rng_uniform(void) { return (float)((rng_next() >> 40) * 0x1p-24); } /* [0, 1) */
-static float rng_normal(void) {
-    float u = rng_uniform() + 0x1p-25f, v = rng_uniform();
-    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
-}
 static int rng_int(int n) { return (int)(rng_next() % (uint64_t)n); }
-static std::vector<float> randn(size_t n, float scale) {
-    std::vector<float> v(n);
-    for (auto &x : v) x = rng_normal() * scale;
-    return v;
-}
 
-/* ---- the two backends ------------------------------------------------------------------------ */
-
-static backend *cpu;
-static backend *gpus[2]; /* [BACKEND_CUDA_FP32], [BACKEND_CUDA_BF16] */
-static const char *mode_names[2] = {"fp32", "bf16"};
-
-static void *dev_put(backend *be, const void *host, size_t bytes) {
-    void *d = be->alloc(be, bytes);
-    be->upload(be, d, host, bytes);
-    return d;
-}
 static float *dev_floats(backend *be, const std::vector<float> &h) {
     return (float *)dev_put(be, h.data(), sizeof(float) * h.size());
 }
@@ -77,46 +40,6 @@ static int *dev_ints(backend *be, const std::vector<int> &h) {
 static float *dev_poisoned(backend *be, size_t n) {
     std::vector<uint32_t> nan(n, 0x7fc0deadu);
     return (float *)dev_put(be, nan.data(), sizeof(float) * n);
-}
-static std::vector<float> dev_get(backend *be, const float *d, size_t n) {
-    std::vector<float> h(n);
-    be->download(be, h.data(), d, sizeof(float) * n);
-    return h;
-}
-
-/* A host weight with its own storage, in dtype dt (values rounded to it). */
-struct host_weight {
-    weight w;
-    std::vector<uint8_t> bytes;
-    std::vector<float> scales; /* F8_E4M3: block scales, 16 x 16 blocks */
-};
-static host_weight make_weight(int64_t rows, int64_t cols, dtype dt, float scale) {
-    host_weight h;
-    memset(&h.w, 0, sizeof h.w);
-    std::vector<float> f = randn((size_t)(rows * cols), dt == DTYPE_F8_E4M3 ? 100.0f : scale);
-    h.bytes.resize(f.size() * dtype_size(dt));
-    dtype_from_f32(h.bytes.data(), f.data(), dt, f.size());
-    if (dt == DTYPE_F8_E4M3) {
-        const int64_t br = 16, bc = 16;
-        h.scales.resize((size_t)(((rows + br - 1) / br) * ((cols + bc - 1) / bc)));
-        for (auto &v : h.scales) v = scale / 100.0f * (0.5f + rng_uniform());
-        h.w.scale_inv = h.scales.data();
-        h.w.block_rows = (int)br;
-        h.w.block_cols = (int)bc;
-    }
-    h.w.dt = dt;
-    h.w.rows = rows;
-    h.w.cols = cols;
-    h.w.data = h.bytes.data();
-    return h;
-}
-static weight upload_copy(backend *be, const host_weight &h) {
-    weight w = h.w;
-    if (be->upload_weight(be, &w)) {
-        err_print();
-        exit(1);
-    }
-    return w;
 }
 
 /* ---- comparison with diagnostics --------------------------------------------------------- */
@@ -851,15 +774,6 @@ static void test_transfers(void) {
 
 static const char *fixtures[] = {"tests/fixtures/qwen2-tied", "tests/fixtures/llama3-bf16"};
 
-static teacher_model *open_model(const char *dir, backend *be) {
-    teacher_model *m = NULL;
-    if (teacher_open(&m, dir, be)) {
-        err_print();
-        exit(1);
-    }
-    return m;
-}
-
 static int top2_margin(const float *v, long n, int *top) {
     int a = 0, b = -1;
     for (long i = 1; i < n; i++) {
@@ -1062,16 +976,7 @@ static void test_graphs(void) {
 }
 
 int main(void) {
-    rng_state = testing_seed();
-    cpu = backend_cpu();
-    for (int mode = 0; mode < 2; mode++) {
-        gpus[mode] = backend_cuda(0, mode);
-        if (!gpus[mode]) {
-            err_print();
-            fprintf(stderr, "test_backend_cuda needs a Hopper GPU\n");
-            return 1;
-        }
-    }
+    if (open_backends("test_backend_cuda")) return 1;
     RUN_NAMED(test_transfers);
     RUN_NAMED(test_embed);
     RUN_NAMED(test_rmsnorm);

@@ -20,55 +20,15 @@
  *                    the CPU (fp32 1e-5, bf16 3e-2) and transformers (fp32 1e-4, argmax);
  *                    incremental decoding equals the full forward; replayed graphs equal eager
  *                    runs bit for bit; 16 greedy tokens equal the CPU's in fp32 mode. */
-#include <math.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
 #include <algorithm>
 #include <vector>
 
+#include "tests/cuda/backend_testing.cuh"
 extern "C" {
-#include "core/backend.h"
-#include "core/backend_cuda.h"
-#include "core/dtype.h"
-#include "core/error.h"
-#include "core/hash.h"
 #include "teacher/moe_device.h"
 #include "teacher/moe_router.h"
 #include "teacher/teacher.h"
 #include "tests/unit/fixture.h"
-#include "tests/unit/testing.h"
-}
-
-static uint64_t rng_state;
-static uint64_t rng_next(void) { return hash_splitmix64(&rng_state); }
-static float rng_uniform(void) { return (float)((rng_next() >> 40) * 0x1p-24); }
-static float rng_normal(void) {
-    float u = rng_uniform() + 0x1p-25f, v = rng_uniform();
-    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
-}
-static std::vector<float> randn(size_t n, float scale) {
-    std::vector<float> v(n);
-    for (auto &x : v) x = rng_normal() * scale;
-    return v;
-}
-
-static backend *cpu;
-static backend *gpus[2];
-static const char *mode_names[2] = {"fp32", "bf16"};
-
-static void *dev_put(backend *be, const void *host, size_t bytes) {
-    void *d = be->alloc(be, bytes);
-    be->upload(be, d, host, bytes);
-    return d;
-}
-static std::vector<float> dev_get(backend *be, const float *d, size_t n) {
-    std::vector<float> h(n);
-    be->download(be, h.data(), d, sizeof(float) * n);
-    return h;
 }
 
 static int check_close(const char *what, const float *got, const float *want, size_t n,
@@ -88,48 +48,18 @@ static int check_close(const char *what, const float *got, const float *want, si
     return ok;
 }
 
-/* Host weights with storage; FP8 with block scales of br x bc. */
-struct host_weight {
-    weight w;
-    std::vector<uint8_t> bytes;
-    std::vector<float> scales;
-};
-static host_weight make_weight(int64_t rows, int64_t cols, dtype dt, float scale, int br, int bc) {
-    host_weight h;
-    memset(&h.w, 0, sizeof h.w);
-    std::vector<float> f = randn((size_t)(rows * cols), dt == DTYPE_F8_E4M3 ? 100.0f : scale);
-    h.bytes.resize(f.size() * dtype_size(dt));
-    dtype_from_f32(h.bytes.data(), f.data(), dt, f.size());
-    if (dt == DTYPE_F8_E4M3) {
-        h.scales.resize((size_t)(((rows + br - 1) / br) * ((cols + bc - 1) / bc)));
-        for (auto &v : h.scales) v = scale / 100.0f * (0.5f + rng_uniform());
-        h.w.scale_inv = h.scales.data();
-        h.w.block_rows = br;
-        h.w.block_cols = bc;
-    }
-    h.w.dt = dt;
-    h.w.rows = rows;
-    h.w.cols = cols;
-    h.w.data = h.bytes.data();
-    return h;
-}
-
 /* ---- linear_segments ------------------------------------------------------------------------ */
 
-static void segments_case(int mode, int E, int64_t rows, int64_t cols, dtype dt, int br, int bc,
+static void segments_case(int mode, int E, int64_t rows, int64_t cols, dtype dt, int block,
                           const std::vector<int> &counts, const char *name) {
     backend *g = gpus[mode];
     std::vector<host_weight> hw;
     for (int e = 0; e < E; e++)
-        hw.push_back(make_weight(rows, cols, dt, 1.0f / sqrtf((float)cols), br, bc));
+        hw.push_back(make_weight(rows, cols, dt, 1.0f / sqrtf((float)cols), block));
     std::vector<weight> cw(E), gw(E);
     for (int e = 0; e < E; e++) {
         cw[e] = hw[e].w;
-        gw[e] = hw[e].w;
-        if (g->upload_weight(g, &gw[e])) {
-            err_print();
-            exit(1);
-        }
+        gw[e] = upload_copy(g, hw[e]);
     }
     std::vector<int> seg(E + 1, 0);
     for (int e = 0; e < E; e++) seg[e + 1] = seg[e] + counts[e];
@@ -173,12 +103,12 @@ static void test_linear_segments(void) {
     for (int mode = 0; mode < 2; mode++) {
         /* DeepSeek-V3 expert shapes, 8 experts: empty ones, one row, many, more than 64 */
         const std::vector<int> counts = {3, 0, 1, 70, 0, 12, 2, 64};
-        segments_case(mode, 8, 2048, 7168, DTYPE_F8_E4M3, 128, 128, counts, "gate_proj");
-        segments_case(mode, 8, 7168, 2048, DTYPE_F8_E4M3, 128, 128, counts, "down_proj");
-        segments_case(mode, 8, 2048, 7168, DTYPE_BF16, 0, 0, counts, "bf16 gate_proj");
+        segments_case(mode, 8, 2048, 7168, DTYPE_F8_E4M3, 128, counts, "gate_proj");
+        segments_case(mode, 8, 7168, 2048, DTYPE_F8_E4M3, 128, counts, "down_proj");
+        segments_case(mode, 8, 2048, 7168, DTYPE_BF16, 0, counts, "bf16 gate_proj");
         /* small shapes, the fixtures' 16 x 16 blocks: the generic path */
-        segments_case(mode, 5, 24, 64, DTYPE_F8_E4M3, 16, 16, {2, 0, 5, 1, 3}, "fixture-like");
-        segments_case(mode, 3, 40, 24, DTYPE_F32, 0, 0, {0, 4, 1}, "f32");
+        segments_case(mode, 5, 24, 64, DTYPE_F8_E4M3, 16, {2, 0, 5, 1, 3}, "fixture-like");
+        segments_case(mode, 3, 40, 24, DTYPE_F32, 0, {0, 4, 1}, "f32");
     }
 }
 
@@ -187,12 +117,8 @@ static void test_fp8_linear(void) {
     for (int mode = 0; mode < 2; mode++)
         for (int n : {1, 3, 8, 33, 64}) {
             backend *g = gpus[mode];
-            host_weight hw = make_weight(1536, 7168, DTYPE_F8_E4M3, 0.02f, 128, 128);
-            weight gw = hw.w;
-            if (g->upload_weight(g, &gw)) {
-                err_print();
-                exit(1);
-            }
+            host_weight hw = make_weight(1536, 7168, DTYPE_F8_E4M3, 0.02f, 128);
+            weight gw = upload_copy(g, hw);
             std::vector<float> x = randn((size_t)n * 7168, 1.0f), want((size_t)n * 1536);
             cpu->linear(cpu, want.data(), x.data(), &hw.w, NULL, n);
             float *dx = (float *)dev_put(g, x.data(), sizeof(float) * x.size());
@@ -214,12 +140,8 @@ static void test_fp8_linear(void) {
 static void mla_case(int mode, int H, int nope, int v, int lat, dtype dt, int br, int n,
                      const char *name) {
     backend *g = gpus[mode];
-    host_weight hw = make_weight((int64_t)H * (nope + v), lat, dt, 1.0f / sqrtf((float)lat), br, br);
-    weight gw = hw.w;
-    if (g->upload_weight(g, &gw)) {
-        err_print();
-        exit(1);
-    }
+    host_weight hw = make_weight((int64_t)H * (nope + v), lat, dt, 1.0f / sqrtf((float)lat), br);
+    weight gw = upload_copy(g, hw);
     const int qk = nope + 64; /* q rows hold a rope part after each head's nope part */
     std::vector<float> q = randn((size_t)n * H * qk, 1.0f), want((size_t)n * H * lat);
     cpu->mla_q_absorb(cpu, want.data(), q.data(), qk, &hw.w, n, H, nope, v);
@@ -273,12 +195,8 @@ static void test_many_expert_tables(void) {
     std::vector<std::vector<weight>> gw(A);
     for (int a = 0; a < A; a++)
         for (int e = 0; e < E; e++) {
-            hw.push_back(make_weight(R, C, DTYPE_BF16, 0.1f, 0, 0));
-            gw[a].push_back(hw.back().w);
-            if (g->upload_weight(g, &gw[a].back())) {
-                err_print();
-                exit(1);
-            }
+            hw.push_back(make_weight(R, C, DTYPE_BF16, 0.1f));
+            gw[a].push_back(upload_copy(g, hw.back()));
         }
     const int seg[3] = {0, 1, 2};
     std::vector<float> x = randn((size_t)n * C, 1.0f);
@@ -402,22 +320,6 @@ static void test_routing(void) {
 static const char *fixtures[] = {"tests/fixtures/deepseek-yarn", "tests/fixtures/deepseek-fp8",
                                  "tests/fixtures/deepseek-qnull"};
 
-static teacher_model *open_model(const char *dir, backend *be) {
-    teacher_model *m = NULL;
-    if (teacher_open(&m, dir, be)) {
-        err_print();
-        exit(1);
-    }
-    return m;
-}
-
-static int argmax_row(const float *v, long n) {
-    int a = 0;
-    for (long i = 1; i < n; i++)
-        if (v[i] > v[a]) a = (int)i;
-    return a;
-}
-
 static void test_forward(void) {
     for (auto dir : fixtures) {
         ref_logits ref = fixture_load(dir);
@@ -436,7 +338,7 @@ static void test_forward(void) {
                 snprintf(what, sizeof what, "%s [fp32] logits vs transformers", dir);
                 check_close(what, lg, ref.logits, (size_t)ref.n * V, 1e-4);
                 int agree = 0;
-                for (int t = 0; t < ref.n; t++) agree += argmax_row(lg + (size_t)t * V, V) == ref.argmax[t];
+                for (int t = 0; t < ref.n; t++) agree += argmax_f32(lg + (size_t)t * V, V) == ref.argmax[t];
                 EXPECT_MSG(agree == ref.n, "%s [fp32]: argmax agrees with transformers at %d of %d",
                            dir, agree, ref.n);
             }
@@ -490,7 +392,7 @@ static std::vector<int> greedy(teacher_model *m, const int *prompt, int np, int 
         token_layout tl = s == 0 ? token_layout{np, slot.data(), pos.data()} : token_layout{1, &z, &p};
         const int *toks = s == 0 ? prompt : &out.back();
         EXPECT(m->forward(m, toks, &tl, &row, 1, logits.data()) == R1_OK);
-        out.push_back(argmax_row(logits.data(), V));
+        out.push_back(argmax_f32(logits.data(), V));
     }
     return out;
 }
@@ -529,16 +431,7 @@ static void test_greedy_and_graphs(void) {
 }
 
 int main(void) {
-    rng_state = testing_seed();
-    cpu = backend_cpu();
-    for (int mode = 0; mode < 2; mode++) {
-        gpus[mode] = backend_cuda(0, mode);
-        if (!gpus[mode]) {
-            err_print();
-            fprintf(stderr, "test_deepseek_cuda needs a Hopper GPU\n");
-            return 1;
-        }
-    }
+    if (open_backends("test_deepseek_cuda")) return 1;
     RUN_NAMED(test_combine_rows);
     RUN_NAMED(test_routing);
     RUN_NAMED(test_fp8_linear);
