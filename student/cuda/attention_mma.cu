@@ -35,6 +35,32 @@ __device__ __forceinline__ void load_tile_async(bf16 *dst, const bf16 *src, size
     }
 }
 
+/* cp.async of the K and V tiles of KV head g (of H query heads and KV heads in the packed qkv)
+ * for keys [row0, row0 + rows), zero past `end`. */
+template <int HD, int LDS>
+__device__ __forceinline__ void load_kv_async(bf16 *Ks, bf16 *Vs, const bf16 *qkv, size_t ld,
+                                              int H, int KV, int g, int row0, int rows, int end) {
+    load_tile_async<HD, LDS>(Ks, qkv, ld, (H + g) * HD, row0, rows, end);
+    load_tile_async<HD, LDS>(Vs, qkv, ld, (H + KV + g) * HD, row0, rows, end);
+}
+
+/* The query-side kernels' step t of n_kt over key tiles of T rows from d0, in two stages: queue
+ * tile t + 1 into the other buffer, then wait for tile t (in buffer t & 1) and the block. */
+template <int HD, int LDS, int T>
+__device__ __forceinline__ void kv_step(bf16 *Ks, bf16 *Vs, const bf16 *qkv, size_t ld, int H,
+                                        int KV, int g, int d0, int t, int n_kt, int end) {
+    if (t + 1 < n_kt) {
+        const int nb = (t + 1) & 1;
+        load_kv_async<HD, LDS>(Ks + nb * T * LDS, Vs + nb * T * LDS, qkv, ld, H, KV, g,
+                               d0 + (t + 1) * T, T, end);
+        cp_async_commit();
+        cp_async_wait<1>();
+    } else {
+        cp_async_wait<0>();
+    }
+    __syncthreads();
+}
+
 /* acc[16 x 8 NT] += A[16 x HD] (rows row0.., shared, row-major) @ M^T where M[8 NT x HD] is
  * row-major in shared memory (scores: Q K^T, or dO V^T). */
 template <int HD, int NT, int LDS>
@@ -100,8 +126,7 @@ __global__ void __launch_bounds__(128)
 
     load_tile_async<HD, LDS>(Qs, qkv, ld, h * HD, r0, T, r1);
     cp_async_commit();
-    load_tile_async<HD, LDS>(Ks, qkv, ld, (H + g) * HD, d0, T, r1);
-    load_tile_async<HD, LDS>(Vs, qkv, ld, (H + KV + g) * HD, d0, T, r1);
+    load_kv_async<HD, LDS>(Ks, Vs, qkv, ld, H, KV, g, d0, T, r1);
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
@@ -115,16 +140,7 @@ __global__ void __launch_bounds__(128)
 
     for (int t = 0; t < n_kt; t++) {
         const int kt = d0 + t * T;
-        if (t + 1 < n_kt) {
-            const int nb = (t + 1) & 1;
-            load_tile_async<HD, LDS>(Ks + nb * T * LDS, qkv, ld, (H + g) * HD, kt + T, T, r1);
-            load_tile_async<HD, LDS>(Vs + nb * T * LDS, qkv, ld, (H + KV + g) * HD, kt + T, T, r1);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();
+        kv_step<HD, LDS, T>(Ks, Vs, qkv, ld, H, KV, g, d0, t, n_kt, r1);
         const bf16 *Kb = Ks + (t & 1) * T * LDS, *Vb = Vs + (t & 1) * T * LDS;
 
         float s[T / 8][4];
@@ -183,8 +199,7 @@ __global__ void __launch_bounds__(128)
 
     load_tile_async<HD, LDS>(Qs, qkv, ld, h * HD, r0, T, r1);
     load_tile_async<HD, LDS>(dOs, dout, (size_t)H * HD, h * HD, r0, T, r1);
-    load_tile_async<HD, LDS>(Ks, qkv, ld, (H + g) * HD, d0, T, r1);
-    load_tile_async<HD, LDS>(Vs, qkv, ld, (H + KV + g) * HD, d0, T, r1);
+    load_kv_async<HD, LDS>(Ks, Vs, qkv, ld, H, KV, g, d0, T, r1);
     cp_async_commit();
     const row_stats st = load_row_stats(lse, delta, n, h, ra, r1);
 
@@ -192,16 +207,7 @@ __global__ void __launch_bounds__(128)
     zero(dq);
     for (int t = 0; t < n_kt; t++) {
         const int kt = d0 + t * T;
-        if (t + 1 < n_kt) {
-            const int nb = (t + 1) & 1;
-            load_tile_async<HD, LDS>(Ks + nb * T * LDS, qkv, ld, (H + g) * HD, kt + T, T, r1);
-            load_tile_async<HD, LDS>(Vs + nb * T * LDS, qkv, ld, (H + KV + g) * HD, kt + T, T, r1);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();
+        kv_step<HD, LDS, T>(Ks, Vs, qkv, ld, H, KV, g, d0, t, n_kt, r1);
         const bf16 *Kb = Ks + (t & 1) * T * LDS, *Vb = Vs + (t & 1) * T * LDS;
 
         float p[T / 8][4], dp[T / 8][4];
@@ -261,8 +267,7 @@ __global__ void __launch_bounds__(128)
         stage_query_stats(Ls + buf * BQ, Ds + buf * BQ, lse, delta, n, h, qt, BQ, d1);
     };
 
-    load_tile_async<HD, LDS>(Ks, qkv, ld, (H + g) * HD, k0, T, k1);
-    load_tile_async<HD, LDS>(Vs, qkv, ld, (H + KV + g) * HD, k0, T, k1);
+    load_kv_async<HD, LDS>(Ks, Vs, qkv, ld, H, KV, g, k0, T, k1);
     prefetch(0, 0);
     cp_async_commit();
 
