@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "core/cuda/warp_reduce.cuh"
 #include "student/cuda/kernels.h"
 
 /* core/error.h is C11; its _Noreturn is spelled as the attribute C++ understands. */
@@ -104,18 +105,7 @@ __device__ __forceinline__ float grad_get(const void *g, int f32, long long i) {
     return f32 ? ((const float *)g)[i] : __bfloat162float(((const bf16 *)g)[i]);
 }
 
-/* ---- reductions ----------------------------------------------------------------------------- */
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
+/* ---- reductions (warp_sum, warp_max: core/cuda/warp_reduce.cuh) ---------------------------- */
 
 /* Sum over the block, returned to every thread. `red` is shared scratch of 32 floats; the
  * block size is a multiple of 32. The order is fixed (lane tree, then warp tree), so the result
