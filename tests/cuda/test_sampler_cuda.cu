@@ -95,6 +95,22 @@ static int compare_rows(const std::vector<float> &l, int n, int V, const setting
     return bad;
 }
 
+/* n rows of V logits of one kind, the draws 0, just under 1, then random: how many rows'
+ * tokens differ from the CPU's (the first few printed). */
+static int check_rows(int V, int n, int kind, const setting &st) {
+    std::vector<float> l((size_t)n * V);
+    std::vector<double> u(n);
+    for (int r = 0; r < n; r++) {
+        fill_row(l.data() + (size_t)r * V, V, kind);
+        u[r] = r == 0 ? 0.0 : r == 1 ? 1.0 - 0x1p-10 : rng_u();
+    }
+    char what[64];
+    snprintf(what, sizeof what, "V %d %s", V, kind_names[kind]);
+    const int b = compare_rows(l, n, V, st, u, what);
+    EXPECT_MSG(b == 0, "%s: %d of %d rows differ", what, b, n);
+    return b;
+}
+
 static void test_pick_vs_cpu(void) {
     const setting settings[] = {{0.6, 0.95, 0}, {1.0, 1.0, 0}, {0.7, 0.9, 50}, {1.3, 1.0, 20},
                                 {0.6, 0.5, 0},  {0.0, 1.0, 0}, {2.0, 0.99, 7}, {0.05, 0.8, 0},
@@ -104,18 +120,8 @@ static void test_pick_vs_cpu(void) {
     for (int V : vocabs)
         for (int kind = 0; kind < KIND_COUNT; kind++)
             for (const setting &st : settings) {
-                const int n = 24;
-                std::vector<float> l((size_t)n * V);
-                std::vector<double> u(n);
-                for (int r = 0; r < n; r++) {
-                    fill_row(l.data() + (size_t)r * V, V, kind);
-                    u[r] = r == 0 ? 0.0 : r == 1 ? 1.0 - 0x1p-10 : rng_u();
-                }
-                char what[64];
-                snprintf(what, sizeof what, "V %d %s", V, kind_names[kind]);
-                const int b = compare_rows(l, n, V, st, u, what);
-                EXPECT_MSG(b == 0, "%s: %d of %d rows differ", what, b, n);
-                rows += n, bad += b;
+                bad += check_rows(V, 24, kind, st);
+                rows += 24;
             }
     fprintf(stderr, "    %d rows of 40 to 32003 logits: %d differ from the CPU\n", rows, bad);
 }
@@ -130,17 +136,8 @@ static void test_pick_large(void) {
     int bad = 0, rows = 0;
     for (int kind : kinds)
         for (const setting &st : settings) {
-            std::vector<float> l((size_t)n * V);
-            std::vector<double> u(n);
-            for (int r = 0; r < n; r++) {
-                fill_row(l.data() + (size_t)r * V, V, kind);
-                u[r] = r == 0 ? 0.0 : r == 1 ? 1.0 - 0x1p-10 : rng_u();
-            }
-            char what[64];
-            snprintf(what, sizeof what, "V %d %s", V, kind_names[kind]);
-            const int b = compare_rows(l, n, V, st, u, what);
-            EXPECT_MSG(b == 0, "%s: %d of %d rows differ", what, b, n);
-            bad += b, rows += n;
+            bad += check_rows(V, n, kind, st);
+            rows += n;
         }
     fprintf(stderr, "    %d rows of 152064 logits: %d differ from the CPU\n", rows, bad);
 }
