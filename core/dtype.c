@@ -128,10 +128,20 @@ void dtype_to_f32(float *dst, const void *src, dtype t, size_t n) {
  * the result does not depend on the thread count; a 7B's weights take 7 s on one thread. */
 #define CONVERT_PAR_MIN ((size_t)1 << 18)
 
+void f32_copy(float *dst, const float *src, size_t n) {
+    const size_t block = CONVERT_PAR_MIN;
+    const int64_t n_blocks = (int64_t)((n + block - 1) / block);
+#pragma omp parallel for schedule(static) if (n_blocks > 1)
+    for (int64_t b = 0; b < n_blocks; b++) {
+        const size_t lo = (size_t)b * block, len = n - lo < block ? n - lo : block;
+        memcpy(dst + lo, src + lo, len * sizeof(float));
+    }
+}
+
 void dtype_from_f32(void *dst, const float *src, dtype t, size_t n) {
     switch (t) {
     case DTYPE_F32:
-        memcpy(dst, src, n * 4);
+        f32_copy(dst, src, n);
         return;
     case DTYPE_BF16: {
         uint16_t *d = dst;

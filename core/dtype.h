@@ -84,5 +84,7 @@ uint8_t f32_to_fp8_e4m3(float f);
 void dtype_to_f32(float *dst, const void *src, dtype t, size_t n);
 /* Converts n float32 values to a float type (F32, F16, BF16 or F8_E4M3). */
 void dtype_from_f32(void *dst, const float *src, dtype t, size_t n);
+/* memcpy of n floats over the host's threads, for the gigabytes of a checkpoint. */
+void f32_copy(float *dst, const float *src, size_t n);
 
 #endif

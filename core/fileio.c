@@ -88,9 +88,31 @@ int atomic_open(atomic_file *a, const char *path) {
     return R1_OK;
 }
 
+/* Once this much more has been written, it is handed to the disk at once (sync_file_range starts
+ * the writeback and returns), so that the writing goes on while the caller makes the next part:
+ * the fsync at commit then finds most of a checkpoint's gigabytes on disk, where it used to wait
+ * for all of them (8 s of a 1.5B's 28 s checkpoint on an H200 machine). */
+#define ATOMIC_WRITEBACK_BYTES ((size_t)64 << 20)
+
 void atomic_write(atomic_file *a, const void *data, size_t n) {
     if (a->failed || n == 0) return;
-    if (fwrite(data, 1, n, a->f) != n) a->failed = errno ? errno : EIO;
+    if (fwrite(data, 1, n, a->f) != n) {
+        a->failed = errno ? errno : EIO;
+        return;
+    }
+    a->written += n;
+#ifdef __linux__
+    if (a->written - a->handed >= ATOMIC_WRITEBACK_BYTES) {
+        if (fflush(a->f) != 0) {
+            a->failed = errno ? errno : EIO;
+            return;
+        }
+        /* only a hint: a failure to write back shows at fsync */
+        (void)sync_file_range(fileno(a->f), (off_t)a->handed, (off_t)(a->written - a->handed),
+                              SYNC_FILE_RANGE_WRITE);
+        a->handed = a->written;
+    }
+#endif
 }
 
 void atomic_abort(atomic_file *a) {

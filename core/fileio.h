@@ -31,6 +31,7 @@ typedef struct {
     char *path;
     char *tmp_path;
     int failed;
+    size_t written, handed; /* bytes written, and those of them handed to the disk early */
 } atomic_file;
 
 int atomic_open(atomic_file *a, const char *path);

@@ -306,27 +306,26 @@ void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, cuda_host_re
     R1_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
-/* Bucket k's pieces of a local array of es-byte values (16-bit ones go as COMM_BF16), `mine`
- * this rank's, into hp on the host in rank order: through the device buffer tmp of R * chunk
- * values. Collective with several ranks; hp NULL only takes part. */
-static void pieces_to_host(cuda_student *s, int k, const void *mine, size_t es, void *hp,
-                           char *tmp, size_t chunk) {
-    const size_t P = piece_len(s, k);
-    if (s->R == 1) {
-        if (hp) R1_CUDA_CHECK(cudaMemcpy(hp, mine, es * P, cudaMemcpyDeviceToHost));
-        return;
-    }
-    for (size_t c0 = 0; c0 < P; c0 += chunk) {
-        const size_t cnt = P - c0 < chunk ? P - c0 : chunk;
-        cuda_comm_all_gather(s->comm, (const char *)mine + es * c0, tmp, cnt,
-                             es == sizeof(uint16_t) ? COMM_BF16 : COMM_F32, s->comm_stream);
+/* Checkpoint gathers move through the pinned staging (made on first use, kept), a round of cnt
+ * values of every rank's piece at a time: R * cnt values of 4 bytes fill it. Pinned, a copy down
+ * runs at the link's speed; into pageable memory it ran at a few GB/s. */
+static size_t gather_round(const cuda_student *s) {
+    return XFER_BYTES / (sizeof(float) * (size_t)s->R);
+}
+
+/* Values [c0, c0 + cnt) of every rank's piece of a local array of es-byte values (16-bit ones go
+ * as COMM_BF16; `mine` this rank's piece) into pin in rank order, gathered through the device
+ * buffer tmp when there are several ranks. Collective then; pin NULL only takes part. */
+static void round_down(cuda_student *s, const void *mine, size_t es, size_t c0, size_t cnt,
+                       char *tmp, void *pin) {
+    const void *src = (const char *)mine + es * c0;
+    if (s->R > 1) {
+        cuda_comm_all_gather(s->comm, src, tmp, cnt, es == sizeof(uint16_t) ? COMM_BF16 : COMM_F32,
+                             s->comm_stream);
         R1_CUDA_CHECK(cudaStreamSynchronize(s->comm_stream));
-        if (hp)
-            for (int r = 0; r < s->R; r++)
-                R1_CUDA_CHECK(cudaMemcpy((char *)hp + es * ((size_t)r * P + c0),
-                                         tmp + es * (size_t)r * cnt, es * cnt,
-                                         cudaMemcpyDeviceToHost));
+        src = tmp;
     }
+    if (pin) R1_CUDA_CHECK(cudaMemcpy(pin, src, es * cnt * (size_t)s->R, cudaMemcpyDeviceToHost));
 }
 
 int cuda_student_bucket_of(const cuda_student *s, int i) {
@@ -347,33 +346,38 @@ void cuda_student_get_bucket(cuda_student *s, cuda_tensor_kind kind, int k, floa
     const int master = kind == CUDA_MASTER;
     /* the local pieces: float32 moments, or the master weights' 16-bit low halves */
     const void *local = master ? (const void *)s->w_lo : (const void *)state_array(s, kind);
-    const size_t es = master ? sizeof(uint16_t) : sizeof(float), n = s->b_len[k];
+    const size_t es = master ? sizeof(uint16_t) : sizeof(float), P = piece_len(s, k);
+    const void *mine = (const char *)local + es * piece_local(s, k);
     wait_comm(s);
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
-    /* the bucket's pieces as they arrive (the float32 values, or the low halves) */
-    void *hp = hb ? (master ? xmalloc(sizeof(uint16_t) * n) : (void *)hb) : NULL;
-    uint16_t *hw = hb && master ? xmalloc(sizeof(uint16_t) * n) : NULL;
-    /* the pieces meet on every rank through a bounded device buffer */
-    char *tmp = NULL;
-    size_t chunk = 0;
-    if (s->R > 1) {
-        chunk = n / (size_t)s->R;
-        if (chunk > ((size_t)16 << 20)) chunk = (size_t)16 << 20;
-        R1_CUDA_CHECK(cudaMalloc((void **)&tmp, es * chunk * (size_t)s->R));
-    }
-    pieces_to_host(s, k, (const char *)local + es * piece_local(s, k), es, hp, tmp, chunk);
-    /* the upper halves: from the whole copy, or (ZeRO-3's layers) gathered as well */
-    if (master && !whole_held(s, k)) pieces_to_host(s, k, w_mine(s, k), sizeof(uint16_t), hw, tmp, chunk);
-    if (hb && master) {
-        const uint16_t *hl = hp;
-        if (whole_held(s, k))
-            R1_CUDA_CHECK(cudaMemcpy(hw, s->wb[k], sizeof(uint16_t) * n, cudaMemcpyDeviceToHost));
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK)
-        for (size_t j = 0; j < n; j++) hb[j] = f32_join(hw[j], hl[j]);
+    if (hb && !s->xfer) R1_CUDA_CHECK(cudaMallocHost(&s->xfer, XFER_BYTES));
+    char *pin = hb ? s->xfer : NULL, *tmp = NULL;
+    if (s->R > 1) R1_CUDA_CHECK(cudaMalloc((void **)&tmp, XFER_BYTES));
+    /* the master weights: the low halves in the staging's first half, the upper halves in its
+     * second (from the whole copy, or, for ZeRO-3's layers, gathered as well) */
+    const uint16_t *lo = (const uint16_t *)pin;
+    uint16_t *hi = pin ? (uint16_t *)(pin + XFER_BYTES / 2) : NULL;
+    const float *val = (const float *)pin;
+    const size_t round = gather_round(s);
+    for (size_t c0 = 0; c0 < P; c0 += round) {
+        const size_t cnt = P - c0 < round ? P - c0 : round;
+        round_down(s, mine, es, c0, cnt, tmp, pin);
+        if (master && !whole_held(s, k)) round_down(s, w_mine(s, k), es, c0, cnt, tmp, hi);
+        else if (master && hb)
+            for (int r = 0; r < s->R; r++)
+                R1_CUDA_CHECK(cudaMemcpy(hi + (size_t)r * cnt, s->wb[k] + (size_t)r * P + c0,
+                                         sizeof(uint16_t) * cnt, cudaMemcpyDeviceToHost));
+        if (!hb) continue;
+        /* rank r's values are the bucket's r * P + c0 on */
+        for (int r = 0; r < s->R; r++) {
+            float *dst = hb + (size_t)r * P + c0;
+            const size_t o = (size_t)r * cnt;
+#pragma omp parallel for schedule(static) if (cnt >= PAR_MIN_WORK)
+            for (size_t j = 0; j < cnt; j++)
+                dst[j] = master ? f32_join(hi[o + j], lo[o + j]) : val[o + j];
+        }
     }
     if (tmp) R1_CUDA_CHECK(cudaFree(tmp));
-    if (master) free(hp);
-    free(hw);
 }
 
 void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst) {
@@ -383,8 +387,7 @@ void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const
         if (hb)
             for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {
                 const cuda_param *p = &s->params[i];
-                memcpy(dst[i], hb + (p->offset - s->b_off[k]),
-                       sizeof(float) * (size_t)(p->rows * p->cols));
+                f32_copy(dst[i], hb + (p->offset - s->b_off[k]), (size_t)(p->rows * p->cols));
             }
     }
     free(hb);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/backend_cuda.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "student/train.h"
 
@@ -257,7 +258,7 @@ static void read_gathered(void *ctx, source_kind k, int i, float *dst) {
     if (!dst) return;
     CHECK(g->got_valid); /* a rank that takes part never asks for values afterwards */
     const cuda_param *p = cuda_student_param(g->s, c);
-    memcpy(dst, g->got + (p->offset - start), sizeof(float) * (size_t)(p->rows * p->cols));
+    f32_copy(dst, g->got + (p->offset - start), (size_t)(p->rows * p->cols));
 }
 
 checkpoint_values gpu_trainer_values(gpu_trainer *g, int with_state) {
