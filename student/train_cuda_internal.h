@@ -11,7 +11,7 @@
 
 enum { PARAM_ALIGN = 128 }; /* elements: 256 bytes of bf16, 512 of float32 */
 #define GEMM_WORKSPACE (32u << 20)
-#define XFER_BYTES ((size_t)64 << 20) /* host_optimizer's pinned staging */
+#define XFER_BYTES ((size_t)64 << 20) /* pinned staging: the offload, checkpoint gathers */
 
 typedef struct {
     size_t attn_norm, wqkv, bqkv, wo, mlp_norm, wgu, wd; /* element offsets */
@@ -105,7 +105,8 @@ struct cuda_student {
     int *d_tokens, *d_targets, *d_rows, *d_pos, *d_tiles_q, *d_tiles_kv, *d_eids, *d_eoff,
         *d_epos;
     int *stage;         /* pinned host staging for the batch arrays */
-    void *xfer;         /* host_optimizer: pinned staging of weights and gradients */
+    void *xfer;         /* pinned staging: host_optimizer's weights and gradients, checkpoint
+                         * gathers (made on their first use without host_optimizer) */
     size_t stage_ints, max_tiles;
     int tile_rows;      /* attention tile height of the kernels o.attn picks for hd */
     cudaEvent_t staged;
