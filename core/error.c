@@ -19,14 +19,19 @@ typedef struct {
 static _Thread_local error_record err_rec;
 static const char *err_cmd = NULL;
 
-int err_fail(int status, const char *what, const char *fmt, ...) {
+/* A new error record: the status, what failed, why; no hint yet. */
+static void err_set(int status, const char *what, const char *fmt, va_list ap) {
     err_rec.status = status;
     snprintf(err_rec.what, sizeof err_rec.what, "%s", what ? what : "");
+    vsnprintf(err_rec.why, sizeof err_rec.why, fmt, ap);
+    err_rec.hint[0] = 0;
+}
+
+int err_fail(int status, const char *what, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err_rec.why, sizeof err_rec.why, fmt, ap);
+    err_set(status, what, fmt, ap);
     va_end(ap);
-    err_rec.hint[0] = 0;
     return status;
 }
 
@@ -70,13 +75,10 @@ _Noreturn void err_exit(void) {
 }
 
 _Noreturn void die(int status, const char *what, const char *fmt, ...) {
-    err_rec.status = status;
-    snprintf(err_rec.what, sizeof err_rec.what, "%s", what ? what : "");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err_rec.why, sizeof err_rec.why, fmt, ap);
+    err_set(status, what, fmt, ap);
     va_end(ap);
-    err_rec.hint[0] = 0;
     err_exit();
 }
 
