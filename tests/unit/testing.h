@@ -55,7 +55,7 @@ static const char *testing_current;
  * which test it was in. */
 #define RUN_NAMED(fn)                                                                        \
     do {                                                                                     \
-        fprintf(stderr, "  ... %s\n", #fn);                                                 \
+        fprintf(stderr, "  ... %s\n", #fn);                                                  \
         RUN(fn);                                                                             \
     } while (0)
 
