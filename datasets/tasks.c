@@ -13,14 +13,8 @@ static int draw(uint64_t *s, int lo, int hi) {
     return lo + (int)(hash_splitmix64(s) % (uint64_t)(hi - lo + 1));
 }
 
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-    return h;
-}
-
 task_split task_question_split(const char *question) {
-    return fnv1a(question) % 10 == 0 ? SPLIT_TEST : SPLIT_TRAIN;
+    return hash_fnv1a64(question, strlen(question)) % 10 == 0 ? SPLIT_TEST : SPLIT_TRAIN;
 }
 
 const char *task_kind_name(task_kind k) {
@@ -224,7 +218,7 @@ int tasks_generate(task_item *items, int n, task_split split, uint64_t seed, uns
             int ok = k == TASK_ARITH ? gen_arith(it, &s) : k == TASK_LINEAR ? gen_linear(it, &s)
                                                                            : gen_word(it, &s);
             if (!ok || task_question_split(it->question) != split) continue;
-            uint64_t h = fnv1a(it->question) | 1;
+            uint64_t h = hash_fnv1a64(it->question, strlen(it->question)) | 1;
             size_t j = h & (cap - 1);
             while (seen[j] && seen[j] != h) j = (j + 1) & (cap - 1);
             if (seen[j]) continue;

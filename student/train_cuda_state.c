@@ -131,7 +131,7 @@ void cuda_student_download(const cuda_student *s, cuda_tensor_kind kind, int i, 
     }
     uint16_t *tmp = xmalloc(sizeof(uint16_t) * ne);
     R1_CUDA_CHECK(cudaMemcpy(tmp, src, ne * sizeof(uint16_t), cudaMemcpyDeviceToHost));
-    for (size_t j = 0; j < ne; j++) dst[j] = bf16_to_f32(tmp[j]);
+    dtype_to_f32(dst, tmp, DTYPE_BF16, ne);
     free(tmp);
 }
 
@@ -372,9 +372,12 @@ void cuda_student_get_bucket(cuda_student *s, cuda_tensor_kind kind, int k, floa
         for (int r = 0; r < s->R; r++) {
             float *dst = hb + (size_t)r * P + c0;
             const size_t o = (size_t)r * cnt;
+            if (!master) {
+                f32_copy(dst, val + o, cnt);
+                continue;
+            }
 #pragma omp parallel for schedule(static) if (cnt >= PAR_MIN_WORK)
-            for (size_t j = 0; j < cnt; j++)
-                dst[j] = master ? f32_join(hi[o + j], lo[o + j]) : val[o + j];
+            for (size_t j = 0; j < cnt; j++) dst[j] = f32_join(hi[o + j], lo[o + j]);
         }
     }
     if (tmp) R1_CUDA_CHECK(cudaFree(tmp));

@@ -44,14 +44,23 @@ with open(sys.argv[1], "w") as f:
         f.write(json.dumps({"input_ids": ids, "loss_mask": [0] + [1] * 4095}) + "\n")
 PY
 
-# shape_config OUT key=value...: the 1.5B's config.json with other shape values (JSON values)
-shape_config() {
-    python3 - "$TMP/config.json" "$@" <<'PY'
+# init_shape NAME key=value...: $TMP/modelNAME, random bf16 weights of the 1.5B's config.json
+# with other shape values (JSON values); the 1.5B's own weights go first, for the disk. Fails,
+# saying so, where init does (its log: train_gpus_initNAME.log).
+init_shape() {
+    local name=$1; shift
+    python3 - "$TMP/config.json" "$TMP/config$name.json" "$@" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
 c.update({k: json.loads(v) for k, v in (a.split("=", 1) for a in sys.argv[3:])})
 json.dump(c, open(sys.argv[2], "w"))
 PY
+    rm -rf "$TMP/model"
+    "$BIN" init --config "$TMP/config$name.json" --out "$TMP/model$name" --dtype bf16 --seed 1 \
+        >"$OUTDIR/train_gpus_init$name.log" 2>&1 && return 0
+    echo "$name init failed: see train_gpus_init$name.log"
+    rm -rf "$TMP/model$name"
+    return 1
 }
 
 echo "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x $n_gpu"
@@ -125,34 +134,27 @@ run_case offload 1 --offload-all
 # keeps on the GPU the state that fits, --offload-all none. The host holds the float32 master
 # weights and moments, 12 bytes per parameter (85 GiB), so it runs only where that much memory is
 # free; it needs 15 GB of disk for the initial weights. Then the least GPU memory: one sequence
-# per step, all recomputed, all the state on the host (the plan: 32.5 GiB). Where there are 2 GPUs, the same steps
-# run on both with --zero 2 and with --zero 3.
+# per step, all recomputed, all the state on the host (30.3 GiB on an H200). Where there are 2
+# GPUs, the same steps run on both with --zero 2 and with --zero 3.
 avail_gib=$(awk '/^MemAvailable:/ {print int($2 / 1048576)}' /proc/meminfo)
 if [ "${BENCH_SKIP_7B:-0}" = 1 ]; then
     echo "7B offload: skipped (BENCH_SKIP_7B=1)"
 elif [ "$avail_gib" -lt 100 ]; then
     echo "7B offload: skipped, $avail_gib GiB of host memory available (needs 100)"
-else
-    shape_config "$TMP/config7b.json" vocab_size=152064 hidden_size=3584 intermediate_size=18944 \
-        num_attention_heads=28 num_key_value_heads=4 tie_word_embeddings=false
-    rm -rf "$TMP/model"
-    if "$BIN" init --config "$TMP/config7b.json" --out "$TMP/model7b" --dtype bf16 --seed 1 \
-        >"$OUTDIR/train_gpus_init7b.log" 2>&1; then
-        MODEL=$TMP/model7b BATCH=8 MICRO=1 STEPS=${BENCH_7B_STEPS:-5}
-        if [ "${BENCH_7B_OFFLOAD:-1}" = 1 ]; then
-            run_case offload7b 1 --offload-optimizer
-            [ "${BENCH_7B_ALL:-1}" = 1 ] && run_case offload7b_all 1 --offload-all
-            # the least GPU memory a 7B step takes: one sequence per step (bf16 gradients, as
-            # no micro-batches are added up), every layer recomputed, all the state on the host
-            BATCH=1 run_case offload7b_least 1 --offload-all --recompute
-        fi
-        # the same steps on 2 GPUs, the gradients sharded, then the weights too
-        if [ "$n_gpu" -ge 2 ]; then
-            run_case 7b_2z2 2 --zero 2
-            run_case 7b_2z3 2 --zero 3
-        fi
-    else
-        echo "7B init failed: see train_gpus_init7b.log"
+elif init_shape 7b vocab_size=152064 hidden_size=3584 intermediate_size=18944 \
+    num_attention_heads=28 num_key_value_heads=4 tie_word_embeddings=false; then
+    MODEL=$TMP/model7b BATCH=8 MICRO=1 STEPS=${BENCH_7B_STEPS:-5}
+    if [ "${BENCH_7B_OFFLOAD:-1}" = 1 ]; then
+        run_case offload7b 1 --offload-optimizer
+        [ "${BENCH_7B_ALL:-1}" = 1 ] && run_case offload7b_all 1 --offload-all
+        # the least GPU memory a 7B step takes: one sequence per step (bf16 gradients, as no
+        # micro-batches are added up), every layer recomputed, all the state on the host
+        BATCH=1 run_case offload7b_least 1 --offload-all --recompute
+    fi
+    # the same steps on 2 GPUs, the gradients sharded, then the weights too
+    if [ "$n_gpu" -ge 2 ]; then
+        run_case 7b_2z2 2 --zero 2
+        run_case 7b_2z3 2 --zero 3
     fi
     rm -rf "$TMP/model7b"
 fi
@@ -164,18 +166,12 @@ if [ "${BENCH_SKIP_14B:-0}" = 1 ]; then
     echo "14B: skipped (BENCH_SKIP_14B=1)"
 elif [ "$n_gpu" -lt 4 ]; then
     echo "14B: skipped, $n_gpu GPU(s) (needs 4)"
-else
-    shape_config "$TMP/config14b.json" vocab_size=152064 hidden_size=5120 intermediate_size=13824 \
-        num_hidden_layers=48 num_attention_heads=40 num_key_value_heads=8 tie_word_embeddings=false
-    rm -rf "$TMP/model"
-    if "$BIN" init --config "$TMP/config14b.json" --out "$TMP/model14b" --dtype bf16 --seed 1 \
-        >"$OUTDIR/train_gpus_init14b.log" 2>&1; then
-        MODEL=$TMP/model14b BATCH=8 MICRO=1 STEPS=${BENCH_14B_STEPS:-4}
-        run_case 14b_4z2 4 --zero 2
-        run_case 14b_4z3 4 --zero 3
-    else
-        echo "14B init failed: see train_gpus_init14b.log"
-    fi
+elif init_shape 14b vocab_size=152064 hidden_size=5120 intermediate_size=13824 \
+    num_hidden_layers=48 num_attention_heads=40 num_key_value_heads=8 \
+    tie_word_embeddings=false; then
+    MODEL=$TMP/model14b BATCH=8 MICRO=1 STEPS=${BENCH_14B_STEPS:-4}
+    run_case 14b_4z2 4 --zero 2
+    run_case 14b_4z3 4 --zero 3
     rm -rf "$TMP/model14b"
 fi
 cp "$TMP/results" "$OUTDIR/train_gpus_results.jsonl"
