@@ -25,7 +25,7 @@ static const cli_opt plan_opts[] = {
     {"loss-chunk", OPT_INT, &opt_chunk, "1024", 0, "ROWS", "rows of logits per loss chunk"},
     {"no-recompute", OPT_FLAG, &opt_no_recompute, NULL, 0, NULL, "plan without activation recomputation"},
     {"offload-optimizer", OPT_FLAG, &opt_offload, NULL, 0, NULL,
-     "plan train --offload-optimizer: fp32 master weights and moments in host memory (one GPU)"},
+     "plan train --offload-optimizer: fp32 master weights and moments in host memory"},
     {"json", OPT_FLAG, &opt_json, NULL, 0, NULL, "print the plan as JSON"},
 };
 
@@ -79,9 +79,6 @@ int cmd_plan(int argc, char **argv) {
         recipe_train_num(&r, "offload_optimizer", 0, &offload))
         err_exit();
     if (opt_offload) offload = 1;
-    if (offload != 0 && opt_gpus > 1)
-        die(R1_EINPUT, "--offload-optimizer", "runs on one GPU (--gpus %lld shards the optimizer "
-            "state instead)", (long long)opt_gpus);
     plan_request q = {.gpus = (int)opt_gpus, .gpu_mem_bytes = opt_mem * 1073741824.0,
                       .seq_len = opt_seq_len > 0 ? (int)opt_seq_len : (int)seq,
                       .batch_size = opt_batch > 0 ? (int)opt_batch : (int)batch,
@@ -124,7 +121,8 @@ int cmd_plan(int argc, char **argv) {
                gb(p.grads));
         if (q.offload) {
             printf("  %-34s %10.2f GiB\n", "fp32 master weights, AdamW moments", 0.0);
-            printf("  %-34s %10.2f GiB\n", "  (on the host instead)", gb(p.host));
+            printf("  %-34s %10.2f GiB\n", q.gpus > 1 ? "  (on the hosts instead, all ranks)"
+                                                      : "  (on the host instead)", gb(p.host));
         } else {
             printf("  %-34s %10.2f GiB\n", "fp32 master weights", gb(p.master));
             printf("  %-34s %10.2f GiB\n", "fp32 AdamW moments", gb(p.optimizer));

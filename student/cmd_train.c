@@ -62,7 +62,8 @@ static const cli_opt train_opts[] = {
      "(about 2/3 of the activation memory, no extra products); CPU: as --recompute"},
     {"offload-optimizer", OPT_FLAG, &o_offload, NULL, 0, NULL,
      "GPU: keep the float32 master weights and moments that do not fit the GPU on the host and "
-     "run their AdamW there (the same results; one GPU)"},
+     "run their AdamW there (the same results; with several GPUs each host keeps its ranks' "
+     "shards)"},
     {"offload-all", OPT_FLAG, &o_offload_all, NULL, 0, NULL,
      "GPU: all of the optimizer state on the host; the GPU holds the bf16 weights and gradients "
      "(4 to 6 bytes per parameter instead of 14 to 16)"},
@@ -274,9 +275,6 @@ int cmd_train(int argc, char **argv) {
     if (a.offload_optimizer && strcmp(o_device, "cpu") == 0)
         die(R1_EINPUT, off_flag, "moves a GPU's optimizer state to the host; with --device cpu "
             "everything is there already");
-    if (a.offload_optimizer && o_gpus > 1)
-        die(R1_EINPUT, off_flag, "runs on one GPU; --gpus %lld shards the optimizer state over "
-            "the GPUs instead (ZeRO-1)", (long long)o_gpus);
     a.device = o_device;
     if (strcmp(o_device, "cpu") != 0 && strcmp(o_device, "cuda") != 0 &&
         strcmp(o_device, "auto") != 0)
@@ -295,9 +293,6 @@ int cmd_train(int argc, char **argv) {
         if (strcmp(o_device, "cpu") == 0)
             die(R1_EINPUT, "--device", "%s started %d processes: data-parallel training runs on "
                 "GPUs", launcher, a.dist.n_ranks);
-        if (a.offload_optimizer)
-            die(R1_EINPUT, off_flag, "runs on one GPU; %s started %d processes, which shard the "
-                "optimizer state instead (ZeRO-1)", launcher, a.dist.n_ranks);
         const char *dir = o_rendezvous ? o_rendezvous : o_out;
         if (dir_create(dir)) err_exit();
         id_file = train_rendezvous_file(dir);

@@ -46,7 +46,7 @@ double plan_memory(const dense_shape *s, const plan_request *q, int stage, int m
     r->master = stage >= 1 ? 2 * P / N : 2 * P; /* the low halves (f32_split_lo) */
     r->optimizer = stage >= 1 ? 8 * P / N : 8 * P;
     r->host = 0;
-    if (q->offload) { /* the host keeps the whole fp32 master and both moments */
+    if (q->offload) { /* the hosts keep the fp32 master and both moments: each rank its shard */
         r->master = r->optimizer = 0;
         r->host = 12 * P;
     }
@@ -76,10 +76,11 @@ int plan_training(const dense_shape *s, const plan_request *q, plan_result *r) {
     /* The lowest ZeRO stage at which one sequence fits, then the largest micro-batch (a divisor
      * of the per-GPU share of the batch, so accumulation comes out whole) that still fits. */
     const int per_gpu = rows_per_gpu(q);
-    /* With one GPU there is nothing to shard, and offloading has nothing left to shard: only
-     * stage 0 is meaningful. */
-    const int max_stage = q->gpus > 1 && !q->offload ? 3 : 0;
-    for (int stage = 0; stage <= max_stage && r->zero_stage < 0; stage++) {
+    /* With one GPU there is nothing to shard: only stage 0 is meaningful. Offloading over
+     * several GPUs starts at ZeRO-1, whose optimizer shards are the hosts' (stage 0 would
+     * count the same GPU memory under another name). */
+    const int min_stage = q->gpus > 1 && q->offload ? 1 : 0, max_stage = q->gpus > 1 ? 3 : 0;
+    for (int stage = min_stage; stage <= max_stage && r->zero_stage < 0; stage++) {
         plan_result tmp;
         if (plan_memory(s, q, stage, 1, &tmp) > q->gpu_mem_bytes) continue;
         r->zero_stage = stage;

@@ -12,7 +12,8 @@
  *   fp32 master weights     2P        (z >= 1: 2P/N): their low halves; the bf16 working
  *                                     weights are the upper ones (core/dtype.h, f32_split_hi)
  *   fp32 AdamW m and v      8P        (z >= 1: 8P/N)
- *   (offloading: master weights and moments in host memory instead, 12P there; z = 0)
+ *   (offloading: master weights and moments in host memory instead, 12P there over all
+ *   ranks; z = 0 on one GPU, else the lowest stage from 1 at which the rest fits)
  *   activations             per micro-batch sequence of T tokens, bf16, flash attention (no T^2):
  *     with recomputation    L*T*d*2 (each layer's input kept) + 2 * one layer's activations
  *     cheap recomputation   L*T*(2d + 2*q_dim + 2*kv_dim + 2*ff)*2 (the products' outputs kept)
@@ -47,7 +48,7 @@ typedef struct {
     recompute_mode recompute;
     int loss_chunk_rows;  /* rows of logits per loss chunk */
     int offload;          /* train --offload-optimizer: fp32 master weights and moments on the
-                             host (one GPU, ZeRO stage 0) */
+                             hosts (each rank's shard on its own) */
 } plan_request;
 
 typedef struct {
@@ -58,7 +59,8 @@ typedef struct {
     int accumulation;      /* micro-batches per optimizer step per GPU */
     double weights, grads, master, optimizer; /* bytes per GPU at zero_stage */
     int grads_f32;         /* the gradients counted as float32 (several micro-batches per GPU) */
-    double host;           /* bytes in host memory (offloading: fp32 master weights, moments) */
+    double host;           /* bytes in host memory over all ranks (offloading: fp32 master
+                              weights, moments) */
     double activations_per_seq, loss, overhead;
     double total;          /* bytes per GPU at the chosen micro-batch */
     double flops_per_token, flops_per_step;

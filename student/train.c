@@ -26,7 +26,6 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/json.h"
-#include "core/sysmem.h"
 #include "student/train.h"
 
 static double peak_rss_mib(void) {
@@ -300,12 +299,11 @@ static int train_loop(run_state *R, const train_args *a) {
         TRY(student_source_open(&R->src, &R->m, a->model, NULL, untie));
     }
     student_model *m = &R->m;
-    /* The CPU trainer and an offloaded run keep the float32 state on the host. A GPU run
-     * otherwise reads its share straight from the mapped files, which every rank on a host
+    /* The CPU trainer keeps the float32 state on the host. A GPU run reads its share (and,
+     * offloading, its host's share) straight from the mapped files, which every rank on a host
      * shares; m->param_mem stays untouched, as checkpoints are written while the GPUs gather
      * them a bucket at a time. */
-    if (!use_gpu || a->offload_optimizer)
-        student_source_read_state(&R->src, m, &R->exp_avg, &R->exp_avg_sq);
+    if (!use_gpu) student_source_read_state(&R->src, m, &R->exp_avg, &R->exp_avg_sq);
     const model_config *c = &m->cfg;
 
     /* The data, checked against the model's vocabulary and tokenizer. */
@@ -380,19 +378,6 @@ static int train_loop(run_state *R, const train_args *a) {
     if (use_gpu) {
         /* float32 gradients when a rank adds up several micro-batches per step, bf16 otherwise */
         const int grad_f32 = most_micro_batches(a->batch_size, n_ranks, micro) > 1;
-        /* A fresh run's moments are zero pages until the first host update (or checkpoint)
-         * writes them: refuse now what the kernel would kill the run for later. */
-        if (a->offload_optimizer && !a->resume) {
-            const size_t need = 2 * sizeof(float) * m->n_params, have = host_memory_available();
-            if (have && need > have) {
-                err_fail(R1_ERUNTIME, "offload", "the AdamW moments on the host need %.1f GiB "
-                         "more host memory; %.1f GiB are available", need / 1073741824.0,
-                         have / 1073741824.0);
-                return err_hint("keep the state on the GPU (no --offload-optimizer or "
-                                "--offload-all), shard it over GPUs (--gpus N), or use a host "
-                                "with more memory");
-            }
-        }
         const gpu_trainer_opts go = {.max_tokens = cap, .recompute = a->recompute,
                                      .mem_limit = a->gpu_mem, .grad_f32 = grad_f32,
                                      .offload = a->offload_optimizer,
@@ -499,8 +484,7 @@ static int train_loop(run_state *R, const train_args *a) {
         double host_update_s = -1; /* logged when the update runs on the host */
         if (R->gpu && a->offload_optimizer) {
             const double u0 = clock_seconds();
-            gpu_trainer_host_update(R->gpu, m->param_mem, R->exp_avg, R->exp_avg_sq, &opt, step,
-                                    norm, a->grad_clip);
+            gpu_trainer_host_update(R->gpu, &opt, step, norm, a->grad_clip);
             host_update_s = clock_seconds() - u0;
         } else if (R->gpu) {
             gpu_trainer_update(R->gpu, &opt);
@@ -544,14 +528,12 @@ static int train_loop(run_state *R, const train_args *a) {
         if (a->save_every > 0 && step % a->save_every == 0) {
             const double c0 = clock_seconds();
             cJSON *st = state_json(a, &pos, &R->td, warmup, total, loss);
-            if (R->gpu && !a->offload_optimizer) {
-                /* the GPUs' state comes back a bucket at a time as rank 0 writes it */
+            if (R->gpu) {
+                /* the state comes back a bucket at a time as rank 0 writes it */
                 const checkpoint_values v = gpu_trainer_values(R->gpu, 1);
                 rc = checkpoint_save_values(lead ? a->out : NULL, step, m, &v, st, (int)a->keep);
                 gpu_trainer_values_end(R->gpu);
             } else {
-                /* the host holds the state; the GPU's share of it (offloading) comes back */
-                if (R->gpu) gpu_trainer_get(R->gpu, m->param_mem, R->exp_avg, R->exp_avg_sq);
                 rc = checkpoint_save(a->out, step, m, R->exp_avg, R->exp_avg_sq, st, (int)a->keep);
             }
             cJSON_Delete(st);
@@ -580,12 +562,11 @@ static int train_loop(run_state *R, const train_args *a) {
         if (lead) fprintf(stderr, "eval_loss %.6f over %lld tokens\n", el, (long long)nt);
     }
     cJSON *st = state_json(a, &pos, &R->td, warmup, total, loss);
-    if (R->gpu && !a->offload_optimizer) {
+    if (R->gpu) {
         const checkpoint_values v = gpu_trainer_values(R->gpu, 0);
         rc = checkpoint_write_values(lead ? a->out : NULL, m, &v, st);
         gpu_trainer_values_end(R->gpu);
     } else {
-        if (R->gpu) gpu_trainer_get(R->gpu, m->param_mem, NULL, NULL);
         rc = checkpoint_write(a->out, m, NULL, NULL, st);
     }
     cJSON_Delete(st);

@@ -133,14 +133,15 @@ typedef struct {
                                  fits (cuda_student_fit_shards) */
     int offload;              /* an offload_mode: the host keeps the optimizer state the GPU
                                  cannot (or, OFFLOAD_ALL, all of it) and the caller runs AdamW
-                                 through gpu_trainer_host_update; one GPU */
+                                 through gpu_trainer_host_update; with several ranks each
+                                 host keeps its ranks' pieces of it */
 } gpu_trainer_opts;
 
 /* Opens the CUDA step for m on this process's GPU: master weights and moments read from src
- * (moments zero where it has none), only the part this rank keeps; with offloading the bf16
- * weights of the host's tensors from m->param_mem. `step` updates already made (bias
+ * (moments zero where it has none), only the part this rank keeps, on the GPU or (offloading)
+ * in the trainer's host arrays. m->param_mem is not touched. `step` updates already made (bias
  * correction). desc (may be NULL) receives a line naming the device. Errors: no usable GPU, too
- * little memory, a model the CUDA step does not take. */
+ * little GPU or (offloading) host memory, a model the CUDA step does not take. */
 int gpu_trainer_open(gpu_trainer **out, const student_model *m, const student_source *src,
                      int64_t step, const gpu_trainer_opts *o, const train_dist *dist,
                      char *desc, size_t desc_len);
@@ -167,23 +168,22 @@ double gpu_trainer_grad_norm(gpu_trainer *g, double max_norm);
 /* AdamW with the clip factor, the step counter advanced. */
 void gpu_trainer_update(gpu_trainer *g, const adamw_config *c);
 /* Master weights and moments into host arrays of the student layout (collective; NULL arrays
- * are skipped, as on ranks that only take part). Offloading, only the tensors whose state the
- * GPU keeps are written: the host holds the others'. */
+ * are skipped, as on ranks that only take part). */
 void gpu_trainer_get(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq);
 /* The state as a checkpoint's values (checkpoint_write_values / _save_values): each bucket is
- * gathered when the writer reaches it, so no rank holds the whole model on the host. Every
- * rank writes, or takes part, in the same order. with_state: the moments too. Not when
- * offloading (the host keeps part of the state: gpu_trainer_get). values_end frees the host
- * buffer of the last bucket. */
+ * gathered when the writer reaches it, from the GPUs or (offloading) the ranks' host arrays,
+ * so no rank holds the whole model on the host. Every rank writes, or takes part, in the same
+ * order. with_state: the moments too. values_end frees the host buffer of the last bucket. */
 checkpoint_values gpu_trainer_values(gpu_trainer *g, int with_state);
 void gpu_trainer_values_end(gpu_trainer *g);
 /* The accumulated gradients into a host array of the student layout (one GPU only; for tests). */
 void gpu_trainer_get_grads(gpu_trainer *g, float *grads);
 /* Offloading: the GPU's AdamW on the tensors whose state it keeps, and the CPU trainer's step
  * (grad_clip with the GPU's norm, then adamw_update: the same bits) on the host's float32 state
- * (student layout) of the others, with the GPU's gradients; their new bf16 weights go up. */
-void gpu_trainer_host_update(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq,
-                             const adamw_config *c, int64_t step, double norm, double max_norm);
+ * of the others (this rank's pieces), with the GPU's reduced gradients; their new bf16 weights
+ * go up and are gathered by every rank (collective). */
+void gpu_trainer_host_update(gpu_trainer *g, const adamw_config *c, int64_t step, double norm,
+                             double max_norm);
 void gpu_trainer_close(gpu_trainer *g);
 
 /* ---- the loop (train.c) ------------------------------------------------------------------- */

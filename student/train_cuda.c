@@ -146,9 +146,6 @@ static int check_config(const model_config *c, const cuda_student_opts *o) {
         return err_fail(R1_EINPUT, "max_tokens", "must be positive (got %d)", o->max_tokens);
     if (o->recompute < RECOMPUTE_NONE || o->recompute > RECOMPUTE_CHEAP)
         return err_fail(R1_EINPUT, "recompute", "unknown mode %d", o->recompute);
-    if (o->host_optimizer && o->n_ranks > 1)
-        return err_fail(R1_EINPUT, "offload-optimizer", "the optimizer state moves to the host "
-                        "on one GPU only (ZeRO-1 shards it over GPUs instead)");
     if (o->zero_stage < 0 || o->zero_stage > 3)
         return err_fail(R1_EINPUT, "zero_stage", "ZeRO stages are 1, 2 and 3 (got %d)",
                         o->zero_stage);
@@ -415,20 +412,21 @@ int cuda_student_fit_offload(const model_config *cfg, const cuda_student_opts *o
     const size_t reserve = o->mem_limit ? 0 : (size_t)OFFLOAD_RESERVE_MIB << 20;
     cuda_student_opts t = *o;
     t.host_optimizer = 1;
-    /* each bucket more on the host takes its state off the device, so the first that fits
-     * is the fewest */
+    /* unfit[k]: the ranks whose budget k buckets on the host do not fit. The ranks' budgets
+     * differ, their choice must not: each rank gathers the buckets' new weights from the others
+     * after its own update, so all must split the buckets alike. */
+    float *unfit = xmalloc(sizeof(float) * (size_t)n_buckets);
     for (int k = 0; k < n_buckets; k++) {
         t.host_buckets = k;
-        if (cuda_student_bytes(cfg, &t) + reserve <= budget) return k;
+        unfit[k] = cuda_student_bytes(cfg, &t) + reserve > budget;
     }
-    return n_buckets;
-}
-
-size_t cuda_student_host_numel(const cuda_student *s) {
-    size_t n = 0;
-    for (int i = 0; i < s->b_p0[s->k_dev]; i++)
-        n += (size_t)(s->params[i].rows * s->params[i].cols);
-    return n;
+    if (o->n_ranks > 1) cuda_comm_all_reduce_host(o->comm, unfit, (size_t)n_buckets);
+    /* each bucket more on the host takes its state off the device, so the first that fits
+     * is the fewest */
+    int k = 0;
+    while (k < n_buckets && unfit[k] != 0) k++;
+    free(unfit);
+    return k;
 }
 
 int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_student_opts *o) {
@@ -765,12 +763,6 @@ int cuda_student_forward(cuda_student *s, const cuda_batch *b, float inv_count) 
 }
 
 void cuda_student_forward_idle(cuda_student *s) { model_forward(s, 1); }
-
-/* This rank's reduced gradients of bucket k: in place (ZeRO-1), or in the running sum. */
-static void *gpiece(const cuda_student *s, int k) {
-    return s->zero2 ? (char *)s->grad + s->b_off[k] / (size_t)s->R * s->gsize
-                    : (char *)s->grad + piece_global(s, k) * s->gsize;
-}
 
 /* ZeRO-2: the scratch of bucket k, and its event (embedding, head, the layers' two in turn;
  * the embedding takes the head's when they share it). */

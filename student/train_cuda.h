@@ -63,7 +63,8 @@ typedef struct {
                            (ZeRO-3); else ZeRO-1 (the optimizer state only) */
     size_t mem_limit;   /* bytes the student may allocate (0: the device's free memory) */
     int host_optimizer; /* the host holds the optimizer state of the first host_buckets buckets
-                           and runs their AdamW (train --offload-optimizer); one GPU */
+                           and runs their AdamW (train --offload-optimizer); with several
+                           ranks each host holds its ranks' pieces of them */
     int host_buckets;   /* with host_optimizer: how many (the embedding, then the layers, then
                            the head; cuda_student_fit_offload picks the fewest that fit); -1:
                            all, so the device holds the bf16 weights and the gradients only */
@@ -98,10 +99,12 @@ void cuda_student_fit_shards(const model_config *cfg, cuda_student_opts *o, int 
 /* host_buckets for --offload-optimizer: the fewest buckets whose optimizer state the host must
  * hold for the rest to fit the budget (0 when all of it fits), leaving OFFLOAD_RESERVE_MIB of
  * the device's free memory free unless o->mem_limit names the budget; all of them when even that
- * does not fit (create then says why). */
+ * does not fit (create then says why). Collective with several ranks: the fewest that fit every
+ * rank. */
 enum { OFFLOAD_RESERVE_MIB = 1024 };
 int cuda_student_fit_offload(const model_config *cfg, const cuda_student_opts *o);
-/* The parameters whose optimizer state lives on the host, and all of them. */
+/* The parameters whose optimizer state this rank's host keeps (its pieces of the host
+ * buckets), and all of them. */
 size_t cuda_student_host_numel(const cuda_student *s);
 
 /* Allocates everything up front (no allocation during training). Parameters start undefined:
@@ -129,8 +132,8 @@ void cuda_student_download(const cuda_student *s, cuda_tensor_kind kind, int i, 
  * when kind is CUDA_MASTER. One GPU only. */
 void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const float *src);
 
-/* The whole optimizer state in and out, on any number of ranks (with host_optimizer: of the
- * buckets whose state the device keeps; the tensors of the others are left alone). src[i] /
+/* The whole optimizer state in and out, on any number of ranks (with host_optimizer, put sets
+ * the buckets whose state the device keeps, get all of them). src[i] /
  * dst[i] point at the rows * cols float32 values of tensor i (cuda_student_param order).
  * put: CUDA_MASTER sets the master weights of this rank's shard and its bf16 working weights
  * (the whole copy, or under ZeRO-3 its pieces); CUDA_ADAM_M / _V set the moments of the shard
@@ -141,25 +144,33 @@ void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const fl
 typedef void (*cuda_host_read_fn)(void *ctx, int i, size_t c0, size_t cnt, float *dst);
 /* get_state one bucket at a time (a checkpoint written as it is gathered): bucket k's float32
  * values of kind into hb (len values: tensor i of the bucket at hb + its offset - start).
- * Collective like get_state; hb NULL only takes part. Buckets the host keeps (host_optimizer)
- * are not the device's to give. */
+ * Collective like get_state; hb NULL only takes part. A bucket the host keeps (host_optimizer)
+ * is gathered from the ranks' host arrays (cuda_student_set_host_state). */
 int cuda_student_bucket_of(const cuda_student *s, int i);
 void cuda_student_bucket(const cuda_student *s, int k, size_t *start, size_t *len);
 void cuda_student_get_bucket(cuda_student *s, cuda_tensor_kind kind, int k, float *hb);
 void cuda_student_put_state(cuda_student *s, cuda_tensor_kind kind, cuda_host_read_fn read,
                             void *ctx);
 void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst);
-/* With host_optimizer the host runs AdamW on the host buckets' tensors. put_weights: the bf16
- * working weights of every tensor from float32 values (nearest, ties away from zero: the split
- * master's upper halves), src[i] pointing at the rows * cols values of tensor i (put_state and
- * get_state move the state of the buckets the device keeps). host_update: one pass over the
- * host buckets' tensors in pieces of the pinned staging; fn gets piece [c0, c0 + cnt) of tensor
- * i's gradients as stored (float32, or bf16 bits) and writes the piece's new bf16 weights into
- * w, which then go to the device. Both synchronous. cuda_student_update runs the other buckets'
- * AdamW. */
-typedef void (*cuda_host_update_fn)(void *ctx, int i, size_t c0, size_t cnt, const void *grad,
-                                    int grad_f32, uint16_t *w);
-void cuda_student_put_weights(cuda_student *s, const float *const *src);
+/* With host_optimizer the host runs AdamW on the host buckets' tensors, each rank on its pieces
+ * of them. The host's state is packed: host_runs calls fn for each run of a tensor's values in
+ * this rank's pieces, in order, values [c0, c0 + cnt) of tensor i being [at, at + cnt) of the
+ * host's arrays (cuda_student_host_numel values). set_host_state: those arrays, float32 master
+ * weights and moments, which the caller owns and fills first. put_weights: the bf16 working
+ * weights of the host buckets from the host's master weights (nearest, ties away from zero:
+ * the split master's upper halves), gathered from every rank (put_state moves the state of the
+ * buckets the device keeps). host_update: one pass over the runs in pieces of the pinned
+ * staging; fn gets run [c0, c0 + cnt) of tensor i's gradients as stored (float32, or bf16
+ * bits) and writes its new bf16 weights into w, which then go to the device and are gathered.
+ * put_weights and host_update are collective with several ranks, and synchronous.
+ * cuda_student_update runs the other buckets' AdamW. */
+typedef void (*cuda_host_run_fn)(void *ctx, int i, size_t c0, size_t cnt, size_t at);
+void cuda_student_host_runs(const cuda_student *s, cuda_host_run_fn fn, void *ctx);
+void cuda_student_set_host_state(cuda_student *s, float *master, float *exp_avg,
+                                 float *exp_avg_sq);
+typedef void (*cuda_host_update_fn)(void *ctx, int i, size_t c0, size_t cnt, size_t at,
+                                    const void *grad, int grad_f32, uint16_t *w);
+void cuda_student_put_weights(cuda_student *s);
 void cuda_student_host_update(cuda_student *s, cuda_host_update_fn fn, void *ctx);
 /* Sets the AdamW step counter (the number of updates already made), as a resumed run needs. */
 void cuda_student_set_step(cuda_student *s, int step);

@@ -58,9 +58,12 @@ struct cuda_student {
     int *b_p0;                          /* [n_buckets + 1] the parameters of bucket k: b_p0[k].. */
     size_t local;                       /* total / R */
     /* host_optimizer: buckets [0, k_dev) have their optimizer state on the host, the rest here,
-     * from element state_base of the local arrays on (both 0 without host_optimizer) */
+     * from element state_base of the local arrays on (both 0 without host_optimizer). The
+     * host's float32 master weights and moments of this rank's pieces of those buckets, the
+     * caller's, packed in the order of cuda_student_host_runs (host_m NULL: not given yet). */
     int k_dev;
     size_t state_base;
+    float *host_w, *host_m, *host_v;
     cudaStream_t comm_stream;           /* every NCCL call, in issue order */
     cudaEvent_t ev_main, ev_comm;
     int comm_pending;                   /* comm_stream holds work the main stream has not waited for */
@@ -160,6 +163,12 @@ static inline size_t piece_local(const cuda_student *s, int k) {
 /* This rank's piece of bucket k's bf16 weights: inside the whole copy, or in w_piece (ZeRO-3). */
 static inline r1_bf16 *w_mine(const cuda_student *s, int k) {
     return s->zero3 ? s->w_piece + s->b_off[k] / (size_t)s->R : s->w + piece_global(s, k);
+}
+/* This rank's piece of bucket k's reduced gradients: inside the whole array (ZeRO-1, one GPU),
+ * or in the local one (ZeRO-2 and -3). */
+static inline void *gpiece(const cuda_student *s, int k) {
+    return s->zero2 ? (char *)s->grad + s->b_off[k] / (size_t)s->R * s->gsize
+                    : (char *)s->grad + piece_global(s, k) * s->gsize;
 }
 
 #endif /* R1_HAVE_CUDA */

@@ -151,55 +151,121 @@ void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const fl
     R1_CUDA_CHECK(cudaMemcpy(dst, src, ne * sizeof(float), cudaMemcpyHostToDevice));
 }
 
-/* The pieces in which tensor after tensor (those before `end`) goes through the pinned staging:
- * at most `per` elements each. Start with x zeroed; each call gives the next piece, 0 after the
- * last. */
+/* ---- the host's optimizer state (host_optimizer) --------------------------------------------------- */
+
+/* Tensor i's values [*lo, *hi) that lie in this rank's piece of its bucket k: all of them on one
+ * GPU, perhaps none with several (an empty range is [0, 0)). */
+static void mine_of(const cuda_student *s, int k, int i, size_t *lo, size_t *hi) {
+    const size_t t0 = s->params[i].offset, t1 = t0 + (size_t)(s->params[i].rows * s->params[i].cols);
+    const size_t a = piece_global(s, k), b = a + piece_len(s, k);
+    const size_t x0 = a > t0 ? a : t0, x1 = b < t1 ? b : t1;
+    *lo = x0 < x1 ? x0 - t0 : 0;
+    *hi = x0 < x1 ? x1 - t0 : 0;
+}
+
+/* The runs of the host buckets' tensors inside this rank's pieces, at most `per` values each, in
+ * the order of the host's packed arrays. Start with x zeroed; each call gives the next run, 0
+ * after the last. */
 typedef struct {
-    int i;          /* the tensor */
-    size_t c0, cnt; /* its elements [c0, c0 + cnt) */
+    int k, i;       /* the bucket, the tensor */
+    size_t c0, cnt; /* the tensor's values [c0, c0 + cnt) */
+    size_t at;      /* where they are in the host's arrays */
+    int started;    /* tensor i visited */
 } xfer_piece;
 
-static int xfer_next(const cuda_student *s, int end, size_t per, xfer_piece *x) {
+static int xfer_next(const cuda_student *s, size_t per, xfer_piece *x) {
     x->c0 += x->cnt;
-    for (; x->i < end; x->i++, x->c0 = 0) {
-        const size_t ne = (size_t)(s->params[x->i].rows * s->params[x->i].cols);
-        if (x->c0 < ne) {
-            x->cnt = ne - x->c0 < per ? ne - x->c0 : per;
+    x->at += x->cnt;
+    x->cnt = 0;
+    for (; x->i < s->b_p0[s->k_dev]; x->i++, x->started = 0) {
+        while (s->b_p0[x->k + 1] <= x->i) x->k++;
+        size_t lo, hi;
+        mine_of(s, x->k, x->i, &lo, &hi);
+        if (!x->started) x->c0 = lo;
+        x->started = 1;
+        if (x->c0 < hi) {
+            x->cnt = hi - x->c0 < per ? hi - x->c0 : per;
             return 1;
         }
     }
     return 0;
 }
 
-/* The conversions are spread over the host's threads. */
-void cuda_student_put_weights(cuda_student *s, const float *const *src) {
-    CHECK(s->o.host_optimizer);
-    uint16_t *h = s->xfer;
-    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
-    for (xfer_piece x = {0, 0, 0}; xfer_next(s, s->n_params, XFER_BYTES / sizeof(uint16_t), &x);) {
-        const float *v = src[x.i] + x.c0;
-#pragma omp parallel for schedule(static) if (x.cnt >= PAR_MIN_WORK)
-        for (size_t j = 0; j < x.cnt; j++) h[j] = f32_split_hi(v[j]);
-        R1_CUDA_CHECK(cudaMemcpy(s->w + s->params[x.i].offset + x.c0, h,
-                                 x.cnt * sizeof(uint16_t), cudaMemcpyHostToDevice));
-    }
+void cuda_student_host_runs(const cuda_student *s, cuda_host_run_fn fn, void *ctx) {
+    for (xfer_piece x = {0}; xfer_next(s, SIZE_MAX, &x);) fn(ctx, x.i, x.c0, x.cnt, x.at);
 }
 
-/* Queues piece x's gradients (as stored) down to dst on the main stream; `landed` marks their
- * arrival. */
+/* Where host bucket k's runs start in the host's arrays; k_dev: their length. */
+static size_t host_at(const cuda_student *s, int k) {
+    size_t at = 0;
+    for (int b = 0; b < k; b++)
+        for (int i = s->b_p0[b]; i < s->b_p0[b + 1]; i++) {
+            size_t lo, hi;
+            mine_of(s, b, i, &lo, &hi);
+            at += hi - lo;
+        }
+    return at;
+}
+
+size_t cuda_student_host_numel(const cuda_student *s) { return host_at(s, s->k_dev); }
+
+void cuda_student_set_host_state(cuda_student *s, float *master, float *exp_avg,
+                                 float *exp_avg_sq) {
+    CHECK(s->o.host_optimizer);
+    s->host_w = master;
+    s->host_m = exp_avg;
+    s->host_v = exp_avg_sq;
+}
+
+/* Run x's place in the flat arrays, from its bucket's piece: the reduced gradients, the bf16
+ * weights this rank updates. */
+static size_t in_piece(const cuda_student *s, const xfer_piece *x) {
+    return s->params[x->i].offset + x->c0 - piece_global(s, x->k);
+}
+
+/* Every rank gets the host buckets' new bf16 weights, as the device's update gathers its own
+ * (ZeRO-3's layers are gathered by the forward). Every rank gathers every host bucket, whether or
+ * not its piece held any of the bucket's values. */
+static void gather_host_buckets(cuda_student *s) {
+    if (s->R > 1)
+        for (int k = 0; k < s->k_dev; k++)
+            if (whole_held(s, k))
+                cuda_comm_all_gather(s->comm, w_mine(s, k), s->wb[k], piece_len(s, k), COMM_BF16,
+                                     comm_begin(s));
+    slots_forget(s);
+}
+
+/* The conversions are spread over the host's threads. */
+void cuda_student_put_weights(cuda_student *s) {
+    CHECK(s->host_m);
+    uint16_t *h = s->xfer;
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    for (xfer_piece x = {0}; xfer_next(s, XFER_BYTES / sizeof(uint16_t), &x);) {
+        const float *v = s->host_w + x.at;
+#pragma omp parallel for schedule(static) if (x.cnt >= PAR_MIN_WORK)
+        for (size_t j = 0; j < x.cnt; j++) h[j] = f32_split_hi(v[j]);
+        R1_CUDA_CHECK(cudaMemcpy(w_mine(s, x.k) + in_piece(s, &x), h, x.cnt * sizeof(uint16_t),
+                                 cudaMemcpyHostToDevice));
+    }
+    gather_host_buckets(s);
+    wait_comm(s);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+}
+
+/* Queues run x's reduced gradients (as stored) down to dst on the main stream; `landed` marks
+ * their arrival. */
 static void grads_down(cuda_student *s, const xfer_piece *x, void *dst, cudaEvent_t landed) {
-    const size_t off = s->params[x->i].offset + x->c0;
-    R1_CUDA_CHECK(cudaMemcpyAsync(dst, (const char *)s->grad + off * s->gsize, x->cnt * s->gsize,
-                                  cudaMemcpyDeviceToHost, s->stream));
+    const char *g = (const char *)gpiece(s, x->k) + in_piece(s, x) * s->gsize;
+    R1_CUDA_CHECK(cudaMemcpyAsync(dst, g, x->cnt * s->gsize, cudaMemcpyDeviceToHost, s->stream));
     R1_CUDA_CHECK(cudaEventRecord(landed, s->stream));
 }
 
-/* Two halves of the staging take turns, so that piece k + 1's gradients come down, and piece
- * k - 1's weights go up, while the host works on piece k. On the one stream, piece k + 1's
- * download is queued after piece k - 1's upload: once it has landed, that half is free again. */
+/* Two halves of the staging take turns, so that run k + 1's gradients come down, and run k - 1's
+ * weights go up, while the host works on run k. On the one stream, run k + 1's download is
+ * queued after run k - 1's upload: once it has landed, that half is free again. */
 void cuda_student_host_update(cuda_student *s, cuda_host_update_fn fn, void *ctx) {
-    CHECK(s->o.host_optimizer);
-    /* a half holds a piece's gradients, then its new weights */
+    CHECK(s->host_m);
+    /* a half holds a run's gradients, then its new weights */
     const size_t per = XFER_BYTES / 2 / (s->gsize + sizeof(uint16_t));
     char *g[2];
     uint16_t *w[2];
@@ -211,23 +277,40 @@ void cuda_student_host_update(cuda_student *s, cuda_host_update_fn fn, void *ctx
     for (int h = 0; h < 2; h++)
         R1_CUDA_CHECK(cudaEventCreateWithFlags(&landed[h], cudaEventDisableTiming));
     cudaStream_t st = s->stream;
-    const int end = s->b_p0[s->k_dev]; /* the host buckets' tensors */
-    xfer_piece cur = {0, 0, 0}, next;
-    int more = xfer_next(s, end, per, &cur);
+    xfer_piece cur = {0}, next;
+    int more = xfer_next(s, per, &cur);
     if (more) grads_down(s, &cur, g[0], landed[0]);
     for (int k = 0; more; k++) {
         const int h = k & 1;
         next = cur;
-        more = xfer_next(s, end, per, &next);
+        more = xfer_next(s, per, &next);
         if (more) grads_down(s, &next, g[!h], landed[!h]);
         R1_CUDA_CHECK(cudaEventSynchronize(landed[h]));
-        fn(ctx, cur.i, cur.c0, cur.cnt, g[h], s->gsize == sizeof(float), w[h]);
-        R1_CUDA_CHECK(cudaMemcpyAsync(s->w + s->params[cur.i].offset + cur.c0, w[h],
+        fn(ctx, cur.i, cur.c0, cur.cnt, cur.at, g[h], s->gsize == sizeof(float), w[h]);
+        R1_CUDA_CHECK(cudaMemcpyAsync(w_mine(s, cur.k) + in_piece(s, &cur), w[h],
                                       cur.cnt * sizeof(uint16_t), cudaMemcpyHostToDevice, st));
         cur = next;
     }
+    gather_host_buckets(s);
     R1_CUDA_CHECK(cudaStreamSynchronize(st));
     for (int h = 0; h < 2; h++) cudaEventDestroy(landed[h]);
+}
+
+/* Values [c0, c0 + cnt) of this rank's piece of host bucket k (zeros where no tensor lies) from
+ * the host's packed array a. */
+static void host_piece(const cuda_student *s, const float *a, int k, size_t c0, size_t cnt,
+                       float *dst) {
+    memset(dst, 0, sizeof(float) * cnt);
+    size_t at = host_at(s, k);
+    const size_t base = piece_global(s, k);
+    for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {
+        size_t lo, hi;
+        mine_of(s, k, i, &lo, &hi);
+        const size_t p0 = s->params[i].offset + lo - base, p1 = p0 + (hi - lo); /* in the piece */
+        const size_t x0 = p0 > c0 ? p0 : c0, x1 = p1 < c0 + cnt ? p1 : c0 + cnt;
+        if (x0 < x1) f32_copy(dst + (x0 - c0), a + at + (x0 - p0), x1 - x0);
+        at += hi - lo;
+    }
 }
 
 /* The moments' local arrays (the master weights' pieces are w_lo's, beside the whole w). */
@@ -341,8 +424,40 @@ void cuda_student_bucket(const cuda_student *s, int k, size_t *start, size_t *le
     *len = s->b_len[k];
 }
 
+/* get_bucket of a host bucket: each round of this rank's piece is packed from the host's array
+ * into the staging, goes up into its place in the device buffer, and is gathered there in place
+ * with the other ranks' (one GPU: straight into hb). */
+static void get_host_bucket(cuda_student *s, cuda_tensor_kind kind, int k, float *hb) {
+    CHECK(s->host_m);
+    const float *a = kind == CUDA_MASTER ? s->host_w : kind == CUDA_ADAM_M ? s->host_m : s->host_v;
+    const size_t P = piece_len(s, k), round = gather_round(s);
+    wait_comm(s);
+    R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
+    char *tmp = NULL;
+    if (s->R > 1) R1_CUDA_CHECK(cudaMalloc((void **)&tmp, XFER_BYTES));
+    float *pin = s->xfer;
+    for (size_t c0 = 0; c0 < P; c0 += round) {
+        const size_t cnt = P - c0 < round ? P - c0 : round;
+        if (s->R == 1) {
+            if (hb) host_piece(s, a, k, c0, cnt, hb + c0);
+            continue;
+        }
+        char *up = tmp + (size_t)s->rank * cnt * sizeof(float);
+        host_piece(s, a, k, c0, cnt, pin);
+        R1_CUDA_CHECK(cudaMemcpy(up, pin, cnt * sizeof(float), cudaMemcpyHostToDevice));
+        round_down(s, up, sizeof(float), 0, cnt, tmp, hb ? pin : NULL);
+        if (hb)
+            for (int r = 0; r < s->R; r++) f32_copy(hb + (size_t)r * P + c0, pin + (size_t)r * cnt, cnt);
+    }
+    if (tmp) R1_CUDA_CHECK(cudaFree(tmp));
+}
+
 void cuda_student_get_bucket(cuda_student *s, cuda_tensor_kind kind, int k, float *hb) {
-    CHECK(k >= s->k_dev && k < s->n_buckets);
+    CHECK(k >= 0 && k < s->n_buckets && kind != CUDA_GRAD);
+    if (k < s->k_dev) {
+        get_host_bucket(s, kind, k, hb);
+        return;
+    }
     const int master = kind == CUDA_MASTER;
     /* the local pieces: float32 moments, or the master weights' 16-bit low halves */
     const void *local = master ? (const void *)s->w_lo : (const void *)state_array(s, kind);
@@ -385,7 +500,7 @@ void cuda_student_get_bucket(cuda_student *s, cuda_tensor_kind kind, int k, floa
 
 void cuda_student_get_state(cuda_student *s, cuda_tensor_kind kind, float *const *dst) {
     float *hb = dst ? xmalloc(sizeof(float) * biggest_bucket(s)) : NULL;
-    for (int k = s->k_dev; k < s->n_buckets; k++) {
+    for (int k = 0; k < s->n_buckets; k++) {
         cuda_student_get_bucket(s, kind, k, hb);
         if (hb)
             for (int i = s->b_p0[k]; i < s->b_p0[k + 1]; i++) {

@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/backend_cuda.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/hash.h"
+#include "core/sysmem.h"
 #include "student/train.h"
 
 #ifdef R1_HAVE_CUDA
@@ -32,21 +35,10 @@ struct gpu_trainer {
     int *cu;                /* [max_tokens + 1] document bounds of the current micro-batch */
     int max_tokens;
     recompute_mode recompute;
+    /* offloading: the float32 master weights and moments of this rank's pieces of the host
+     * buckets, packed (cuda_student_host_runs) */
+    float *host_w, *host_m, *host_v;
 };
-
-/* Host pointers to every CUDA tensor inside a host array in the student layout. */
-static const float **host_ptrs(const gpu_trainer *g, const float *base) {
-    const float **p = xmalloc(sizeof(float *) * (size_t)g->n);
-    for (int i = 0; i < g->n; i++) p[i] = base + g->host_off[i];
-    return p;
-}
-
-/* The bf16 working weights from the host's float32 master weights (offloading). */
-static void put_weights(gpu_trainer *g, const float *params) {
-    const float **p = host_ptrs(g, params);
-    cuda_student_put_weights(g->s, p);
-    free(p);
-}
 
 /* cuda_student_put_state's reader: kind k's values from the source, by host tensor. */
 typedef struct {
@@ -66,6 +58,82 @@ static void put_state(gpu_trainer *g, const student_source *src, cuda_tensor_kin
     source_reader r = {g, src, k};
     const int zeros = k != SOURCE_PARAMS && !student_source_has(src, k);
     cuda_student_put_state(g->s, kind, zeros ? NULL : read_source, &r);
+}
+
+/* Offloading: refuses a run whose host state would not fit its hosts' memory, before any rank
+ * fills its share. Ranks on one host share its memory, so each adds up the needs of the ranks
+ * whose host name hashes as its own; then every rank learns whether any host fell short, so
+ * that none goes on alone into the collectives. */
+static int check_host_memory(gpu_trainer *g, size_t mine) {
+    const size_t have = host_memory_available();
+    double need = (double)mine;
+    int sharing = 1;
+    float any_short = 0;
+    if (g->comm) {
+        const int R = cuda_comm_size(g->comm), me = cuda_comm_rank(g->comm);
+        char name[256] = "";
+        (void)gethostname(name, sizeof name - 1);
+        const uint64_t h = hash_fnv1a64(name, strlen(name));
+        /* floats carry integers below 2^24 exactly: the hash as two 20-bit parts, the need in
+         * MiB */
+        float *v = xcalloc(3 * (size_t)R, sizeof(float));
+        v[3 * me] = (float)(h & 0xfffff);
+        v[3 * me + 1] = (float)(h >> 44);
+        v[3 * me + 2] = (float)((mine + (1u << 20) - 1) >> 20);
+        cuda_comm_all_reduce_host(g->comm, v, 3 * (size_t)R);
+        need = 0;
+        sharing = 0;
+        for (int r = 0; r < R; r++)
+            if (v[3 * r] == v[3 * me] && v[3 * r + 1] == v[3 * me + 1]) {
+                need += (double)v[3 * r + 2] * 1048576.0;
+                sharing++;
+            }
+        free(v);
+    }
+    const int short_here = have && need > (double)have;
+    any_short = (float)short_here;
+    if (g->comm) cuda_comm_all_reduce_host(g->comm, &any_short, 1);
+    if (!short_here && any_short == 0) return R1_OK;
+    if (!short_here)
+        return err_fail(R1_ERUNTIME, "offload", "another host of this run has too little memory "
+                        "for its ranks' optimizer state (its ranks say how much)");
+    err_fail(R1_ERUNTIME, "offload", "the float32 master weights and AdamW moments on the host "
+             "need %.1f GiB (%d rank%s on this host); %.1f GiB are available",
+             need / 1073741824.0, sharing, sharing == 1 ? "" : "s", have / 1073741824.0);
+    return err_hint("keep the state on the GPU (no --offload-optimizer or --offload-all), shard "
+                    "it over more GPUs or hosts, or use a host with more memory");
+}
+
+/* cuda_student_host_runs' visitor: a run's master weights, and moments where the source has
+ * them (zeros otherwise), into the host's packed arrays. */
+typedef struct {
+    gpu_trainer *g;
+    const student_source *src;
+} host_fill;
+
+static void fill_run(void *ctx, int i, size_t c0, size_t cnt, size_t at) {
+    const host_fill *f = ctx;
+    const int t = f->g->host_t[i];
+    student_source_read(f->src, SOURCE_PARAMS, t, c0, cnt, f->g->host_w + at);
+    if (!student_source_has(f->src, SOURCE_EXP_AVG)) return;
+    student_source_read(f->src, SOURCE_EXP_AVG, t, c0, cnt, f->g->host_m + at);
+    student_source_read(f->src, SOURCE_EXP_AVG_SQ, t, c0, cnt, f->g->host_v + at);
+}
+
+/* Offloading: the host's share of the state, from the source, and the bf16 weights made from
+ * it on every rank. */
+static int put_host_state(gpu_trainer *g, const student_source *src) {
+    const size_t n = cuda_student_host_numel(g->s);
+    TRY(check_host_memory(g, 3 * sizeof(float) * n));
+    /* zero pages until written: a fresh run's moments cost nothing until the first update */
+    g->host_w = xcalloc_large(n ? n : 1, sizeof(float));
+    g->host_m = xcalloc_large(n ? n : 1, sizeof(float));
+    g->host_v = xcalloc_large(n ? n : 1, sizeof(float));
+    host_fill f = {g, src};
+    cuda_student_host_runs(g->s, fill_run, &f);
+    cuda_student_set_host_state(g->s, g->host_w, g->host_m, g->host_v);
+    cuda_student_put_weights(g->s);
+    return R1_OK;
 }
 
 int gpu_trainer_open(gpu_trainer **out, const student_model *m, const student_source *src,
@@ -139,9 +207,13 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const student_so
         gpu_trainer_close(g);
         return rc;
     }
-    /* offloading: every tensor's bf16 weights (from the host's copy), then the state of those
-     * the GPU keeps, read straight from the files */
-    if (go->offload) put_weights(g, m->param_mem);
+    /* offloading: the host's share first, then the state the GPU keeps, each read straight
+     * from the files */
+    if (go->offload) rc = put_host_state(g, src);
+    if (rc) {
+        gpu_trainer_close(g);
+        return rc;
+    }
     put_state(g, src, CUDA_MASTER, SOURCE_PARAMS);
     put_state(g, src, CUDA_ADAM_M, SOURCE_EXP_AVG);
     put_state(g, src, CUDA_ADAM_V, SOURCE_EXP_AVG_SQ);
@@ -158,16 +230,20 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const student_so
         char how[96];
         snprintf(how, sizeof how, "%s%s", mode[g->recompute],
                  go->recompute == RECOMPUTE_AUTO ? ", the fastest that fits" : "");
+        /* the share of the parameters whose state the hosts keep: this rank's pieces, as many
+         * as every rank's but for the padding */
         char off[96] = "";
+        const double ranks = dist->n_ranks > 1 ? dist->n_ranks : 1;
         if (go->offload)
-            snprintf(off, sizeof off, "; optimizer state on the host for %.0f%% of the parameters",
-                     100.0 * (double)cuda_student_host_numel(g->s) /
+            snprintf(off, sizeof off, "; optimizer state on the host%s for %.0f%% of the "
+                     "parameters", ranks > 1 ? "s" : "",
+                     100.0 * (double)cuda_student_host_numel(g->s) * ranks /
                          (double)cuda_student_numel(g->s));
         if (dist->n_ranks > 1)
             snprintf(desc, desc_len, "cuda, %d GPUs (this rank: GPU %d, %s), ZeRO-%d%s; %s per "
-                     "GPU, %s; %s gradients", dist->n_ranks, dev, prop.name,
+                     "GPU, %s; %s gradients%s", dist->n_ranks, dev, prop.name,
                      cuda_student_zero_stage(g->s), pick_zero ? " (the lowest that fits)" : "",
-                     mem, how, grad_f32 ? "float32" : "bf16");
+                     mem, how, grad_f32 ? "float32" : "bf16", off);
         else
             snprintf(desc, desc_len, "cuda (GPU %d, %s); %s, %s; %s gradients%s", dev,
                      prop.name, mem, how, grad_f32 ? "float32" : "bf16", off);
@@ -276,29 +352,30 @@ void gpu_trainer_get_grads(gpu_trainer *g, float *grads) {
     for (int i = 0; i < g->n; i++) cuda_student_download(g->s, CUDA_GRAD, i, grads + g->host_off[i]);
 }
 
-/* The host's state and the step, for host_update_piece. */
+/* The step, for host_update_piece. */
 typedef struct {
     const gpu_trainer *g;
-    float *params, *m, *v;
     const adamw_config *c;
     int64_t step;
     float coef;
 } host_step;
 
-static void host_update_piece(void *ctx, int i, size_t c0, size_t cnt, const void *grad,
-                              int grad_f32, uint16_t *w) {
+static void host_update_piece(void *ctx, int i, size_t c0, size_t cnt, size_t at,
+                              const void *grad, int grad_f32, uint16_t *w) {
     const host_step *h = ctx;
-    const size_t off = h->g->host_off[i] + c0;
-    adamw_update_staged(h->params + off, grad, grad_f32, h->coef, h->m + off, h->v + off, cnt,
-                        h->c, h->step, cuda_student_param(h->g->s, i)->decay, w);
+    const gpu_trainer *g = h->g;
+    (void)c0;
+    adamw_update_staged(g->host_w + at, grad, grad_f32, h->coef, g->host_m + at, g->host_v + at,
+                        cnt, h->c, h->step, cuda_student_param(g->s, i)->decay, w);
 }
 
-void gpu_trainer_host_update(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq,
-                             const adamw_config *c, int64_t step, double norm, double max_norm) {
+void gpu_trainer_host_update(gpu_trainer *g, const adamw_config *c, int64_t step, double norm,
+                             double max_norm) {
+    CHECK(g->host_m);
     /* the tensors whose state the GPU keeps, queued first so that they run under the host's */
     gpu_trainer_update(g, c);
     CHECK(cuda_student_step_count(g->s) == step);
-    host_step h = {g, params, exp_avg, exp_avg_sq, c, step, grad_clip_coef(norm, max_norm)};
+    host_step h = {g, c, step, grad_clip_coef(norm, max_norm)};
     cuda_student_host_update(g->s, host_update_piece, &h);
 }
 
@@ -311,6 +388,9 @@ void gpu_trainer_close(gpu_trainer *g) {
     free(g->host_off);
     free(g->got);
     free(g->cu);
+    free(g->host_w);
+    free(g->host_m);
+    free(g->host_v);
     free(g);
 }
 
@@ -359,8 +439,8 @@ double gpu_trainer_grad_norm(gpu_trainer *g, double max_norm) {
     return 0;
 }
 void gpu_trainer_update(gpu_trainer *g, const adamw_config *c) { CHECK(!"no CUDA in this build"); }
-void gpu_trainer_host_update(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq,
-                             const adamw_config *c, int64_t step, double norm, double max_norm) {
+void gpu_trainer_host_update(gpu_trainer *g, const adamw_config *c, int64_t step, double norm,
+                             double max_norm) {
     CHECK(!"no CUDA in this build");
 }
 void gpu_trainer_get(gpu_trainer *g, float *params, float *exp_avg, float *exp_avg_sq) {

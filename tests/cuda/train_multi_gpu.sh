@@ -110,6 +110,7 @@ cd2=("${c[@]}" --model "$TMP/deep" --steps 1 --save-every 0)
 "$BIN" train "${cd2[@]}" --gpus 2 --out "$TMP/d1" 2>"$TMP/d1.err"
 "$BIN" train "${cd2[@]}" --gpus 2 --zero 2 --out "$TMP/d2" 2>"$TMP/d2.err"
 mib() { grep '^device: ' "$1" | sed -n 's/.*; \([0-9.]*\) MiB per GPU.*/\1/p'; }
+between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", (a + b) / 2 / 1024 }'; }
 echo "   ZeRO-1 $(mib "$TMP/d1.err") MiB, ZeRO-2 $(mib "$TMP/d2.err") MiB per GPU"
 awk -v z="$(mib "$TMP/d2.err")" -v o="$(mib "$TMP/d1.err")" 'BEGIN { exit !(z + 10 < o) }'
 
@@ -157,11 +158,50 @@ echo "   memory: the 16-layer student's weights, but for the pieces and two laye
 echo "   ZeRO-2 $(mib "$TMP/d2.err") MiB, ZeRO-3 $(mib "$TMP/d3.err") MiB per GPU"
 awk -v z="$(mib "$TMP/d3.err")" -v o="$(mib "$TMP/d2.err")" 'BEGIN { exit !(z + 5 < o) }'
 
+echo "== the optimizer state on the hosts: each rank runs AdamW on its shard there"
+# The host's AdamW computes the GPU's bits (tests/cuda/train_devices.sh), so every run here is
+# the very run of its GPU-only twin above: losses, final weights and checkpointed state, which
+# the ranks gather from their hosts' arrays as from their GPUs.
+"$BIN" train "${c[@]}" --gpus 2 --offload-all --out "$TMP/h1" --log "$TMP/h1.jsonl" 2>"$TMP/h1.err"
+echo "   $(grep '^device: ' "$TMP/h1.err")"
+grep -q '^device: cuda, 2 GPUs.*ZeRO-1 .*optimizer state on the hosts for 100% of the parameters' \
+    "$TMP/h1.err"
+same_runs g2 h1
+cmp "$TMP/g2/checkpoint-10/optimizer.safetensors" "$TMP/h1/checkpoint-10/optimizer.safetensors"
+for z in 2 3; do
+    "$BIN" train "${c[@]}" --gpus 2 --zero $z --offload-all --out "$TMP/h$z" --log "$TMP/h$z.jsonl" \
+        2>/dev/null
+    same_runs "z$z" "h$z"
+    cmp "$TMP/z$z/checkpoint-10/optimizer.safetensors" "$TMP/h$z/checkpoint-10/optimizer.safetensors"
+done
+echo "   ZeRO-3 with an untied head (the embedding's and head's slot)"
+"$BIN" train "${cu[@]}" --gpus 2 --zero 3 --offload-all --out "$TMP/ht3" --log "$TMP/ht3.jsonl" \
+    2>/dev/null
+same_runs t3 ht3
+echo "   part of the state on the hosts: --offload-optimizer under a --gpu-mem between the plans"
+half=$(between "$(mib "$TMP/h1.err")" "$(mib "$TMP/g2.err")")
+"$BIN" train "${c[@]}" --gpus 2 --offload-optimizer --gpu-mem "$half" --out "$TMP/hp" \
+    --log "$TMP/hp.jsonl" 2>"$TMP/hp.err"
+echo "   $(grep '^device: ' "$TMP/hp.err")"
+pct=$(sed -n 's/.*optimizer state on the hosts for \([0-9]*\)% of the parameters.*/\1/p' "$TMP/hp.err")
+[ "$pct" -gt 0 ] && [ "$pct" -lt 100 ]
+grep -q '^device: cuda, 2 GPUs.*ZeRO-1 ' "$TMP/hp.err"
+same_runs g2 hp
+echo "   checkpoints move between the hosts' AdamW and the GPUs': resumed, the runs not stopped"
+for pair in "h1 hg" "g2 gh --offload-all"; do
+    set -- $pair
+    mkdir -p "$TMP/$2"
+    cp -r "$TMP/$1/checkpoint-10" "$TMP/$2/"
+    "$BIN" train "${c[@]}" --gpus 2 ${3:-} --out "$TMP/$2" --log "$TMP/$2.jsonl" --resume 2>/dev/null
+    cmp "$TMP/g2/model.safetensors" "$TMP/$2/model.safetensors"
+done
+echo "   and a 2-GPU checkpoint of the hosts' state on 1 GPU"
+resume_on_one h1 hr1 g1
+
 echo "== --zero auto (the default): the lowest stage that fits every GPU"
 # the 16-layer student without recomputation takes the memory of runs d1, d2, d3 above under
 # ZeRO-1, -2, -3: a budget (--gpu-mem) between ZeRO-2's and ZeRO-1's picks ZeRO-2, one between
 # ZeRO-3's and ZeRO-2's ZeRO-3, and the runs are those of --zero 2 and --zero 3
-between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", (a + b) / 2 / 1024 }'; }
 "$BIN" train "${cd2[@]}" --gpus 2 --gpu-mem "$(between "$(mib "$TMP/d2.err")" "$(mib "$TMP/d1.err")")" \
     --out "$TMP/a2" 2>"$TMP/a2.err"
 grep '^device: ' "$TMP/a2.err" | grep -q 'ZeRO-2 (the lowest that fits); .*, no recomputation'

@@ -70,7 +70,6 @@ expect 2 "unknown schedule" "$BIN" train --model "$M" --data "$F/tiny-sft/train.
 expect 2 "step count or a ratio" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o16" --warmup 1.5
 expect 2 "expected GiB" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o17" --gpu-mem -1
 expect 2 "everything is there already" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o18" --device cpu --offload-optimizer
-expect 2 "runs on one GPU" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o19" --gpus 2 --offload-optimizer
 expect 2 "everything is there already" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o20" --device cpu --offload-all
 expect 2 "or auto (the lowest that fits), got 4" "$BIN" train --model "$M" --data "$F/tiny-sft/train.jsonl" --out "$TMP/o21" --zero 4
 # a damaged checkpoint is refused when resumed, before anything is read or written: an optimizer
