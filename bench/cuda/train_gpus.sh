@@ -8,9 +8,9 @@
 # weights sharded too and gathered a layer ahead). Reports the command's
 # own tokens/s (its --log), the mean over the steps after the first two, and the scaling
 # efficiency against N x one GPU, MFU, and the largest GPU memory nvidia-smi saw; then one GPU
-# with --offload-optimizer (AdamW on the host) against one without; then a 7B (on 1 and 2 GPUs)
-# and a 14B (on 4) as sections below say. Reports, never fails. Logs go to $BENCH_OUT (default
-# bench-out/).
+# and two with --offload-all (AdamW on the host); then a 7B (on 1 and 2 GPUs) and a 14B (on 4) as
+# sections below say. Reports, never fails. Logs go to $BENCH_OUT (default bench-out/);
+# BENCH_ONLY="1 offload ..." runs only the cases named.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${R1_BIN:-$ROOT/r1-distill}
@@ -68,6 +68,8 @@ echo "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x $n_g
 MODEL=$TMP/model BATCH=16 MICRO=4
 run_case() {  # name, GPUs, more train options
     local name=$1 g=$2; shift 2
+    # BENCH_ONLY="name ...": only those cases (the models they need are still made)
+    [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $name "* ]] && return 0
     local log="$OUTDIR/train_gpus_$name.jsonl"
     rm -f "$log"
     # the GPUs' memory as nvidia-smi sees it (the plan, plus the CUDA context and NCCL's buffers)
@@ -96,7 +98,7 @@ mem = re.search(r"; ([0-9.]+ [MG]iB)( per GPU)?,", dev)
 rss = re.search(r"peak RSS ([0-9.]+) MiB", text)
 ranks = re.search(r"peak RSS per rank: ([0-9., ]+) MiB", text)
 how = re.search(r"[MG]iB( per GPU)?, ([^;]*);", dev)
-share = re.search(r"on the host for ([0-9]+)%", dev)
+share = re.search(r"on the hosts? for ([0-9]+)%", dev)
 timed = [r["tokens_per_s"] for r in rows[2:]]
 # MFU as bench/cuda_train.c counts it: 6 N + 12 L d T FLOPs per token, 989 TFLOP/s per GPU
 n_params = re.search(r"([0-9]+) parameters", text)
@@ -127,8 +129,9 @@ for g in 1 2 4 8; do
     [ "$g" -gt 1 ] && run_case "${g}z2" "$g" --zero 2
     [ "$g" -gt 1 ] && run_case "${g}z3" "$g" --zero 3
 done
-# all of the optimizer state and AdamW on the host: one GPU
+# all of the optimizer state and AdamW on the host: one GPU, then 2 (each rank its shard's)
 run_case offload 1 --offload-all
+[ "$n_gpu" -ge 2 ] && run_case offload_2 2 --offload-all
 # A Qwen2.5-7B-shaped student with the optimizer offloaded, 8 x 4096 tokens per step in
 # micro-batches of one: what lets a 7B full fine-tune run on one 80 GB GPU. --offload-optimizer
 # keeps on the GPU the state that fits, --offload-all none. The host holds the float32 master
@@ -151,10 +154,12 @@ elif init_shape 7b vocab_size=152064 hidden_size=3584 intermediate_size=18944 \
         # micro-batches are added up), every layer recomputed, all the state on the host
         BATCH=1 run_case offload7b_least 1 --offload-all --recompute
     fi
-    # the same steps on 2 GPUs, the gradients sharded, then the weights too
+    # the same steps on 2 GPUs, the gradients sharded, then the weights too; then as if the
+    # GPUs had 40 GB (--gpu-mem 38): the state that does not fit goes to the hosts
     if [ "$n_gpu" -ge 2 ]; then
         run_case 7b_2z2 2 --zero 2
         run_case 7b_2z3 2 --zero 3
+        run_case 7b_2_38g 2 --offload-optimizer --gpu-mem 38
     fi
     rm -rf "$TMP/model7b"
 fi
@@ -187,6 +192,8 @@ for r in rows:
             "offload7b_least": "7B: 1 GPU, --offload-all --recompute, 1 x 4096 per step",
             "7b_2z2": "7B: 2 GPUs, --zero 2, 8 x 4096 per step",
             "7b_2z3": "7B: 2 GPUs, --zero 3, 8 x 4096 per step",
+            "7b_2_38g": "7B: 2 GPUs, --offload-optimizer --gpu-mem 38, 8 x 4096 per step",
+            "offload_2": "2 GPUs, --offload-all",
             "14b_4z2": "14B: 4 GPUs, --zero 2, 8 x 4096 per step",
             "14b_4z3": "14B: 4 GPUs, --zero 3, 8 x 4096 per step",
             "%dz2" % r["gpus"]: "%d GPUs, --zero 2" % r["gpus"],
