@@ -156,7 +156,8 @@ void cuda_student_upload(cuda_student *s, cuda_tensor_kind kind, int i, const fl
 /* Tensor i's values [*lo, *hi) that lie in this rank's piece of its bucket k: all of them on one
  * GPU, perhaps none with several (an empty range is [0, 0)). */
 static void mine_of(const cuda_student *s, int k, int i, size_t *lo, size_t *hi) {
-    const size_t t0 = s->params[i].offset, t1 = t0 + (size_t)(s->params[i].rows * s->params[i].cols);
+    const cuda_param *p = &s->params[i];
+    const size_t t0 = p->offset, t1 = t0 + (size_t)(p->rows * p->cols);
     const size_t a = piece_global(s, k), b = a + piece_len(s, k);
     const size_t x0 = a > t0 ? a : t0, x1 = b < t1 ? b : t1;
     *lo = x0 < x1 ? x0 - t0 : 0;
@@ -171,9 +172,9 @@ typedef struct {
     size_t c0, cnt; /* the tensor's values [c0, c0 + cnt) */
     size_t at;      /* where they are in the host's arrays */
     int started;    /* tensor i visited */
-} xfer_piece;
+} host_run;
 
-static int xfer_next(const cuda_student *s, size_t per, xfer_piece *x) {
+static int run_next(const cuda_student *s, size_t per, host_run *x) {
     x->c0 += x->cnt;
     x->at += x->cnt;
     x->cnt = 0;
@@ -192,7 +193,7 @@ static int xfer_next(const cuda_student *s, size_t per, xfer_piece *x) {
 }
 
 void cuda_student_host_runs(const cuda_student *s, cuda_host_run_fn fn, void *ctx) {
-    for (xfer_piece x = {0}; xfer_next(s, SIZE_MAX, &x);) fn(ctx, x.i, x.c0, x.cnt, x.at);
+    for (host_run x = {0}; run_next(s, SIZE_MAX, &x);) fn(ctx, x.i, x.c0, x.cnt, x.at);
 }
 
 /* Where host bucket k's runs start in the host's arrays; k_dev: their length. */
@@ -219,7 +220,7 @@ void cuda_student_set_host_state(cuda_student *s, float *master, float *exp_avg,
 
 /* Run x's place in the flat arrays, from its bucket's piece: the reduced gradients, the bf16
  * weights this rank updates. */
-static size_t in_piece(const cuda_student *s, const xfer_piece *x) {
+static size_t in_piece(const cuda_student *s, const host_run *x) {
     return s->params[x->i].offset + x->c0 - piece_global(s, x->k);
 }
 
@@ -240,7 +241,7 @@ void cuda_student_put_weights(cuda_student *s) {
     CHECK(s->host_m);
     uint16_t *h = s->xfer;
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
-    for (xfer_piece x = {0}; xfer_next(s, XFER_BYTES / sizeof(uint16_t), &x);) {
+    for (host_run x = {0}; run_next(s, XFER_BYTES / sizeof(uint16_t), &x);) {
         const float *v = s->host_w + x.at;
 #pragma omp parallel for schedule(static) if (x.cnt >= PAR_MIN_WORK)
         for (size_t j = 0; j < x.cnt; j++) h[j] = f32_split_hi(v[j]);
@@ -254,7 +255,7 @@ void cuda_student_put_weights(cuda_student *s) {
 
 /* Queues run x's reduced gradients (as stored) down to dst on the main stream; `landed` marks
  * their arrival. */
-static void grads_down(cuda_student *s, const xfer_piece *x, void *dst, cudaEvent_t landed) {
+static void grads_down(cuda_student *s, const host_run *x, void *dst, cudaEvent_t landed) {
     const char *g = (const char *)gpiece(s, x->k) + in_piece(s, x) * s->gsize;
     R1_CUDA_CHECK(cudaMemcpyAsync(dst, g, x->cnt * s->gsize, cudaMemcpyDeviceToHost, s->stream));
     R1_CUDA_CHECK(cudaEventRecord(landed, s->stream));
@@ -277,13 +278,13 @@ void cuda_student_host_update(cuda_student *s, cuda_host_update_fn fn, void *ctx
     for (int h = 0; h < 2; h++)
         R1_CUDA_CHECK(cudaEventCreateWithFlags(&landed[h], cudaEventDisableTiming));
     cudaStream_t st = s->stream;
-    xfer_piece cur = {0}, next;
-    int more = xfer_next(s, per, &cur);
+    host_run cur = {0}, next;
+    int more = run_next(s, per, &cur);
     if (more) grads_down(s, &cur, g[0], landed[0]);
     for (int k = 0; more; k++) {
         const int h = k & 1;
         next = cur;
-        more = xfer_next(s, per, &next);
+        more = run_next(s, per, &next);
         if (more) grads_down(s, &next, g[!h], landed[!h]);
         R1_CUDA_CHECK(cudaEventSynchronize(landed[h]));
         fn(ctx, cur.i, cur.c0, cur.cnt, cur.at, g[h], s->gsize == sizeof(float), w[h]);
@@ -447,7 +448,8 @@ static void get_host_bucket(cuda_student *s, cuda_tensor_kind kind, int k, float
         R1_CUDA_CHECK(cudaMemcpy(up, pin, cnt * sizeof(float), cudaMemcpyHostToDevice));
         round_down(s, up, sizeof(float), 0, cnt, tmp, hb ? pin : NULL);
         if (hb)
-            for (int r = 0; r < s->R; r++) f32_copy(hb + (size_t)r * P + c0, pin + (size_t)r * cnt, cnt);
+            for (int r = 0; r < s->R; r++)
+                f32_copy(hb + (size_t)r * P + c0, pin + (size_t)r * cnt, cnt);
     }
     if (tmp) R1_CUDA_CHECK(cudaFree(tmp));
 }
