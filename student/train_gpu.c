@@ -364,7 +364,6 @@ static void host_update_piece(void *ctx, int i, size_t c0, size_t cnt, size_t at
                               const void *grad, int grad_f32, uint16_t *w) {
     const host_step *h = ctx;
     const gpu_trainer *g = h->g;
-    (void)c0;
     adamw_update_staged(g->host_w + at, grad, grad_f32, h->coef, g->host_m + at, g->host_v + at,
                         cnt, h->c, h->step, cuda_student_param(g->s, i)->decay, w);
 }
