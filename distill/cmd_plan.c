@@ -134,7 +134,21 @@ int cmd_plan(int argc, char **argv) {
             printf("fits: ZeRO-%d, micro-batch %d, %d accumulation steps; %.2f GiB per GPU\n",
                    p.zero_stage, p.micro_batch, p.accumulation, gb(p.total));
         else
-            printf("does not fit: even ZeRO-3 with one sequence needs %.2f GiB per GPU\n", gb(p.total));
+            printf("does not fit: %sone sequence needs %.2f GiB per GPU\n",
+                   q.gpus > 1 ? "even with ZeRO-3, " : "", gb(p.total));
+        /* what the hosts' memory would buy: the same plan with the state offloaded */
+        if (p.zero_stage < 0 && !q.offload) {
+            plan_request qo = q;
+            qo.offload = 1;
+            plan_result po;
+            plan_training(&s, &qo, &po);
+            char stage[16] = "";
+            if (q.gpus > 1) snprintf(stage, sizeof stage, "ZeRO-%d, ", po.zero_stage);
+            if (po.zero_stage >= 0)
+                printf("with --offload-optimizer it fits: %smicro-batch %d, %.2f GiB per GPU, "
+                       "%.2f GiB of float32 state on the host%s\n", stage, po.micro_batch,
+                       gb(po.total), gb(po.host), q.gpus > 1 ? "s (all ranks)" : "");
+        }
         if (p.zero_stage == 2)
             printf("note: train --zero 2 shards the gradients as well as the optimizer state "
                    "(--zero auto, the default, picks it where ZeRO-1 does not fit)\n");

@@ -115,7 +115,10 @@ check qwen-7b 8 79.6 'assert p["fits"] and p["zero_stage"] <= 1, p'
 # the state on them; offloaded, ZeRO-2 fits, the GPUs keep no master halves or moments, and the
 # hosts keep the whole 12P between the two ranks.
 "$BIN" plan --recipe qwen-7b --gpus 2 --gpu-mem 40 --seq-len 4096 >"$TMP/p.txt"
-grep -q "does not fit" "$TMP/p.txt"
+grep -q "does not fit: even with ZeRO-3, one sequence needs 67.03 GiB" "$TMP/p.txt"
+# ... and the plan says what offloading would give, the very plan of --offload-optimizer below
+grep -q "with --offload-optimizer it fits: ZeRO-2, micro-batch 2, 38.75 GiB per GPU, 85.11 GiB" \
+    "$TMP/p.txt"
 "$BIN" plan --recipe qwen-7b --gpus 2 --gpu-mem 40 --seq-len 4096 --offload-optimizer --json >"$TMP/p.json"
 python3 - "$TMP/p.json" <<'PY'
 import json, sys
