@@ -180,13 +180,26 @@ echo "   ZeRO-3 with an untied head (the embedding's and head's slot)"
 same_runs t3 ht3
 echo "   part of the state on the hosts: --offload-optimizer under a --gpu-mem between the plans"
 half=$(between "$(mib "$TMP/h1.err")" "$(mib "$TMP/g2.err")")
-"$BIN" train "${c[@]}" --gpus 2 --offload-optimizer --gpu-mem "$half" --out "$TMP/hp" \
+hosts_pct() { sed -n 's/.*optimizer state on the hosts for \([0-9]*\)% of the parameters.*/\1/p' "$1"; }
+"$BIN" train "${c[@]}" --gpus 2 --zero 1 --offload-optimizer --gpu-mem "$half" --out "$TMP/hp" \
     --log "$TMP/hp.jsonl" 2>"$TMP/hp.err"
 echo "   $(grep '^device: ' "$TMP/hp.err")"
-pct=$(sed -n 's/.*optimizer state on the hosts for \([0-9]*\)% of the parameters.*/\1/p' "$TMP/hp.err")
+pct=$(hosts_pct "$TMP/hp.err")
 [ "$pct" -gt 0 ] && [ "$pct" -lt 100 ]
-grep -q '^device: cuda, 2 GPUs.*ZeRO-1 ' "$TMP/hp.err"
 same_runs g2 hp
+echo "   --zero auto: the stage that leaves the fewest buckets to the hosts (on the 16-layer"
+echo "   student a higher stage frees GPU memory for the state), and the very run of that stage"
+"$BIN" train "${cd2[@]}" --gpus 2 --offload-all --out "$TMP/hd" 2>"$TMP/hd.err"
+half=$(between "$(mib "$TMP/hd.err")" "$(mib "$TMP/d1.err")")
+"$BIN" train "${cd2[@]}" --gpus 2 --zero 1 --offload-optimizer --gpu-mem "$half" --out "$TMP/hd1" \
+    2>"$TMP/hd1.err"
+"$BIN" train "${cd2[@]}" --gpus 2 --offload-optimizer --gpu-mem "$half" --out "$TMP/ha" \
+    2>"$TMP/ha.err"
+echo "   $(grep '^device: ' "$TMP/ha.err")"
+za=$(sed -n 's/.*ZeRO-\([123]\) (the fewest buckets on the hosts).*/\1/p' "$TMP/ha.err")
+echo "   ZeRO-1: $(hosts_pct "$TMP/hd1.err")% on the hosts; auto: ZeRO-$za, $(hosts_pct "$TMP/ha.err")%"
+[ "$za" -ge 2 ] && [ "$(hosts_pct "$TMP/ha.err")" -lt "$(hosts_pct "$TMP/hd1.err")" ]
+cmp "$TMP/d$za/model.safetensors" "$TMP/ha/model.safetensors"
 echo "   checkpoints move between the hosts' AdamW and the GPUs': resumed, the runs not stopped"
 for pair in "h1 hg" "g2 gh --offload-all"; do
     set -- $pair
