@@ -226,6 +226,15 @@ int train_dist_from_env(train_dist *d, const char **launcher);
 /* The rendezvous file of this job inside dir, named after the job (R1_JOB_ID, Slurm's job and
  * step, Open MPI's job id or PMIx namespace; "default" without any). */
 char *train_rendezvous_file(const char *dir);
+/* The host memory the ranks sharing a host need together (an offloaded run's state), without
+ * knowing which ranks share one: each rank fills its own TRAIN_HOST_ENTRY floats of a vector
+ * of n_ranks entries, zero elsewhere, with its host name and need (train_host_entry); the ranks
+ * sum the vectors (an all-reduce); then train_host_need gives rank me the bytes its host's
+ * ranks need, and *sharing how many they are. Floats carry it exactly: the name as two 20-bit
+ * parts of its hash, the need in whole MiB (rounded up). */
+enum { TRAIN_HOST_ENTRY = 3 };
+void train_host_entry(float *entry, const char *host, size_t need_bytes);
+double train_host_need(const float *v, int n_ranks, int me, int *sharing);
 /* `train --gpus n`: runs train_run in n forked workers, worker i on GPU i, and waits for them;
  * the first to fail stops the rest. Must be called before anything in this process touches CUDA. */
 int train_run_local_gpus(const train_args *a, int n);

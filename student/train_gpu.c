@@ -13,7 +13,6 @@
 #include "core/backend_cuda.h"
 #include "core/dtype.h"
 #include "core/error.h"
-#include "core/hash.h"
 #include "core/sysmem.h"
 #include "student/train.h"
 
@@ -73,21 +72,10 @@ static int check_host_memory(gpu_trainer *g, size_t mine) {
         const int R = cuda_comm_size(g->comm), me = cuda_comm_rank(g->comm);
         char name[256] = "";
         (void)gethostname(name, sizeof name - 1);
-        const uint64_t h = hash_fnv1a64(name, strlen(name));
-        /* floats carry integers below 2^24 exactly: the hash as two 20-bit parts, the need in
-         * MiB */
-        float *v = xcalloc(3 * (size_t)R, sizeof(float));
-        v[3 * me] = (float)(h & 0xfffff);
-        v[3 * me + 1] = (float)(h >> 44);
-        v[3 * me + 2] = (float)((mine + (1u << 20) - 1) >> 20);
-        cuda_comm_all_reduce_host(g->comm, v, 3 * (size_t)R);
-        need = 0;
-        sharing = 0;
-        for (int r = 0; r < R; r++)
-            if (v[3 * r] == v[3 * me] && v[3 * r + 1] == v[3 * me + 1]) {
-                need += (double)v[3 * r + 2] * 1048576.0;
-                sharing++;
-            }
+        float *v = xcalloc(TRAIN_HOST_ENTRY * (size_t)R, sizeof(float));
+        train_host_entry(v + TRAIN_HOST_ENTRY * (size_t)me, name, mine);
+        cuda_comm_all_reduce_host(g->comm, v, TRAIN_HOST_ENTRY * (size_t)R);
+        need = train_host_need(v, R, me, &sharing);
         free(v);
     }
     const int short_here = have && need > (double)have;

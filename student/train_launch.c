@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/fileio.h"
+#include "core/hash.h"
 #include "student/train.h"
 
 /* A non-negative integer environment variable, or -1. */
@@ -80,6 +81,27 @@ char *train_rendezvous_file(const char *dir) {
     for (char *p = name; *p; p++) /* a namespace may hold characters a file name should not */
         if (*p == '/' || *p == ' ') *p = '_';
     return path_join(dir, name);
+}
+
+void train_host_entry(float *entry, const char *host, size_t need_bytes) {
+    const uint64_t h = hash_fnv1a64(host, strlen(host));
+    entry[0] = (float)(h & 0xfffff);
+    entry[1] = (float)(h >> 44);
+    entry[2] = (float)((need_bytes + ((size_t)1 << 20) - 1) >> 20);
+}
+
+double train_host_need(const float *v, int n_ranks, int me, int *sharing) {
+    const float *mine = v + (size_t)TRAIN_HOST_ENTRY * (size_t)me;
+    double need = 0;
+    *sharing = 0;
+    for (int r = 0; r < n_ranks; r++) {
+        const float *e = v + (size_t)TRAIN_HOST_ENTRY * (size_t)r;
+        if (e[0] == mine[0] && e[1] == mine[1]) {
+            need += (double)e[2] * 1048576.0;
+            (*sharing)++;
+        }
+    }
+    return need;
 }
 
 int train_run_local_gpus(const train_args *a, int n) {

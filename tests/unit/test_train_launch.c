@@ -96,8 +96,32 @@ static void test_rendezvous_name(void) {
     clear_env();
 }
 
+/* Four ranks on two hosts, as the all-reduce leaves them: each rank's host adds up its own. */
+static void test_host_need(void) {
+    const char *host[4] = {"gpu-a", "gpu-b", "gpu-a", "gpu-b"};
+    const size_t need[4] = {(size_t)3 << 30, (size_t)5 << 30, (size_t)4 << 30, 1};
+    float v[4 * TRAIN_HOST_ENTRY] = {0}, e[TRAIN_HOST_ENTRY];
+    for (int r = 0; r < 4; r++) {
+        train_host_entry(e, host[r], need[r]);
+        for (int j = 0; j < TRAIN_HOST_ENTRY; j++) v[r * TRAIN_HOST_ENTRY + j] += e[j];
+    }
+    int sharing;
+    EXPECT(train_host_need(v, 4, 0, &sharing) == 7.0 * 1073741824.0);
+    EXPECT_EQ_INT(sharing, 2);
+    /* a byte's need counts as a whole MiB */
+    EXPECT(train_host_need(v, 4, 3, &sharing) == 5.0 * 1073741824.0 + 1048576.0);
+    EXPECT_EQ_INT(sharing, 2);
+    /* the name's parts are exact integers below 2^20, and two names differ in them */
+    EXPECT(v[0] == (float)(int)v[0] && v[0] < 1048576.0f && v[1] < 1048576.0f);
+    EXPECT(v[0] != v[TRAIN_HOST_ENTRY] || v[1] != v[TRAIN_HOST_ENTRY + 1]);
+    /* alone */
+    EXPECT(train_host_need(v, 1, 0, &sharing) == 3.0 * 1073741824.0);
+    EXPECT_EQ_INT(sharing, 1);
+}
+
 int main(void) {
     RUN(test_alone);
+    RUN(test_host_need);
     RUN(test_launchers);
     RUN(test_rendezvous_name);
     TESTS_DONE();
