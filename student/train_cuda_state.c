@@ -425,24 +425,25 @@ void cuda_student_bucket(const cuda_student *s, int k, size_t *start, size_t *le
     *len = s->b_len[k];
 }
 
-/* get_bucket of a host bucket: each round of this rank's piece is packed from the host's array
- * into the staging, goes up into its place in the device buffer, and is gathered there in place
- * with the other ranks' (one GPU: straight into hb). */
+/* get_bucket of a host bucket: one GPU's piece is the bucket, packed from the host's array
+ * straight into hb. With several ranks each round of this rank's piece is packed into the
+ * staging, goes up into its place in a device buffer, and is gathered there in place with the
+ * other ranks'. */
 static void get_host_bucket(cuda_student *s, cuda_tensor_kind kind, int k, float *hb) {
     CHECK(s->host_m);
     const float *a = kind == CUDA_MASTER ? s->host_w : kind == CUDA_ADAM_M ? s->host_m : s->host_v;
     const size_t P = piece_len(s, k), round = gather_round(s);
+    if (s->R == 1) {
+        if (hb) host_piece(s, a, k, 0, P, hb);
+        return;
+    }
     wait_comm(s);
     R1_CUDA_CHECK(cudaStreamSynchronize(s->stream));
-    char *tmp = NULL;
-    if (s->R > 1) R1_CUDA_CHECK(cudaMalloc((void **)&tmp, XFER_BYTES));
+    char *tmp;
+    R1_CUDA_CHECK(cudaMalloc((void **)&tmp, XFER_BYTES));
     float *pin = s->xfer;
     for (size_t c0 = 0; c0 < P; c0 += round) {
         const size_t cnt = P - c0 < round ? P - c0 : round;
-        if (s->R == 1) {
-            if (hb) host_piece(s, a, k, c0, cnt, hb + c0);
-            continue;
-        }
         char *up = tmp + (size_t)s->rank * cnt * sizeof(float);
         host_piece(s, a, k, c0, cnt, pin);
         R1_CUDA_CHECK(cudaMemcpy(up, pin, cnt * sizeof(float), cudaMemcpyHostToDevice));
@@ -451,7 +452,7 @@ static void get_host_bucket(cuda_student *s, cuda_tensor_kind kind, int k, float
             for (int r = 0; r < s->R; r++)
                 f32_copy(hb + (size_t)r * P + c0, pin + (size_t)r * cnt, cnt);
     }
-    if (tmp) R1_CUDA_CHECK(cudaFree(tmp));
+    R1_CUDA_CHECK(cudaFree(tmp));
 }
 
 void cuda_student_get_bucket(cuda_student *s, cuda_tensor_kind kind, int k, float *hb) {

@@ -163,19 +163,21 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const student_so
         cuda_student_fit_shards(&m->cfg, &o, go->recompute == RECOMPUTE_AUTO);
     else if (go->recompute == RECOMPUTE_AUTO)
         o.recompute = cuda_student_fit_recompute(&m->cfg, &o);
-    if (go->offload == OFFLOAD_FIT) o.host_buckets = cuda_student_fit_offload(&m->cfg, &o);
-    /* --offload-optimizer with --zero auto: the stage that leaves the fewest buckets to the
-     * hosts (the lowest of those), as the option keeps on the GPUs what fits. For a 7B on two
-     * GPUs limited to 38 GiB that is ZeRO-3 with 74% on the hosts instead of ZeRO-1 with 90%:
-     * the same speed (the higher stage's gathers cost what the hosts' update saves), 15% less
-     * host memory (README) */
-    for (int z = o.zero_stage + 1; pick_zero && go->offload == OFFLOAD_FIT && z <= 3; z++) {
-        cuda_student_opts t = o;
-        t.zero_stage = z;
-        const int k = cuda_student_fit_offload(&m->cfg, &t);
-        if (k < o.host_buckets) {
-            o.zero_stage = z;
-            o.host_buckets = k;
+    if (go->offload == OFFLOAD_FIT) {
+        o.host_buckets = cuda_student_fit_offload(&m->cfg, &o);
+        /* with --zero auto, the stage that leaves the fewest buckets to the hosts (the lowest
+         * of those), as the option keeps on the GPUs what fits. For a 7B on two GPUs limited to
+         * 38 GiB that is ZeRO-3 with 74% on the hosts instead of ZeRO-1 with 90%: the same
+         * speed (the higher stage's gathers cost what the hosts' update saves), 15% less host
+         * memory (README) */
+        for (int z = o.zero_stage + 1; pick_zero && z <= 3; z++) {
+            cuda_student_opts t = o;
+            t.zero_stage = z;
+            const int k = cuda_student_fit_offload(&m->cfg, &t);
+            if (k < o.host_buckets) {
+                o.zero_stage = z;
+                o.host_buckets = k;
+            }
         }
     }
     g->recompute = (recompute_mode)o.recompute;
@@ -206,13 +208,9 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const student_so
             g->host_off[i] = t->offset;
         }
     }
-    if (rc) {
-        gpu_trainer_close(g);
-        return rc;
-    }
     /* offloading: the host's share first, then the state the GPU keeps, each read straight
      * from the files */
-    if (go->offload) rc = put_host_state(g, src);
+    if (!rc && go->offload) rc = put_host_state(g, src);
     if (rc) {
         gpu_trainer_close(g);
         return rc;

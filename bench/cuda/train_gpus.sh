@@ -66,10 +66,20 @@ PY
 echo "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x $n_gpu"
 : >"$TMP/results"
 MODEL=$TMP/model BATCH=16 MICRO=4
+# wanted PATTERN: BENCH_ONLY="name ..." names a case that matches (a glob), or is unset (all
+# cases run); the 7B and 14B are made only where one of their cases is wanted
+wanted() {
+    [ -z "${BENCH_ONLY:-}" ] && return 0
+    local n
+    for n in $BENCH_ONLY; do
+        # shellcheck disable=SC2053 # the pattern is a glob on purpose
+        [[ $n == $1 ]] && return 0
+    done
+    return 1
+}
 run_case() {  # name, GPUs, more train options
     local name=$1 g=$2; shift 2
-    # BENCH_ONLY="name ...": only those cases (the models they need are still made)
-    [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $name "* ]] && return 0
+    wanted "$name" || return 0
     local log="$OUTDIR/train_gpus_$name.jsonl"
     rm -f "$log"
     # the GPUs' memory as nvidia-smi sees it (the plan, plus the CUDA context and NCCL's buffers)
@@ -142,6 +152,8 @@ run_case offload 1 --offload-all
 avail_gib=$(awk '/^MemAvailable:/ {print int($2 / 1048576)}' /proc/meminfo)
 if [ "${BENCH_SKIP_7B:-0}" = 1 ]; then
     echo "7B offload: skipped (BENCH_SKIP_7B=1)"
+elif ! wanted '*7b*'; then
+    echo "7B: no case of it in BENCH_ONLY"
 elif [ "$avail_gib" -lt 100 ]; then
     echo "7B offload: skipped, $avail_gib GiB of host memory available (needs 100)"
 elif init_shape 7b vocab_size=152064 hidden_size=3584 intermediate_size=18944 \
@@ -169,6 +181,8 @@ fi
 # GiB per GPU, ZeRO-3 90.9).
 if [ "${BENCH_SKIP_14B:-0}" = 1 ]; then
     echo "14B: skipped (BENCH_SKIP_14B=1)"
+elif ! wanted '14b*'; then
+    echo "14B: no case of it in BENCH_ONLY"
 elif [ "$n_gpu" -lt 4 ]; then
     echo "14B: skipped, $n_gpu GPU(s) (needs 4)"
 elif init_shape 14b vocab_size=152064 hidden_size=5120 intermediate_size=13824 \
