@@ -179,8 +179,9 @@ static int64_t checkpoint_step(const char *name) {
     return v;
 }
 
-/* Complete checkpoints under out, sorted by step. */
-static int list_checkpoints(const char *out, int64_t **steps) {
+/* The checkpoints under out, sorted by step: the complete ones (their trainer_state.json is
+ * there), or with `any` every checkpoint-<N> directory, as a removal cut short leaves them. */
+static int list_checkpoints(const char *out, int any, int64_t **steps) {
     *steps = NULL;
     DIR *d = opendir(out);
     if (!d) return 0;
@@ -190,7 +191,7 @@ static int list_checkpoints(const char *out, int64_t **steps) {
         int64_t s = checkpoint_step(e->d_name);
         if (s < 0) continue;
         char *dir = path_join(out, e->d_name), *st = path_join(dir, "trainer_state.json");
-        int ok = path_exists(st);
+        int ok = any || path_exists(st);
         free(dir);
         free(st);
         if (!ok) continue;
@@ -209,7 +210,7 @@ static int list_checkpoints(const char *out, int64_t **steps) {
 
 char *checkpoint_latest(const char *out) {
     int64_t *steps;
-    int n = list_checkpoints(out, &steps);
+    int n = list_checkpoints(out, 0, &steps);
     char *r = NULL;
     if (n > 0) {
         char name[40];
@@ -245,9 +246,15 @@ int checkpoint_save_values(const char *out, int64_t step, const student_model *m
     free(tmp);
     free(final);
     if (rc || keep <= 0) return rc;
+    /* every directory older than the keep-th newest complete checkpoint goes, complete or not:
+     * a run killed while removing one leaves it without its trainer_state.json (removed
+     * first), no longer a checkpoint but still a directory to remove */
     int64_t *steps;
-    int n = list_checkpoints(out, &steps);
-    for (int i = 0; i + keep < n && !rc; i++) {
+    int n = list_checkpoints(out, 0, &steps);
+    const int64_t oldest_kept = n > keep ? steps[n - keep] : -1;
+    free(steps);
+    n = list_checkpoints(out, 1, &steps);
+    for (int i = 0; i < n && steps[i] < oldest_kept && !rc; i++) {
         snprintf(name, sizeof name, "checkpoint-%lld", (long long)steps[i]);
         char *old = path_join(out, name);
         rc = remove_tree(old);

@@ -24,13 +24,18 @@ killed_at=$(grep -c '"loss"' "$TMP/b.jsonl")
 ls "$TMP/b" | grep -q '^checkpoint-[0-9]*$'
 echo "killed after $killed_at logged steps; checkpoints: $(ls "$TMP/b" | grep '^checkpoint' | tr '\n' ' ')"
 [ ! -f "$TMP/b/model.safetensors" ]
+# what a run killed while pruning leaves: an old checkpoint directory partly removed (its
+# trainer_state.json goes first), which the resumed run's pruning must still remove
+mkdir "$TMP/b/checkpoint-1"
+cp "$F/tiny-student-llama/config.json" "$TMP/b/checkpoint-1/"
 
 # different options are refused (exit 2), naming the option
 set +e
 "$BIN" train "${args[@]}" --lr 1e-3 --out "$TMP/b" --log "$TMP/b.jsonl" --resume 2>"$TMP/err"
 rc=$?
 set -e
-[ $rc -eq 2 ] && grep -q "lr was" "$TMP/err"
+[ $rc -eq 2 ]
+grep -q "lr was" "$TMP/err"
 
 "$BIN" train "${args[@]}" --out "$TMP/b" --log "$TMP/b.jsonl" --resume 2>"$TMP/resume.err"
 grep -q "resuming from" "$TMP/resume.err"
@@ -41,4 +46,5 @@ cmp "$TMP/a/model.safetensors" "$TMP/b/model.safetensors"
 cmp "$TMP/a/checkpoint-294/optimizer.safetensors" "$TMP/b/checkpoint-294/optimizer.safetensors"
 # --keep 2: only the two newest checkpoints remain
 [ "$(ls "$TMP/b" | grep -c '^checkpoint-[0-9]*$')" -eq 2 ]
+[ ! -e "$TMP/b/checkpoint-1" ]
 echo "ok: resumed run is bit-identical (300 steps, killed at $killed_at)"
