@@ -134,7 +134,8 @@ half=$(awk -v o="$(mib "$TMP/o6.err")" -v g="$(mib "$TMP/g6m.err")" \
     --log "$TMP/h6.jsonl" 2>"$TMP/h6.err"
 grep '^device: ' "$TMP/h6.err"
 pct=$(sed -n 's/.*optimizer state on the host for \([0-9]*\)% of the parameters.*/\1/p' "$TMP/h6.err")
-[ "$pct" -gt 0 ] && [ "$pct" -lt 100 ]
+[ "$pct" -gt 0 ]
+[ "$pct" -lt 100 ]
 awk -v h="$(mib "$TMP/h6.err")" -v m="$half" 'BEGIN { exit !(h <= m * 1024) }'
 for r in f6 h6; do
     diff <(strip_log "$TMP/g6.jsonl") <(strip_log "$TMP/$r.jsonl")
@@ -178,5 +179,6 @@ cmp "$TMP/m0/model.safetensors" "$TMP/mo/model.safetensors"
 st=0
 "$BIN" train "${cm[@]}" --gpu-mem "$(between "$all" 0)" --out "$TMP/m3" 2>"$TMP/m3.err" || st=$?
 cat "$TMP/m3.err"
-[ "$st" -eq 1 ] && grep -q 'are allowed (--gpu-mem)' "$TMP/m3.err"
+[ "$st" -eq 1 ]
+grep -q 'are allowed (--gpu-mem)' "$TMP/m3.err"
 echo "ok: GPU training follows the CPU trainer; checkpoints move between them; the mode fits the memory"

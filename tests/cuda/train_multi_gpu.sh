@@ -185,7 +185,8 @@ hosts_pct() { sed -n 's/.*optimizer state on the hosts for \([0-9]*\)% of the pa
     --log "$TMP/hp.jsonl" 2>"$TMP/hp.err"
 echo "   $(grep '^device: ' "$TMP/hp.err")"
 pct=$(hosts_pct "$TMP/hp.err")
-[ "$pct" -gt 0 ] && [ "$pct" -lt 100 ]
+[ "$pct" -gt 0 ]
+[ "$pct" -lt 100 ]
 same_runs g2 hp
 echo "   --zero auto: the stage that leaves the fewest buckets to the hosts (on the 16-layer"
 echo "   student a higher stage frees GPU memory for the state), and the very run of that stage"
@@ -198,7 +199,8 @@ half=$(between "$(mib "$TMP/hd.err")" "$(mib "$TMP/d1.err")")
 echo "   $(grep '^device: ' "$TMP/ha.err")"
 za=$(sed -n 's/.*ZeRO-\([123]\) (the fewest buckets on the hosts).*/\1/p' "$TMP/ha.err")
 echo "   ZeRO-1: $(hosts_pct "$TMP/hd1.err")% on the hosts; auto: ZeRO-$za, $(hosts_pct "$TMP/ha.err")%"
-[ "$za" -ge 2 ] && [ "$(hosts_pct "$TMP/ha.err")" -lt "$(hosts_pct "$TMP/hd1.err")" ]
+[ "$za" -ge 2 ]
+[ "$(hosts_pct "$TMP/ha.err")" -lt "$(hosts_pct "$TMP/hd1.err")" ]
 cmp "$TMP/d$za/model.safetensors" "$TMP/ha/model.safetensors"
 echo "   checkpoints move between the hosts' AdamW and the GPUs': resumed, the runs not stopped"
 for pair in "h1 hg" "g2 gh --offload-all"; do

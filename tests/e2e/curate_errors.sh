@@ -87,5 +87,6 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["kept"]==3
 cp -r "$TMP/good" "$TMP/gen"
 expect_fail notours "holds traces that curate did not write" -- --traces "$TMP/good" \
     --out "$TMP/gen" --overwrite
-[ -f "$TMP/gen/shard-000000.tar.zst" ] && [ -f "$TMP/gen/manifest.json" ]
+[ -f "$TMP/gen/shard-000000.tar.zst" ]
+[ -f "$TMP/gen/manifest.json" ]
 echo "curate errors ok"

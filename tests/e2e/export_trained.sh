@@ -12,7 +12,8 @@ common=(--data "$F/tiny-sft/train.jsonl" --steps 6 --lr 3e-3 --batch-size 4 --mi
         --seq-len 64 --warmup 2 --quiet)
 "$BIN" train --model "$F/tiny-student-qwen2" --out "$BASE/q" --log "$BASE/q.jsonl" "${common[@]}" 2>/dev/null
 "$BIN" train --model "$F/tiny-student-llama" --out "$BASE/l" --log "$BASE/l.jsonl" "${common[@]}" 2>/dev/null
-[ -f "$BASE/q/trainer_state.json" ] && [ -f "$BASE/l/trainer_state.json" ]
+[ -f "$BASE/q/trainer_state.json" ]
+[ -f "$BASE/l/trainer_state.json" ]
 QUANTS="f32 q4_k_m"
 TMP=$BASE/a && mkdir -p "$TMP" && export_check "$BASE/q" 2 1 1
 TMP=$BASE/b && mkdir -p "$TMP" && export_check "$BASE/l" 2 0 0

@@ -48,10 +48,12 @@ OMPI_COMM_WORLD_RANK=1 OMPI_COMM_WORLD_SIZE=2 "$BIN" generate "${ARGS[@]}" --out
 [ -e "$TMP/d0"/manifest-r00000.json ]
 [ -e "$TMP/d1"/manifest-r00001.json ]
 status=0; "$BIN" traces merge "$TMP/d0" --out "$TMP/half" 2>"$TMP/half.err" || status=$?
-[ "$status" -eq 2 ] && grep -q "hold 18 of 34" "$TMP/half.err"
+[ "$status" -eq 2 ]
+grep -q "hold 18 of 34" "$TMP/half.err"
 "$BIN" traces merge "$TMP/d0" --out "$TMP/half" --partial >/dev/null
 status=0; "$BIN" traces merge "$TMP/d0" "$TMP/d0" --out "$TMP/twice" 2>"$TMP/twice.err" || status=$?
-[ "$status" -eq 2 ] && grep -q "held by two inputs" "$TMP/twice.err"
+[ "$status" -eq 2 ]
+grep -q "held by two inputs" "$TMP/twice.err"
 out_has "34 records from 2 directories" "$BIN" traces merge "$TMP/d0" "$TMP/d1" --out "$TMP/m"
 [ -e "$TMP/m"/shard-000000.tar.zst ]
 [ "$(sorted_records "$TMP/m")" = "$want" ] || { echo "merged ranks differ"; exit 1; }

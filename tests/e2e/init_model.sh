@@ -8,8 +8,9 @@ for fx in qwen2-tied llama3-bf16; do
     "$BIN" init --config tests/fixtures/$fx/config.json --out "$TMP/$fx-b" --seed 5 2>/dev/null
     "$BIN" init --config tests/fixtures/$fx/config.json --out "$TMP/$fx-c" --seed 6 2>/dev/null
     cmp "$TMP/$fx-a/model.safetensors" "$TMP/$fx-b/model.safetensors"
-    ! cmp -s "$TMP/$fx-a/model.safetensors" "$TMP/$fx-c/model.safetensors"
-    [ -f "$TMP/$fx-a/tokenizer.json" ] && [ -f "$TMP/$fx-a/tokenizer_config.json" ]
+    ! cmp -s "$TMP/$fx-a/model.safetensors" "$TMP/$fx-c/model.safetensors" || exit 1
+    [ -f "$TMP/$fx-a/tokenizer.json" ]
+    [ -f "$TMP/$fx-a/tokenizer_config.json" ]
     "$BIN" logits --model "$TMP/$fx-a" --tokens 1,2,3,4 >/dev/null
     python3 - "$TMP/$fx-a/model.safetensors" tests/fixtures/$fx/model.safetensors <<'PY'
 import json, math, struct, sys
@@ -67,5 +68,6 @@ for j in (0, 262142, 262144, 262146, 4099 * 128 - 2):
     assert got == want, (j, got, want)
 PY
 set +e; "$BIN" init --config tests/fixtures/qwen2-tied/config.json --out "$TMP/x" --dtype f8 2>"$TMP/err"; rc=$?; set -e
-[ "$rc" -eq 2 ] && grep -q "expected f32, bf16 or f16" "$TMP/err"
+[ "$rc" -eq 2 ]
+grep -q "expected f32, bf16 or f16" "$TMP/err"
 echo "init: ok"

@@ -27,7 +27,8 @@ awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.5) }' || { echo "loss $
 for f in config.json model.safetensors tokenizer.json tokenizer_config.json generation_config.json trainer_state.json; do
     [ -f "$TMP/q/$f" ] || { echo "output lacks $f"; exit 1; }
 done
-[ -f "$TMP/q/checkpoint-12/optimizer.safetensors" ] && [ -f "$TMP/q/checkpoint-6/model.safetensors" ]
+[ -f "$TMP/q/checkpoint-12/optimizer.safetensors" ]
+[ -f "$TMP/q/checkpoint-6/model.safetensors" ]
 grep -aq '"F32"' "$TMP/q/model.safetensors"
 "$BIN" logits --model "$TMP/q" --tokens 316,20,21,30 >/dev/null
 rss=$(sed -n 's/.*peak RSS \([0-9.]*\) MiB.*/\1/p' "$TMP/q.err")

@@ -11,7 +11,8 @@ tokens=$(sed -n 's/.*"tokens":[[:space:]]*\([0-9]*\),.*/\1/p' "$TMP/s/pack.json"
 learn=$(sed -n 's/.*"loss_tokens":[[:space:]]*\([0-9]*\),.*/\1/p' "$TMP/s/pack.json")
 grep -q '"examples":[[:space:]]*4,' "$TMP/s/pack.json"
 # the prompts (BOS, system, user turns, the assistant header and <think>\n) are not learned
-[ "$learn" -gt 0 ] && [ "$learn" -lt "$tokens" ]
+[ "$learn" -gt 0 ]
+[ "$learn" -lt "$tokens" ]
 t=(--steps 3 --batch-size 2 --seq-len 128 --lr 1e-3 --save-every 0 --quiet)
 "$BIN" train --model "$M" --data "$TMP/s" --out "$TMP/a" --log "$TMP/a.jsonl" "${t[@]}" 2>"$TMP/a.err"
 "$BIN" train --model "$M" --data "$F/tiny-sft/chat.jsonl" --out "$TMP/b" --log "$TMP/b.jsonl" "${t[@]}" 2>"$TMP/b.err"

@@ -17,7 +17,7 @@ grep -q '"seed":[[:space:]]*7' "$TMP/a/trainer_state.json"
 grep -q '"rope_theta":[[:space:]]*20000' "$TMP/a/config.json"
 grep -q '"tie_word_embeddings":[[:space:]]*false' "$TMP/a/config.json"
 grep -aq '"lm_head.weight"' "$TMP/a/model.safetensors"
-! grep -aq '"lm_head.weight"' "$F/tiny-student-qwen2/model.safetensors"
+! grep -aq '"lm_head.weight"' "$F/tiny-student-qwen2/model.safetensors" || exit 1
 "$BIN" logits --model "$TMP/a" --tokens 316,20,21,30 >/dev/null
 # --base and a recipe path; --lr and --steps given on the command line win
 "$BIN" train --student "$F/recipes/tiny-test.json" --base "$F/tiny-student-qwen2" \
