@@ -6,9 +6,10 @@ the peer of our training attention kernels.
 
 Times what transformers' Qwen2 attention runs with attn_implementation="sdpa": repeat_kv (the
 key/value heads expanded to the query heads), then torch.nn.functional.scaled_dot_product_attention
-with is_causal, on each SDPA backend that takes the shape (flash: FlashAttention-2 inside PyTorch;
-cudnn), and flash_attn's own flash_attn_func (GQA without expansion) where that package is
-installed. bf16 [B, H, T, hd] inputs; the backward is one .backward() of the output with a fixed
+with is_causal: on the backend SDPA picks itself (sdpa-default, what transformers gets; the name
+of the one it picks is printed), then on each backend that takes the shape (flash:
+FlashAttention-2 inside PyTorch; cudnn), and flash_attn's own flash_attn_func (GQA without
+expansion) where that package is installed. bf16 [B, H, T, hd] inputs; the backward is one .backward() of the output with a fixed
 gradient. FLOPs as bench/cuda_attention.c counts them (the causal half; backward 2.5x forward).
 Prints a human line and a JSON line ("result {...}") per variant; a failure is reported, not raised.
 """
@@ -33,15 +34,32 @@ def timed(fn, reps):
 
 
 def sdpa_variant(backend):
+    """SDPA on one backend, or on the one PyTorch picks itself (backend None: what transformers
+    gets)."""
+    from contextlib import nullcontext
+
     from torch.nn.attention import sdpa_kernel
 
     def run(q, k, v, groups):
         k = k.repeat_interleave(groups, dim=1)  # transformers' repeat_kv
         v = v.repeat_interleave(groups, dim=1)
-        with sdpa_kernel(backend):
+        with sdpa_kernel(backend) if backend is not None else nullcontext():
             return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
     return run
+
+
+def default_backend(q, k, v, groups):
+    """The backend SDPA picks for these inputs without being told (a private PyTorch call; None
+    where it is missing)."""
+    from torch.nn.attention import SDPBackend
+
+    try:
+        k = k.repeat_interleave(groups, dim=1)
+        v = v.repeat_interleave(groups, dim=1)
+        return SDPBackend(torch._fused_sdp_choice(q, k, v, is_causal=True)).name.lower()
+    except Exception:
+        return None
 
 
 def flash_attn_variant():
@@ -74,12 +92,15 @@ def main():
     k = (torch.rand(B, KV, T, hd, **dev) * 2 - 1).requires_grad_()
     v = (torch.rand(B, KV, T, hd, **dev) * 2 - 1).requires_grad_()
     dout = torch.rand(B, H, T, hd, **dev) * 2 - 1
-    variants = [("sdpa-flash", lambda: sdpa_variant(SDPBackend.FLASH_ATTENTION)),
+    picked = default_backend(q, k, v, H // KV)
+    print(f"torch {torch.__version__}: SDPA picks {picked} for these inputs by itself")
+    variants = [("sdpa-default", lambda: sdpa_variant(None)),
+                ("sdpa-flash", lambda: sdpa_variant(SDPBackend.FLASH_ATTENTION)),
                 ("sdpa-cudnn", lambda: sdpa_variant(SDPBackend.CUDNN_ATTENTION)),
                 ("flash_attn", flash_attn_variant)]
     for name, make in variants:
         res = dict(impl="torch", kernels=name, seq=T, batch=B, heads=H, kv_heads=KV, head_dim=hd,
-                   torch=torch.__version__)
+                   torch=torch.__version__, default_backend=picked)
         try:
             run = make()
             with torch.no_grad():
