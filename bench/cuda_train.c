@@ -49,7 +49,7 @@ static const struct {
 
 static const char *opt_shape, *opt_attn;
 static int64_t opt_seq, opt_batch, opt_steps, opt_warmup;
-static int opt_recompute, opt_recompute_cheap, opt_grad_f32, opt_plan, opt_offload;
+static int opt_recompute, opt_recompute_cheap, opt_keep_attn, opt_grad_f32, opt_plan, opt_offload;
 
 static const cli_opt bench_opts[] = {
     {"shape", OPT_STRING, &opt_shape, "0.5b", 0, "NAME",
@@ -61,6 +61,9 @@ static const cli_opt bench_opts[] = {
     {"recompute", OPT_FLAG, &opt_recompute, NULL, 0, NULL, "recompute each layer in the backward"},
     {"recompute-cheap", OPT_FLAG, &opt_recompute_cheap, NULL, 0, NULL,
      "keep the products' outputs, recompute only the norms and SwiGLU in the backward"},
+    {"recompute-keep-attn", OPT_FLAG, &opt_keep_attn, NULL, 0, NULL,
+     "recompute each layer in the backward but its attention, whose output and statistics each "
+     "layer keeps (a mode train's automatic choice takes where it fits)"},
     {"grad-f32", OPT_FLAG, &opt_grad_f32, NULL, 0, NULL, "float32 gradients (default bf16)"},
     {"attn", OPT_STRING, &opt_attn, "auto", 0, "IMPL",
      "attention kernels: auto (wgmma for head_dim 64/128), wgmma, mma (mma.sync), simple"},
@@ -101,10 +104,13 @@ int main(int argc, char **argv) {
     else if (strcmp(opt_attn, "auto") != 0)
         die(R1_EINPUT, "--attn", "unknown attention kernels %s (auto, wgmma, mma, simple)",
             opt_attn);
-    if (opt_recompute && opt_recompute_cheap)
-        die(R1_EINPUT, "--recompute-cheap", "choose one of --recompute and --recompute-cheap");
-    /* the JSON's "recompute": 0 none, 1 all, 2 cheap (recompute_mode's values) */
-    const int rc = recompute_from_flags(opt_recompute, opt_recompute_cheap);
+    if (opt_recompute + opt_recompute_cheap + opt_keep_attn > 1)
+        die(R1_EINPUT, "--recompute-cheap", "choose one of --recompute, --recompute-cheap and "
+                                            "--recompute-keep-attn");
+    /* the JSON's "recompute": 0 none, 1 all, 2 cheap, 3 all but the attention (recompute_mode's
+     * values) */
+    const int rc = opt_keep_attn ? RECOMPUTE_KEEP_ATTN
+                                 : recompute_from_flags(opt_recompute, opt_recompute_cheap);
     cuda_student_opts o = {.max_tokens = n, .recompute = rc, .grad_f32 = opt_grad_f32,
                            .ce_chunk = 0, .attn = attn};
     const double gib = 1073741824.0;

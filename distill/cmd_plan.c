@@ -90,7 +90,8 @@ int cmd_plan(int argc, char **argv) {
     if (q.seq_len < 1 || q.batch_size < 1 || q.loss_chunk_rows < 1)
         die(R1_EINPUT, "plan", "sequence length, batch size and loss chunk must be positive");
     static const char *const mode_name[] = {[RECOMPUTE_NONE] = "none", [RECOMPUTE_ALL] = "all",
-                                            [RECOMPUTE_CHEAP] = "cheap"};
+                                            [RECOMPUTE_CHEAP] = "cheap",
+                                            [RECOMPUTE_KEEP_ATTN] = "all-but-attention"};
     plan_result p;
     plan_training(&s, &q, &p);
     if (opt_json) {

@@ -55,8 +55,10 @@ static const cli_opt train_opts[] = {
     {"truncate", OPT_FLAG, &o_truncate, NULL, 0, NULL,
      "cut examples longer than --seq-len instead of dropping them"},
     {"recompute", OPT_FLAG, &o_recompute, NULL, 0, NULL,
-     "keep only each layer's input and recompute the rest in backward (less memory). Without "
-     "either recomputation option a GPU takes the fastest mode that fits it (the same results)"},
+     "keep only each layer's input and recompute the rest in backward (the least memory). "
+     "Without either recomputation option a GPU takes the fastest mode that fits it, the same "
+     "results: none, --recompute-cheap, all but the attention (each layer's attention output "
+     "kept), --recompute"},
     {"recompute-cheap", OPT_FLAG, &o_recompute_cheap, NULL, 0, NULL,
      "GPU: keep the matrix products' outputs, recompute only the norms and SwiGLU in backward "
      "(about 2/3 of the activation memory, no extra products); CPU: as --recompute"},

@@ -53,9 +53,13 @@ double plan_memory(const dense_shape *s, const plan_request *q, int stage, int m
     const double layer_act = T * (4 * d + 2 * qd + 2 * kvd + 3 * ff) * 2;
     const double cheap = s->layers * T * (2 * d + 2 * qd + 2 * kvd + 2 * ff) * 2 +
                          T * (2 * d + ff) * 2;
-    r->activations_per_seq = q->recompute == RECOMPUTE_CHEAP ? cheap
-                             : q->recompute == RECOMPUTE_ALL ? s->layers * T * d * 2 + 2 * layer_act
-                                                             : s->layers * layer_act;
+    const double all = s->layers * T * d * 2 + 2 * layer_act;
+    /* KEEP_ATTN: each layer's attention output and log-sum-exp besides */
+    const double keep_attn = all + s->layers * T * (2 * qd + 4.0 * s->heads);
+    r->activations_per_seq = q->recompute == RECOMPUTE_CHEAP       ? cheap
+                             : q->recompute == RECOMPUTE_ALL       ? all
+                             : q->recompute == RECOMPUTE_KEEP_ATTN ? keep_attn
+                                                                   : s->layers * layer_act;
     r->loss = (double)q->loss_chunk_rows * (double)s->vocab * 4 * 2;
     /* beyond what train allocates, nvidia-smi saw 0.5 GiB on one H200 (the CUDA context and
      * cuBLAS) and 1.4-1.5 GiB on 2 and 4 (NCCL's buffers besides); 1 GiB leaves slack for one */

@@ -144,7 +144,7 @@ static int check_config(const model_config *c, const cuda_student_opts *o) {
         return err_fail(R1_EINPUT, "config.json", "mlp_bias is not supported by the CUDA trainer");
     if (o->max_tokens <= 0)
         return err_fail(R1_EINPUT, "max_tokens", "must be positive (got %d)", o->max_tokens);
-    if (o->recompute < RECOMPUTE_NONE || o->recompute > RECOMPUTE_CHEAP)
+    if (o->recompute < RECOMPUTE_NONE || o->recompute > RECOMPUTE_KEEP_ATTN)
         return err_fail(R1_EINPUT, "recompute", "unknown mode %d", o->recompute);
     if (o->zero_stage < 0 || o->zero_stage > 3)
         return err_fail(R1_EINPUT, "zero_stage", "ZeRO stages are 1, 2 and 3 (got %d)",
@@ -210,6 +210,12 @@ static int slot_of(const cuda_student *s, int k) {
     return k == 0 || k == s->L + 1 ? 2 : (k - 1) & 1;
 }
 
+/* Whether the backward re-runs each layer's forward (ALL, KEEP_ATTN): the layers then share one
+ * set of buffers, but for KEEP_ATTN's attention output and statistics. */
+static int recompute_layers(const cuda_student *s) {
+    return s->o.recompute == RECOMPUTE_ALL || s->o.recompute == RECOMPUTE_KEEP_ATTN;
+}
+
 /* What is dead while the loss runs: the backward's activation gradients (dx is cleared after
  * the loss) and, when recomputing, the shared layer buffers, which the backward refills for the
  * last layer before reading them. */
@@ -221,11 +227,13 @@ static void take_backward_scratch(cuda_student *s, bump *b) {
     s->dact = bump_take(b, N * (size_t)s->ff * bf);
     s->delta = bump_take(b, N * (size_t)s->H * f);
     layer_acts *a = &s->acts[0];
-    if (s->o.recompute == RECOMPUTE_ALL) {
+    if (recompute_layers(s)) {
         a->rstd1 = bump_take(b, N * f);
         a->qkv = bump_take(b, N * (size_t)s->qkvd * bf);
-        a->att = bump_take(b, N * (size_t)s->qd * bf);
-        a->lse = bump_take(b, N * (size_t)s->H * f);
+        if (s->o.recompute == RECOMPUTE_ALL) { /* KEEP_ATTN: each layer's own (alloc_all) */
+            a->att = bump_take(b, N * (size_t)s->qd * bf);
+            a->lse = bump_take(b, N * (size_t)s->H * f);
+        }
         a->xmid = bump_take(b, N * d * bf);
         a->rstd2 = bump_take(b, N * f);
         a->gu = bump_take(b, N * 2 * (size_t)s->ff * bf);
@@ -299,8 +307,12 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     const int rc = s->o.recompute;
     for (int i = 0; i < s->L; i++) {
         layer_acts *a = &s->acts[i];
-        if (rc == RECOMPUTE_ALL) {
+        if (rc == RECOMPUTE_ALL || rc == RECOMPUTE_KEEP_ATTN) {
             if (i > 0) *a = s->acts[0];
+            if (rc == RECOMPUTE_KEEP_ATTN) {
+                a->att = dev_alloc(s, p, N * (size_t)s->qd * bf);
+                a->lse = dev_alloc(s, p, N * (size_t)s->H * f);
+            }
             continue;
         }
         const int own = rc == RECOMPUTE_NONE; /* the norms' and SwiGLU's outputs */
@@ -369,7 +381,8 @@ size_t cuda_student_budget(const cuda_student_opts *o) {
 }
 
 recompute_mode cuda_student_fit_recompute(const model_config *cfg, const cuda_student_opts *o) {
-    static const recompute_mode fastest_first[] = {RECOMPUTE_NONE, RECOMPUTE_CHEAP};
+    static const recompute_mode fastest_first[] = {RECOMPUTE_NONE, RECOMPUTE_CHEAP,
+                                                   RECOMPUTE_KEEP_ATTN};
     const size_t budget = cuda_student_budget(o);
     cuda_student_opts t = *o;
     for (size_t i = 0; i < sizeof fastest_first / sizeof *fastest_first; i++) {
@@ -380,7 +393,8 @@ recompute_mode cuda_student_fit_recompute(const model_config *cfg, const cuda_st
 }
 
 void cuda_student_fit_shards(const model_config *cfg, cuda_student_opts *o, int pick_recompute) {
-    static const recompute_mode fastest_first[] = {RECOMPUTE_NONE, RECOMPUTE_CHEAP, RECOMPUTE_ALL};
+    static const recompute_mode fastest_first[] = {RECOMPUTE_NONE, RECOMPUTE_CHEAP,
+                                                   RECOMPUTE_KEEP_ATTN, RECOMPUTE_ALL};
     enum { STAGES = 3, MODES = sizeof fastest_first / sizeof *fastest_first };
     CHECK(o->n_ranks > 1 && o->comm);
     const int n_modes = pick_recompute ? MODES : 1, n = n_modes * STAGES;
@@ -617,7 +631,8 @@ static attn_shape attn_of(const cuda_student *s) {
 /* Where the gradient of the parameter at element offset off, in bucket k, is written. */
 #define G(k, off) ((void *)(s->gb[k] + ((size_t)(off) - s->b_off[k]) * s->gsize))
 
-/* One decoder layer's forward from s->x[l] into a; writes s->x[l + 1] unless recomputing. */
+/* One decoder layer's forward from s->x[l] into a; writes s->x[l + 1] unless recomputing
+ * (write_out 0), when KEEP_ATTN's layer already holds its attention output and lse. */
 static void layer_forward(cuda_student *s, int l, layer_acts *a, int write_out) {
     const layer_params *p = &s->lp[l];
     const int k = 1 + l; /* its bucket */
@@ -632,7 +647,8 @@ static void layer_forward(cuda_student *s, int l, layer_acts *a, int write_out) 
     /* q, k = apply_rotary_pos_emb(q, k, cos, sin): the H + KV heads at the row's start */
     rope_forward_cuda(a->qkv, s->qkvd, s->H + s->KV, s->hd, s->hd, s->rope_cs, s->d_pos, n, st);
     /* attn_output = softmax(q k^T * scale + causal mask) v */
-    attention_forward_cuda(a->att, a->lse, a->qkv, &at, st);
+    if (write_out || s->o.recompute != RECOMPUTE_KEEP_ATTN)
+        attention_forward_cuda(a->att, a->lse, a->qkv, &at, st);
     /* hidden_states = residual + o_proj(attn_output): the residual enters as C (beta = 1) */
     linear_forward(s->gemm, a->xmid, 0, d, a->att, s->qd, W(k, p->wo), NULL, s->x[l], n, s->qd,
                    d, st);
@@ -825,7 +841,7 @@ static int forward_backward(cuda_student *s, const cuda_batch *b, float inv_coun
     for (int l = s->L - 1; l >= 0; l--) {
         if (!idle) {
             bucket_ready(s, 1 + l);
-            if (s->o.recompute == RECOMPUTE_ALL) layer_forward(s, l, &s->acts[l], 0);
+            if (recompute_layers(s)) layer_forward(s, l, &s->acts[l], 0);
             if (s->o.recompute == RECOMPUTE_CHEAP) layer_refill(s, l, &s->acts[l]);
         }
         if (s->zero2) scratch_take(s, 1 + l);

@@ -88,8 +88,9 @@ size_t cuda_student_bytes(const model_config *cfg, const cuda_student_opts *o);
 void cuda_mem_text(char *buf, size_t len, size_t bytes);
 /* The device memory the student may take: the free memory, or o->mem_limit if that is less. */
 size_t cuda_student_budget(const cuda_student_opts *o);
-/* The first of RECOMPUTE_NONE, RECOMPUTE_CHEAP, RECOMPUTE_ALL (fastest first) whose plan fits
- * the budget, o->recompute ignored; RECOMPUTE_ALL when none does (create then says why). */
+/* The first of RECOMPUTE_NONE, RECOMPUTE_CHEAP, RECOMPUTE_KEEP_ATTN, RECOMPUTE_ALL (fastest
+ * first) whose plan fits the budget, o->recompute ignored; RECOMPUTE_ALL when none does (create
+ * then says why). */
 recompute_mode cuda_student_fit_recompute(const model_config *cfg, const cuda_student_opts *o);
 /* ZeRO stage 0 over several ranks: the fastest recomputation mode that fits the budget of every
  * rank (o->recompute itself unless pick_recompute), with the lowest ZeRO stage at which it does,

@@ -226,8 +226,10 @@ int gpu_trainer_open(gpu_trainer **out, const student_model *m, const student_so
     if (desc) {
         char mem[32];
         cuda_mem_text(mem, sizeof mem, cuda_student_bytes(&m->cfg, &o));
-        static const char *const mode[] = {"no recomputation", "recomputing",
-                                           "recomputing norms and SwiGLU"};
+        static const char *const mode[] = {
+            [RECOMPUTE_NONE] = "no recomputation", [RECOMPUTE_ALL] = "recomputing",
+            [RECOMPUTE_CHEAP] = "recomputing norms and SwiGLU",
+            [RECOMPUTE_KEEP_ATTN] = "recomputing all but the attention"};
         char how[96];
         snprintf(how, sizeof how, "%s%s", mode[g->recompute],
                  go->recompute == RECOMPUTE_AUTO ? ", the fastest that fits" : "");

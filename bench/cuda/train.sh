@@ -52,6 +52,7 @@ run torch-0.5b-f32 "$PY" "$ROOT/bench/torch_train.py" --shape 0.5b --seq 4096 --
 run ours-1.5b "$BIN" "${ATTN[@]}" --shape 1.5b --seq 4096 --batch 4
 run ours-1.5b-cheap "$BIN" "${ATTN[@]}" --shape 1.5b --seq 4096 --batch 4 --recompute-cheap
 run ours-1.5b-rc "$BIN" "${ATTN[@]}" --shape 1.5b --seq 4096 --batch 4 --recompute
+run ours-1.5b-ka "$BIN" "${ATTN[@]}" --shape 1.5b --seq 4096 --batch 4 --recompute-keep-attn
 run torch-1.5b "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 4
 run torch-1.5b-rc "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 4 --recompute
 run torch-1.5b-rc-b2 "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 4096 --batch 2 --recompute
@@ -69,15 +70,18 @@ run ours-7b-b4 "$BIN" "${ATTN[@]}" --shape 7b --seq 4096 --batch 4 --recompute -
 run torch-7b-norc "$PY" "$ROOT/bench/torch_train.py" --shape 7b --seq 4096 --batch 1
 run torch-7b "$PY" "$ROOT/bench/torch_train.py" --shape 7b --seq 4096 --batch 1 --recompute
 run torch-7b-f32 "$PY" "$ROOT/bench/torch_train.py" --shape 7b --seq 4096 --batch 1 --master-f32 --recompute
-# 7B full fine-tune at 32k tokens per sequence (needs a 141 GB GPU)
+# 7B full fine-tune at 32k tokens per sequence (needs a 141 GB GPU); then each layer keeping its
+# attention output, so that the backward re-runs all of the layer but the attention (what train
+# chooses by itself where it fits)
 run ours-7b-32k "$BIN" "${ATTN[@]}" --shape 7b --seq 32768 --batch 1 --recompute --steps 2 --warmup 1
+run ours-7b-32k-ka "$BIN" "${ATTN[@]}" --shape 7b --seq 32768 --batch 1 --recompute-keep-attn --steps 2 --warmup 1
 
 echo
 echo "summary ($RES):"
 "$PY" - "$RES" <<'PYEOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-RC = {0: "none", 1: "all", 2: "cheap"}
+RC = {0: "none", 1: "all", 2: "cheap", 3: "all but attention"}
 def fmt(r):
     if not r: return "not run"
     if not r.get("fits"):

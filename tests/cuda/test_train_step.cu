@@ -446,7 +446,7 @@ static void run_model(const char *label, const model_config *c, const safetensor
     o.max_tokens = 256;
     o.grad_f32 = grad_f32;
     o.ce_chunk = 50; /* several chunks, the last one partial */
-    cuda_student *s, *sr, *sc;
+    cuda_student *s, *sr, *sc, *sk;
     if (cuda_student_create(&s, c, &o)) {
         err_print();
         exit(1);
@@ -461,6 +461,11 @@ static void run_model(const char *label, const model_config *c, const safetensor
         err_print();
         exit(1);
     }
+    o.recompute = RECOMPUTE_KEEP_ATTN;
+    if (cuda_student_create(&sk, c, &o)) {
+        err_print();
+        exit(1);
+    }
     /* the plan (cuda_student_bytes) is what create allocates, in each mode */
     o.recompute = RECOMPUTE_NONE;
     check_plan("plan, no recomputation", cuda_student_bytes(c, &o), s);
@@ -468,8 +473,11 @@ static void run_model(const char *label, const model_config *c, const safetensor
     check_plan("plan, recompute all", cuda_student_bytes(c, &o), sr);
     o.recompute = RECOMPUTE_CHEAP;
     check_plan("plan, recompute cheap", cuda_student_bytes(c, &o), sc);
+    o.recompute = RECOMPUTE_KEEP_ATTN;
+    check_plan("plan, all but attention", cuda_student_bytes(c, &o), sk);
     if (st) {
-        if (cuda_student_load(s, st) || cuda_student_load(sr, st) || cuda_student_load(sc, st)) {
+        if (cuda_student_load(s, st) || cuda_student_load(sr, st) || cuda_student_load(sc, st) ||
+            cuda_student_load(sk, st)) {
             err_print();
             exit(1);
         }
@@ -478,6 +486,7 @@ static void run_model(const char *label, const model_config *c, const safetensor
         cuda_student_init_random(s, seed, init_std);
         cuda_student_init_random(sr, seed, init_std);
         cuda_student_init_random(sc, seed, init_std);
+        cuda_student_init_random(sk, seed, init_std);
     }
     /* the student's tensors are the checkpoint's (core/dense_layout.h): same names and shapes */
     {
@@ -542,17 +551,23 @@ static void run_model(const char *label, const model_config *c, const safetensor
     cuda_student_forward_backward(sc, &b1.b, (float)inv1);
     const float loss4 = cuda_student_take_loss(sc);
     float *g4 = download_all_grads(sc, &total);
+    cuda_student_zero_grad(sk);
+    cuda_student_forward_backward(sk, &b1.b, (float)inv1);
+    const float loss5 = cuda_student_take_loss(sk);
+    float *g5 = download_all_grads(sk, &total);
     sync_check("determinism");
-    g_checks += 3;
+    g_checks += 4;
     const int det = memcmp(g1, g2, sizeof(float) * total) == 0 && loss2 == loss;
     const int rec = memcmp(g1, g3, sizeof(float) * total) == 0 && loss3 == loss;
     const int cheap = memcmp(g1, g4, sizeof(float) * total) == 0 && loss4 == loss;
+    const int keep = memcmp(g1, g5, sizeof(float) * total) == 0 && loss5 == loss;
     const char *same = "bit-identical loss and gradients";
     printf("  %s %-26s %s\n", det ? "ok  " : "FAIL", "second run", det ? same : "differs");
     printf("  %s %-26s %s\n", rec ? "ok  " : "FAIL", "recomputation", rec ? same : "differs");
     printf("  %s %-26s %s\n", cheap ? "ok  " : "FAIL", "cheap recomputation", cheap ? same : "differs");
-    g_failures += !det + !rec + !cheap;
-    free(g1), free(g2), free(g3), free(g4);
+    printf("  %s %-26s %s\n", keep ? "ok  " : "FAIL", "all but attention", keep ? same : "differs");
+    g_failures += !det + !rec + !cheap + !keep;
+    free(g1), free(g2), free(g3), free(g4), free(g5);
 
     /* two accumulated micro-batches */
     const double inv12 = 1.0 / (b1.counted + b2.counted);
@@ -639,6 +654,7 @@ static void run_model(const char *label, const model_config *c, const safetensor
     cuda_student_destroy(s);
     cuda_student_destroy(sr);
     cuda_student_destroy(sc);
+    cuda_student_destroy(sk);
     for (int i = 0; i < r.np; i++) free(r.w[i]), free(r.g[i]);
     free(r.w), free(r.g), free(r.cs);
     int *ix[] = {r.an, r.wq, r.wk, r.wv, r.bq, r.bk, r.bv, r.wo, r.mn, r.wg, r.wu, r.wd};

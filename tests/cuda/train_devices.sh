@@ -18,7 +18,8 @@
 #     of it under a --gpu-mem between the two plans (within the budget); bit-identical either
 #     way, and resumes bit for bit;
 #   - without a recomputation option the GPU takes the fastest mode that fits --gpu-mem (none,
-#     then cheap, then all; bit-identical), and a budget nothing fits is refused (exit 1).
+#     then cheap, then all but the attention, then all; bit-identical), and a budget nothing fits
+#     is refused (exit 1).
 # Runs on a GPU machine (make test-cuda); BIN, ROOT and TMP as for tests/e2e.
 set -euo pipefail
 . "$ROOT/tests/cuda/lib_train.sh"
@@ -166,12 +167,22 @@ between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", (a + b) / 2 / 1024 }
 "$BIN" train "${cm[@]}" --gpu-mem "$(between "$none" "$cheap")" --out "$TMP/m1" \
     --log "$TMP/m1.jsonl" 2>"$TMP/m1.err"
 grep -q 'MiB, recomputing norms and SwiGLU, the fastest that fits;' "$TMP/m1.err"
+# between cheap and all: all but the attention, whose outputs the layers keep (a mode no flag
+# names); between that and all: all
 "$BIN" train "${cm[@]}" --gpu-mem "$(between "$cheap" "$all")" --out "$TMP/m2" \
     --log "$TMP/m2.jsonl" 2>"$TMP/m2.err"
-grep -q 'MiB, recomputing, the fastest that fits;' "$TMP/m2.err"
+grep -q 'MiB, recomputing all but the attention, the fastest that fits;' "$TMP/m2.err"
+keep=$(mib "$TMP/m2.err")
+echo "   plan: all but the attention $keep MiB"
+awk -v b="$cheap" -v k="$keep" -v c="$all" 'BEGIN { exit !(b > k + 4 && k > c + 4) }'
+"$BIN" train "${cm[@]}" --gpu-mem "$(between "$keep" "$all")" --out "$TMP/m4" \
+    --log "$TMP/m4.jsonl" 2>"$TMP/m4.err"
+grep -q 'MiB, recomputing, the fastest that fits;' "$TMP/m4.err"
 diff <(strip_log "$TMP/m0.jsonl") <(strip_log "$TMP/m1.jsonl")
 diff <(strip_log "$TMP/m0.jsonl") <(strip_log "$TMP/m2.jsonl")
+diff <(strip_log "$TMP/m0.jsonl") <(strip_log "$TMP/m4.jsonl")
 cmp "$TMP/m0/model.safetensors" "$TMP/m2/model.safetensors"
+cmp "$TMP/m0/model.safetensors" "$TMP/m4/model.safetensors"
 # bf16 gradients (one micro-batch per step) through the host's AdamW
 "$BIN" train "${cm[@]}" --offload-all --out "$TMP/mo" --log "$TMP/mo.jsonl" 2>/dev/null
 diff <(strip_log "$TMP/m0.jsonl") <(strip_log "$TMP/mo.jsonl")
