@@ -20,8 +20,19 @@ TMO=${BENCH_TIMEOUT:-180}
 # benchmark fits a time-limited session.
 DEADLINE=${BENCH_DEADLINE:-0}
 
+# BENCH_ONLY="label ..." (globs: "*32k*") runs only the runs named.
 run() {  # label, command...
     local label=$1; shift
+    if [ -n "${BENCH_ONLY:-}" ]; then
+        local want=0 pat
+        set -f # the words are patterns, not file names
+        for pat in $BENCH_ONLY; do
+            # shellcheck disable=SC2053 # the pattern is a glob on purpose
+            [[ $label == $pat ]] && want=1
+        done
+        set +f
+        [ "$want" = 1 ] || return 0
+    fi
     local tmo=$TMO
     if [ "$DEADLINE" -gt 0 ]; then
         local left=$((DEADLINE - $(date +%s) - 5))
@@ -70,11 +81,18 @@ run ours-7b-b4 "$BIN" "${ATTN[@]}" --shape 7b --seq 4096 --batch 4 --recompute -
 run torch-7b-norc "$PY" "$ROOT/bench/torch_train.py" --shape 7b --seq 4096 --batch 1
 run torch-7b "$PY" "$ROOT/bench/torch_train.py" --shape 7b --seq 4096 --batch 1 --recompute
 run torch-7b-f32 "$PY" "$ROOT/bench/torch_train.py" --shape 7b --seq 4096 --batch 1 --master-f32 --recompute
+# 32k tokens per sequence, the length R1's distills were trained at. The 1.5B: ours without
+# recomputation and keeping the attention outputs; PyTorch's first that fits
+run ours-1.5b-32k "$BIN" "${ATTN[@]}" --shape 1.5b --seq 32768 --batch 1 --steps 3 --warmup 1
+run ours-1.5b-32k-ka "$BIN" "${ATTN[@]}" --shape 1.5b --seq 32768 --batch 1 --recompute-keep-attn --steps 3 --warmup 1
+run torch-1.5b-32k "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 32768 --batch 1 --steps 3 --warmup 1
+run torch-1.5b-32k-rc "$PY" "$ROOT/bench/torch_train.py" --shape 1.5b --seq 32768 --batch 1 --recompute --steps 3 --warmup 1
 # 7B full fine-tune at 32k tokens per sequence (needs a 141 GB GPU); then each layer keeping its
 # attention output, so that the backward re-runs all of the layer but the attention (what train
 # chooses by itself where it fits)
 run ours-7b-32k "$BIN" "${ATTN[@]}" --shape 7b --seq 32768 --batch 1 --recompute --steps 2 --warmup 1
 run ours-7b-32k-ka "$BIN" "${ATTN[@]}" --shape 7b --seq 32768 --batch 1 --recompute-keep-attn --steps 2 --warmup 1
+run torch-7b-32k "$PY" "$ROOT/bench/torch_train.py" --shape 7b --seq 32768 --batch 1 --recompute --steps 2 --warmup 1
 
 echo
 echo "summary ($RES):"
@@ -89,7 +107,7 @@ def fmt(r):
     return "%8.0f tok/s  MFU %5.1f%%  %6.1f GiB  (batch %d, recompute %s)" % (
         r["tokens_per_s"], 100 * r["mfu"], r["peak_gib"], r["batch"], RC.get(r["recompute"], "?"))
 print("%-5s %-6s | %-66s | %s" % ("shape", "seq", "r1-distill", "torch + transformers"))
-for shape, seq in (("0.5b", 4096), ("1.5b", 4096), ("7b", 4096), ("7b", 32768)):
+for shape, seq in (("0.5b", 4096), ("1.5b", 4096), ("7b", 4096), ("1.5b", 32768), ("7b", 32768)):
     ours = [r for r in rows if r["impl"] == "r1-distill" and r["shape"] == shape and r["seq"] == seq]
     peer = [r for r in rows if r["impl"] == "torch" and r["shape"] == shape and r["seq"] == seq]
     # each peer's first configuration that fits; every one of ours against it. The issue's peer
