@@ -307,7 +307,7 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     const int rc = s->o.recompute;
     for (int i = 0; i < s->L; i++) {
         layer_acts *a = &s->acts[i];
-        if (rc == RECOMPUTE_ALL || rc == RECOMPUTE_KEEP_ATTN) {
+        if (recompute_layers(s)) {
             if (i > 0) *a = s->acts[0];
             if (rc == RECOMPUTE_KEEP_ATTN) {
                 a->att = dev_alloc(s, p, N * (size_t)s->qd * bf);
