@@ -35,14 +35,19 @@ cat >"$TMP/config.json" <<'EOF'
 EOF
 "$BIN" init --config "$TMP/config.json" --out "$TMP/model" --dtype bf16 --seed 1 \
     >"$OUTDIR/train_gpus_init.log" 2>&1 || { echo "init failed: see train_gpus_init.log"; exit 0; }
-python3 - "$TMP/data.jsonl" $((16 * STEPS)) <<'PY'
+# make_data FILE ROWS LENGTH: rows of random token ids, every token but the first counted
+make_data() {
+    python3 - "$1" "$2" "$3" <<'PY'
 import json, random, sys
 r = random.Random(7)
+n = int(sys.argv[3])
 with open(sys.argv[1], "w") as f:
     for _ in range(int(sys.argv[2])):
-        ids = [r.randrange(151643) for _ in range(4096)]
-        f.write(json.dumps({"input_ids": ids, "loss_mask": [0] + [1] * 4095}) + "\n")
+        ids = [r.randrange(151643) for _ in range(n)]
+        f.write(json.dumps({"input_ids": ids, "loss_mask": [0] + [1] * (n - 1)}) + "\n")
 PY
+}
+make_data "$TMP/data.jsonl" $((16 * STEPS)) 4096
 
 # init_shape NAME key=value...: $TMP/modelNAME, random bf16 weights of the 1.5B's config.json
 # with other shape values (JSON values); the 1.5B's own weights go first, for the disk. Fails,
@@ -85,17 +90,19 @@ run_case() {  # name, GPUs, more train options
     # the GPUs' memory as nvidia-smi sees it (the plan, plus the CUDA context and NCCL's buffers)
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 >"$TMP/smi" 2>/dev/null &
     local smi=$!
-    timeout 600 "$BIN" train --model "$MODEL" --data "$TMP/data.jsonl" --out "$TMP/out$name" \
-        --steps "$STEPS" --batch-size "$BATCH" --micro-batch "$MICRO" --seq-len 4096 --lr 1e-5 \
+    timeout 600 "$BIN" train --model "$MODEL" --data "${DATA:-$TMP/data.jsonl}" \
+        --out "$TMP/out$name" --steps "$STEPS" --batch-size "$BATCH" --micro-batch "$MICRO" \
+        --seq-len "${SEQ:-4096}" --lr 1e-5 \
         --save-every 0 --gpus "$g" --log "$log" --quiet "$@" >"$OUTDIR/train_gpus_$name.log" 2>&1
     local rc=$?
     kill "$smi" 2>/dev/null
     wait "$smi" 2>/dev/null
     rm -rf "$TMP/out$name"
     python3 - "$log" "$name" "$g" "$rc" "$OUTDIR/train_gpus_$name.log" "$TMP/smi" \
-        "$MODEL/config.json" >>"$TMP/results" <<'PY'
+        "$MODEL/config.json" "${SEQ:-4096}" >>"$TMP/results" <<'PY'
 import json, re, sys
 path, name, g, rc, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+seq = int(sys.argv[8])
 smi = [int(x) for x in open(sys.argv[6]).read().split() if x.isdigit()]
 cfg = json.load(open(sys.argv[7]))
 try:
@@ -112,7 +119,7 @@ share = re.search(r"on the hosts? for ([0-9]+)%", dev)
 timed = [r["tokens_per_s"] for r in rows[2:]]
 # MFU as bench/cuda_train.c counts it: 6 N + 12 L d T FLOPs per token, 989 TFLOP/s per GPU
 n_params = re.search(r"([0-9]+) parameters", text)
-flops_tok = 6.0 * int(n_params.group(1)) + 12.0 * cfg["num_hidden_layers"] * cfg["hidden_size"] * 4096 \
+flops_tok = 6.0 * int(n_params.group(1)) + 12.0 * cfg["num_hidden_layers"] * cfg["hidden_size"] * seq \
     if n_params else None
 host = [r["host_update_s"] for r in rows[2:] if "host_update_s" in r]
 if rc or not timed:
@@ -166,6 +173,12 @@ elif init_shape 7b vocab_size=152064 hidden_size=3584 intermediate_size=18944 \
         # micro-batches are added up), every layer recomputed, all the state on the host
         BATCH=1 run_case offload7b_least 1 --offload-all --recompute
     fi
+    # R1's length: one 32768-token sequence per step, no recomputation option, so train takes
+    # the fastest mode that fits (on a 141 GB GPU: all but the attention, 118.6 GiB)
+    if wanted 7b_32k; then
+        make_data "$TMP/data32k.jsonl" "$STEPS" 32768
+        SEQ=32768 BATCH=1 DATA=$TMP/data32k.jsonl run_case 7b_32k 1
+    fi
     # the same steps on 2 GPUs, the gradients sharded, then the weights too; then as if the
     # GPUs had 40 GB (--gpu-mem 38): the state that does not fit goes to the hosts
     if [ "$n_gpu" -ge 2 ]; then
@@ -204,6 +217,7 @@ for r in rows:
             "offload7b": "7B: 1 GPU, --offload-optimizer, 8 x 4096 per step",
             "offload7b_all": "7B: 1 GPU, --offload-all, 8 x 4096 per step",
             "offload7b_least": "7B: 1 GPU, --offload-all --recompute, 1 x 4096 per step",
+            "7b_32k": "7B: 1 GPU, 1 x 32768 per step, the mode that fits",
             "7b_2z2": "7B: 2 GPUs, --zero 2, 8 x 4096 per step",
             "7b_2z3": "7B: 2 GPUs, --zero 3, 8 x 4096 per step",
             "7b_2_38g": "7B: 2 GPUs, --offload-optimizer --gpu-mem 38, 8 x 4096 per step",
