@@ -94,6 +94,27 @@ int cmd_plan(int argc, char **argv) {
                                             [RECOMPUTE_KEEP_ATTN] = "all-but-attention"};
     plan_result p;
     plan_training(&s, &q, &p);
+    /* what train takes by itself on a GPU where neither the recipe nor --no-recompute names a
+     * mode: the first of none, cheap, all but the attention and all whose plan fits (train's
+     * own order, cuda_student_fit_recompute); -1 where a mode is named or none fits */
+    int auto_mode = -1;
+    plan_result pa = {0};
+    if (!opt_no_recompute && !cJSON_GetObjectItemCaseSensitive(r.train, "recompute") &&
+        !cJSON_GetObjectItemCaseSensitive(r.train, "recompute_cheap")) {
+        static const recompute_mode fastest_first[] = {RECOMPUTE_NONE, RECOMPUTE_CHEAP,
+                                                       RECOMPUTE_KEEP_ATTN, RECOMPUTE_ALL};
+        for (size_t i = 0; i < sizeof fastest_first / sizeof *fastest_first && auto_mode < 0;
+             i++) {
+            plan_request t = q;
+            t.recompute = fastest_first[i];
+            plan_training(&s, &t, &pa);
+            if (pa.zero_stage >= 0) auto_mode = (int)fastest_first[i];
+        }
+    }
+    char auto_json[96] = "null";
+    if (auto_mode >= 0)
+        snprintf(auto_json, sizeof auto_json, "\"%s\", \"auto_total_bytes\": %.0f",
+                 mode_name[auto_mode], pa.total);
     if (opt_json) {
         printf("{\"recipe\": \"%s\", \"gpus\": %d, \"gpu_mem_gib\": %g, \"seq_len\": %d, "
                "\"batch_size\": %d, \"recompute\": %s, \"recompute_mode\": \"%s\", "
@@ -102,14 +123,15 @@ int cmd_plan(int argc, char **argv) {
                "\"weights_bytes\": %.0f, \"grads_bytes\": %.0f, \"master_bytes\": %.0f, "
                "\"optimizer_bytes\": %.0f, \"activations_bytes_per_seq\": %.0f, "
                "\"loss_bytes\": %.0f, \"total_bytes\": %.0f, \"offload\": %s, "
-               "\"host_bytes\": %.0f, \"flops_per_token\": %.6g, \"flops_per_step\": %.6g}\n",
+               "\"host_bytes\": %.0f, \"flops_per_token\": %.6g, \"flops_per_step\": %.6g, "
+               "\"auto_recompute_mode\": %s}\n",
                r.name, q.gpus, opt_mem, q.seq_len, q.batch_size,
                q.recompute != RECOMPUTE_NONE ? "true" : "false",
                mode_name[q.recompute],
                (long long)p.params, (long long)p.params_matmul, p.zero_stage >= 0 ? "true" : "false",
                p.zero_stage, p.micro_batch, p.accumulation, p.weights, p.grads, p.master,
                p.optimizer, p.activations_per_seq, p.loss, p.total, q.offload ? "true" : "false",
-               p.host, p.flops_per_token, p.flops_per_step);
+               p.host, p.flops_per_token, p.flops_per_step, auto_json);
     } else {
         printf("recipe %s: %.2fB parameters, %d GPUs x %g GiB, %d-token sequences, %d per step%s\n",
                r.name, (double)p.params / 1e9, q.gpus, opt_mem, q.seq_len, q.batch_size,
@@ -150,6 +172,13 @@ int cmd_plan(int argc, char **argv) {
                        "%.2f GiB of float32 state on the host%s\n", stage, po.micro_batch,
                        gb(po.total), gb(po.host), q.gpus > 1 ? "s (all ranks)" : "");
         }
+        if (auto_mode >= 0 && auto_mode != (int)q.recompute)
+            printf("on GPUs, train given no recomputation option takes a faster mode that fits: "
+                   "%s, %s%.2f GiB per GPU\n", auto_mode == RECOMPUTE_NONE ? "no recomputation"
+                   : auto_mode == RECOMPUTE_CHEAP ? "--recompute-cheap"
+                   : "all but the attention recomputed", q.gpus > 1 ? (pa.zero_stage == 1 ? "ZeRO-1, "
+                   : pa.zero_stage == 2 ? "ZeRO-2, " : pa.zero_stage == 3 ? "ZeRO-3, " : "") : "",
+                   gb(pa.total));
         if (p.zero_stage == 2)
             printf("note: train --zero 2 shards the gradients as well as the optimizer state "
                    "(--zero auto, the default, picks it where ZeRO-1 does not fit)\n");

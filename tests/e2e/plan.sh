@@ -31,9 +31,19 @@ assert p["activations_bytes_per_seq"] == 16978542592, p["activations_bytes_per_s
 assert p["total_bytes"] == 141147856896, p["total_bytes"]
 assert p["fits"] and p["zero_stage"] == 0 and p["micro_batch"] == 1 and p["accumulation"] == 128
 assert p["flops_per_token"] == 81882501120 or abs(p["flops_per_token"] / 81882501120 - 1) < 1e-6
+assert p["auto_recompute_mode"] == "all-but-attention", p["auto_recompute_mode"]
+assert p["auto_total_bytes"] == 147827286016, p["auto_total_bytes"]
 '
-# ... and it does not fit on one 80 GB H100.
-check qwen-7b 1 79.6 'assert not p["fits"] and p["zero_stage"] == -1'
+# The recipe names no recomputation mode, so train on a GPU takes the fastest that fits: no
+# recomputation and cheap do not (cheap's activations alone are 99,421,782,016 bytes a
+# sequence, below), all but the attention does: each layer keeps its attention output and
+# log-sum-exp besides, 28*32768*(2*3584 + 4*28) = 6,679,429,120 bytes more than the plan above:
+# 147,827,286,016 (137.68 GiB). The plan itself assumes recomputation.
+# ... and it does not fit on one 80 GB H100, in any mode.
+check qwen-7b 1 79.6 '
+assert not p["fits"] and p["zero_stage"] == -1
+assert p["auto_recompute_mode"] is None
+'
 # Llama-3.1-8B: 8,030,261,248 parameters (no biases; 128256-token untied embedding and head).
 # On 8 H100s (79.6 GiB = 85,469,849,190 bytes) the fp32 optimizer state must be sharded: stage 0
 # needs 16P = 128.5e9 bytes before activations (float32 gradients: 16 sequences per GPU and
@@ -73,6 +83,7 @@ sed 's/"pack": "off",/"pack": "off", "recompute_cheap": true,/' recipes/qwen-7b.
     >"$TMP/qwen-7b-cheap.json"
 check "$TMP/qwen-7b-cheap.json" 8 140.4 '
 assert p["recompute_mode"] == "cheap", p["recompute_mode"]
+assert p["auto_recompute_mode"] is None  # the recipe names its mode
 assert p["activations_bytes_per_seq"] == 99421782016, p["activations_bytes_per_seq"]
 '
 # bad input
