@@ -12,7 +12,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/cli.h"
 #include "core/dtype.h"
@@ -58,15 +57,6 @@ static r1_bf16 *random_bf16(size_t n, uint64_t seed) {
     return d;
 }
 
-static attn_impl parse_impl(const char *s) {
-    if (strcmp(s, "wgmma") == 0) return ATTN_WGMMA;
-    if (strcmp(s, "mma") == 0) return ATTN_MMA;
-    if (strcmp(s, "simple") == 0) return ATTN_SIMPLE;
-    if (strcmp(s, "auto") != 0)
-        die(R1_EINPUT, "--attn", "unknown attention kernels %s (auto, wgmma, mma, simple)", s);
-    return ATTN_AUTO;
-}
-
 int main(int argc, char **argv) {
     err_set_command("cuda_attention");
     cli_parse(&bench_spec, argc, argv, NULL, NULL);
@@ -75,7 +65,11 @@ int main(int argc, char **argv) {
     if (T < 1 || B < 1 || H < 1 || KV < 1 || H % KV || hd < 1 || reps < 1)
         die(R1_EINPUT, "options", "need positive sizes, --heads a multiple of --kv-heads");
     const int n = T * B;
-    const attn_impl impl = parse_impl(opt_attn);
+    const int parsed = attn_impl_parse(opt_attn);
+    if (parsed < 0)
+        die(R1_EINPUT, "--attn", "unknown attention kernels %s (auto, wgmma, mma, simple)",
+            opt_attn);
+    const attn_impl impl = (attn_impl)parsed;
 
     int *cu = xmalloc(sizeof(int) * (B + 1));
     for (int b = 0; b <= B; b++) cu[b] = b * T;
@@ -125,7 +119,7 @@ int main(int argc, char **argv) {
     }
     const double fwd_flop = 4.0 * hd * H * ((double)T * (T + 1) / 2) * B;
     const double fwd_tf = fwd_flop / (fwd_ms * 1e9), bwd_tf = 2.5 * fwd_flop / (bwd_ms * 1e9);
-    const char *name = impl == ATTN_MMA ? "mma" : impl == ATTN_SIMPLE ? "simple" : "auto";
+    const char *name = opt_attn;
     printf("r1-distill attention (%s) T=%d B=%d H=%d KV=%d hd=%d: forward %.3f ms (%.0f TFLOP/s), "
            "backward %.3f ms (%.0f TFLOP/s)\n", name, T, B, H, KV, hd, fwd_ms, fwd_tf, bwd_ms,
            bwd_tf);

@@ -94,14 +94,8 @@ int main(int argc, char **argv) {
     model_config cfg;
     if (model_config_parse(&cfg, json, strlen(json), opt_shape)) err_exit();
     const int T = (int)opt_seq, B = (int)opt_batch, n = T * B;
-    attn_impl attn = ATTN_AUTO;
-    if (strcmp(opt_attn, "wgmma") == 0)
-        attn = ATTN_WGMMA;
-    else if (strcmp(opt_attn, "mma") == 0)
-        attn = ATTN_MMA;
-    else if (strcmp(opt_attn, "simple") == 0)
-        attn = ATTN_SIMPLE;
-    else if (strcmp(opt_attn, "auto") != 0)
+    const int attn = attn_impl_parse(opt_attn);
+    if (attn < 0)
         die(R1_EINPUT, "--attn", "unknown attention kernels %s (auto, wgmma, mma, simple)",
             opt_attn);
     if (opt_recompute + opt_recompute_cheap + opt_keep_attn > 1)
@@ -112,7 +106,7 @@ int main(int argc, char **argv) {
     const int rc = opt_keep_attn ? RECOMPUTE_KEEP_ATTN
                                  : recompute_from_flags(opt_recompute, opt_recompute_cheap);
     cuda_student_opts o = {.max_tokens = n, .recompute = rc, .grad_f32 = opt_grad_f32,
-                           .ce_chunk = 0, .attn = attn};
+                           .ce_chunk = 0, .attn = (attn_impl)attn};
     const double gib = 1073741824.0;
     if (opt_offload && !opt_plan)
         die(R1_EINPUT, "--offload", "goes with --plan (the timed loop runs AdamW on the GPU)");

@@ -101,14 +101,11 @@ int cmd_plan(int argc, char **argv) {
     plan_result pa = {0};
     if (!opt_no_recompute && !cJSON_GetObjectItemCaseSensitive(r.train, "recompute") &&
         !cJSON_GetObjectItemCaseSensitive(r.train, "recompute_cheap")) {
-        static const recompute_mode fastest_first[] = {RECOMPUTE_NONE, RECOMPUTE_CHEAP,
-                                                       RECOMPUTE_KEEP_ATTN, RECOMPUTE_ALL};
-        for (size_t i = 0; i < sizeof fastest_first / sizeof *fastest_first && auto_mode < 0;
-             i++) {
+        for (int i = 0; i < RECOMPUTE_MODES && auto_mode < 0; i++) {
             plan_request t = q;
-            t.recompute = fastest_first[i];
+            t.recompute = recompute_fastest_first[i];
             plan_training(&s, &t, &pa);
-            if (pa.zero_stage >= 0) auto_mode = (int)fastest_first[i];
+            if (pa.zero_stage >= 0) auto_mode = (int)recompute_fastest_first[i];
         }
     }
     char auto_json[96] = "null";
@@ -172,13 +169,15 @@ int cmd_plan(int argc, char **argv) {
                        "%.2f GiB of float32 state on the host%s\n", stage, po.micro_batch,
                        gb(po.total), gb(po.host), q.gpus > 1 ? "s (all ranks)" : "");
         }
-        if (auto_mode >= 0 && auto_mode != (int)q.recompute)
+        if (auto_mode >= 0 && auto_mode != (int)q.recompute) {
+            static const char *const how[] = {
+                [RECOMPUTE_NONE] = "no recomputation", [RECOMPUTE_CHEAP] = "--recompute-cheap",
+                [RECOMPUTE_KEEP_ATTN] = "all but the attention recomputed"};
+            char stage[16] = "";
+            if (q.gpus > 1) snprintf(stage, sizeof stage, "ZeRO-%d, ", pa.zero_stage);
             printf("on GPUs, train given no recomputation option takes a faster mode that fits: "
-                   "%s, %s%.2f GiB per GPU\n", auto_mode == RECOMPUTE_NONE ? "no recomputation"
-                   : auto_mode == RECOMPUTE_CHEAP ? "--recompute-cheap"
-                   : "all but the attention recomputed", q.gpus > 1 ? (pa.zero_stage == 1 ? "ZeRO-1, "
-                   : pa.zero_stage == 2 ? "ZeRO-2, " : pa.zero_stage == 3 ? "ZeRO-3, " : "") : "",
-                   gb(pa.total));
+                   "%s, %s%.2f GiB per GPU\n", how[auto_mode], stage, gb(pa.total));
+        }
         if (p.zero_stage == 2)
             printf("note: train --zero 2 shards the gradients as well as the optimizer state "
                    "(--zero auto, the default, picks it where ZeRO-1 does not fit)\n");

@@ -24,6 +24,12 @@ typedef enum {
     RECOMPUTE_AUTO
 } recompute_mode;
 
+/* Every mode, fastest first: the order in which a GPU's automatic choice tries them
+ * (cuda_student_fit_recompute, cuda_student_fit_shards; plan's auto_recompute_mode). */
+enum { RECOMPUTE_MODES = 4 };
+static const recompute_mode recompute_fastest_first[RECOMPUTE_MODES] = {
+    RECOMPUTE_NONE, RECOMPUTE_CHEAP, RECOMPUTE_KEEP_ATTN, RECOMPUTE_ALL};
+
 /* The mode of the --recompute and --recompute-cheap flags (the caller refuses both at once). */
 static inline recompute_mode recompute_from_flags(int all, int cheap) {
     return cheap ? RECOMPUTE_CHEAP : all ? RECOMPUTE_ALL : RECOMPUTE_NONE;

@@ -381,21 +381,17 @@ size_t cuda_student_budget(const cuda_student_opts *o) {
 }
 
 recompute_mode cuda_student_fit_recompute(const model_config *cfg, const cuda_student_opts *o) {
-    static const recompute_mode fastest_first[] = {RECOMPUTE_NONE, RECOMPUTE_CHEAP,
-                                                   RECOMPUTE_KEEP_ATTN};
     const size_t budget = cuda_student_budget(o);
     cuda_student_opts t = *o;
-    for (size_t i = 0; i < sizeof fastest_first / sizeof *fastest_first; i++) {
-        t.recompute = fastest_first[i];
-        if (cuda_student_bytes(cfg, &t) <= budget) return fastest_first[i];
+    for (int i = 0; i < RECOMPUTE_MODES; i++) {
+        t.recompute = recompute_fastest_first[i];
+        if (cuda_student_bytes(cfg, &t) <= budget) return recompute_fastest_first[i];
     }
     return RECOMPUTE_ALL;
 }
 
 void cuda_student_fit_shards(const model_config *cfg, cuda_student_opts *o, int pick_recompute) {
-    static const recompute_mode fastest_first[] = {RECOMPUTE_NONE, RECOMPUTE_CHEAP,
-                                                   RECOMPUTE_KEEP_ATTN, RECOMPUTE_ALL};
-    enum { STAGES = 3, MODES = sizeof fastest_first / sizeof *fastest_first };
+    enum { STAGES = 3, MODES = RECOMPUTE_MODES };
     CHECK(o->n_ranks > 1 && o->comm);
     const int n_modes = pick_recompute ? MODES : 1, n = n_modes * STAGES;
     const size_t budget = cuda_student_budget(o);
@@ -404,7 +400,7 @@ void cuda_student_fit_shards(const model_config *cfg, cuda_student_opts *o, int 
     float unfit[MODES * STAGES];
     cuda_student_opts t = *o;
     for (int i = 0; i < n; i++) {
-        if (pick_recompute) t.recompute = (int)fastest_first[i / STAGES];
+        if (pick_recompute) t.recompute = (int)recompute_fastest_first[i / STAGES];
         t.zero_stage = 1 + i % STAGES;
         unfit[i] = cuda_student_bytes(cfg, &t) > budget;
     }
@@ -414,7 +410,7 @@ void cuda_student_fit_shards(const model_config *cfg, cuda_student_opts *o, int 
     int pick = n - 1; /* none fits: the least memory, and create says why */
     for (int i = n - 1; i >= 0; i--)
         if (unfit[i] == 0) pick = i;
-    if (pick_recompute) o->recompute = (int)fastest_first[pick / STAGES];
+    if (pick_recompute) o->recompute = (int)recompute_fastest_first[pick / STAGES];
     o->zero_stage = 1 + pick % STAGES;
 }
 

@@ -18,6 +18,7 @@
  * shared memory, lane j taking key j of the block for the scores and dimension lane + 32 e for
  * the accumulators. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "student/cuda/attention.cuh"
 
@@ -29,6 +30,14 @@ static bool tensor_core_head(int head_dim) { return head_dim == 64 || head_dim =
 
 extern "C" int attention_mma_supported(const attn_shape *a, const void *qkv) {
     return tensor_core_head(a->head_dim) && aligned16(qkv);
+}
+
+extern "C" int attn_impl_parse(const char *name) {
+    static const char *const names[] = {[ATTN_AUTO] = "auto", [ATTN_SIMPLE] = "simple",
+                                        [ATTN_MMA] = "mma", [ATTN_WGMMA] = "wgmma"};
+    for (int i = 0; i < (int)(sizeof names / sizeof *names); i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    return -1;
 }
 
 extern "C" int attn_tile_rows(attn_impl impl, int head_dim) {

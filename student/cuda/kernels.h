@@ -124,6 +124,9 @@ void swiglu_backward_cuda(r1_bf16 *dgu, const r1_bf16 *dout, const r1_bf16 *gu, 
 enum { ATTN_TILE = 64 };
 typedef enum { ATTN_AUTO, ATTN_SIMPLE, ATTN_MMA, ATTN_WGMMA } attn_impl;
 
+/* The kernels a command-line word names (auto, wgmma, mma, simple: the benchmarks' --attn), or
+ * -1 for another word. */
+int attn_impl_parse(const char *name);
 /* The tile height the kernels chosen by impl take for this head size. */
 int attn_tile_rows(attn_impl impl, int head_dim);
 int attn_tiles_count(const int *cu_seqlens, int n_docs, int rows);
