@@ -24,7 +24,8 @@
 #include "student/cuda/kernels.h"
 
 static const char *opt_attn;
-static int64_t opt_seq, opt_batch, opt_heads, opt_kv_heads, opt_head_dim, opt_reps;
+static int64_t opt_seq, opt_batch, opt_heads, opt_kv_heads, opt_head_dim, opt_reps, opt_ds_mib;
+static int64_t opt_ds_heads;
 
 static const cli_opt bench_opts[] = {
     {"seq", OPT_INT, &opt_seq, "4096", 0, "T", "tokens per document"},
@@ -35,6 +36,9 @@ static const cli_opt bench_opts[] = {
     {"reps", OPT_INT, &opt_reps, "20", 0, "N", "timed repetitions (after 3 untimed)"},
     {"attn", OPT_STRING, &opt_attn, "auto", 0, "IMPL",
      "attention kernels: auto (wgmma for head_dim 64/128), wgmma, mma (mma.sync), simple"},
+    {"ds-mib", OPT_INT, &opt_ds_mib, "-1", 0, "MIB",
+     "scratch for the wgmma backward's dS: -1 all heads at once, 0 none (recompute dS)"},
+    {"ds-heads", OPT_INT, &opt_ds_heads, "0", 0, "N", "at most N heads per pass of dS (0: any)"},
 };
 
 static const cli_spec bench_spec = {
@@ -74,17 +78,23 @@ int main(int argc, char **argv) {
     int *cu = xmalloc(sizeof(int) * (B + 1));
     for (int b = 0; b <= B; b++) cu[b] = b * T;
     const int rows = attn_tile_rows(impl, hd), n_tiles = attn_tiles_count(cu, B, rows);
-    int *tq = xmalloc(sizeof(int) * 4 * n_tiles), *tkv = xmalloc(sizeof(int) * 4 * n_tiles);
-    attn_tiles_build(tq, tkv, cu, B, rows);
+    const size_t list = (size_t)ATTN_TILE_INTS * n_tiles;
+    int *tq = xmalloc(sizeof(int) * list), *tkv = xmalloc(sizeof(int) * list);
+    const int ds_slots = attn_tiles_build(tq, tkv, cu, B, rows);
     int *d_tiles;
-    R1_CUDA_CHECK(cudaMalloc((void **)&d_tiles, sizeof(int) * 8 * n_tiles));
-    R1_CUDA_CHECK(cudaMemcpy(d_tiles, tq, sizeof(int) * 4 * n_tiles, cudaMemcpyHostToDevice));
-    R1_CUDA_CHECK(cudaMemcpy(d_tiles + 4 * n_tiles, tkv, sizeof(int) * 4 * n_tiles,
-                             cudaMemcpyHostToDevice));
+    R1_CUDA_CHECK(cudaMalloc((void **)&d_tiles, sizeof(int) * 2 * list));
+    R1_CUDA_CHECK(cudaMemcpy(d_tiles, tq, sizeof(int) * list, cudaMemcpyHostToDevice));
+    R1_CUDA_CHECK(cudaMemcpy(d_tiles + list, tkv, sizeof(int) * list, cudaMemcpyHostToDevice));
+    /* the dS scratch: what all heads of this batch take, or the MiB asked for */
+    const size_t ds_bytes = opt_ds_mib < 0 ? (size_t)ds_slots * ATTN_DS_SLOT_BYTES * H
+                                           : (size_t)opt_ds_mib << 20;
+    void *ds = NULL;
+    if (ds_bytes) R1_CUDA_CHECK(cudaMalloc(&ds, ds_bytes));
     const attn_shape a = {.n = n, .n_heads = H, .n_kv_heads = KV, .head_dim = hd,
                           .scale = 1.0f / sqrtf((float)hd), .tile_rows = rows,
-                          .n_tiles = n_tiles, .tiles_q = d_tiles,
-                          .tiles_kv = d_tiles + 4 * n_tiles, .impl = impl};
+                          .n_tiles = n_tiles, .tiles_q = d_tiles, .tiles_kv = d_tiles + list,
+                          .impl = impl, .ds_slots = ds_slots, .ds_scratch = ds,
+                          .ds_scratch_bytes = ds_bytes, .ds_max_heads = (int)opt_ds_heads};
 
     const size_t w_qkv = (size_t)(H + 2 * KV) * hd, w_out = (size_t)H * hd;
     r1_bf16 *qkv = random_bf16((size_t)n * w_qkv, 1), *dout = random_bf16((size_t)n * w_out, 2);
@@ -120,13 +130,14 @@ int main(int argc, char **argv) {
     const double fwd_flop = 4.0 * hd * H * ((double)T * (T + 1) / 2) * B;
     const double fwd_tf = fwd_flop / (fwd_ms * 1e9), bwd_tf = 2.5 * fwd_flop / (bwd_ms * 1e9);
     const char *name = opt_attn;
-    printf("r1-distill attention (%s) T=%d B=%d H=%d KV=%d hd=%d: forward %.3f ms (%.0f TFLOP/s), "
-           "backward %.3f ms (%.0f TFLOP/s)\n", name, T, B, H, KV, hd, fwd_ms, fwd_tf, bwd_ms,
-           bwd_tf);
+    const double ds_mib = (double)ds_bytes / 1048576.0;
+    printf("r1-distill attention (%s) T=%d B=%d H=%d KV=%d hd=%d, dS scratch %.0f MiB: forward "
+           "%.3f ms (%.0f TFLOP/s), backward %.3f ms (%.0f TFLOP/s)\n", name, T, B, H, KV, hd,
+           ds_mib, fwd_ms, fwd_tf, bwd_ms, bwd_tf);
     printf("result {\"impl\":\"r1-distill\",\"kernels\":\"%s\",\"seq\":%d,\"batch\":%d,"
-           "\"heads\":%d,\"kv_heads\":%d,\"head_dim\":%d,\"fwd_ms\":%.4f,\"bwd_ms\":%.4f,"
-           "\"fwd_tflops\":%.1f,\"bwd_tflops\":%.1f}\n", name, T, B, H, KV, hd, fwd_ms, bwd_ms,
-           fwd_tf, bwd_tf);
+           "\"heads\":%d,\"kv_heads\":%d,\"head_dim\":%d,\"ds_mib\":%.0f,\"ds_heads\":%d,"
+           "\"fwd_ms\":%.4f,\"bwd_ms\":%.4f,\"fwd_tflops\":%.1f,\"bwd_tflops\":%.1f}\n",
+           name, T, B, H, KV, hd, ds_mib, (int)opt_ds_heads, fwd_ms, bwd_ms, fwd_tf, bwd_tf);
     R1_CUDA_CHECK(cudaStreamDestroy(s));
     cudaFree(qkv);
     cudaFree(dout);
@@ -135,6 +146,7 @@ int main(int argc, char **argv) {
     cudaFree(lse);
     cudaFree(delta);
     cudaFree(d_tiles);
+    cudaFree(ds);
     free(cu);
     free(tq);
     free(tkv);

@@ -50,6 +50,7 @@ static const struct {
 static const char *opt_shape, *opt_attn;
 static int64_t opt_seq, opt_batch, opt_steps, opt_warmup;
 static int opt_recompute, opt_recompute_cheap, opt_keep_attn, opt_grad_f32, opt_plan, opt_offload;
+static int opt_recompute_ds;
 
 static const cli_opt bench_opts[] = {
     {"shape", OPT_STRING, &opt_shape, "0.5b", 0, "NAME",
@@ -67,6 +68,8 @@ static const cli_opt bench_opts[] = {
     {"grad-f32", OPT_FLAG, &opt_grad_f32, NULL, 0, NULL, "float32 gradients (default bf16)"},
     {"attn", OPT_STRING, &opt_attn, "auto", 0, "IMPL",
      "attention kernels: auto (wgmma for head_dim 64/128), wgmma, mma (mma.sync), simple"},
+    {"attn-recompute-ds", OPT_FLAG, &opt_recompute_ds, NULL, 0, NULL,
+     "the attention's backward recomputes dS for dq instead of keeping it (the way before)"},
     {"plan", OPT_FLAG, &opt_plan, NULL, 0, NULL,
      "print the memory plan per GPU for 1, 2, 4 and 8 data-parallel ranks (ZeRO-1, -2 and -3) "
      "and exit (needs no GPU)"},
@@ -106,7 +109,8 @@ int main(int argc, char **argv) {
     const int rc = opt_keep_attn ? RECOMPUTE_KEEP_ATTN
                                  : recompute_from_flags(opt_recompute, opt_recompute_cheap);
     cuda_student_opts o = {.max_tokens = n, .recompute = rc, .grad_f32 = opt_grad_f32,
-                           .ce_chunk = 0, .attn = (attn_impl)attn};
+                           .ce_chunk = 0, .attn = (attn_impl)attn,
+                           .attn_recompute_ds = opt_recompute_ds};
     const double gib = 1073741824.0;
     if (opt_offload && !opt_plan)
         die(R1_EINPUT, "--offload", "goes with --plan (the timed loop runs AdamW on the GPU)");
@@ -183,11 +187,11 @@ int main(int argc, char **argv) {
            opt_shape, T, B, rc, tps, 100 * mfu, dt, need / gib,
            (total_b - free_b) / gib, first, last);
     printf("result {\"impl\":\"r1-distill\",\"shape\":\"%s\",\"seq\":%d,\"batch\":%d,"
-           "\"recompute\":%d,\"fits\":true,\"tokens_per_s\":%.1f,\"mfu\":%.4f,\"step_s\":%.4f,"
-           "\"peak_gib\":%.3f,\"device_used_gib\":%.3f,\"params\":%.0f,\"loss_first\":%.5f,"
-           "\"loss_last\":%.5f}\n",
-           opt_shape, T, B, rc, tps, mfu, dt, need / gib, (total_b - free_b) / gib, N,
-           first, last);
+           "\"recompute\":%d,\"recompute_ds\":%d,\"fits\":true,\"tokens_per_s\":%.1f,\"mfu\":%.4f,"
+           "\"step_s\":%.4f,\"peak_gib\":%.3f,\"device_used_gib\":%.3f,\"params\":%.0f,"
+           "\"loss_first\":%.5f,\"loss_last\":%.5f}\n",
+           opt_shape, T, B, rc, opt_recompute_ds, tps, mfu, dt, need / gib,
+           (total_b - free_b) / gib, N, first, last);
     cuda_student_destroy(s);
     free(tokens);
     free(targets);

@@ -221,25 +221,33 @@ static int recompute_layers(const cuda_student *s) {
  * last layer before reading them. */
 static void take_backward_scratch(cuda_student *s, bump *b) {
     const size_t N = (size_t)s->N, d = (size_t)s->d, bf = sizeof(r1_bf16), f = sizeof(float);
+    const int shared_layer = recompute_layers(s), shared_norms = s->o.recompute != RECOMPUTE_NONE;
+    layer_acts *a = &s->acts[0];
+    /* first what the attention's backward reads or writes, or what comes after it reads */
     s->dx = bump_take(b, N * d * bf);
     s->datt = bump_take(b, N * (size_t)s->qd * bf);
     s->dqkv = bump_take(b, N * (size_t)s->qkvd * bf);
-    s->dact = bump_take(b, N * (size_t)s->ff * bf);
     s->delta = bump_take(b, N * (size_t)s->H * f);
-    layer_acts *a = &s->acts[0];
-    if (recompute_layers(s)) {
+    if (shared_layer) {
         a->rstd1 = bump_take(b, N * f);
         a->qkv = bump_take(b, N * (size_t)s->qkvd * bf);
         if (s->o.recompute == RECOMPUTE_ALL) { /* KEEP_ATTN: each layer's own (alloc_all) */
             a->att = bump_take(b, N * (size_t)s->qd * bf);
             a->lse = bump_take(b, N * (size_t)s->H * f);
         }
+    }
+    if (shared_norms) a->h1 = bump_take(b, N * d * bf);
+    /* then the MLP's, which the layer's backward is done with when the attention's starts: from
+     * here to the end of the allocation (which the loss's chunk may stretch), the attention
+     * backward keeps its dS (alloc_all) */
+    s->ds_at = b->used;
+    s->dact = bump_take(b, N * (size_t)s->ff * bf);
+    if (shared_layer) {
         a->xmid = bump_take(b, N * d * bf);
         a->rstd2 = bump_take(b, N * f);
         a->gu = bump_take(b, N * 2 * (size_t)s->ff * bf);
     }
-    if (s->o.recompute != RECOMPUTE_NONE) {
-        a->h1 = bump_take(b, N * d * bf);
+    if (shared_norms) {
         a->h2 = bump_take(b, N * d * bf);
         a->act = bump_take(b, N * (size_t)s->ff * bf);
     }
@@ -297,10 +305,16 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     bump bw = {0}, ls = {0};
     take_backward_scratch(s, &bw);
     take_loss_scratch(s, &ls);
-    bw.base = ls.base = dev_alloc(s, p, bw.used > ls.used ? bw.used : ls.used);
+    const size_t shared = bw.used > ls.used ? bw.used : ls.used;
+    bw.base = ls.base = dev_alloc(s, p, shared);
     bw.used = ls.used = 0;
     take_backward_scratch(s, &bw);
     take_loss_scratch(s, &ls);
+    /* the attention's dS where the kernels keep it (head_dim 128: at 64 it gains nothing), in
+     * what the MLP's backward scratch and the loss's chunk leave: no memory of its own */
+    const int keep_ds = s->hd == 128 && s->tile_rows == 2 * ATTN_TILE && !s->o.attn_recompute_ds;
+    s->ds_scratch = keep_ds && bw.base ? bw.base + s->ds_at : NULL;
+    s->ds_bytes = keep_ds ? shared - s->ds_at : 0;
 
     for (int l = 0; l <= s->L; l++) s->x[l] = dev_alloc(s, p, N * d * bf);
     /* each layer keeps its own set, less what the mode recomputes into the shared one */
@@ -341,8 +355,8 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     s->d_targets = dev_alloc(s, p, N * I);
     s->d_rows = dev_alloc(s, p, N * I);
     s->d_pos = dev_alloc(s, p, N * I);
-    s->d_tiles_q = dev_alloc(s, p, 4 * s->max_tiles * I);
-    s->d_tiles_kv = dev_alloc(s, p, 4 * s->max_tiles * I);
+    s->d_tiles_q = dev_alloc(s, p, ATTN_TILE_INTS * s->max_tiles * I);
+    s->d_tiles_kv = dev_alloc(s, p, ATTN_TILE_INTS * s->max_tiles * I);
     s->d_eids = dev_alloc(s, p, N * I);
     s->d_eoff = dev_alloc(s, p, (N + 1) * I);
     s->d_epos = dev_alloc(s, p, N * I);
@@ -471,7 +485,7 @@ int cuda_student_create(cuda_student **out, const model_config *cfg, const cuda_
     s->wb = xcalloc((size_t)s->n_buckets, sizeof *s->wb);
     alloc_all(s, NULL);
     s->gemm = r1_gemm_create(GEMM_WORKSPACE);
-    s->stage_ints = 8 * (size_t)s->N + 8 * s->max_tiles + 8;
+    s->stage_ints = 8 * (size_t)s->N + 2 * ATTN_TILE_INTS * s->max_tiles + 8;
     R1_CUDA_CHECK(cudaMallocHost((void **)&s->stage, s->stage_ints * sizeof(int)));
     R1_CUDA_CHECK(cudaEventCreateWithFlags(&s->staged, cudaEventDisableTiming));
     R1_CUDA_CHECK(cudaEventRecord(s->staged, s->stream));
@@ -573,8 +587,9 @@ static int batch_upload(cuda_student *s, const cuda_batch *b) {
     /* the previous batch's copies have left the staging buffer */
     R1_CUDA_CHECK(cudaEventSynchronize(s->staged));
     int *st = s->stage;
-    int *tok = st, *tgt = tok + n, *rows = tgt + n, *pos = rows + n, *tq = pos + n, *tk = tq + 4 * nt;
-    int *eids = tk + 4 * nt, *eoff = eids + n, *epos = eoff + n + 1;
+    int *tok = st, *tgt = tok + n, *rows = tgt + n, *pos = rows + n, *tq = pos + n;
+    int *tk = tq + ATTN_TILE_INTS * nt, *eids = tk + ATTN_TILE_INTS * nt, *eoff = eids + n;
+    int *epos = eoff + n + 1;
     CHECK((size_t)(epos + n - st) <= s->stage_ints);
     memcpy(tok, b->tokens, sizeof(int) * n);
     memcpy(tgt, b->targets, sizeof(int) * n);
@@ -584,7 +599,7 @@ static int batch_upload(cuda_student *s, const cuda_batch *b) {
     for (int dcount = 0; dcount < b->n_docs; dcount++)
         for (int i = b->cu_seqlens[dcount]; i < b->cu_seqlens[dcount + 1]; i++)
             pos[i] = i - b->cu_seqlens[dcount];
-    attn_tiles_build(tq, tk, b->cu_seqlens, b->n_docs, s->tile_rows);
+    s->ds_slots = attn_tiles_build(tq, tk, b->cu_seqlens, b->n_docs, s->tile_rows);
     const int u = embed_backward_plan(eids, eoff, epos, b->tokens, n);
     const enum cudaMemcpyKind h2d = cudaMemcpyHostToDevice;
     R1_CUDA_CHECK(cudaMemcpyAsync(s->d_tokens, tok, sizeof(int) * n, h2d, s->stream));
@@ -592,8 +607,9 @@ static int batch_upload(cuda_student *s, const cuda_batch *b) {
     if (m) R1_CUDA_CHECK(cudaMemcpyAsync(s->d_rows, rows, sizeof(int) * m, h2d, s->stream));
     R1_CUDA_CHECK(cudaMemcpyAsync(s->d_pos, pos, sizeof(int) * n, h2d, s->stream));
     if (nt) {
-        R1_CUDA_CHECK(cudaMemcpyAsync(s->d_tiles_q, tq, sizeof(int) * 4 * nt, h2d, s->stream));
-        R1_CUDA_CHECK(cudaMemcpyAsync(s->d_tiles_kv, tk, sizeof(int) * 4 * nt, h2d, s->stream));
+        const size_t list = sizeof(int) * ATTN_TILE_INTS * nt;
+        R1_CUDA_CHECK(cudaMemcpyAsync(s->d_tiles_q, tq, list, h2d, s->stream));
+        R1_CUDA_CHECK(cudaMemcpyAsync(s->d_tiles_kv, tk, list, h2d, s->stream));
     }
     R1_CUDA_CHECK(cudaMemcpyAsync(s->d_eids, eids, sizeof(int) * u, h2d, s->stream));
     R1_CUDA_CHECK(cudaMemcpyAsync(s->d_eoff, eoff, sizeof(int) * (u + 1), h2d, s->stream));
@@ -619,6 +635,9 @@ static attn_shape attn_of(const cuda_student *s) {
     a.tiles_q = s->d_tiles_q;
     a.tiles_kv = s->d_tiles_kv;
     a.impl = s->o.attn;
+    a.ds_slots = s->ds_slots;
+    a.ds_scratch = s->ds_scratch;
+    a.ds_scratch_bytes = s->ds_bytes;
     return a;
 }
 

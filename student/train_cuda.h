@@ -56,6 +56,8 @@ typedef struct {
     int grad_f32;       /* float32 gradients (else bf16) */
     int ce_chunk;       /* rows per logits chunk of the loss (0: sized to ~1 GiB of logits) */
     attn_impl attn;     /* ATTN_AUTO normally */
+    int attn_recompute_ds; /* the attention's backward recomputes dS even where it could keep it
+                           in spent scratch (benchmarks: the kept dS beside the old way) */
     int n_ranks;        /* data-parallel ranks the layout is sharded for (0 or 1: one GPU) */
     int zero_stage;     /* with n_ranks > 1 (0: cuda_student_fit_shards picks): 2 shards the
                            gradients too (ZeRO-2: each micro-batch reduces every bucket and

@@ -17,6 +17,7 @@
  * walks them one at a time against a block of 32 keys (queries, for the key side) staged in
  * shared memory, lane j taking key j of the block for the scores and dimension lane + 32 e for
  * the accumulators. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,23 +72,40 @@ static int cmp_kv(const void *a, const void *b) {
     return x[0] < y[0] ? -1 : x[0] > y[0];
 }
 
-extern "C" void attn_tiles_build(int *tiles_q, int *tiles_kv, const int *cu_seqlens, int n_docs,
-                                 int rows) {
+/* dS slots of a document of len tokens: blocks (a, b) of 64 queries and 64 keys with b <= a. */
+static long long ds_doc_slots(long long len) {
+    const long long nb = (len + ATTN_TILE - 1) / ATTN_TILE;
+    return nb * (nb + 1) / 2;
+}
+
+extern "C" int attn_tiles_build(int *tiles_q, int *tiles_kv, const int *cu_seqlens, int n_docs,
+                                int rows) {
     CHECK(rows > 0);
     int t = 0;
+    long long slots = 0;
     for (int i = 0; i < n_docs; i++) {
         const int d0 = cu_seqlens[i], d1 = cu_seqlens[i + 1];
         for (int r = d0; r < d1; r += rows) {
-            int *e = tiles_q + 4 * t++;
+            int *e = tiles_q + ATTN_TILE_INTS * t++;
             e[0] = r;
             e[1] = r + rows < d1 ? r + rows : d1;
             e[2] = d0;
             e[3] = d1;
+            e[4] = (int)slots;
         }
+        slots += ds_doc_slots(d1 - d0);
+        CHECK(slots <= INT_MAX);
     }
-    for (int i = 0; i < 4 * t; i++) tiles_kv[i] = tiles_q[i];
-    qsort(tiles_q, (size_t)t, 4 * sizeof(int), cmp_q);
-    qsort(tiles_kv, (size_t)t, 4 * sizeof(int), cmp_kv);
+    for (int i = 0; i < ATTN_TILE_INTS * t; i++) tiles_kv[i] = tiles_q[i];
+    qsort(tiles_q, (size_t)t, ATTN_TILE_INTS * sizeof(int), cmp_q);
+    qsort(tiles_kv, (size_t)t, ATTN_TILE_INTS * sizeof(int), cmp_kv);
+    return (int)slots;
+}
+
+/* [n][KV][2 hd] floats, in whole 256-byte units (dS follows them in the scratch). */
+extern "C" size_t attn_ds_partial_bytes(int n, int n_kv_heads, int head_dim) {
+    const size_t b = (size_t)n * n_kv_heads * 2 * head_dim * sizeof(float);
+    return (b + 255) / 256 * 256;
 }
 
 /* ---- kernels --------------------------------------------------------------------------------------- */
@@ -151,7 +169,7 @@ __global__ void attn_fwd_simple_kernel(bf16 *out, float *lse, const bf16 *qkv, c
     float *vs = ks + SIMPLE_KB * (hd + 1);           /* [32][hd] */
     float *row_m = vs + SIMPLE_KB * hd;              /* [64] */
     float *row_l = row_m + ATTN_TILE;                /* [64] */
-    const int *t = tiles + 4 * blockIdx.x;
+    const int *t = tiles + ATTN_TILE_INTS * blockIdx.x;
     const int r0 = t[0], r1 = t[1], d0 = t[2];
     const int h = blockIdx.y, g = h / (H / KV);
     const size_t ld = (size_t)(H + 2 * KV) * hd;
@@ -223,7 +241,7 @@ __global__ void attn_dq_simple_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *
     float *dqs = dos + ATTN_TILE * hd;       /* [64][hd] */
     float *ks = dqs + ATTN_TILE * hd;        /* [32][hd + 1] */
     float *vs = ks + SIMPLE_KB * (hd + 1);   /* [32][hd + 1] */
-    const int *t = tiles + 4 * blockIdx.x;
+    const int *t = tiles + ATTN_TILE_INTS * blockIdx.x;
     const int r0 = t[0], r1 = t[1], d0 = t[2];
     const int h = blockIdx.y, g = h / (H / KV);
     const size_t ld = (size_t)(H + 2 * KV) * hd;
@@ -282,7 +300,7 @@ __global__ void attn_dkv_simple_kernel(bf16 *dqkv, const bf16 *dout, const bf16 
     float *dos = qs + SIMPLE_KB * (hd + 1);      /* [32][hd + 1] */
     float *ls = dos + SIMPLE_KB * (hd + 1);      /* [32] */
     float *dl = ls + SIMPLE_KB;                  /* [32] */
-    const int *t = tiles + 4 * blockIdx.x;
+    const int *t = tiles + ATTN_TILE_INTS * blockIdx.x;
     const int r0 = t[0], r1 = t[1], d1 = t[3];
     const int g = blockIdx.y, G = H / KV;
     const size_t ld = (size_t)(H + 2 * KV) * hd;

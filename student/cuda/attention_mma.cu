@@ -116,7 +116,7 @@ __global__ void __launch_bounds__(128)
     bf16 *Ks = Qs + T * LDS;                       /* [2][T][LDS] */
     bf16 *Vs = Ks + 2 * T * LDS;                   /* [2][T][LDS] */
 
-    const int *tl = tiles + 4 * blockIdx.x;
+    const int *tl = tiles + ATTN_TILE_INTS * blockIdx.x;
     const int r0 = tl[0], r1 = tl[1], d0 = tl[2];
     const int h = blockIdx.y, g = h / (H / KV);
     const size_t ld = (size_t)(H + 2 * KV) * HD;
@@ -189,7 +189,7 @@ __global__ void __launch_bounds__(128)
     bf16 *Ks = dOs + T * LDS;                      /* [2][T][LDS] */
     bf16 *Vs = Ks + 2 * T * LDS;                   /* [2][T][LDS] */
 
-    const int *tl = tiles + 4 * blockIdx.x;
+    const int *tl = tiles + ATTN_TILE_INTS * blockIdx.x;
     const int r0 = tl[0], r1 = tl[1], d0 = tl[2];
     const int h = blockIdx.y, g = h / (H / KV);
     const size_t ld = (size_t)(H + 2 * KV) * HD;
@@ -250,7 +250,7 @@ __global__ void __launch_bounds__(128)
     float *Ls = reinterpret_cast<float *>(dOs + 2 * BQ * LDS); /* [2][BQ] lse */
     float *Ds = Ls + 2 * BQ;                                   /* [2][BQ] delta */
 
-    const int *tl = tiles + 4 * blockIdx.x;
+    const int *tl = tiles + ATTN_TILE_INTS * blockIdx.x;
     const int k0 = tl[0], k1 = tl[1], d1 = tl[3];
     const int g = blockIdx.y, G = H / KV;
     const size_t ld = (size_t)(H + 2 * KV) * HD, ldo = (size_t)H * HD;

@@ -12,7 +12,20 @@
  *   dq        S = Q K^T, dP = dO V^T; dS = P (dP - delta); dQ += dS K (K used MN-major)
  *   dk, dv    S^T = K Q^T, dP^T = V dO^T; dV += P^T dO, dK += dS^T Q (Q, dO used MN-major)
  * P and dS never leave registers: a product's accumulator is the next product's A operand. A
- * warpgroup skips the steps that the causal mask hides from all its rows. */
+ * warpgroup skips the steps that the causal mask hides from all its rows.
+ *
+ * With scratch for dS (kernels.h, attn_ds_bytes) the backward runs in passes over the heads: the
+ * dk/dv kernel also writes each step's dS (its bf16 A fragments, as they are) to a slot, and
+ * a query-side kernel computes dq += dS K from the slots: five products in all, not seven.
+ * A slot is the 64 x 64 block in fragment order, [warp][query k-step][lane][4 words], so each
+ * kernel moves it with 16-byte accesses that a warp makes contiguous; the reader transposes its
+ * 8 x 8 pieces in registers (movmatrix). Passes split the heads of a kv group only when the
+ * scratch is short; the group's dk, dv then wait between passes in float32, each pass's sum
+ * added to the earlier ones' at its end. That association is the one place where the results
+ * depend on the scratch: fixed for a shape and scratch size, and within float32 rounding of the
+ * unsplit sum. */
+#include <algorithm>
+
 #include "student/cuda/attention.cuh"
 #include "student/cuda/attention_frag.cuh"
 #include "student/cuda/wgmma.cuh"
@@ -149,6 +162,66 @@ __device__ __forceinline__ bool wg_sees(int kt, int wq0, int end) {
     return kt <= wq0 + T - 1 && wq0 < end;
 }
 
+/* One pass of the backward that keeps dS: query heads [h_lo, h_hi), their slots from ds (16-byte
+ * units, SLOT per slot, `slots` per head), and the float32 dk, dv of groups split between passes
+ * (part, [n][KV][2 HD]). */
+struct ds_pass {
+    uint4 *ds;
+    float *part;
+    int h_lo, h_hi, slots;
+};
+constexpr int SLOT = ATTN_TILE * ATTN_TILE * 2 / 16; /* 16-byte units per slot */
+static_assert(SLOT * 16 == ATTN_DS_SLOT_BYTES, "a slot is a 64 x 64 bf16 block");
+
+/* The slot of query block a (its first query 64 a after the document's), key block b <= a. */
+__device__ __forceinline__ size_t ds_slot(const ds_pass &p, int h, int doc_slot0, int a, int b) {
+    return ((size_t)(h - p.h_lo) * p.slots + doc_slot0 + a * (a + 1) / 2 + b) * SLOT;
+}
+
+/* The warp's index in its warpgroup, and the thread's lane. */
+__device__ __forceinline__ int wg_warp() { return (threadIdx.x >> 5) & 3; }
+__device__ __forceinline__ int lane_id() { return threadIdx.x & 31; }
+
+/* dS^T's A fragments (a warpgroup's 64 keys x 64 queries) into the slot at `slot`: this warp's
+ * 16 keys, query k-step j at [warp][j][lane]. */
+__device__ __forceinline__ void store_slot(uint4 *slot, const uint32_t (&da)[T / 16][4]) {
+    uint4 *dst = slot + wg_warp() * 4 * 32 + lane_id();
+#pragma unroll
+    for (int j = 0; j < T / 16; j++) dst[j * 32] = make_uint4(da[j][0], da[j][1], da[j][2], da[j][3]);
+}
+
+/* The 8 x 8 bf16 block whose fragment the warp holds, transposed (each thread's word of it). */
+__device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
+    uint32_t y;
+    asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(y) : "r"(x));
+    return y;
+}
+
+/* Rows ka and ka + 8 (each when < end) of dk and dv stored to (STORE) or added from the float32
+ * partials of kv group g, in the accumulators' own layout. */
+template <int HD, bool STORE>
+__device__ __forceinline__ void part_rows(float *part, int KV, int g, int ka, int end,
+                                          float (&dk)[HD / 8][4], float (&dv)[HD / 8][4]) {
+    const int tq = threadIdx.x & 3;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = ka + 8 * r;
+        if (row >= end) continue;
+        float2 *p = reinterpret_cast<float2 *>(part + ((size_t)row * KV + g) * 2 * HD) + tq;
+#pragma unroll
+        for (int dt = 0; dt < HD / 8; dt++) {
+            if constexpr (STORE) {
+                p[dt * 4] = make_float2(dk[dt][2 * r], dk[dt][2 * r + 1]);
+                p[HD / 2 + dt * 4] = make_float2(dv[dt][2 * r], dv[dt][2 * r + 1]);
+            } else {
+                const float2 k = p[dt * 4], v = p[HD / 2 + dt * 4];
+                dk[dt][2 * r] += k.x, dk[dt][2 * r + 1] += k.y;
+                dv[dt][2 * r] += v.x, dv[dt][2 * r + 1] += v.y;
+            }
+        }
+    }
+}
+
 } // namespace
 
 /* ---- forward -------------------------------------------------------------------------------------- */
@@ -160,7 +233,7 @@ __global__ void __launch_bounds__(NTHR, 2)
     constexpr int TE = T * HD, S = q_stages<HD, true>(); /* elements per 64-row tile */
     bf16 *Qs = smem_base(), *Ks = Qs + 2 * TE, *Vs = Ks + S * TE; /* Q; K, V in S stages */
 
-    const int *tl = tiles + 4 * blockIdx.x;
+    const int *tl = tiles + ATTN_TILE_INTS * blockIdx.x;
     const int r0 = tl[0], r1 = tl[1], d0 = tl[2];
     const int h = blockIdx.y, g = h / (H / KV);
     const size_t ld = (size_t)(H + 2 * KV) * HD;
@@ -211,7 +284,7 @@ __global__ void __launch_bounds__(NTHR, HD == 64 ? 2 : 1)
     constexpr int TE = T * HD, S = q_stages<HD, false>();
     bf16 *Qs = smem_base(), *dOs = Qs + 2 * TE, *Ks = dOs + 2 * TE, *Vs = Ks + S * TE;
 
-    const int *tl = tiles + 4 * blockIdx.x;
+    const int *tl = tiles + ATTN_TILE_INTS * blockIdx.x;
     const int r0 = tl[0], r1 = tl[1], d0 = tl[2];
     const int h = blockIdx.y, g = h / (H / KV);
     const size_t ld = (size_t)(H + 2 * KV) * HD;
@@ -256,31 +329,35 @@ __global__ void __launch_bounds__(NTHR, HD == 64 ? 2 : 1)
 }
 
 /* ---- backward: dk, dv (key side) ---------------------------------------------------------------
- * For the 128 key rows of a tile and one kv head: for every query head of its group and every
- * block of 64 queries from the tile's first key to the document's end. */
+ * For the 128 key rows of a tile and one kv head: for every query head of its group (of the
+ * pass's, with DS) and every block of 64 queries from the tile's first key to the document's
+ * end. DS: also writes the steps' dS to their slots. */
 
-template <int HD>
+template <int HD, bool DS>
 __global__ void __launch_bounds__(NTHR)
     attn_dkv_wg_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *lse,
                        const float *delta, const int *tiles, int n, int H, int KV, float scale,
-                       float scale_log2) {
+                       float scale_log2, ds_pass pass) {
     constexpr int TE = T * HD, S = KV_STAGES;
     bf16 *Ks = smem_base(), *Vs = Ks + 2 * TE, *Qs = Vs + 2 * TE, *dOs = Qs + S * TE;
     float *Ls = reinterpret_cast<float *>(dOs + S * TE); /* [S][T] lse */
     float *Ds = Ls + S * T;                             /* [S][T] delta */
 
-    const int *tl = tiles + 4 * blockIdx.x;
-    const int k0 = tl[0], k1 = tl[1], d1 = tl[3];
+    const int *tl = tiles + ATTN_TILE_INTS * blockIdx.x;
+    const int k0 = tl[0], k1 = tl[1], d0 = tl[2], d1 = tl[3], doc_slot0 = tl[4];
     const int g = blockIdx.y, G = H / KV;
+    /* the group's heads in this pass */
+    const int h0 = max(g * G, pass.h_lo), h1 = min(g * G + G, pass.h_hi);
+    if (h0 >= h1) return;
     const size_t ld = (size_t)(H + 2 * KV) * HD, ldo = (size_t)H * HD;
     const int wk0 = k0 + wg_index() * T; /* the warpgroup's first key */
     const int ka = wk0 + wg_row();      /* the thread's keys ka, ka + 8 */
     const int nq = (d1 - k0 + T - 1) / T; /* query blocks per head */
-    const int n_it = G * nq;
+    const int n_it = (h1 - h0) * nq;
 
     /* stage `it` of the (head, query block) sequence into buffer `buf` */
     auto prefetch = [&](int it, int buf) {
-        const int h = g * G + it / nq, qt = k0 + (it % nq) * T;
+        const int h = h0 + it / nq, qt = k0 + (it % nq) * T;
         load_tile_swz<T, HD, NTHR>(Qs + buf * TE, qkv, ld, h * HD, qt, d1);
         load_tile_swz<T, HD, NTHR>(dOs + buf * TE, dout, ldo, h * HD, qt, d1);
         stage_query_stats(Ls + buf * T, Ds + buf * T, lse, delta, n, h, qt, T, d1);
@@ -297,6 +374,10 @@ __global__ void __launch_bounds__(NTHR)
     zero(dk);
     zero(dv);
     uint32_t pa[T / 16][4] = {}, da[T / 16][4] = {}; /* read by dV, dK until the next wait */
+    /* DS: the slot of the dS that da holds, written after the next wait, not before the
+     * products: a store that reads the A registers of a product in flight stalls until the
+     * product has read them, and the next step's products would wait behind it (25% slower) */
+    uint4 *ds_at = nullptr;
     for (int it = 0; it < n_it; it++) {
         const int qt = k0 + (it % nq) * T;
         const int buf = it % KV_STAGES;
@@ -318,11 +399,15 @@ __global__ void __launch_bounds__(NTHR)
             fence_regs(ds);
             fence_regs(pa);
             fence_regs(da);
+            if (DS && ds_at) store_slot(ds_at, da);
             /* masked where a query precedes a key or lies past the document's end */
             if (qt < wk0 + T - 1 || qt + T > d1) mask_causal_t<T / 8>(p, qt, ka, d1);
             ds_query_cols<T / 8>(p, ds, scale_log2, Lb, Db);
             to_a<T / 8>(pa, p);
             to_a<T / 8>(da, ds);
+            if constexpr (DS)
+                ds_at = pass.ds +
+                        ds_slot(pass, h0 + it / nq, doc_slot0, (qt - d0) / T, (wk0 - d0) / T);
             wgmma_fence();
             product_pm<HD>(dv, pa, dOb);
             product_pm<HD>(dk, da, Qb);
@@ -334,8 +419,88 @@ __global__ void __launch_bounds__(NTHR)
     fence_regs(dk);
     fence_regs(pa);
     fence_regs(da);
+    if (DS && ds_at) store_slot(ds_at, da);
+    /* a group split between passes: the earlier passes' sum joins this one's at the end (the
+     * accumulators cannot start from it: loads into them make ptxas serialize every wgmma of
+     * the kernel, C7515) */
+    if (DS && h0 > g * G) part_rows<HD, false>(pass.part, KV, g, ka, k1, dk, dv);
+    if (DS && h1 < g * G + G) { /* the group's later heads come in a later pass */
+        part_rows<HD, true>(pass.part, KV, g, ka, k1, dk, dv);
+        return;
+    }
     store_rows<HD>(dqkv, ld, (H + g) * HD, ka, k1, dk, scale, scale);
     store_rows<HD>(dqkv, ld, (H + KV + g) * HD, ka, k1, dv, 1.0f, 1.0f);
+}
+
+/* ---- backward: dq from the kept dS (query side) ------------------------------------------------
+ * For the 128 query rows of a tile and one head of the pass: dq = scale sum_b dS_b K_b over the
+ * key blocks b from the document's first, in order. K and both warpgroups' slots stream through
+ * three stages (one barrier per step, as q_stages' three). */
+
+constexpr int DQ_DS_STAGES = 3;
+
+template <int HD>
+__global__ void __launch_bounds__(NTHR, 2)
+    attn_dq_ds_wg_kernel(bf16 *dqkv, const bf16 *qkv, const int *tiles, int H, int KV,
+                         float scale, ds_pass pass) {
+    constexpr int TE = T * HD, S = DQ_DS_STAGES;
+    bf16 *Ks = smem_base();
+    uint4 *Dss = reinterpret_cast<uint4 *>(Ks + S * TE); /* [S][2 warpgroups][SLOT] */
+
+    const int *tl = tiles + ATTN_TILE_INTS * blockIdx.x;
+    const int r0 = tl[0], r1 = tl[1], d0 = tl[2], doc_slot0 = tl[4];
+    const int h = pass.h_lo + blockIdx.y, g = h / (H / KV);
+    const size_t ld = (size_t)(H + 2 * KV) * HD;
+    const int wq0 = r0 + wg_index() * T;
+    const int ra = wq0 + wg_row(); /* the thread's rows ra, ra + 8 */
+    const int n_kt = (r1 - 1 - d0) / T + 1;
+    const int a0 = (r0 - d0) / T; /* warpgroup w's query block: a0 + w */
+
+    /* step t's key tile and the slots (a0 + w, t) of the warpgroups that see it */
+    auto prefetch = [&](int t, int buf) {
+        load_tile_swz<T, HD, NTHR>(Ks + buf * TE, qkv, ld, (H + g) * HD, d0 + t * T, r1);
+#pragma unroll
+        for (int w = 0; w < 2; w++) {
+            if (!wg_sees(d0 + t * T, r0 + w * T, r1)) continue;
+            const uint4 *src = pass.ds + ds_slot(pass, h, doc_slot0, a0 + w, t);
+            uint4 *dst = Dss + (buf * 2 + w) * SLOT;
+            for (int i = threadIdx.x; i < SLOT; i += NTHR) cp_async16(dst + i, src + i, 16);
+        }
+    };
+    prefetch(0, 0);
+    cp_async_commit();
+    if (n_kt > 1) prefetch(1, 1);
+    cp_async_commit();
+
+    float dq[HD / 8][4];
+    zero(dq);
+    for (int t = 0; t < n_kt; t++) {
+        stage_ready<1>(); /* step t's stage has landed; every thread is past step t - 1 */
+        if (t + 2 < n_kt) prefetch(t + 2, (t + 2) % S);
+        cp_async_commit(); /* possibly empty: every step commits one group */
+        if (wg_sees(d0 + t * T, wq0, r1)) {
+            /* dS's A fragments for k-step j (keys 16 j ..): the writer's warp j held those keys
+             * and its k-step wg_warp() our queries; its four 8 x 8 blocks come transposed and
+             * in the other order of the two off-diagonal ones */
+            const uint4 *src = Dss + ((t % S) * 2 + wg_index()) * SLOT + wg_warp() * 32 + lane_id();
+            uint32_t da[T / 16][4];
+#pragma unroll
+            for (int j = 0; j < T / 16; j++) {
+                const uint4 v = src[j * 4 * 32];
+                da[j][0] = transpose8x8(v.x);
+                da[j][1] = transpose8x8(v.z);
+                da[j][2] = transpose8x8(v.y);
+                da[j][3] = transpose8x8(v.w);
+            }
+            wgmma_fence();
+            product_pm<HD>(dq, da, Ks + (t % S) * TE);
+            wgmma_commit();
+            wgmma_wait<0>();
+            fence_regs(dq);
+            fence_regs(da);
+        }
+    }
+    store_rows<HD>(dqkv, ld, h * HD, ra, r1, dq, scale, scale);
 }
 
 /* ---- launchers ------------------------------------------------------------------------------------- */
@@ -349,22 +514,64 @@ static void fwd(bf16 *out, float *lse, const bf16 *qkv, const attn_shape *a, cud
     LAUNCH_CHECK();
 }
 
+/* Query heads per pass of the backward that keeps dS, for the shape's scratch: all heads if
+ * they fit, else whole kv groups, else fewer heads beside the partials; 0: too little scratch
+ * (recompute). The passes are evened out: 12 heads in 5s run as 4, 4, 4. */
+static int ds_heads_per_pass(const attn_shape *a) {
+    const int H = a->n_heads, G = H / a->n_kv_heads;
+    const size_t head = (size_t)a->ds_slots * ATTN_DS_SLOT_BYTES;
+    if (!a->ds_scratch || head == 0) return 0;
+    const size_t cap = a->ds_max_heads > 0 ? (size_t)a->ds_max_heads : (size_t)H;
+    const size_t fit = std::min(a->ds_scratch_bytes / head, cap);
+    int unit = G; /* heads per pass come in whole groups, or one by one beside the partials */
+    size_t units = fit / G;
+    if (units == 0) {
+        const size_t part = attn_ds_partial_bytes(a->n, a->n_kv_heads, a->head_dim);
+        if (a->ds_scratch_bytes < part + head) return 0;
+        unit = 1;
+        units = std::min((a->ds_scratch_bytes - part) / head, cap);
+    }
+    const int total = H / unit, per = units < (size_t)total ? (int)units : total;
+    const int passes = (total + per - 1) / per;
+    return (total + passes - 1) / passes * unit;
+}
+
 template <int HD>
 static void bwd(bf16 *dqkv, const float *delta, const bf16 *dout, const bf16 *qkv,
                 const float *lse, const attn_shape *a, cudaStream_t s) {
     constexpr int smem_q = tile_bytes<HD>(2 * BM + 2 * q_stages<HD, false>() * T) + 1024;
     constexpr int smem_kv =
         tile_bytes<HD>(2 * BM + 2 * KV_STAGES * T) + 2 * KV_STAGES * T * (int)sizeof(float) + 1024;
-    attn_set_smem(attn_dq_wg_kernel<HD>, smem_q);
-    attn_dq_wg_kernel<HD><<<dim3(a->n_tiles, a->n_heads), NTHR, smem_q, s>>>(
-        dqkv, dout, qkv, lse, delta, a->tiles_q, a->n, a->n_heads, a->n_kv_heads, a->scale,
-        a->scale * LOG2E);
-    LAUNCH_CHECK();
-    attn_set_smem(attn_dkv_wg_kernel<HD>, smem_kv);
-    attn_dkv_wg_kernel<HD><<<dim3(a->n_tiles, a->n_kv_heads), NTHR, smem_kv, s>>>(
-        dqkv, dout, qkv, lse, delta, a->tiles_kv, a->n, a->n_heads, a->n_kv_heads, a->scale,
-        a->scale * LOG2E);
-    LAUNCH_CHECK();
+    constexpr int smem_dq_ds = DQ_DS_STAGES * (tile_bytes<HD>(T) + 2 * ATTN_DS_SLOT_BYTES) + 1024;
+    const int H = a->n_heads, KV = a->n_kv_heads, per = ds_heads_per_pass(a);
+    if (per == 0) {
+        attn_set_smem(attn_dq_wg_kernel<HD>, smem_q);
+        attn_dq_wg_kernel<HD><<<dim3(a->n_tiles, H), NTHR, smem_q, s>>>(
+            dqkv, dout, qkv, lse, delta, a->tiles_q, a->n, H, KV, a->scale, a->scale * LOG2E);
+        LAUNCH_CHECK();
+        attn_set_smem(attn_dkv_wg_kernel<HD, false>, smem_kv);
+        attn_dkv_wg_kernel<HD, false><<<dim3(a->n_tiles, KV), NTHR, smem_kv, s>>>(
+            dqkv, dout, qkv, lse, delta, a->tiles_kv, a->n, H, KV, a->scale, a->scale * LOG2E,
+            ds_pass{NULL, NULL, 0, H, 0});
+        LAUNCH_CHECK();
+        return;
+    }
+    /* the partials (when a group is split) first, dS after them */
+    const bool split = per % (H / KV) != 0;
+    const size_t part = split ? attn_ds_partial_bytes(a->n, KV, HD) : 0;
+    char *base = static_cast<char *>(a->ds_scratch);
+    attn_set_smem(attn_dkv_wg_kernel<HD, true>, smem_kv);
+    attn_set_smem(attn_dq_ds_wg_kernel<HD>, smem_dq_ds);
+    for (int h_lo = 0; h_lo < H; h_lo += per) {
+        const ds_pass p{reinterpret_cast<uint4 *>(base + part), reinterpret_cast<float *>(base),
+                        h_lo, h_lo + per < H ? h_lo + per : H, a->ds_slots};
+        attn_dkv_wg_kernel<HD, true><<<dim3(a->n_tiles, KV), NTHR, smem_kv, s>>>(
+            dqkv, dout, qkv, lse, delta, a->tiles_kv, a->n, H, KV, a->scale, a->scale * LOG2E, p);
+        LAUNCH_CHECK();
+        attn_dq_ds_wg_kernel<HD><<<dim3(a->n_tiles, p.h_hi - p.h_lo), NTHR, smem_dq_ds, s>>>(
+            dqkv, qkv, a->tiles_q, H, KV, a->scale, p);
+        LAUNCH_CHECK();
+    }
 }
 
 void attention_forward_wgmma(bf16 *out, float *lse, const bf16 *qkv, const attn_shape *a,

@@ -120,8 +120,9 @@ void swiglu_backward_cuda(r1_bf16 *dgu, const r1_bf16 *dout, const r1_bf16 *gu, 
  * Work is split into tiles of attn_tile_rows() rows that never cross a document (ATTN_TILE for
  * the simple and mma.sync kernels, 2 ATTN_TILE for the wgmma kernels). attn_tiles_build (host)
  * writes them twice: ordered for the query-side kernels (most keys first) and for the key-side
- * kernel (most queries first). Each tile is 4 ints: row0, row1, doc0, doc1. */
-enum { ATTN_TILE = 64 };
+ * kernel (most queries first). Each tile is ATTN_TILE_INTS ints: row0, row1, doc0, doc1, and the
+ * document's first slot of dS (below). */
+enum { ATTN_TILE = 64, ATTN_TILE_INTS = 5 };
 typedef enum { ATTN_AUTO, ATTN_SIMPLE, ATTN_MMA, ATTN_WGMMA } attn_impl;
 
 /* The kernels a command-line word names (auto, wgmma, mma, simple: the benchmarks' --attn), or
@@ -130,7 +131,17 @@ int attn_impl_parse(const char *name);
 /* The tile height the kernels chosen by impl take for this head size. */
 int attn_tile_rows(attn_impl impl, int head_dim);
 int attn_tiles_count(const int *cu_seqlens, int n_docs, int rows);
-void attn_tiles_build(int *tiles_q, int *tiles_kv, const int *cu_seqlens, int n_docs, int rows);
+/* Returns the batch's dS slots per head (attn_shape.ds_slots). */
+int attn_tiles_build(int *tiles_q, int *tiles_kv, const int *cu_seqlens, int n_docs, int rows);
+
+/* The wgmma backward can keep dS = P (dP - delta) instead of recomputing it for dq: the key-side
+ * kernel writes it (bf16, one slot of ATTN_DS_SLOT_BYTES per 64 x 64 block of a document's
+ * causal triangle, ds_slots per head) and a query-side kernel reads it, so dq costs one product,
+ * not three. It runs in passes over as many heads as the scratch holds; passes of fewer heads
+ * than a kv group's also keep that group's float32 dk, dv in the scratch between them
+ * (attn_ds_partial_bytes, in front). With scratch for no head, the backward recomputes dS. */
+enum { ATTN_DS_SLOT_BYTES = ATTN_TILE * ATTN_TILE * 2 };
+size_t attn_ds_partial_bytes(int n, int n_kv_heads, int head_dim);
 
 typedef struct {
     int n;                 /* tokens */
@@ -138,9 +149,13 @@ typedef struct {
     float scale;           /* usually 1 / sqrt(head_dim) */
     int tile_rows;         /* attn_tile_rows(impl, head_dim) */
     int n_tiles;
-    const int *tiles_q;    /* device [n_tiles][4] */
-    const int *tiles_kv;   /* device [n_tiles][4] */
+    const int *tiles_q;    /* device [n_tiles][ATTN_TILE_INTS] */
+    const int *tiles_kv;   /* device [n_tiles][ATTN_TILE_INTS] */
     attn_impl impl;        /* AUTO: WGMMA for head_dim 64 and 128, else SIMPLE */
+    int ds_slots;          /* attn_tiles_build's return */
+    void *ds_scratch;      /* the backward's dS (wgmma), 256-byte aligned; NULL: recompute dS */
+    size_t ds_scratch_bytes;
+    int ds_max_heads;      /* if > 0, at most this many heads per pass (tests, benchmarks) */
 } attn_shape;
 
 /* True when the tensor-core kernels take this shape (head_dim 64 or 128, 16-byte rows); AUTO

@@ -394,6 +394,39 @@ static void ref_attention(double *out, double *lse, double *dq, double *dk, doub
     }
 }
 
+/* The backward twice, bit-identical, and compared with the reference's gradients. */
+static void test_attention_backward(const attn_shape *a, const char *shape, const void *ddo,
+                                    const void *dqkv_in, const void *dout, const void *dlse,
+                                    void *delta, const double *rdq, const double *rdk,
+                                    const double *rdv, double tol) {
+    const int n = a->n, H = a->n_heads, KV = a->n_kv_heads, hd = a->head_dim;
+    const int ld = (H + 2 * KV) * hd;
+    void *dg[2];
+    for (int run = 0; run < 2; run++) {
+        dg[run] = dev_poison(2 * (size_t)n * ld);
+        attention_backward_cuda((r1_bf16 *)dg[run], (float *)delta, (const r1_bf16 *)ddo,
+                                (const r1_bf16 *)dqkv_in, (const r1_bf16 *)dout,
+                                (const float *)dlse, a, S);
+    }
+    sync_check("attention_backward");
+    float *gg = download_bf16(dg[0], (size_t)n * ld);
+    float *gq = (float *)xmalloc(sizeof(float) * (size_t)n * H * hd);
+    float *gk = (float *)xmalloc(sizeof(float) * (size_t)n * KV * hd);
+    float *gv = (float *)xmalloc(sizeof(float) * (size_t)n * KV * hd);
+    for (int i = 0; i < n; i++) {
+        memcpy(gq + (size_t)i * H * hd, gg + (size_t)i * ld, sizeof(float) * H * hd);
+        memcpy(gk + (size_t)i * KV * hd, gg + (size_t)i * ld + H * hd, sizeof(float) * KV * hd);
+        memcpy(gv + (size_t)i * KV * hd, gg + (size_t)i * ld + (H + KV) * hd, sizeof(float) * KV * hd);
+    }
+    compare("attention_backward dq", shape, gq, rdq, (size_t)n * H * hd, H * hd, tol);
+    compare("attention_backward dk", shape, gk, rdk, (size_t)n * KV * hd, KV * hd, tol);
+    compare("attention_backward dv", shape, gv, rdv, (size_t)n * KV * hd, KV * hd, tol);
+    guard_ok("attention_backward", dg[0], 2 * (size_t)n * ld);
+    same_bits("attention_backward", shape, dg[0], dg[1], 2 * (size_t)n * ld);
+    cudaFree(dg[0]), cudaFree(dg[1]);
+    free(gg), free(gq), free(gk), free(gv);
+}
+
 static void test_attention(const int *lens, int n_docs, int H, int KV, int hd, float qscale,
                            attn_impl impl) {
     docs dc = make_docs(lens, n_docs);
@@ -404,8 +437,9 @@ static void test_attention(const int *lens, int n_docs, int H, int KV, int hd, f
     snprintf(shape, sizeof shape, "%s H=%d KV=%d hd=%d %s q*%g", impl_name, H, KV, hd, ds, qscale);
     const int rows = attn_tile_rows(impl, hd);
     const int nt = attn_tiles_count(dc.cu, n_docs, rows);
-    int *tq = (int *)xmalloc(sizeof(int) * 4 * nt), *tk = (int *)xmalloc(sizeof(int) * 4 * nt);
-    attn_tiles_build(tq, tk, dc.cu, n_docs, rows);
+    const size_t tile_bytes = sizeof(int) * ATTN_TILE_INTS * nt;
+    int *tq = (int *)xmalloc(tile_bytes), *tk = (int *)xmalloc(tile_bytes);
+    const int ds_slots = attn_tiles_build(tq, tk, dc.cu, n_docs, rows);
 
     float *qkvf, *dof;
     uint16_t *qkvh = rand_bf16((size_t)n * ld, 1.0f, &qkvf);
@@ -431,8 +465,8 @@ static void test_attention(const int *lens, int n_docs, int H, int KV, int hd, f
     a.scale = (float)scale;
     a.tile_rows = rows;
     a.n_tiles = nt;
-    a.tiles_q = (const int *)dev_upload(tq, sizeof(int) * 4 * nt);
-    a.tiles_kv = (const int *)dev_upload(tk, sizeof(int) * 4 * nt);
+    a.tiles_q = (const int *)dev_upload(tq, tile_bytes);
+    a.tiles_kv = (const int *)dev_upload(tk, tile_bytes);
     a.impl = impl;
     void *dqkv_in = dev_upload(qkvh, 2 * (size_t)n * ld);
     void *ddo = dev_upload(doh, 2 * (size_t)n * H * hd);
@@ -445,37 +479,32 @@ static void test_attention(const int *lens, int n_docs, int H, int KV, int hd, f
     guard_ok("attention_forward out", dout, 2 * (size_t)n * H * hd);
     guard_ok("attention_forward lse", dlse, 4 * (size_t)n * H);
 
-    /* backward twice: bit-identical, and compared with the reference */
+    /* the backward as it comes (wgmma: recomputing dS), then keeping dS with scratch for all
+     * heads and for one head at a time (the passes, the float32 partials of split groups) */
     void *delta = dev_poison(4 * (size_t)n * H);
-    void *dg[2];
-    for (int run = 0; run < 2; run++) {
-        dg[run] = dev_poison(2 * (size_t)n * ld);
-        attention_backward_cuda((r1_bf16 *)dg[run], (float *)delta, (const r1_bf16 *)ddo,
-                           (const r1_bf16 *)dqkv_in, (const r1_bf16 *)dout, (const float *)dlse,
-                           &a, S);
+    const int ds_modes = impl == ATTN_WGMMA ? 3 : 1;
+    const size_t head_bytes = (size_t)ds_slots * ATTN_DS_SLOT_BYTES;
+    const size_t ds_bytes[3] = {0, head_bytes * H, head_bytes + attn_ds_partial_bytes(n, KV, hd)};
+    const char *ds_name[3] = {"", " dS kept", " dS kept, 1 head/pass"};
+    for (int mode = 0; mode < ds_modes; mode++) {
+        char sh[200];
+        snprintf(sh, sizeof sh, "%s%s", shape, ds_name[mode]);
+        a.ds_slots = ds_slots;
+        a.ds_scratch_bytes = ds_bytes[mode];
+        a.ds_scratch = mode ? dev_poison(ds_bytes[mode]) : NULL;
+        a.ds_max_heads = mode == 2 ? 1 : 0;
+        test_attention_backward(&a, sh, ddo, dqkv_in, dout, dlse, delta, rdq, rdk, rdv,
+                                impl == ATTN_SIMPLE ? 1e-2 : 2e-2);
+        if (a.ds_scratch) {
+            guard_ok("attention_backward scratch", a.ds_scratch, ds_bytes[mode]);
+            cudaFree(a.ds_scratch);
+        }
     }
-    sync_check("attention_backward");
-    float *gg = download_bf16(dg[0], (size_t)n * ld);
-    float *gq = (float *)xmalloc(sizeof(float) * (size_t)n * H * hd);
-    float *gk = (float *)xmalloc(sizeof(float) * (size_t)n * KV * hd);
-    float *gv = (float *)xmalloc(sizeof(float) * (size_t)n * KV * hd);
-    for (int i = 0; i < n; i++) {
-        memcpy(gq + (size_t)i * H * hd, gg + (size_t)i * ld, sizeof(float) * H * hd);
-        memcpy(gk + (size_t)i * KV * hd, gg + (size_t)i * ld + H * hd, sizeof(float) * KV * hd);
-        memcpy(gv + (size_t)i * KV * hd, gg + (size_t)i * ld + (H + KV) * hd, sizeof(float) * KV * hd);
-    }
-    const double tol = impl == ATTN_SIMPLE ? 1e-2 : 2e-2;
-    compare("attention_backward dq", shape, gq, rdq, (size_t)n * H * hd, H * hd, tol);
-    compare("attention_backward dk", shape, gk, rdk, (size_t)n * KV * hd, KV * hd, tol);
-    compare("attention_backward dv", shape, gv, rdv, (size_t)n * KV * hd, KV * hd, tol);
-    guard_ok("attention_backward", dg[0], 2 * (size_t)n * ld);
-    same_bits("attention_backward", shape, dg[0], dg[1], 2 * (size_t)n * ld);
 
     cudaFree((void *)a.tiles_q), cudaFree((void *)a.tiles_kv), cudaFree(dqkv_in), cudaFree(ddo),
-        cudaFree(dout), cudaFree(dlse), cudaFree(delta), cudaFree(dg[0]), cudaFree(dg[1]);
+        cudaFree(dout), cudaFree(dlse), cudaFree(delta);
     free(tq), free(tk), free(qkvh), free(qkvf), free(doh), free(dof), free(ro), free(rl),
-        free(rdq), free(rdk), free(rdv), free(go), free(gl), free(gg), free(gq), free(gk),
-        free(gv), free(dc.pos);
+        free(rdq), free(rdk), free(rdv), free(go), free(gl), free(dc.pos);
 }
 
 /* ---- linear + cross-entropy ------------------------------------------------------------------- */

@@ -692,6 +692,17 @@ int main(void) {
         exit(1);
     }
     run_model("random qwen2 (head_dim 64, tensor-core attention)", &c, NULL, 0.1f, 1);
+    /* head_dim 128: the attention's backward keeps dS in the MLP's spent scratch */
+    const char *cfg128 =
+        "{\"model_type\": \"qwen2\", \"vocab_size\": 1000, \"hidden_size\": 256, "
+        "\"intermediate_size\": 512, \"num_hidden_layers\": 2, \"num_attention_heads\": 2, "
+        "\"num_key_value_heads\": 1, \"max_position_embeddings\": 4096, \"rms_norm_eps\": 1e-6, "
+        "\"rope_theta\": 1000000.0, \"tie_word_embeddings\": false}";
+    if (model_config_parse(&c, cfg128, strlen(cfg128), "random qwen2, head_dim 128")) {
+        err_print();
+        exit(1);
+    }
+    run_model("random qwen2 (head_dim 128, dS kept)", &c, NULL, 0.1f, 0);
     printf("%d checks, %d failed\n", g_checks, g_failures);
     return g_failures ? 1 : 0;
 }
