@@ -434,18 +434,46 @@ __global__ void __launch_bounds__(NTHR)
 
 /* ---- backward: dq from the kept dS (query side) ------------------------------------------------
  * For the 128 query rows of a tile and one head of the pass: dq = scale sum_b dS_b K_b over the
- * key blocks b from the document's first, in order. K and both warpgroups' slots stream through
- * three stages (one barrier per step, as q_stages' three). */
+ * key blocks b from the document's first, in order. The slots come from memory, not L2, so they
+ * are queued further ahead than the key tiles: four stages of them, filled by bulk copies (one
+ * instruction a slot) that complete on a per-stage mbarrier, three steps ahead; the key tiles
+ * (swizzled, from L2) take two cp.async stages, one step ahead. */
 
-constexpr int DQ_DS_STAGES = 3;
+constexpr int DQ_K_STAGES = 2, DQ_DS_STAGES = 4;
+
+__device__ __forceinline__ void mbar_init(uint64_t *bar) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_u32(bar)) : "memory");
+}
+/* The one arrival of the stage's phase, expecting `bytes` from its copies. */
+__device__ __forceinline__ void mbar_expect(uint64_t *bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)),
+                 "r"(bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity) {
+    asm volatile("{\n.reg .pred p;\nWAIT%=:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+                 "@!p bra WAIT%=;\n}\n" ::"r"(smem_u32(bar)),
+                 "r"(parity)
+                 : "memory");
+}
+/* A bulk copy of `bytes` (a multiple of 16) from global to shared memory, counted on bar. */
+__device__ __forceinline__ void bulk_load(void *dst, const void *src, uint32_t bytes,
+                                          uint64_t *bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], "
+                 "%2, [%3];\n" ::"r"(smem_u32(dst)),
+                 "l"(src), "r"(bytes), "r"(smem_u32(bar))
+                 : "memory");
+}
 
 template <int HD>
 __global__ void __launch_bounds__(NTHR, 2)
     attn_dq_ds_wg_kernel(bf16 *dqkv, const bf16 *qkv, const int *tiles, int H, int KV,
                          float scale, ds_pass pass) {
-    constexpr int TE = T * HD, S = DQ_DS_STAGES;
+    constexpr int TE = T * HD, SK = DQ_K_STAGES, SD = DQ_DS_STAGES;
     bf16 *Ks = smem_base();
-    uint4 *Dss = reinterpret_cast<uint4 *>(Ks + S * TE); /* [S][2 warpgroups][SLOT] */
+    uint4 *Dss = reinterpret_cast<uint4 *>(Ks + SK * TE); /* [SD][2 warpgroups][SLOT] */
+    uint64_t *bars = reinterpret_cast<uint64_t *>(Dss + SD * 2 * SLOT); /* [SD] */
 
     const int *tl = tiles + ATTN_TILE_INTS * blockIdx.x;
     const int r0 = tl[0], r1 = tl[1], d0 = tl[2], doc_slot0 = tl[4];
@@ -456,33 +484,43 @@ __global__ void __launch_bounds__(NTHR, 2)
     const int n_kt = (r1 - 1 - d0) / T + 1;
     const int a0 = (r0 - d0) / T; /* warpgroup w's query block: a0 + w */
 
-    /* step t's key tile and the slots (a0 + w, t) of the warpgroups that see it */
-    auto prefetch = [&](int t, int buf) {
-        load_tile_swz<T, HD, NTHR>(Ks + buf * TE, qkv, ld, (H + g) * HD, d0 + t * T, r1);
-#pragma unroll
-        for (int w = 0; w < 2; w++) {
-            if (!wg_sees(d0 + t * T, r0 + w * T, r1)) continue;
-            const uint4 *src = pass.ds + ds_slot(pass, h, doc_slot0, a0 + w, t);
-            uint4 *dst = Dss + (buf * 2 + w) * SLOT;
-            for (int i = threadIdx.x; i < SLOT; i += NTHR) cp_async16(dst + i, src + i, 16);
-        }
+    /* thread 0: step t's slots (a0 + w, t) of the warpgroups that see it, into stage t % SD */
+    auto queue_slots = [&](int t) {
+        uint64_t *bar = bars + t % SD;
+        const int seen = wg_sees(d0 + t * T, r0, r1) + wg_sees(d0 + t * T, r0 + T, r1);
+        fence_proxy_async(); /* the stage's last reads (generic) before the copies' writes */
+        mbar_expect(bar, seen * ATTN_DS_SLOT_BYTES);
+        for (int w = 0; w < 2; w++)
+            if (wg_sees(d0 + t * T, r0 + w * T, r1))
+                bulk_load(Dss + (t % SD * 2 + w) * SLOT,
+                          pass.ds + ds_slot(pass, h, doc_slot0, a0 + w, t), ATTN_DS_SLOT_BYTES,
+                          bar);
     };
-    prefetch(0, 0);
+    if (threadIdx.x == 0) {
+        for (int i = 0; i < SD; i++) mbar_init(bars + i);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    load_tile_swz<T, HD, NTHR>(Ks, qkv, ld, (H + g) * HD, d0, r1);
     cp_async_commit();
-    if (n_kt > 1) prefetch(1, 1);
-    cp_async_commit();
+    __syncthreads(); /* the barriers are initialised */
+    if (threadIdx.x == 0)
+        for (int t = 0; t < SD - 1 && t < n_kt; t++) queue_slots(t);
 
     float dq[HD / 8][4];
     zero(dq);
     for (int t = 0; t < n_kt; t++) {
-        stage_ready<1>(); /* step t's stage has landed; every thread is past step t - 1 */
-        if (t + 2 < n_kt) prefetch(t + 2, (t + 2) % S);
-        cp_async_commit(); /* possibly empty: every step commits one group */
+        stage_ready<0>(); /* step t's key tile has landed; every thread is past step t - 1 */
+        if (t + 1 < n_kt)
+            load_tile_swz<T, HD, NTHR>(Ks + (t + 1) % SK * TE, qkv, ld, (H + g) * HD,
+                                       d0 + (t + 1) * T, r1);
+        cp_async_commit();
+        if (threadIdx.x == 0 && t + SD - 1 < n_kt) queue_slots(t + SD - 1);
         if (wg_sees(d0 + t * T, wq0, r1)) {
+            mbar_wait(bars + t % SD, (t / SD) & 1);
             /* dS's A fragments for k-step j (keys 16 j ..): the writer's warp j held those keys
              * and its k-step wg_warp() our queries; its four 8 x 8 blocks come transposed and
              * in the other order of the two off-diagonal ones */
-            const uint4 *src = Dss + ((t % S) * 2 + wg_index()) * SLOT + wg_warp() * 32 + lane_id();
+            const uint4 *src = Dss + (t % SD * 2 + wg_index()) * SLOT + wg_warp() * 32 + lane_id();
             uint32_t da[T / 16][4];
 #pragma unroll
             for (int j = 0; j < T / 16; j++) {
@@ -493,7 +531,7 @@ __global__ void __launch_bounds__(NTHR, 2)
                 da[j][3] = transpose8x8(v.w);
             }
             wgmma_fence();
-            product_pm<HD>(dq, da, Ks + (t % S) * TE);
+            product_pm<HD>(dq, da, Ks + t % SK * TE);
             wgmma_commit();
             wgmma_wait<0>();
             fence_regs(dq);
@@ -542,7 +580,8 @@ static void bwd(bf16 *dqkv, const float *delta, const bf16 *dout, const bf16 *qk
     constexpr int smem_q = tile_bytes<HD>(2 * BM + 2 * q_stages<HD, false>() * T) + 1024;
     constexpr int smem_kv =
         tile_bytes<HD>(2 * BM + 2 * KV_STAGES * T) + 2 * KV_STAGES * T * (int)sizeof(float) + 1024;
-    constexpr int smem_dq_ds = DQ_DS_STAGES * (tile_bytes<HD>(T) + 2 * ATTN_DS_SLOT_BYTES) + 1024;
+    constexpr int smem_dq_ds = DQ_K_STAGES * tile_bytes<HD>(T) +
+                               DQ_DS_STAGES * (2 * ATTN_DS_SLOT_BYTES + 8) + 1024;
     const int H = a->n_heads, KV = a->n_kv_heads, per = ds_heads_per_pass(a);
     if (per == 0) {
         attn_set_smem(attn_dq_wg_kernel<HD>, smem_q);
