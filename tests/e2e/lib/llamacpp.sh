@@ -26,6 +26,12 @@ llamacpp_setup() {
                 "node-llama-cpp@$LLAMACPP_VERSION" "@node-llama-cpp/$LLAMACPP_PLATFORM@$LLAMACPP_VERSION") >&2
             touch "$LLAMACPP_DIR/.installed"
         fi
+        # llama.cpp loads the CPU build that best fits the machine; on one with AMX (Sapphire
+        # Rapids and later) that build's AMX kernels give -inf logits for the later positions of
+        # a q4_k_m GGUF of the tiny trained students (export_trained: 6,300 of 37,120 logits,
+        # KL infinite, where the next build down and our own reader agree within 5e-6 of the
+        # HF model). The reference here is llama.cpp's ordinary kernels, so that build goes.
+        rm -f "$LLAMACPP_DIR/node_modules/@node-llama-cpp/$LLAMACPP_PLATFORM"/bins/*/libggml-cpu-sapphirerapids.so
     ) 9>"$LLAMACPP_DIR.lock"
     LLAMACPP_LIBDIR=$(dirname "$(ls -d "$LLAMACPP_DIR/node_modules/@node-llama-cpp/$LLAMACPP_PLATFORM"/bins/*/libggml-base.so | head -n 1)")
     [ -f "$LLAMACPP_LIBDIR/libggml-base.so" ]
