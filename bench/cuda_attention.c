@@ -36,8 +36,9 @@ static const cli_opt bench_opts[] = {
     {"reps", OPT_INT, &opt_reps, "20", 0, "N", "timed repetitions (after 3 untimed)"},
     {"attn", OPT_STRING, &opt_attn, "auto", 0, "IMPL",
      "attention kernels: auto (wgmma for head_dim 64/128), wgmma, mma (mma.sync), simple"},
-    {"ds-mib", OPT_INT, &opt_ds_mib, "-1", 0, "MIB",
-     "scratch for the wgmma backward's dS: -1 all heads at once, 0 none (recompute dS)"},
+    {"ds-mib", OPT_INT, &opt_ds_mib, "4096", 0, "MIB",
+     "scratch for the wgmma backward's dS at head_dim 128 (train lends it what the MLP's "
+     "backward has done with: 0.9-5 GiB); -1 all heads at once, 0 none (recompute dS)"},
     {"ds-heads", OPT_INT, &opt_ds_heads, "0", 0, "N", "at most N heads per pass of dS (0: any)"},
 };
 
@@ -131,13 +132,18 @@ int main(int argc, char **argv) {
     const double fwd_tf = fwd_flop / (fwd_ms * 1e9), bwd_tf = 2.5 * fwd_flop / (bwd_ms * 1e9);
     const char *name = opt_attn;
     const double ds_mib = (double)ds_bytes / 1048576.0;
-    printf("r1-distill attention (%s) T=%d B=%d H=%d KV=%d hd=%d, dS scratch %.0f MiB: forward "
-           "%.3f ms (%.0f TFLOP/s), backward %.3f ms (%.0f TFLOP/s)\n", name, T, B, H, KV, hd,
-           ds_mib, fwd_ms, fwd_tf, bwd_ms, bwd_tf);
+    /* the kernels chosen (an mma or simple backward always recomputes dS) */
+    const int per = impl == ATTN_MMA || impl == ATTN_SIMPLE ? 0 : attn_ds_heads_per_pass(&a);
+    char ds_text[64] = "dS recomputed";
+    if (per) snprintf(ds_text, sizeof ds_text, "dS kept, %d heads a pass", per);
+    printf("r1-distill attention (%s) T=%d B=%d H=%d KV=%d hd=%d, %s: forward %.3f ms (%.0f "
+           "TFLOP/s), backward %.3f ms (%.0f TFLOP/s)\n", name, T, B, H, KV, hd, ds_text, fwd_ms,
+           fwd_tf, bwd_ms, bwd_tf);
     printf("result {\"impl\":\"r1-distill\",\"kernels\":\"%s\",\"seq\":%d,\"batch\":%d,"
-           "\"heads\":%d,\"kv_heads\":%d,\"head_dim\":%d,\"ds_mib\":%.0f,\"ds_heads\":%d,"
-           "\"fwd_ms\":%.4f,\"bwd_ms\":%.4f,\"fwd_tflops\":%.1f,\"bwd_tflops\":%.1f}\n",
-           name, T, B, H, KV, hd, ds_mib, (int)opt_ds_heads, fwd_ms, bwd_ms, fwd_tf, bwd_tf);
+           "\"heads\":%d,\"kv_heads\":%d,\"head_dim\":%d,\"ds_mib\":%.0f,"
+           "\"ds_heads_per_pass\":%d,\"fwd_ms\":%.4f,\"bwd_ms\":%.4f,\"fwd_tflops\":%.1f,"
+           "\"bwd_tflops\":%.1f}\n", name, T, B, H, KV, hd, ds_mib, per, fwd_ms, bwd_ms, fwd_tf,
+           bwd_tf);
     R1_CUDA_CHECK(cudaStreamDestroy(s));
     cudaFree(qkv);
     cudaFree(dout);

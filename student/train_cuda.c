@@ -310,9 +310,9 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     bw.used = ls.used = 0;
     take_backward_scratch(s, &bw);
     take_loss_scratch(s, &ls);
-    /* the attention's dS where the kernels keep it (head_dim 128: at 64 it gains nothing), in
+    /* the attention backward's dS (the wgmma kernels at head_dim 128 keep it where it fits) in
      * what the MLP's backward scratch and the loss's chunk leave: no memory of its own */
-    const int keep_ds = s->hd == 128 && s->tile_rows == 2 * ATTN_TILE && !s->o.attn_recompute_ds;
+    const int keep_ds = !s->o.attn_recompute_ds;
     s->ds_scratch = keep_ds && bw.base ? bw.base + s->ds_at : NULL;
     s->ds_bytes = keep_ds ? shared - s->ds_at : 0;
 

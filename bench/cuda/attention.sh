@@ -30,6 +30,8 @@ nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
 while read -r name h kv hd t b; do
     shape=(--heads "$h" --kv-heads "$kv" --head-dim "$hd" --seq "$t" --batch "$b")
     run "ours-$name" "$BIN" --attn "${R1_BENCH_ATTN:-auto}" "${shape[@]}"
+    # the backward as it was before it kept dS (head_dim 128 only: 64 always recomputes)
+    [ "$hd" = 128 ] && run "ours-$name-rds" "$BIN" --attn "${R1_BENCH_ATTN:-auto}" --ds-mib 0 "${shape[@]}"
     run "torch-$name" "$PY" "$ROOT/bench/torch_attention.py" "${shape[@]}"
 done <<'EOF'
 0.5b-4k 14 2 64 4096 4
@@ -45,19 +47,25 @@ echo "summary ($RES): ours against each PyTorch kernel (time ratio: theirs / our
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 key = lambda r: (r["heads"], r["kv_heads"], r["head_dim"], r["seq"], r["batch"])
-print("%-26s %-11s | %-22s | %-22s | %s" % ("shape (H/KV/hd T x B)", "kernels", "forward ms (TFLOP/s)",
+print("%-26s %-24s | %-22s | %-22s | %s" % ("shape (H/KV/hd T x B)", "kernels", "forward ms (TFLOP/s)",
                                             "backward ms (TFLOP/s)", "ours x"))
 for o in (r for r in rows if r["impl"] == "r1-distill"):
     k = key(o)
     label = "%d/%d/%d %d x %d" % k
-    for r in [o] + [r for r in rows if r["impl"] == "torch" and key(r) == k]:
+    # each of our runs against the PyTorch runs of its shape (the rds run: dS recomputed)
+    mine = [r for r in rows if r["impl"] == "r1-distill" and key(r) == k]
+    if o is not mine[0]:
+        continue
+    for r in mine + [r for r in rows if r["impl"] == "torch" and key(r) == k]:
         if not r.get("fits", True):
             print("%-26s %-11s | not run: %s" % (label, r["kernels"], r.get("error", "")))
             continue
+        ours = r["impl"] == "r1-distill"
         ratio = "" if r is o else "fwd %.2f, bwd %.2f" % (r["fwd_ms"] / o["fwd_ms"], r["bwd_ms"] / o["bwd_ms"])
-        print("%-26s %-11s | %8.3f (%4.0f)        | %8.3f (%4.0f)        | %s" % (
-            label, ("ours-" if r is o else "") + r["kernels"], r["fwd_ms"], r["fwd_tflops"],
-            r["bwd_ms"], r["bwd_tflops"], ratio))
+        name = r["kernels"] if not ours else "ours-" + r["kernels"] + (
+            ", dS kept" if r.get("ds_heads_per_pass") else ", dS recomputed")
+        print("%-26s %-24s | %8.3f (%4.0f)        | %8.3f (%4.0f)        | %s" % (
+            label, name, r["fwd_ms"], r["fwd_tflops"], r["bwd_ms"], r["bwd_tflops"], ratio))
         label = ""
 PYEOF
 exit 0

@@ -552,13 +552,15 @@ static void fwd(bf16 *out, float *lse, const bf16 *qkv, const attn_shape *a, cud
     LAUNCH_CHECK();
 }
 
-/* Query heads per pass of the backward that keeps dS, for the shape's scratch: all heads if
- * they fit, else whole kv groups, else fewer heads beside the partials; 0: too little scratch
- * (recompute). The passes are evened out: 12 heads in 5s run as 4, 4, 4. */
-static int ds_heads_per_pass(const attn_shape *a) {
+/* All heads if they fit the scratch, else whole kv groups, else fewer heads beside the
+ * partials; 0: too little scratch (recompute). The passes are evened out: 12 heads in 5s run as
+ * 4, 4, 4. At head_dim 64 dS is
+ * always recomputed: keeping it measured no faster there (H200, 0.5B shape, 4 x 4096: 1.015
+ * against 1.017 ms), while the slots cost as much memory as at 128. */
+extern "C" int attn_ds_heads_per_pass(const attn_shape *a) {
     const int H = a->n_heads, G = H / a->n_kv_heads;
     const size_t head = (size_t)a->ds_slots * ATTN_DS_SLOT_BYTES;
-    if (!a->ds_scratch || head == 0) return 0;
+    if (!a->ds_scratch || head == 0 || a->head_dim != 128) return 0;
     const size_t cap = a->ds_max_heads > 0 ? (size_t)a->ds_max_heads : (size_t)H;
     const size_t fit = std::min(a->ds_scratch_bytes / head, cap);
     int unit = G; /* heads per pass come in whole groups, or one by one beside the partials */
@@ -582,7 +584,7 @@ static void bwd(bf16 *dqkv, const float *delta, const bf16 *dout, const bf16 *qk
         tile_bytes<HD>(2 * BM + 2 * KV_STAGES * T) + 2 * KV_STAGES * T * (int)sizeof(float) + 1024;
     constexpr int smem_dq_ds = DQ_K_STAGES * tile_bytes<HD>(T) +
                                DQ_DS_STAGES * (2 * ATTN_DS_SLOT_BYTES + 8) + 1024;
-    const int H = a->n_heads, KV = a->n_kv_heads, per = ds_heads_per_pass(a);
+    const int H = a->n_heads, KV = a->n_kv_heads, per = attn_ds_heads_per_pass(a);
     if (per == 0) {
         attn_set_smem(attn_dq_wg_kernel<HD>, smem_q);
         attn_dq_wg_kernel<HD><<<dim3(a->n_tiles, H), NTHR, smem_q, s>>>(
