@@ -4,7 +4,10 @@
  * step's own invariants: two runs give bit-identical gradients, and recomputation gives
  * bit-identical gradients to keeping the activations. Models: the committed fixtures
  * (tests/fixtures/qwen2-tied: tied head, q/k/v bias, head_dim 16; tests/fixtures/llama3-bf16:
- * untied, llama3 RoPE scaling) and a random Qwen2 with head_dim 64 (the tensor-core attention).
+ * untied, llama3 RoPE scaling) and random Qwen2s with head_dim 64 (the tensor-core attention) and
+ * 128 (whose attention backward keeps dS in the spent MLP scratch, all heads in one pass here, so
+ * the recomputation modes stay bit-identical: with room for fewer heads at a time, the passes,
+ * and so the last bits, may differ between modes).
  *
  * Tolerances (relative L2): loss 1e-2, gradients 5e-2 (the GPU keeps activations in bf16 and the
  * reference in double; a wrong index or a missed term gives errors of order 1); the optimizer
