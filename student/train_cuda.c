@@ -696,7 +696,14 @@ static void layer_backward(cuda_student *s, int l, layer_acts *a) {
     const layer_params *p = &s->lp[l];
     const int k = 1 + l; /* its bucket */
     const int n = s->n, d = s->d, ff = s->ff, f32 = s->o.grad_f32;
-    const attn_shape at = attn_of(s);
+    attn_shape at = attn_of(s);
+    /* a layer that keeps its own [gate | up] is done with it once its MLP's backward is: where it
+     * is larger than the shared scratch, the attention's dS goes there instead */
+    const size_t own_gu = (size_t)s->N * 2 * (size_t)ff * sizeof(r1_bf16);
+    if (at.ds_scratch && !recompute_layers(s) && own_gu > at.ds_scratch_bytes) {
+        at.ds_scratch = a->gu;
+        at.ds_scratch_bytes = own_gu;
+    }
     cudaStream_t st = s->stream;
     r1_gemm *g = s->gemm;
     /* x_out = xmid + act Wd^T */
