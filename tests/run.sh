@@ -25,7 +25,10 @@ run() {  # name, command...
         pass=$((pass + 1)); printf '  ok    %-44s %3ds\n' "$name" $((SECONDS - start))
     else
         fail=$((fail + 1)); failed+=("$name")
-        printf '  FAIL  %-44s %3ds\n' "$name" $((SECONDS - start)); sed 's/^/        | /' "$log" | tail -n 60
+        printf '  FAIL  %-44s %3ds\n' "$name" $((SECONDS - start))
+        # the failing checks first (a long log's tail may not reach them), then the tail
+        grep -m 20 'FAIL' "$log" | sed 's/^/        ! /'
+        sed 's/^/        | /' "$log" | tail -n 60
     fi
     rm -f "$log"
 }
