@@ -14,16 +14,16 @@
  * P and dS never leave registers: a product's accumulator is the next product's A operand. A
  * warpgroup skips the steps that the causal mask hides from all its rows.
  *
- * With scratch for dS (kernels.h, attn_ds_bytes) the backward runs in passes over the heads: the
- * dk/dv kernel also writes each step's dS (its bf16 A fragments, as they are) to a slot, and
- * a query-side kernel computes dq += dS K from the slots: five products in all, not seven.
- * A slot is the 64 x 64 block in fragment order, [warp][query k-step][lane][4 words], so each
- * kernel moves it with 16-byte accesses that a warp makes contiguous; the reader transposes its
- * 8 x 8 pieces in registers (movmatrix). Passes split the heads of a kv group only when the
+ * With scratch for dS (attn_shape.ds_scratch; head_dim 128) the backward runs in passes over
+ * the heads: the dk/dv kernel also writes each step's dS (its bf16 A fragments, as they are) to a
+ * slot, and a query-side kernel computes dq += dS K from the slots: five products in all, not
+ * seven. A slot is the 64 x 64 block in fragment order, [warp][query k-step][lane][4 words], so
+ * each kernel moves it with 16-byte accesses that a warp makes contiguous; the reader transposes
+ * its 8 x 8 pieces in registers (movmatrix). Passes split the heads of a kv group only when the
  * scratch is short; the group's dk, dv then wait between passes in float32, each pass's sum
- * added to the earlier ones' at its end. That association is the one place where the results
- * depend on the scratch: fixed for a shape and scratch size, and within float32 rounding of the
- * unsplit sum. */
+ * added to the earlier ones' at its end. So the scratch decides the last bits: dq's (dS kept or
+ * recomputed: the same values up to the rounding of S and dP) and, where a pass splits a group,
+ * dk's and dv's; a given shape and scratch size always give the same bits. */
 #include <algorithm>
 
 #include "student/cuda/attention.cuh"
@@ -554,9 +554,8 @@ static void fwd(bf16 *out, float *lse, const bf16 *qkv, const attn_shape *a, cud
 
 /* All heads if they fit the scratch, else whole kv groups, else fewer heads beside the
  * partials; 0: too little scratch (recompute). The passes are evened out: 12 heads in 5s run as
- * 4, 4, 4. At head_dim 64 dS is
- * always recomputed: keeping it measured no faster there (H200, 0.5B shape, 4 x 4096: 1.015
- * against 1.017 ms), while the slots cost as much memory as at 128. */
+ * 4, 4, 4. At head_dim 64 dS is always recomputed: keeping it measured no faster there (H200,
+ * 0.5B shape, 4 x 4096: 1.015 against 1.017 ms), while the slots cost as much as at 128. */
 extern "C" int attn_ds_heads_per_pass(const attn_shape *a) {
     const int H = a->n_heads, G = H / a->n_kv_heads;
     const size_t head = (size_t)a->ds_slots * ATTN_DS_SLOT_BYTES;
