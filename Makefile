@@ -87,6 +87,9 @@ BIN      := $(BUILD)/r1-distill
 endif
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
+ifneq ($(HAVE_CUDA),1) # the attention's host-side plans live in the CUDA library
+UNIT_SRC := $(filter-out tests/unit/test_attn_tiles.c,$(UNIT_SRC))
+endif
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # CUDA checks (run on a GPU machine): tests/cuda/test_*.cu, each compared with the CPU reference
 CUDA_TEST_SRC := $(wildcard tests/cuda/test_*.cu)
