@@ -78,17 +78,9 @@ static void test_tile_lists(void) {
 /* A shape of n tokens in one document with H / KV heads of head_dim hd and `bytes` of scratch. */
 static attn_shape ds_shape(int n, int H, int KV, int hd, size_t bytes, int max_heads) {
     static char scratch; /* only its address is read */
-    attn_shape a;
-    memset(&a, 0, sizeof a);
-    a.n = n;
-    a.n_heads = H;
-    a.n_kv_heads = KV;
-    a.head_dim = hd;
-    a.ds_slots = doc_slots(n);
-    a.ds_scratch = bytes ? &scratch : NULL;
-    a.ds_scratch_bytes = bytes;
-    a.ds_max_heads = max_heads;
-    return a;
+    return (attn_shape){.n = n, .n_heads = H, .n_kv_heads = KV, .head_dim = hd,
+                        .ds_slots = doc_slots(n), .ds_scratch = bytes ? &scratch : NULL,
+                        .ds_scratch_bytes = bytes, .ds_max_heads = max_heads};
 }
 
 static void test_heads_per_pass(void) {
