@@ -3,7 +3,6 @@
  * how many heads a pass of the backward that keeps dS takes for a given scratch
  * (student/cuda/attention_wgmma.cu attn_ds_heads_per_pass). Built where the CUDA library is. */
 #include <stdlib.h>
-#include <string.h>
 
 #include "student/cuda/kernels.h"
 #include "tests/unit/testing.h"
