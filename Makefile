@@ -87,10 +87,15 @@ BIN      := $(BUILD)/r1-distill
 endif
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
-ifneq ($(HAVE_CUDA),1) # the attention's host-side plans live in the CUDA library
-UNIT_SRC := $(filter-out tests/unit/test_attn_tiles.c,$(UNIT_SRC))
+# unit tests of host code that lives in the CUDA library (the attention's plans): built only with
+# it, so not by test-san, which builds without CUDA
+UNIT_CUDA_SRC := tests/unit/test_attn_tiles.c
+UNIT_PLAIN_SRC := $(filter-out $(UNIT_CUDA_SRC),$(UNIT_SRC))
+ifneq ($(HAVE_CUDA),1)
+UNIT_SRC := $(UNIT_PLAIN_SRC)
 endif
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+UNIT_PLAIN_BIN := $(UNIT_PLAIN_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # CUDA checks (run on a GPU machine): tests/cuda/test_*.cu, each compared with the CPU reference
 CUDA_TEST_SRC := $(wildcard tests/cuda/test_*.cu)
 CUDA_TEST_BIN := $(CUDA_TEST_SRC:tests/cuda/%.cu=$(BUILD)/tests-cuda/%)
@@ -164,7 +169,7 @@ bench-cuda: all $(CUDA_BENCH_BIN) $(BUILD)/bench/decode
 
 test-san:
 	@$(MAKE) --no-print-directory SAN=1 NO_CUDA=1 build-san/r1-distill \
-	  $(patsubst $(BUILD)/%,build-san/%,$(UNIT_BIN))
+	  $(patsubst $(BUILD)/%,build-san/%,$(UNIT_PLAIN_BIN))
 	@BUILD=build-san BIN=build-san/r1-distill SAN=1 tests/run.sh san
 
 fuzz:
