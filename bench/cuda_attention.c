@@ -132,8 +132,7 @@ int main(int argc, char **argv) {
     const double fwd_tf = fwd_flop / (fwd_ms * 1e9), bwd_tf = 2.5 * fwd_flop / (bwd_ms * 1e9);
     const char *name = opt_attn;
     const double ds_mib = (double)ds_bytes / 1048576.0;
-    /* the kernels chosen (an mma or simple backward always recomputes dS) */
-    const int per = impl == ATTN_MMA || impl == ATTN_SIMPLE ? 0 : attn_ds_heads_per_pass(&a);
+    const int per = attn_ds_heads_per_pass(&a);
     char ds_text[64] = "dS recomputed";
     if (per) snprintf(ds_text, sizeof ds_text, "dS kept, %d heads a pass", per);
     printf("r1-distill attention (%s) T=%d B=%d H=%d KV=%d hd=%d, %s: forward %.3f ms (%.0f "

@@ -218,8 +218,9 @@ static int recompute_layers(const cuda_student *s) {
 
 /* What is dead while the loss runs: the backward's activation gradients (dx is cleared after
  * the loss) and, when recomputing, the shared layer buffers, which the backward refills for the
- * last layer before reading them. */
-static void take_backward_scratch(cuda_student *s, bump *b) {
+ * last layer before reading them. Returns where the part the attention's backward may borrow
+ * starts. */
+static size_t take_backward_scratch(cuda_student *s, bump *b) {
     const size_t N = (size_t)s->N, d = (size_t)s->d, bf = sizeof(r1_bf16), f = sizeof(float);
     const int shared_layer = recompute_layers(s), shared_norms = s->o.recompute != RECOMPUTE_NONE;
     layer_acts *a = &s->acts[0];
@@ -240,7 +241,7 @@ static void take_backward_scratch(cuda_student *s, bump *b) {
     /* then the MLP's, which the layer's backward is done with when the attention's starts: from
      * here to the end of the allocation (which the loss's chunk may stretch), the attention
      * backward keeps its dS (alloc_all) */
-    s->ds_at = b->used;
+    const size_t spent = b->used;
     s->dact = bump_take(b, N * (size_t)s->ff * bf);
     if (shared_layer) {
         a->xmid = bump_take(b, N * d * bf);
@@ -251,6 +252,7 @@ static void take_backward_scratch(cuda_student *s, bump *b) {
         a->h2 = bump_take(b, N * d * bf);
         a->act = bump_take(b, N * (size_t)s->ff * bf);
     }
+    return spent;
 }
 
 static void take_loss_scratch(cuda_student *s, bump *b) {
@@ -308,13 +310,13 @@ static void alloc_all(cuda_student *s, mem_plan *p) {
     const size_t shared = bw.used > ls.used ? bw.used : ls.used;
     bw.base = ls.base = dev_alloc(s, p, shared);
     bw.used = ls.used = 0;
-    take_backward_scratch(s, &bw);
+    const size_t spent = take_backward_scratch(s, &bw);
     take_loss_scratch(s, &ls);
     /* the attention backward's dS (the wgmma kernels at head_dim 128 keep it where it fits) in
      * what the MLP's backward scratch and the loss's chunk leave: no memory of its own */
     const int keep_ds = !s->o.attn_recompute_ds;
-    s->ds_scratch = keep_ds && bw.base ? bw.base + s->ds_at : NULL;
-    s->ds_bytes = keep_ds ? shared - s->ds_at : 0;
+    s->ds_scratch = keep_ds && bw.base ? bw.base + spent : NULL;
+    s->ds_bytes = keep_ds ? shared - spent : 0;
 
     for (int l = 0; l <= s->L; l++) s->x[l] = dev_alloc(s, p, N * d * bf);
     /* each layer keeps its own set, less what the mode recomputes into the shared one */

@@ -113,7 +113,7 @@ struct cuda_student {
     size_t stage_ints, max_tiles;
     int ds_slots;       /* the batch's dS slots per head (attn_tiles_build) */
     void *ds_scratch;   /* the attention backward's dS: scratch the MLP's backward is done with */
-    size_t ds_bytes, ds_at; /* its size, its offset in the backward scratch */
+    size_t ds_bytes;
     int tile_rows;      /* attention tile height of the kernels o.attn picks for hd */
     cudaEvent_t staged;
 

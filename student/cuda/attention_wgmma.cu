@@ -559,7 +559,9 @@ static void fwd(bf16 *out, float *lse, const bf16 *qkv, const attn_shape *a, cud
 extern "C" int attn_ds_heads_per_pass(const attn_shape *a) {
     const int H = a->n_heads, G = H / a->n_kv_heads;
     const size_t head = (size_t)a->ds_slots * ATTN_DS_SLOT_BYTES;
-    if (!a->ds_scratch || head == 0 || a->head_dim != 128) return 0;
+    if (!a->ds_scratch || head == 0 || a->head_dim != 128 || a->impl == ATTN_MMA ||
+        a->impl == ATTN_SIMPLE)
+        return 0; /* the mma.sync and simple backwards always recompute dS */
     const size_t cap = a->ds_max_heads > 0 ? (size_t)a->ds_max_heads : (size_t)H;
     const size_t fit = std::min(a->ds_scratch_bytes / head, cap);
     int unit = G; /* heads per pass come in whole groups, or one by one beside the partials */

@@ -158,8 +158,8 @@ typedef struct {
     int ds_max_heads;      /* if > 0, at most this many heads per pass (tests, benchmarks) */
 } attn_shape;
 
-/* The query heads per pass of a wgmma backward that keeps dS, with this shape's scratch; 0: it
- * recomputes dS. */
+/* The query heads per pass of the backward that keeps dS, with this shape's kernels and scratch;
+ * 0: it recomputes dS (the mma.sync and simple kernels always do). */
 int attn_ds_heads_per_pass(const attn_shape *a);
 
 /* True when the tensor-core kernels take this shape (head_dim 64 or 128, 16-byte rows); AUTO
