@@ -16,6 +16,7 @@
  * The squared norm is summed by a fixed grid of GRAD_NORM_PARTIALS blocks in grid-stride order
  * and the partials are added by one block in index order, so it is the same on every run. Data
  * parallel ranks can all-reduce the partials (1024 floats) and each finish the same way. */
+#include <limits.h>
 #include <math.h>
 
 #include "student/cuda/common.cuh"
@@ -97,40 +98,43 @@ __global__ void adamw_kernel(bf16 *w, uint16_t *w_lo, float *m, float *v, const 
     }
 }
 
-/* Four parameters per thread and step: 16-byte loads and stores of the moments, 8 bytes of each
- * 16-bit array (the scalar kernel moved 4 and 2 bytes per access: 2.4 TB/s on the H100). n4 groups
- * of four; the caller checks the alignment and updates the last n % 4 with adamw_kernel. */
-__global__ void adamw_vec4_kernel(uint2 *w, uint2 *w_lo, float4 *m, float4 *v, const void *g,
-                                  int g_f32, size_t n4, adamw_scalars k, const float *clip) {
+/* Four parameters per thread: 16-byte loads and stores of the moments, 8 bytes of each 16-bit
+ * array (the scalar kernel moved 4 and 2 bytes per access: 2.4 TB/s on the H100). One group per
+ * thread, no grid-stride loop, and restrict-qualified arrays: the loads are not held behind the
+ * previous group's stores (H200, 41.3M parameters: 0.286 -> 0.273 ms, 3.93 TB/s). n4 groups of
+ * four; the caller checks the alignment and updates the last n % 4 with adamw_kernel. */
+__global__ void adamw_vec4_kernel(uint2 *__restrict__ w, uint2 *__restrict__ w_lo,
+                                  float4 *__restrict__ m, float4 *__restrict__ v,
+                                  const void *__restrict__ g, int g_f32, size_t n4,
+                                  adamw_scalars k, const float *__restrict__ clip) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n4) return;
     const float c = clip ? *clip : 1.0f;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n4;
-         i += (size_t)gridDim.x * blockDim.x) {
-        float gi[4];
-        if (g_f32) {
-            const float4 q = reinterpret_cast<const float4 *>(g)[i];
-            gi[0] = q.x, gi[1] = q.y, gi[2] = q.z, gi[3] = q.w;
-        } else {
-            const uint2 q = reinterpret_cast<const uint2 *>(g)[i];
-            const bf16 *b = reinterpret_cast<const bf16 *>(&q);
+    float gi[4];
+    if (g_f32) {
+        const float4 q = reinterpret_cast<const float4 *>(g)[i];
+        gi[0] = q.x, gi[1] = q.y, gi[2] = q.z, gi[3] = q.w;
+    } else {
+        const uint2 q = reinterpret_cast<const uint2 *>(g)[i];
+        const bf16 *b = reinterpret_cast<const bf16 *>(&q);
 #pragma unroll
-            for (int e = 0; e < 4; e++) gi[e] = __bfloat162float(b[e]);
-        }
-        uint2 wh = w[i], wl = w_lo[i];
-        bf16 *ph = reinterpret_cast<bf16 *>(&wh);
-        uint16_t *pl = reinterpret_cast<uint16_t *>(&wl);
-        float4 mi = m[i], vi = v[i];
-        float *pm = &mi.x, *pv = &vi.x;
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            float p = master_load(ph, pl, e);
-            adamw_one(p, pm[e], pv[e], __fmul_rn(gi[e], c), k);
-            master_store(ph, pl, e, p);
-        }
-        w[i] = wh;
-        w_lo[i] = wl;
-        m[i] = mi;
-        v[i] = vi;
+        for (int e = 0; e < 4; e++) gi[e] = __bfloat162float(b[e]);
     }
+    uint2 wh = w[i], wl = w_lo[i];
+    bf16 *ph = reinterpret_cast<bf16 *>(&wh);
+    uint16_t *pl = reinterpret_cast<uint16_t *>(&wl);
+    float4 mi = m[i], vi = v[i];
+    float *pm = &mi.x, *pv = &vi.x;
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        float p = master_load(ph, pl, e);
+        adamw_one(p, pm[e], pv[e], __fmul_rn(gi[e], c), k);
+        master_store(ph, pl, e, p);
+    }
+    w[i] = wh;
+    w_lo[i] = wl;
+    m[i] = mi;
+    v[i] = vi;
 }
 
 /* ---- launchers ---------------------------------------------------------------------------------- */
@@ -159,8 +163,8 @@ extern "C" void adamw_update_cuda(r1_bf16 *w, uint16_t *w_lo, float *m, float *v
     size_t done = 0;
     if (vec && n >= 4) {
         const size_t n4 = n / 4;
-        const long long want = ceil_div((long long)n4, 256);
-        const int blocks = want < 8192 ? (int)want : 8192;
+        const long long blocks = ceil_div((long long)n4, 256);
+        CHECK(blocks <= INT_MAX);
         adamw_vec4_kernel<<<blocks, 256, 0, s>>>((uint2 *)w, (uint2 *)w_lo, (float4 *)m,
                                                  (float4 *)v, g, g_f32, n4, k, clip);
         LAUNCH_CHECK();
