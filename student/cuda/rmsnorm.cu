@@ -65,7 +65,12 @@ __global__ void rmsnorm_backward_kernel(bf16 *dx, float *partial, const bf16 *dy
     for (int row = r0; row < r1; row++) {
         const float rs = rstd[row];
         const size_t base = (size_t)row * d;
-        float xh[MAXV][VEC], g[MAXV][VEC];
+        /* Rows of up to 8192 (MAXV <= 2) load dx with x and dy, before the reduction: one
+         * round trip to memory a row, not two (H200, n = 16384, d = 1536: 73.9 -> 66.8 us).
+         * Longer rows load it after: the registers it takes early would not let 384 threads
+         * launch (193 a thread at MAXV 4). */
+        constexpr bool early = MAXV <= 2;
+        float xh[MAXV][VEC], g[MAXV][VEC], dxv[MAXV][VEC];
         float dot = 0.0f;
 #pragma unroll
         for (int i = 0; i < MAXV; i++) {
@@ -74,6 +79,7 @@ __global__ void rmsnorm_backward_kernel(bf16 *dx, float *partial, const bf16 *dy
                 float xv[VEC], dyv[VEC];
                 load_vec<VEC>(xv, x + base + c);
                 load_vec<VEC>(dyv, dy + base + c);
+                if (early) load_vec<VEC>(dxv[i], dx + base + c);
 #pragma unroll
                 for (int e = 0; e < VEC; e++) {
                     xh[i][e] = xv[e] * rs;
@@ -88,11 +94,10 @@ __global__ void rmsnorm_backward_kernel(bf16 *dx, float *partial, const bf16 *dy
         for (int i = 0; i < MAXV; i++) {
             const int c = (threadIdx.x + i * blockDim.x) * VEC;
             if (c < d) {
-                float dxv[VEC];
-                load_vec<VEC>(dxv, dx + base + c);
+                if (!early) load_vec<VEC>(dxv[i], dx + base + c);
 #pragma unroll
-                for (int e = 0; e < VEC; e++) dxv[e] += rs * (g[i][e] - xh[i][e] * mean);
-                store_vec<VEC>(dx + base + c, dxv);
+                for (int e = 0; e < VEC; e++) dxv[i][e] += rs * (g[i][e] - xh[i][e] * mean);
+                store_vec<VEC>(dx + base + c, dxv[i]);
             }
         }
     }
