@@ -674,23 +674,24 @@ static void layer_forward(cuda_student *s, int l, layer_acts *a, int write_out) 
     /* gate, up = gate_proj(h), up_proj(h): one GEMM over [Wg; Wu] */
     linear_forward(s->gemm, a->gu, 0, 2 * s->ff, a->h2, d, W(k, p->wgu), NULL, NULL, n, d,
                    2 * s->ff, st);
-    /* act_fn(gate) * up */
-    swiglu_forward_cuda(a->act, a->gu, n, s->ff, st);
-    /* hidden_states = residual + down_proj(...) */
-    if (write_out)
+    /* hidden_states = residual + down_proj(act_fn(gate) * up); recomputing, the backward makes
+     * act itself (layer_backward) */
+    if (write_out) {
+        swiglu_forward_cuda(a->act, a->gu, n, s->ff, st);
         linear_forward(s->gemm, s->x[l + 1], 0, d, a->act, s->ff, W(k, p->wd), NULL, a->xmid, n,
                        s->ff, d, st);
+    }
 }
 
-/* RECOMPUTE_CHEAP: the shared outputs of layer l's norms and SwiGLU, recomputed from the
- * kept products by layer_forward's own kernels (so the same bits; rstd is rewritten equal). */
+/* RECOMPUTE_CHEAP: the shared outputs of layer l's norms, recomputed from the kept products by
+ * layer_forward's own kernels (so the same bits; rstd is rewritten equal). SwiGLU's output is
+ * made by the backward (layer_backward). */
 static void layer_refill(cuda_student *s, int l, layer_acts *a) {
     const layer_params *p = &s->lp[l];
     const int k = 1 + l; /* its bucket */
     const int n = s->n, d = s->d;
     rmsnorm_forward_cuda(a->h1, a->rstd1, s->x[l], W(k, p->attn_norm), n, d, s->eps, s->stream);
     rmsnorm_forward_cuda(a->h2, a->rstd2, a->xmid, W(k, p->mlp_norm), n, d, s->eps, s->stream);
-    swiglu_forward_cuda(a->act, a->gu, n, s->ff, s->stream);
 }
 
 /* The backward of layer l; s->dx holds the gradient of its output and receives its input's. */
@@ -708,11 +709,17 @@ static void layer_backward(cuda_student *s, int l, layer_acts *a) {
     }
     cudaStream_t st = s->stream;
     r1_gemm *g = s->gemm;
-    /* x_out = xmid + act Wd^T */
+    /* x_out = xmid + act Wd^T; act = silu(gate) * up, and the gradient of [gate | up] replaces
+     * gu. Recomputing, act is not kept: SwiGLU's backward makes it on the way (the forward's
+     * bits) before the product that reads it. */
     linear_backward_x(g, s->dact, 0, s->dx, d, W(k, p->wd), n, ff, d, st);
-    linear_backward_w(g, G(k, p->wd), f32, 1, s->dx, d, a->act, ff, n, ff, d, st);
-    /* act = silu(gate) * up; the gradient of [gate | up] replaces gu */
-    swiglu_backward_cuda(a->gu, s->dact, a->gu, n, ff, st);
+    if (s->o.recompute == RECOMPUTE_NONE) {
+        linear_backward_w(g, G(k, p->wd), f32, 1, s->dx, d, a->act, ff, n, ff, d, st);
+        swiglu_backward_cuda(a->gu, s->dact, a->gu, n, ff, st);
+    } else {
+        swiglu_backward_refill_cuda(a->gu, a->act, s->dact, a->gu, n, ff, st);
+        linear_backward_w(g, G(k, p->wd), f32, 1, s->dx, d, a->act, ff, n, ff, d, st);
+    }
     /* [gate | up] = h2 [Wg; Wu]^T */
     linear_backward_x(g, s->dh, 0, a->gu, 2 * ff, W(k, p->wgu), n, d, 2 * ff, st);
     linear_backward_w(g, G(k, p->wgu), f32, 1, a->gu, 2 * ff, a->h2, d, n, d, 2 * ff, st);

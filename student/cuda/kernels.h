@@ -110,6 +110,10 @@ void swiglu_forward_cuda(r1_bf16 *out, const r1_bf16 *gu, int n, int ff, cudaStr
 /* dgu[n, 2 ff] from dout[n, ff]; dgu may be gu itself (in place). */
 void swiglu_backward_cuda(r1_bf16 *dgu, const r1_bf16 *dout, const r1_bf16 *gu, int n, int ff,
                      cudaStream_t s);
+/* The same, and act[n, ff] = silu(gate) * up with swiglu_forward_cuda's bits, for a backward
+ * that needs the output again (one pass over gu instead of two). */
+void swiglu_backward_refill_cuda(r1_bf16 *dgu, r1_bf16 *act, const r1_bf16 *dout, const r1_bf16 *gu,
+                                 int n, int ff, cudaStream_t s);
 
 /* ---- causal flash attention over packed documents (attention*.cu) ----------------------------
  * qkv[n, (H + 2 KV) hd]: per row the H query heads, then KV key heads, then KV value heads

@@ -162,9 +162,9 @@ static inline int compare(const char *op, const char *shape, const float *got, c
     return ok;
 }
 
-/* Bitwise equality of two device results (the determinism checks). */
-static inline int same_bits(const char *op, const char *shape, const void *a, const void *b,
-                     size_t bytes) {
+/* Bitwise equality of two device results; ok and fail say what equality means here. */
+static inline int equal_bits(const char *op, const char *shape, const void *a, const void *b,
+                             size_t bytes, const char *ok_says, const char *fail_says) {
     g_checks++;
     unsigned char *x = (unsigned char *)xmalloc(bytes), *y = (unsigned char *)xmalloc(bytes);
     R1_CUDA_CHECK(cudaMemcpy(x, a, bytes, cudaMemcpyDeviceToHost));
@@ -172,8 +172,7 @@ static inline int same_bits(const char *op, const char *shape, const void *a, co
     size_t i = 0;
     while (i < bytes && x[i] == y[i]) i++;
     const int ok = i == bytes;
-    printf("  %s %-26s %-44s %s\n", ok ? "ok  " : "FAIL", op, shape,
-           ok ? "bit-identical on a second run" : "differs between two runs");
+    printf("  %s %-26s %-44s %s\n", ok ? "ok  " : "FAIL", op, shape, ok ? ok_says : fail_says);
     if (!ok) {
         printf("       first differing byte %zu of %zu\n", i, bytes);
         g_failures++;
@@ -181,6 +180,13 @@ static inline int same_bits(const char *op, const char *shape, const void *a, co
     free(x);
     free(y);
     return ok;
+}
+
+/* The determinism checks: a second run gives the first one's bits. */
+static inline int same_bits(const char *op, const char *shape, const void *a, const void *b,
+                     size_t bytes) {
+    return equal_bits(op, shape, a, b, bytes, "bit-identical on a second run",
+                      "differs between two runs");
 }
 
 static inline double *dvec(size_t n) { return (double *)xcalloc(n ? n : 1, sizeof(double)); }

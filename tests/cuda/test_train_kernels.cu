@@ -322,8 +322,21 @@ static void test_swiglu(int n, int ff, int in_place) {
     compare("swiglu_backward", shape, gd, rd, (size_t)n * 2 * ff, 2 * ff, 1e-2);
     guard_ok("swiglu_forward", dout, 2 * (size_t)n * ff);
     guard_ok("swiglu_backward", dgrad, 2 * (size_t)n * 2 * ff);
-    cudaFree(dgu), cudaFree(dd), cudaFree(dout);
-    if (!in_place) cudaFree(dgrad);
+    /* the backward that also writes the output (recomputing trainers): the forward's bits and
+     * the backward's */
+    void *dgu2 = dev_upload(guh, 2 * (size_t)n * 2 * ff), *dact = dev_poison(2 * (size_t)n * ff);
+    void *dgrad2 = in_place ? dgu2 : dev_poison(2 * (size_t)n * 2 * ff);
+    swiglu_backward_refill_cuda((r1_bf16 *)dgrad2, (r1_bf16 *)dact, (const r1_bf16 *)dd,
+                                (const r1_bf16 *)dgu2, n, ff, S);
+    sync_check("swiglu_backward_refill");
+    equal_bits("swiglu_backward_refill act", shape, dact, dout, 2 * (size_t)n * ff,
+               "swiglu_forward's bits", "differs from swiglu_forward");
+    equal_bits("swiglu_backward_refill dgu", shape, dgrad2, dgrad, 2 * (size_t)n * 2 * ff,
+               "swiglu_backward's bits", "differs from swiglu_backward");
+    guard_ok("swiglu_backward_refill act", dact, 2 * (size_t)n * ff);
+    guard_ok("swiglu_backward_refill dgu", dgrad2, 2 * (size_t)n * 2 * ff);
+    cudaFree(dgu), cudaFree(dd), cudaFree(dout), cudaFree(dgu2), cudaFree(dact);
+    if (!in_place) cudaFree(dgrad), cudaFree(dgrad2);
     free(guh), free(dh), free(guf), free(df), free(ro), free(rd), free(go), free(gd);
 }
 
