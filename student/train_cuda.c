@@ -713,13 +713,11 @@ static void layer_backward(cuda_student *s, int l, layer_acts *a) {
      * gu. Recomputing, act is not kept: SwiGLU's backward makes it on the way (the forward's
      * bits) before the product that reads it. */
     linear_backward_x(g, s->dact, 0, s->dx, d, W(k, p->wd), n, ff, d, st);
-    if (s->o.recompute == RECOMPUTE_NONE) {
-        linear_backward_w(g, G(k, p->wd), f32, 1, s->dx, d, a->act, ff, n, ff, d, st);
+    if (s->o.recompute == RECOMPUTE_NONE)
         swiglu_backward_cuda(a->gu, s->dact, a->gu, n, ff, st);
-    } else {
+    else
         swiglu_backward_refill_cuda(a->gu, a->act, s->dact, a->gu, n, ff, st);
-        linear_backward_w(g, G(k, p->wd), f32, 1, s->dx, d, a->act, ff, n, ff, d, st);
-    }
+    linear_backward_w(g, G(k, p->wd), f32, 1, s->dx, d, a->act, ff, n, ff, d, st);
     /* [gate | up] = h2 [Wg; Wu]^T */
     linear_backward_x(g, s->dh, 0, a->gu, 2 * ff, W(k, p->wgu), n, d, 2 * ff, st);
     linear_backward_w(g, G(k, p->wgu), f32, 1, a->gu, 2 * ff, a->h2, d, n, d, 2 * ff, st);

@@ -47,8 +47,12 @@ __global__ void rmsnorm_forward_kernel(bf16 *out, float *rstd, const bf16 *x, co
     }
 }
 
+/* Bounded to RMS_MAX_THREADS so that every plan launches: without the bound the widest rows'
+ * kernels took more registers than an SM holds for their blocks (MAXV 4: 158 a thread, so no
+ * 512-thread block, which rows of 16,384 take); with it ptxas keeps to 128 and spills instead
+ * (MAXV 4 and 8 only: the narrower kernels need fewer). */
 template <int VEC, int MAXV>
-__global__ void rmsnorm_backward_kernel(bf16 *dx, float *partial, const bf16 *dy, const bf16 *x,
+__global__ void __launch_bounds__(RMS_MAX_THREADS) rmsnorm_backward_kernel(bf16 *dx, float *partial, const bf16 *dy, const bf16 *x,
                                         const bf16 *w, const float *rstd, int n, int d,
                                         int rows_per_block) {
     __shared__ float red[32];
@@ -135,18 +139,18 @@ __global__ void rmsnorm_dw_finish_kernel(void *dw, int dw_f32, const float *part
 /* ---- launchers ---------------------------------------------------------------------------------- */
 
 /* Picks the vector width (8 when rows are 16-byte aligned), the vectors per thread and the
- * block size (at most max_threads) for rows of d elements. */
+ * block size for rows of d elements. */
 typedef struct {
     int vec, maxv, threads;
 } row_plan;
 
-static row_plan plan_rows(int d, bool vec8, int max_threads) {
+static row_plan plan_rows(int d, bool vec8) {
     row_plan p;
     p.vec = vec8 ? 8 : 1;
     const int nvec = ceil_div(d, p.vec);
     p.maxv = 1;
-    while (p.maxv < 8 && nvec > max_threads * p.maxv) p.maxv *= 2;
-    CHECK(nvec <= max_threads * p.maxv);
+    while (p.maxv < 8 && nvec > RMS_MAX_THREADS * p.maxv) p.maxv *= 2;
+    CHECK(nvec <= RMS_MAX_THREADS * p.maxv);
     p.threads = ceil_div(ceil_div(nvec, p.maxv), 32) * 32;
     return p;
 }
@@ -174,35 +178,11 @@ extern "C" void rmsnorm_forward_cuda(r1_bf16 *out, float *rstd, const r1_bf16 *x
                                 int n, int d, float eps, cudaStream_t s) {
     CHECK(n > 0 && d > 0);
     const bool v8 = d % 8 == 0 && aligned16(out) && aligned16(x) && aligned16(w);
-    const row_plan p = plan_rows(d, v8, RMS_MAX_THREADS);
+    const row_plan p = plan_rows(d, v8);
 #define L(V, M) rmsnorm_forward_kernel<V, M><<<n, p.threads, 0, s>>>(out, rstd, x, w, d, eps)
     RMS_DISPATCH(p, L);
 #undef L
     LAUNCH_CHECK();
-}
-
-/* Registers a block of the backward kernel of plan p asks for (a warp's are allocated in
- * multiples of 256, so a thread's in multiples of 8). */
-static long long backward_block_regs(row_plan p) {
-    cudaFuncAttributes fa;
-#define A(V, M) R1_CUDA_CHECK(cudaFuncGetAttributes(&fa, rmsnorm_backward_kernel<V, M>))
-    RMS_DISPATCH(p, A);
-#undef A
-    return (long long)ceil_div(fa.numRegs, 8) * 8 * p.threads;
-}
-
-/* The backward's plan: the forward's, unless its block asks for more registers than an SM has
- * (rows longer than 12,288 at 16-byte vectors: MAXV 4 takes 158 a thread, too many for 416
- * threads): then fewer threads with more vectors each. */
-static row_plan plan_backward(int d, bool vec8) {
-    int regs_per_sm = 0, dev = 0;
-    R1_CUDA_CHECK(cudaGetDevice(&dev));
-    R1_CUDA_CHECK(cudaDeviceGetAttribute(&regs_per_sm, cudaDevAttrMaxRegistersPerBlock, dev));
-    int max_threads = RMS_MAX_THREADS;
-    row_plan p = plan_rows(d, vec8, max_threads);
-    while (backward_block_regs(p) > regs_per_sm && max_threads > 64)
-        p = plan_rows(d, vec8, max_threads /= 2);
-    return p;
 }
 
 extern "C" size_t rmsnorm_backward_scratch_floats(int n, int d) {
@@ -214,7 +194,7 @@ extern "C" void rmsnorm_backward_cuda(r1_bf16 *dx, void *dw, int dw_f32, float *
                                  const float *rstd, int n, int d, cudaStream_t s) {
     CHECK(n > 0 && d > 0);
     const bool v8 = d % 8 == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) && aligned16(w);
-    const row_plan p = plan_backward(d, v8);
+    const row_plan p = plan_rows(d, v8);
     const int blocks = n < RMS_BWD_BLOCKS ? n : RMS_BWD_BLOCKS;
     const int rows_per_block = ceil_div(n, blocks);
     /* with rows_per_block rounded up, the last blocks may get no rows: their partials are 0 */
