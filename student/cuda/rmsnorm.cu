@@ -52,9 +52,9 @@ __global__ void rmsnorm_forward_kernel(bf16 *out, float *rstd, const bf16 *x, co
  * 512-thread block, which rows of 16,384 take); with it ptxas keeps to 128 and spills instead
  * (MAXV 4 and 8 only: the narrower kernels need fewer). */
 template <int VEC, int MAXV>
-__global__ void __launch_bounds__(RMS_MAX_THREADS) rmsnorm_backward_kernel(bf16 *dx, float *partial, const bf16 *dy, const bf16 *x,
-                                        const bf16 *w, const float *rstd, int n, int d,
-                                        int rows_per_block) {
+__global__ void __launch_bounds__(RMS_MAX_THREADS)
+    rmsnorm_backward_kernel(bf16 *dx, float *partial, const bf16 *dy, const bf16 *x, const bf16 *w,
+                            const float *rstd, int n, int d, int rows_per_block) {
     __shared__ float red[32];
     float wv[MAXV][VEC], dw[MAXV][VEC];
 #pragma unroll
